@@ -1,0 +1,57 @@
+//! The command line: `risktail <command>`. Doc comments here are the `--help`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// risktail: turns a trading engine's risk log lines into rows of a Delta Lake table.
+///
+/// It reads the log files the engine already writes (Python logging, loguru or
+/// JSON lines, plain or gzipped), recognises circuit-breaker, trailing-stop and
+/// portfolio-limit messages with editable pattern files, and appends each one
+/// exactly once to the `risk_events` table. Lines it cannot turn into a valid
+/// event are kept in `risk_events_quarantine` with the reason.
+///
+/// Start with `risktail parse` on a log file to see what it recognises.
+#[derive(Debug, Parser)]
+#[command(name = "risktail", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the risk events of log files as JSON lines; writes nothing.
+    ///
+    /// The dry run for tuning patterns: one JSON object per event on stdout, with
+    /// exactly the table's column names; `--quarantine` adds the lines that would
+    /// be quarantined (marked `"quarantine": true`). A summary (lines, events by
+    /// type, quarantined by reason) goes to stderr.
+    ///
+    /// Examples:
+    ///   risktail parse --config risktail.toml
+    ///   risktail parse --config risktail.toml --source engine logs/engine.log.2.gz
+    ///   tail -n 1000 engine.log | risktail parse -c risktail.toml --quarantine -
+    Parse(ParseArgs),
+}
+
+/// `risktail parse`
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// The config file (sources, envelopes, timezones, pattern folders).
+    #[arg(short, long, default_value = "risktail.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Which source's envelope and timezone to read the files with (needed when
+    /// the config has more than one source).
+    #[arg(short, long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Also print quarantine records.
+    #[arg(short, long)]
+    pub quarantine: bool,
+    /// Files to read: paths, globs, or `-` for stdin. Default: the source's
+    /// configured paths. Gzip is detected by content.
+    #[arg(value_name = "PATH")]
+    pub inputs: Vec<String>,
+}

@@ -1,0 +1,48 @@
+//! The subcommands: wiring and policy only; the work is in the layers.
+
+pub mod parse;
+
+use std::path::PathBuf;
+
+/// Expands CLI inputs: `-` stays stdin, globs expand (sorted), plain paths stay.
+/// A glob that matches nothing is an error, so a typo does not read nothing quietly.
+pub fn expand_inputs(inputs: &[String]) -> Result<Vec<Input>, String> {
+    let mut out = Vec::new();
+    for i in inputs {
+        if i == "-" {
+            out.push(Input::Stdin);
+            continue;
+        }
+        if i.contains(['*', '?', '[']) {
+            let paths = glob::glob(i).map_err(|e| format!("{i}: not a valid glob: {e}"))?;
+            let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+            if found.is_empty() {
+                return Err(format!("{i}: no file matches"));
+            }
+            found.sort();
+            out.extend(found.into_iter().map(Input::Path));
+        } else {
+            out.push(Input::Path(PathBuf::from(i)));
+        }
+    }
+    Ok(out)
+}
+
+/// Something to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Standard input.
+    Stdin,
+    /// A file.
+    Path(PathBuf),
+}
+
+impl Input {
+    /// How it is named in rows and messages.
+    pub fn display(&self) -> String {
+        match self {
+            Input::Stdin => "-".into(),
+            Input::Path(p) => p.display().to_string(),
+        }
+    }
+}

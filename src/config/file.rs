@@ -1,0 +1,117 @@
+//! The serde mirror of `risktail.toml`. Every section denies unknown keys, so
+//! a typo is an error that names the key instead of a silently ignored setting.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[table]`
+    pub table: TableSection,
+    /// `[flush]`
+    #[serde(default)]
+    pub flush: FlushSection,
+    /// `[[source]]`
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceSection>,
+    /// `[patterns]`
+    #[serde(default)]
+    pub patterns: PatternsSection,
+}
+
+/// `[table]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSection {
+    /// Where `risk_events` lives: a local path (relative to the config file) or a URL.
+    pub uri: String,
+    /// Where the quarantine table lives; default: `<uri>_quarantine`.
+    pub quarantine_uri: Option<String>,
+}
+
+/// `[flush]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlushSection {
+    /// Commit at least this often while rows are pending.
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    /// Commit when this many rows are pending.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+}
+
+fn default_interval() -> u64 {
+    1000
+}
+
+fn default_max_events() -> usize {
+    10_000
+}
+
+impl Default for FlushSection {
+    fn default() -> Self {
+        FlushSection {
+            interval_ms: default_interval(),
+            max_events: default_max_events(),
+        }
+    }
+}
+
+/// The envelope names a source may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvelopeKind {
+    /// Python `logging` with a format string.
+    Python,
+    /// loguru's default format.
+    Loguru,
+    /// JSON lines.
+    Json,
+}
+
+/// Where a never-seen file starts being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    /// From its first byte.
+    #[default]
+    Beginning,
+    /// From its end at first sight.
+    End,
+}
+
+/// `[[source]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// Unique name; part of every row and of the offsets' ids.
+    pub name: String,
+    /// Files to follow (globs allowed), relative to the config file.
+    pub paths: Vec<String>,
+    /// `python`, `loguru` or `json`.
+    pub envelope: EnvelopeKind,
+    /// The engine's `logging.Formatter` format string (python only).
+    pub format: Option<String>,
+    /// The formatter's datefmt (python and json).
+    pub datefmt: Option<String>,
+    /// IANA zone of times without an offset; default UTC.
+    pub timezone: Option<String>,
+    /// Lines longer than this go to quarantine; default 1 MiB.
+    pub max_line_bytes: Option<usize>,
+    /// `beginning` (default) or `end`, for files never seen before.
+    pub start_at: Option<StartAt>,
+}
+
+/// `[patterns]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PatternsSection {
+    /// Folders of pattern files (relative to the config file).
+    #[serde(default)]
+    pub dirs: Vec<String>,
+    /// Load the built-in patterns first (default true); a file in `dirs` with a
+    /// built-in file's name replaces it.
+    pub builtin: Option<bool>,
+}

@@ -1,0 +1,437 @@
+//! The validated configuration. [`Config::load`] reads `risktail.toml`, checks
+//! every value, compiles envelopes and loads pattern files, so a bad config
+//! fails at start with the file, the key and what is wrong, never later.
+
+pub mod file;
+
+use chrono_tz::Tz;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::parse::SourceParser;
+use crate::parse::envelope::{
+    Envelope, json::JsonEnvelope, loguru::LoguruEnvelope, python::PythonEnvelope,
+};
+use crate::parse::patterns::{PatternError, PatternSet};
+use crate::parse::time::DateFormat;
+use crate::source::reader::DEFAULT_MAX_LINE_BYTES;
+pub use file::{EnvelopeKind, StartAt};
+
+/// The engine's default format string (log-dialect.md §1).
+pub const DEFAULT_PYTHON_FORMAT: &str = "%(asctime)s - %(name)s - %(levelname)s - %(message)s";
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not TOML, a wrong type, or an unknown key (toml's message names the key and line).
+    #[error("{path}: {message}")]
+    Toml {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value that parses but cannot be used.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// The key, e.g. `source[0] (engine).timezone`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A pattern file could not be loaded.
+    #[error("{path}: patterns: {source}")]
+    Patterns {
+        /// The config file.
+        path: PathBuf,
+        /// The pattern error (names its file and pattern).
+        source: PatternError,
+    },
+}
+
+/// One validated `[[source]]`.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Its name.
+    pub name: String,
+    /// Path globs, absolute or relative to the working directory (resolved
+    /// against the config file's folder).
+    pub paths: Vec<String>,
+    /// Which envelope.
+    pub envelope_kind: EnvelopeKind,
+    /// The compiled envelope.
+    pub envelope: Envelope,
+    /// Zone of offset-less times.
+    pub timezone: Tz,
+    /// Oversize limit.
+    pub max_line_bytes: usize,
+    /// Where never-seen files start.
+    pub start_at: StartAt,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// `risk_events` location (a local path is absolute after loading).
+    pub table_uri: String,
+    /// `risk_events_quarantine` location.
+    pub quarantine_uri: String,
+    /// `[flush] interval_ms`.
+    pub flush_interval: std::time::Duration,
+    /// `[flush] max_events`.
+    pub flush_max_events: usize,
+    /// The sources, in file order.
+    pub sources: Vec<SourceConfig>,
+    /// The loaded pattern set.
+    pub patterns: Arc<PatternSet>,
+    /// Pattern folders (for reloads).
+    pub pattern_dirs: Vec<PathBuf>,
+    /// Whether built-in patterns are loaded.
+    pub builtin_patterns: bool,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_str(path, &text)
+    }
+
+    /// Validates config text; `path` names it in errors and anchors relative paths.
+    pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: file::ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Toml {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+
+        if raw.table.uri.trim().is_empty() {
+            return Err(invalid("table.uri".into(), "must not be empty".into()));
+        }
+        let table_uri = resolve_uri(&base, &raw.table.uri);
+        let quarantine_uri = match &raw.table.quarantine_uri {
+            Some(q) if q.trim().is_empty() => {
+                return Err(invalid(
+                    "table.quarantine_uri".into(),
+                    "must not be empty".into(),
+                ));
+            }
+            Some(q) => resolve_uri(&base, q),
+            None => format!("{}_quarantine", table_uri.trim_end_matches('/')),
+        };
+        if quarantine_uri == table_uri {
+            return Err(invalid(
+                "table.quarantine_uri".into(),
+                "must differ from table.uri".into(),
+            ));
+        }
+        if raw.flush.interval_ms == 0 {
+            return Err(invalid(
+                "flush.interval_ms".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if raw.flush.max_events == 0 {
+            return Err(invalid(
+                "flush.max_events".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if raw.sources.is_empty() {
+            return Err(invalid(
+                "source".into(),
+                "at least one [[source]] is needed: name, paths, envelope".into(),
+            ));
+        }
+
+        let mut sources = Vec::new();
+        for (i, s) in raw.sources.iter().enumerate() {
+            let key = |k: &str| format!("source[{i}] ({}).{k}", s.name);
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                return Err(invalid(
+                    key("name"),
+                    format!(
+                        "{:?}: use letters, digits, '_', '-' or '.' (it names the source's offsets in the table)",
+                        s.name
+                    ),
+                ));
+            }
+            if sources.iter().any(|o: &SourceConfig| o.name == s.name) {
+                return Err(invalid(key("name"), "another source has this name".into()));
+            }
+            if s.paths.is_empty() {
+                return Err(invalid(
+                    key("paths"),
+                    "list at least one file or glob".into(),
+                ));
+            }
+            let mut paths = Vec::new();
+            for p in &s.paths {
+                let full = base.join(p);
+                let full = full.to_string_lossy().into_owned();
+                glob::Pattern::new(&full).map_err(|e| {
+                    invalid(key("paths"), format!("{p:?} is not a valid glob: {e}"))
+                })?;
+                paths.push(full);
+            }
+            let timezone: Tz = match &s.timezone {
+                None => Tz::UTC,
+                Some(z) => z.parse().map_err(|_| {
+                    invalid(
+                        key("timezone"),
+                        format!(
+                            "{z:?} is not an IANA timezone (e.g. \"America/New_York\", \"UTC\")"
+                        ),
+                    )
+                })?,
+            };
+            let envelope = match s.envelope {
+                EnvelopeKind::Python => {
+                    let fmt = s.format.as_deref().unwrap_or(DEFAULT_PYTHON_FORMAT);
+                    Envelope::Python(PythonEnvelope::new(fmt, s.datefmt.as_deref()).map_err(
+                        |e| {
+                            let k = match e {
+                                crate::parse::envelope::python::PythonEnvelopeError::Format(_) => {
+                                    "format"
+                                }
+                                crate::parse::envelope::python::PythonEnvelopeError::Datefmt(_) => {
+                                    "datefmt"
+                                }
+                            };
+                            invalid(key(k), e.to_string())
+                        },
+                    )?)
+                }
+                EnvelopeKind::Loguru => {
+                    for (k, v) in [("format", &s.format), ("datefmt", &s.datefmt)] {
+                        if v.is_some() {
+                            return Err(invalid(key(k), "applies to envelope = \"python\" only; loguru's default format is built in".into()));
+                        }
+                    }
+                    Envelope::Loguru(LoguruEnvelope::new())
+                }
+                EnvelopeKind::Json => {
+                    if s.format.is_some() {
+                        return Err(invalid(
+                            key("format"),
+                            "applies to envelope = \"python\" only".into(),
+                        ));
+                    }
+                    let datefmt = s
+                        .datefmt
+                        .as_deref()
+                        .map(DateFormat::compile)
+                        .transpose()
+                        .map_err(|e| invalid(key("datefmt"), e.to_string()))?;
+                    Envelope::Json(JsonEnvelope::new(datefmt))
+                }
+            };
+            let max_line_bytes = s.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
+            if max_line_bytes < 256 {
+                return Err(invalid(
+                    key("max_line_bytes"),
+                    "must be at least 256".into(),
+                ));
+            }
+            sources.push(SourceConfig {
+                name: s.name.clone(),
+                paths,
+                envelope_kind: s.envelope,
+                envelope,
+                timezone,
+                max_line_bytes,
+                start_at: s.start_at.unwrap_or_default(),
+            });
+        }
+
+        let pattern_dirs: Vec<PathBuf> = raw.patterns.dirs.iter().map(|d| base.join(d)).collect();
+        let builtin_patterns = raw.patterns.builtin.unwrap_or(true);
+        if !builtin_patterns && pattern_dirs.is_empty() {
+            return Err(invalid(
+                "patterns.builtin".into(),
+                "false with no patterns.dirs leaves no patterns at all".into(),
+            ));
+        }
+        let patterns = PatternSet::load(builtin_patterns, &pattern_dirs).map_err(|source| {
+            ConfigError::Patterns {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        Ok(Config {
+            path: path.to_owned(),
+            table_uri,
+            quarantine_uri,
+            flush_interval: std::time::Duration::from_millis(raw.flush.interval_ms),
+            flush_max_events: raw.flush.max_events,
+            sources,
+            patterns: Arc::new(patterns),
+            pattern_dirs,
+            builtin_patterns,
+        })
+    }
+
+    /// The source of this name, or the only source when `name` is None.
+    pub fn source(&self, name: Option<&str>) -> Result<&SourceConfig, String> {
+        match name {
+            Some(n) => self.sources.iter().find(|s| s.name == n).ok_or_else(|| {
+                let names: Vec<_> = self.sources.iter().map(|s| s.name.as_str()).collect();
+                format!(
+                    "no source named {n:?} in {} (sources: {})",
+                    self.path.display(),
+                    names.join(", ")
+                )
+            }),
+            None if self.sources.len() == 1 => Ok(&self.sources[0]),
+            None => {
+                let names: Vec<_> = self.sources.iter().map(|s| s.name.as_str()).collect();
+                Err(format!(
+                    "{} has {} sources; say which with --source ({})",
+                    self.path.display(),
+                    self.sources.len(),
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+
+    /// The parser of a source.
+    pub fn parser(&self, source: &SourceConfig) -> SourceParser {
+        SourceParser::new(
+            &source.name,
+            source.envelope.clone(),
+            self.patterns.clone(),
+            source.timezone,
+        )
+    }
+}
+
+/// A local path relative to the config file becomes absolute-ish (joined to
+/// the config's folder); URLs (`s3://…`, `file://…`) are kept.
+fn resolve_uri(base: &Path, uri: &str) -> String {
+    if uri.contains("://") {
+        uri.to_owned()
+    } else {
+        base.join(uri).to_string_lossy().into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[table]
+uri = "lake/risk_events"
+[[source]]
+name = "engine"
+paths = ["logs/engine.log"]
+envelope = "python"
+timezone = "America/New_York"
+"#;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str(Path::new("/etc/risktail/risktail.toml"), text)
+    }
+
+    #[test]
+    fn good_config_with_defaults() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.table_uri, "/etc/risktail/lake/risk_events");
+        assert_eq!(
+            c.quarantine_uri,
+            "/etc/risktail/lake/risk_events_quarantine"
+        );
+        assert_eq!(c.flush_interval.as_millis(), 1000);
+        assert_eq!(c.flush_max_events, 10_000);
+        assert_eq!(c.sources[0].paths, vec!["/etc/risktail/logs/engine.log"]);
+        assert_eq!(c.sources[0].max_line_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load(&GOOD.replace("[table]", "[flush]\nintervall_ms = 5\n[table]")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("risktail.toml") && msg.contains("intervall_ms"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (
+                GOOD.replace("America/New_York", "Mars/Olympus"),
+                "source[0] (engine).timezone",
+            ),
+            (
+                GOOD.replace(
+                    "envelope = \"python\"",
+                    "envelope = \"python\"\nformat = \"%(levelname)s %(message)s\"",
+                ),
+                "source[0] (engine).format",
+            ),
+            (
+                GOOD.replace(
+                    "envelope = \"python\"",
+                    "envelope = \"python\"\ndatefmt = \"%H:%M\"",
+                ),
+                "source[0] (engine).datefmt",
+            ),
+            (
+                GOOD.replace(
+                    "envelope = \"python\"",
+                    "envelope = \"loguru\"\nformat = \"x\"",
+                ),
+                "source[0] (engine).format",
+            ),
+            (
+                GOOD.replace("name = \"engine\"", "name = \"en gine\""),
+                "name",
+            ),
+            (
+                GOOD.replace("[table]", "[flush]\ninterval_ms = 0\n[table]"),
+                "flush.interval_ms",
+            ),
+        ];
+        for (text, key) in cases {
+            let msg = load(&text).unwrap_err().to_string();
+            assert!(msg.contains(key), "expected {key:?} in {msg}");
+            assert!(msg.starts_with("/etc/risktail/risktail.toml"), "{msg}");
+        }
+        let msg = load(&GOOD.replace("envelope = \"python\"", "envelope = \"xml\""))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("envelope") && msg.contains("xml"), "{msg}");
+    }
+}

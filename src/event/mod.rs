@@ -1,0 +1,565 @@
+//! What a risk line becomes: a typed [`RiskEvent`] (one row of `risk_events`)
+//! or a [`QuarantineRecord`] (one row of `risk_events_quarantine`).
+//!
+//! Events are plain typed structs, not JSON maps, so a wrong type is caught
+//! where the field is set (and quarantined with a reason) instead of when
+//! Parquet is written.
+
+pub mod schema;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde::ser::Serializer;
+use std::collections::BTreeMap;
+use std::fmt;
+use uuid::Uuid;
+
+use crate::source::fingerprint::FileId;
+
+/// Namespace of `event_id`s (UUID v5). Fixed forever: changing it would give
+/// every historical line a new id.
+const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6b2f_1c3e_8a4d_4e51_9f07_52c1_d3a8_e6b0);
+
+/// The deterministic id of the line at `offset` of the file `file`:
+/// UUID v5 of the file identity and the big-endian byte offset. `parse`,
+/// `backfill` and `run` all call this, so a line keeps its id whichever reads it.
+pub fn event_id(file: FileId, offset: u64) -> Uuid {
+    let mut name = [0u8; 24];
+    name[..16].copy_from_slice(file.as_bytes());
+    name[16..].copy_from_slice(&offset.to_be_bytes());
+    Uuid::new_v5(&EVENT_NAMESPACE, &name)
+}
+
+/// A column of `risk_events` that a pattern (or an envelope's extra key) may fill.
+/// Identity, lineage and time columns are not in this list: they come from the
+/// line's position and envelope, never from its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `execution_id`
+    ExecutionId,
+    /// `old_state`
+    OldState,
+    /// `new_state`
+    NewState,
+    /// `failure_count`
+    FailureCount,
+    /// `entry_premium`
+    EntryPremium,
+    /// `current_premium`
+    CurrentPremium,
+    /// `highest_premium`
+    HighestPremium,
+    /// `stop_premium`
+    StopPremium,
+    /// `action`
+    Action,
+    /// `limit_type`
+    LimitType,
+    /// `current_value`
+    CurrentValue,
+    /// `limit_value`
+    LimitValue,
+    /// `allowed`
+    Allowed,
+    /// `rejection_reason`
+    RejectionReason,
+    /// `symbol`
+    Symbol,
+}
+
+/// The kind of value a [`Field`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Text.
+    Str,
+    /// A 32-bit integer.
+    Int,
+    /// A float.
+    Float,
+    /// true / false.
+    Bool,
+}
+
+impl Field {
+    /// Every fillable field, for error messages and lookups.
+    pub const ALL: [Field; 15] = [
+        Field::ExecutionId,
+        Field::OldState,
+        Field::NewState,
+        Field::FailureCount,
+        Field::EntryPremium,
+        Field::CurrentPremium,
+        Field::HighestPremium,
+        Field::StopPremium,
+        Field::Action,
+        Field::LimitType,
+        Field::CurrentValue,
+        Field::LimitValue,
+        Field::Allowed,
+        Field::RejectionReason,
+        Field::Symbol,
+    ];
+
+    /// The column name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::ExecutionId => "execution_id",
+            Field::OldState => "old_state",
+            Field::NewState => "new_state",
+            Field::FailureCount => "failure_count",
+            Field::EntryPremium => "entry_premium",
+            Field::CurrentPremium => "current_premium",
+            Field::HighestPremium => "highest_premium",
+            Field::StopPremium => "stop_premium",
+            Field::Action => "action",
+            Field::LimitType => "limit_type",
+            Field::CurrentValue => "current_value",
+            Field::LimitValue => "limit_value",
+            Field::Allowed => "allowed",
+            Field::RejectionReason => "rejection_reason",
+            Field::Symbol => "symbol",
+        }
+    }
+
+    /// Looks a column up by name.
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// What the column holds.
+    pub fn kind(self) -> ValueKind {
+        match self {
+            Field::FailureCount => ValueKind::Int,
+            Field::EntryPremium
+            | Field::CurrentPremium
+            | Field::HighestPremium
+            | Field::StopPremium
+            | Field::CurrentValue
+            | Field::LimitValue => ValueKind::Float,
+            Field::Allowed => ValueKind::Bool,
+            _ => ValueKind::Str,
+        }
+    }
+}
+
+/// A converted value on its way into a column or `metadata`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Text.
+    Str(String),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl Value {
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Str(s) => serde_json::Value::String(s.clone()),
+            Value::Int(i) => serde_json::Value::from(*i),
+            // NaN and infinities have no JSON form; keep Python's spelling as text.
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or_else(|| serde_json::Value::String(python_float_text(*f))),
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+        }
+    }
+}
+
+fn python_float_text(f: f64) -> String {
+    if f.is_nan() {
+        "nan".into()
+    } else if f > 0.0 {
+        "inf".into()
+    } else {
+        "-inf".into()
+    }
+}
+
+/// A value of the wrong kind for its column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeMismatch {
+    /// The column.
+    pub field: &'static str,
+    /// What it got.
+    pub got: String,
+}
+
+impl fmt::Display for TypeMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "column {} cannot hold {}", self.field, self.got)
+    }
+}
+
+/// One row of `risk_events`. Field order is the column order, so the derived
+/// `Serialize` prints the schema's keys in the schema's order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RiskEvent {
+    /// UUID v5 of (file identity, line offset).
+    pub event_id: Uuid,
+    /// e.g. `circuit_breaker_state_change`.
+    pub event_type: String,
+    /// `circuit_breaker`, `trailing_stop`, `portfolio_limits`, or a user's.
+    pub component: String,
+    /// When the engine logged the line, UTC.
+    #[serde(serialize_with = "ser_micros")]
+    pub timestamp: DateTime<Utc>,
+    /// The execution the line is about.
+    pub execution_id: Option<String>,
+    /// The breaker's state before this change.
+    pub old_state: Option<String>,
+    /// The breaker's state after this change.
+    pub new_state: Option<String>,
+    /// Failures counted by the breaker.
+    pub failure_count: Option<i32>,
+    /// Trailing stop: premium at entry.
+    pub entry_premium: Option<f64>,
+    /// Trailing stop: premium when triggered.
+    pub current_premium: Option<f64>,
+    /// Trailing stop: peak premium.
+    pub highest_premium: Option<f64>,
+    /// Trailing stop: stop level.
+    pub stop_premium: Option<f64>,
+    /// Trailing stop action.
+    pub action: Option<String>,
+    /// Which portfolio limit.
+    pub limit_type: Option<String>,
+    /// The limit's current value.
+    pub current_value: Option<f64>,
+    /// The limit.
+    pub limit_value: Option<f64>,
+    /// Whether the entry was allowed.
+    pub allowed: Option<bool>,
+    /// Why an entry was rejected.
+    pub rejection_reason: Option<String>,
+    /// Sorted JSON object of the dialect's fields that have no column; null when empty.
+    pub metadata: Option<String>,
+    /// The instrument.
+    pub symbol: Option<String>,
+    /// Log level as printed.
+    pub level: Option<String>,
+    /// Logger name.
+    pub logger: Option<String>,
+    /// Source name from the config.
+    pub source: String,
+    /// Path the line was read from.
+    pub source_file: String,
+    /// Byte offset of the line's first byte in the file's (decompressed) content.
+    pub source_offset: i64,
+    /// The line as written, without its newline, invalid UTF-8 replaced.
+    pub raw_line: String,
+    /// When risktail read it.
+    #[serde(serialize_with = "ser_micros")]
+    pub ingested_at: DateTime<Utc>,
+    /// UTC date of `timestamp`: the partition.
+    pub event_date: NaiveDate,
+}
+
+fn ser_micros<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+/// Collects an event's columns while a line is parsed; [`EventBuilder::finish`]
+/// turns it into a [`RiskEvent`].
+#[derive(Debug, Default, Clone)]
+pub struct EventFields {
+    /// Column values set so far.
+    pub columns: Vec<(Field, Value)>,
+    /// `metadata` keys set so far (sorted on output).
+    pub metadata: BTreeMap<String, Value>,
+}
+
+impl EventFields {
+    /// Sets a column, replacing an earlier value; checks the value's kind.
+    /// An integer is accepted where a float is expected (Python prints `5` for 5.0
+    /// only when the engine formats it so, but an integer is still a number).
+    pub fn set(&mut self, field: Field, value: Value) -> Result<(), TypeMismatch> {
+        let value = match (field.kind(), value) {
+            (ValueKind::Float, Value::Int(i)) => Value::Float(i as f64),
+            (ValueKind::Int, Value::Int(i)) if i32::try_from(i).is_err() => {
+                return Err(TypeMismatch {
+                    field: field.name(),
+                    got: format!("{i} (outside 32-bit range)"),
+                });
+            }
+            (ValueKind::Str, v @ Value::Str(_))
+            | (ValueKind::Int, v @ Value::Int(_))
+            | (ValueKind::Float, v @ Value::Float(_))
+            | (ValueKind::Bool, v @ Value::Bool(_)) => v,
+            (_, other) => {
+                return Err(TypeMismatch {
+                    field: field.name(),
+                    got: format!("{other:?}"),
+                });
+            }
+        };
+        self.columns.retain(|(f, _)| *f != field);
+        self.columns.push((field, value));
+        Ok(())
+    }
+
+    /// Sets a column only if it has no value yet.
+    pub fn set_default(&mut self, field: Field, value: Value) -> Result<(), TypeMismatch> {
+        if self.get(field).is_none() {
+            self.set(field, value)?;
+        }
+        Ok(())
+    }
+
+    /// The value of a column, if set.
+    pub fn get(&self, field: Field) -> Option<&Value> {
+        self.columns
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| v)
+    }
+
+    /// The metadata object as sorted JSON text, or None when empty.
+    fn metadata_json(&self) -> Option<String> {
+        if self.metadata.is_empty() {
+            return None;
+        }
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
+        Some(serde_json::Value::Object(map).to_string())
+    }
+}
+
+/// Everything about an event that does not come from patterns.
+#[derive(Debug, Clone)]
+pub struct EventOrigin<'a> {
+    /// Its id.
+    pub event_id: Uuid,
+    /// The pattern's event type.
+    pub event_type: &'a str,
+    /// The pattern's component.
+    pub component: &'a str,
+    /// UTC time of the line.
+    pub timestamp: DateTime<Utc>,
+    /// Level as printed.
+    pub level: Option<&'a str>,
+    /// Logger name.
+    pub logger: Option<&'a str>,
+    /// Source name.
+    pub source: &'a str,
+    /// Path of the file.
+    pub source_file: &'a str,
+    /// Offset of the line.
+    pub source_offset: u64,
+    /// The line.
+    pub raw_line: &'a str,
+    /// When it was read.
+    pub ingested_at: DateTime<Utc>,
+}
+
+impl RiskEvent {
+    /// Assembles a row from its origin and parsed fields.
+    pub fn build(origin: EventOrigin<'_>, fields: &EventFields) -> RiskEvent {
+        let s = |f| match fields.get(f) {
+            Some(Value::Str(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let fl = |f| match fields.get(f) {
+            Some(Value::Float(x)) => Some(*x),
+            _ => None,
+        };
+        RiskEvent {
+            event_id: origin.event_id,
+            event_type: origin.event_type.to_owned(),
+            component: origin.component.to_owned(),
+            timestamp: origin.timestamp,
+            execution_id: s(Field::ExecutionId),
+            old_state: s(Field::OldState),
+            new_state: s(Field::NewState),
+            failure_count: match fields.get(Field::FailureCount) {
+                Some(Value::Int(i)) => i32::try_from(*i).ok(),
+                _ => None,
+            },
+            entry_premium: fl(Field::EntryPremium),
+            current_premium: fl(Field::CurrentPremium),
+            highest_premium: fl(Field::HighestPremium),
+            stop_premium: fl(Field::StopPremium),
+            action: s(Field::Action),
+            limit_type: s(Field::LimitType),
+            current_value: fl(Field::CurrentValue),
+            limit_value: fl(Field::LimitValue),
+            allowed: match fields.get(Field::Allowed) {
+                Some(Value::Bool(b)) => Some(*b),
+                _ => None,
+            },
+            rejection_reason: s(Field::RejectionReason),
+            metadata: fields.metadata_json(),
+            symbol: s(Field::Symbol),
+            level: origin.level.map(str::to_owned),
+            logger: origin.logger.map(str::to_owned),
+            source: origin.source.to_owned(),
+            source_file: origin.source_file.to_owned(),
+            source_offset: origin.source_offset as i64,
+            raw_line: origin.raw_line.to_owned(),
+            ingested_at: origin.ingested_at,
+            event_date: origin.timestamp.date_naive(),
+        }
+    }
+}
+
+/// Why a line went to quarantine. The `reason` column holds [`Reason::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The message holds a risk keyword but no pattern matched it.
+    UnmatchedKeyword,
+    /// A pattern matched but a captured field did not convert.
+    Conversion,
+    /// The line is longer than `max_line_bytes`.
+    LineTooLong,
+    /// A risk line whose time is unparseable or does not exist locally.
+    BadTimestamp,
+    /// A sealed file ends in a line without its newline.
+    IncompleteLine,
+}
+
+impl Reason {
+    /// The stable text stored in the `reason` column.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::UnmatchedKeyword => "unmatched_keyword",
+            Reason::Conversion => "conversion",
+            Reason::LineTooLong => "line_too_long",
+            Reason::BadTimestamp => "bad_timestamp",
+            Reason::IncompleteLine => "incomplete_line",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Where a line is: source, file and offset.
+#[derive(Debug, Clone, Copy)]
+pub struct LinePos<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Path of the file.
+    pub source_file: &'a str,
+    /// Offset of the line's first byte.
+    pub offset: u64,
+}
+
+/// One row of `risk_events_quarantine`: a line that could not become a valid
+/// event, kept with the reason so nothing is dropped silently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuarantineRecord {
+    /// Source name.
+    pub source: String,
+    /// Path of the file.
+    pub source_file: String,
+    /// Offset of the line.
+    pub source_offset: i64,
+    /// The line, invalid UTF-8 replaced, cut to 64 KiB.
+    pub raw_line: String,
+    /// Why.
+    pub reason: Reason,
+    /// When it was read.
+    #[serde(serialize_with = "ser_micros")]
+    pub ingested_at: DateTime<Utc>,
+    /// The explanation a person needs to fix the pattern or the input.
+    pub detail: Option<String>,
+    /// The line's full length in bytes (before the cut).
+    pub line_bytes: i64,
+    /// UTC date of `ingested_at`: the partition.
+    pub ingest_date: NaiveDate,
+}
+
+impl QuarantineRecord {
+    /// Builds a record from raw bytes, cutting them to the quarantine limit on
+    /// a character boundary.
+    pub fn new(
+        at: LinePos<'_>,
+        raw: &[u8],
+        line_bytes: u64,
+        reason: Reason,
+        detail: Option<String>,
+        ingested_at: DateTime<Utc>,
+    ) -> QuarantineRecord {
+        let cut = &raw[..raw.len().min(schema::QUARANTINE_RAW_LINE_MAX)];
+        let mut text = String::from_utf8_lossy(cut).into_owned();
+        // Cutting may split a multi-byte character: the lossy decode then ends
+        // in U+FFFD, which is the honest rendering of a cut character.
+        if text.len() > schema::QUARANTINE_RAW_LINE_MAX {
+            let mut end = schema::QUARANTINE_RAW_LINE_MAX;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        QuarantineRecord {
+            source: at.source.to_owned(),
+            source_file: at.source_file.to_owned(),
+            source_offset: at.offset as i64,
+            raw_line: text,
+            reason,
+            ingested_at,
+            detail,
+            line_bytes: line_bytes as i64,
+            ingest_date: ingested_at.date_naive(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_id_is_deterministic_and_offset_sensitive() {
+        let f = FileId::from_head(b"2026-01-28 10:30:00,123 - a - INFO - x\n");
+        assert_eq!(event_id(f, 10), event_id(f, 10));
+        assert_ne!(event_id(f, 10), event_id(f, 11));
+        let g = FileId::from_head(b"2026-01-28 10:30:00,124 - a - INFO - x\n");
+        assert_ne!(event_id(f, 10), event_id(g, 10));
+        assert_eq!(event_id(f, 0).get_version_num(), 5);
+    }
+
+    #[test]
+    fn set_checks_kinds_and_ranges() {
+        let mut e = EventFields::default();
+        assert!(e.set(Field::EntryPremium, Value::Int(2)).is_ok());
+        assert_eq!(e.get(Field::EntryPremium), Some(&Value::Float(2.0)));
+        assert!(e.set(Field::FailureCount, Value::Int(1 << 40)).is_err());
+        assert!(e.set(Field::Allowed, Value::Str("yes".into())).is_err());
+        assert!(e.set(Field::Symbol, Value::Float(1.0)).is_err());
+    }
+
+    #[test]
+    fn metadata_is_sorted_json_and_null_when_empty() {
+        let mut e = EventFields::default();
+        assert_eq!(e.metadata_json(), None);
+        e.metadata.insert("z".into(), Value::Int(1));
+        e.metadata.insert("a".into(), Value::Float(f64::NAN));
+        assert_eq!(e.metadata_json().as_deref(), Some(r#"{"a":"nan","z":1}"#));
+    }
+
+    #[test]
+    fn quarantine_cuts_long_lines_on_a_char_boundary() {
+        let raw = "é".repeat(40_000); // 80,000 bytes
+        let now = Utc::now();
+        let at = LinePos {
+            source: "s",
+            source_file: "f",
+            offset: 0,
+        };
+        let q = QuarantineRecord::new(at, raw.as_bytes(), 80_000, Reason::LineTooLong, None, now);
+        assert!(q.raw_line.len() <= schema::QUARANTINE_RAW_LINE_MAX);
+        assert!(q.raw_line.chars().all(|c| c == 'é'));
+        assert_eq!(q.line_bytes, 80_000);
+    }
+}

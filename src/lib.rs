@@ -1,0 +1,22 @@
+//! risktail: a sidecar that tails a Python trading engine's log files and
+//! appends its risk events exactly once to a Delta Lake table.
+//!
+//! The modules read as the data flow, one way:
+//!
+//! - [`source`]: files → complete lines with their file identity and offsets
+//!   (fingerprint, line reader, gzip).
+//! - [`parse`]: a line → an [`parse::Outcome`]: envelope, context prefix,
+//!   pattern files, enrichment (breaker state, DST rule). Pure; no I/O.
+//! - [`event`]: the typed rows of `risk_events` and `risk_events_quarantine`
+//!   and the one definition of their schema.
+//! - [`config`]: `risktail.toml`, validated at start.
+//! - [`commands`]: the subcommands, wiring the layers.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod event;
+pub mod parse;
+pub mod source;
+pub mod tally;

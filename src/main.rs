@@ -1,0 +1,29 @@
+//! The `risktail` binary: parse the command line, run the command, map the
+//! result to an exit status (0 ok, 1 some input failed, 2 bad usage/config).
+
+use clap::Parser;
+use std::process::ExitCode;
+
+use risktail::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RISKTAIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let result = match &cli.command {
+        Command::Parse(args) => risktail::commands::parse::run(args),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("risktail: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! From a line's bytes to an event: envelope → context prefix → patterns →
+//! enrichment. Pure: no files, no Delta. The caller gives each line with its
+//! file identity and offset, and the source's [`SourceState`]; the parser gives
+//! back an [`Outcome`] and updates the state.
+
+pub mod enrich;
+pub mod envelope;
+pub mod fields;
+pub mod patterns;
+pub mod time;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::sync::Arc;
+
+use crate::event::{
+    EventFields, EventOrigin, Field, LinePos, QuarantineRecord, Reason, RiskEvent, Value,
+    ValueKind, event_id,
+};
+use crate::source::fingerprint::FileId;
+pub use enrich::SourceState;
+use envelope::Envelope;
+use patterns::{Matched, PatternSet};
+
+/// What became of a line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A head line without a risk keyword (or one the prefilter skipped unparsed).
+    Noise,
+    /// A line that continues the record before it (traceback, wrapped text).
+    Continuation,
+    /// Known noise that carries a keyword (an `ignore` pattern matched).
+    Ignored,
+    /// A risk event.
+    Event(Box<RiskEvent>),
+    /// A line kept for review.
+    Quarantine(Box<QuarantineRecord>),
+}
+
+/// Where a line came from.
+#[derive(Debug, Clone, Copy)]
+pub struct LineRef<'a> {
+    /// The file's identity.
+    pub file: FileId,
+    /// The path it was read from.
+    pub path: &'a str,
+    /// Offset of the line's first byte.
+    pub offset: u64,
+    /// The line, with or without its newline.
+    pub bytes: &'a [u8],
+}
+
+/// The parser of one source.
+#[derive(Debug, Clone)]
+pub struct SourceParser {
+    source: Arc<str>,
+    envelope: Envelope,
+    patterns: Arc<PatternSet>,
+    tz: Tz,
+    /// Whether noise lines' times must be read too (zones with DST).
+    track_time: bool,
+}
+
+fn strip_newline(b: &[u8]) -> &[u8] {
+    let b = b.strip_suffix(b"\n").unwrap_or(b);
+    b.strip_suffix(b"\r").unwrap_or(b)
+}
+
+impl SourceParser {
+    /// A parser for the source `source`.
+    pub fn new(
+        source: &str,
+        envelope: Envelope,
+        patterns: Arc<PatternSet>,
+        tz: Tz,
+    ) -> SourceParser {
+        SourceParser {
+            source: source.into(),
+            envelope,
+            patterns,
+            track_time: !time::zone_is_fixed(tz),
+            tz,
+        }
+    }
+
+    /// The source's name.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Replaces the pattern set (SIGHUP reload).
+    pub fn set_patterns(&mut self, patterns: Arc<PatternSet>) {
+        self.patterns = patterns;
+    }
+
+    /// Parses one complete line.
+    pub fn parse_line(
+        &self,
+        state: &mut SourceState,
+        line: LineRef<'_>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let raw = strip_newline(line.bytes);
+        let candidate = self.patterns.is_candidate(raw);
+        if !candidate && !self.track_time {
+            return Outcome::Noise;
+        }
+        let text = String::from_utf8_lossy(raw);
+        let Some(head) = self.envelope.parse_head(&text) else {
+            return Outcome::Continuation;
+        };
+        let utc =
+            head.time.as_ref().map_err(Clone::clone).and_then(|t| {
+                time::to_utc(*t, self.tz, state.last_time).map_err(|e| e.to_string())
+            });
+        if let Ok(t) = utc {
+            state.saw_time(t);
+        }
+        if !candidate {
+            return Outcome::Noise;
+        }
+        let (ctx, message) = enrich::split_context(&head.message);
+        let level = head.level.as_deref().map(str::trim);
+        let logger = head.logger.as_deref();
+        let quarantine = |reason, detail: String| {
+            Outcome::Quarantine(Box::new(QuarantineRecord::new(
+                self.pos(line.path, line.offset),
+                raw,
+                raw.len() as u64,
+                reason,
+                Some(detail),
+                now,
+            )))
+        };
+        let pattern = match self.patterns.find(message, level, logger) {
+            Matched::Ignored(_) => return Outcome::Ignored,
+            Matched::Nothing => {
+                if self.patterns.has_keyword(message) {
+                    return quarantine(
+                        Reason::UnmatchedKeyword,
+                        "the message holds a risk keyword but matches no pattern".into(),
+                    );
+                }
+                return Outcome::Noise;
+            }
+            Matched::Event(p) => p,
+        };
+        let timestamp = match utc {
+            Ok(t) => t,
+            Err(detail) => return quarantine(Reason::BadTimestamp, detail),
+        };
+        let mut fields = EventFields::default();
+        for (key, value) in head.extras {
+            put_extra(&mut fields, key, value);
+        }
+        if let Some(e) = ctx.execution_id {
+            let _ = fields.set(Field::ExecutionId, Value::Str(e.to_owned()));
+        }
+        if let Some(s) = ctx.symbol {
+            let _ = fields.set(Field::Symbol, Value::Str(s.to_owned()));
+        }
+        if let Err(e) = pattern.extract(message, &mut fields) {
+            return quarantine(Reason::Conversion, e.0);
+        }
+        // A breaker change's old_state is the state last seen in this source,
+        // unless the message itself names it (re-OPENED from HALF_OPEN).
+        if pattern.component == "circuit_breaker"
+            && let Some(Value::Str(new)) = fields.get(Field::NewState).cloned()
+        {
+            if let Some(prev) = &state.breaker {
+                let _ = fields.set_default(Field::OldState, Value::Str(prev.clone()));
+            }
+            state.breaker = Some(new);
+        }
+        let event = RiskEvent::build(
+            EventOrigin {
+                event_id: event_id(line.file, line.offset),
+                event_type: pattern.event_type.as_deref().unwrap_or_default(),
+                component: &pattern.component,
+                timestamp,
+                level,
+                logger,
+                source: &self.source,
+                source_file: line.path,
+                source_offset: line.offset,
+                raw_line: &text,
+                ingested_at: now,
+            },
+            &fields,
+        );
+        Outcome::Event(Box::new(event))
+    }
+
+    fn pos<'a>(&'a self, path: &'a str, offset: u64) -> LinePos<'a> {
+        LinePos {
+            source: &self.source,
+            source_file: path,
+            offset,
+        }
+    }
+
+    /// The quarantine record of a line over `max_line_bytes`.
+    pub fn oversize(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        prefix: &[u8],
+        now: DateTime<Utc>,
+    ) -> QuarantineRecord {
+        QuarantineRecord::new(
+            self.pos(path, offset),
+            strip_newline(prefix),
+            len,
+            Reason::LineTooLong,
+            Some(format!(
+                "line of {len} bytes is over max_line_bytes; first {} kept",
+                prefix.len()
+            )),
+            now,
+        )
+    }
+
+    /// The quarantine record of the unterminated tail of a sealed file.
+    pub fn fragment(
+        &self,
+        path: &str,
+        offset: u64,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> QuarantineRecord {
+        QuarantineRecord::new(
+            self.pos(path, offset),
+            bytes,
+            bytes.len() as u64,
+            Reason::IncompleteLine,
+            Some("the file ends in a line without its newline".into()),
+            now,
+        )
+    }
+}
+
+/// An envelope's extra field: into the column of its name when the value fits
+/// (numbers become text for text columns), otherwise into `metadata`.
+fn put_extra(fields: &mut EventFields, key: String, value: Value) {
+    if let Some(f) = Field::from_name(&key) {
+        let value = match (f.kind(), value) {
+            (ValueKind::Str, Value::Int(i)) => Value::Str(i.to_string()),
+            (ValueKind::Str, Value::Float(x)) => Value::Str(x.to_string()),
+            (ValueKind::Str, Value::Bool(b)) => Value::Str(b.to_string()),
+            (_, v) => v,
+        };
+        if fields.set(f, value.clone()).is_ok() {
+            return;
+        }
+        fields.metadata.insert(key, value);
+        return;
+    }
+    fields.metadata.insert(key, value);
+}

@@ -1,0 +1,576 @@
+//! Pattern files: the user-editable rules that turn a message into an event.
+//!
+//! A pattern file (TOML, see `patterns/README.md`) names its component and the
+//! keywords its messages always contain, then lists patterns: an event type, a
+//! regex whose named captures fill columns or `metadata.<key>`, constant
+//! fields, conversions, and optional logger/level filters. `ignore = true`
+//! marks known noise (the dialect's near misses) that carries a keyword.
+//!
+//! The keywords are the prefilter: one Aho-Corasick scan over a line's raw
+//! bytes decides whether any regex runs at all, so the common noise line costs
+//! no regex. That is only sound if every event pattern's regex requires one of
+//! the keywords, so loading checks it with the regex's literal prefixes and
+//! suffixes and refuses a pattern it cannot prove.
+
+use aho_corasick::AhoCorasick;
+use regex::Regex;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::event::{EventFields, Field, Value, ValueKind};
+use crate::parse::fields::Conversion;
+
+/// The default pattern files, compiled into the binary.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "circuit_breaker.toml",
+        include_str!("../../patterns/circuit_breaker.toml"),
+    ),
+    (
+        "portfolio_limits.toml",
+        include_str!("../../patterns/portfolio_limits.toml"),
+    ),
+    (
+        "trailing_stop.toml",
+        include_str!("../../patterns/trailing_stop.toml"),
+    ),
+];
+
+/// A pattern file that cannot be used. Always names the file, and the pattern
+/// when one is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    /// The directory or file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("{file}: {message}")]
+    Toml {
+        /// The file.
+        file: String,
+        /// toml's message (it names the key and line).
+        message: String,
+    },
+    /// A pattern is wrong.
+    #[error("{file}: pattern {pattern:?}: {message}")]
+    Pattern {
+        /// The file.
+        file: String,
+        /// The pattern's name.
+        pattern: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file as a whole is wrong.
+    #[error("{file}: {message}")]
+    File {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDef {
+    component: Option<String>,
+    keywords: Vec<String>,
+    #[serde(default, rename = "pattern")]
+    patterns: Vec<PatternDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternDef {
+    name: String,
+    event_type: Option<String>,
+    component: Option<String>,
+    regex: String,
+    #[serde(default)]
+    set: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    types: BTreeMap<String, Conversion>,
+    logger: Option<String>,
+    levels: Option<Vec<String>>,
+    #[serde(default)]
+    ignore: bool,
+}
+
+/// Where a captured or constant value goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A column.
+    Column(Field),
+    /// A key of `metadata`.
+    Metadata(String),
+}
+
+impl Target {
+    fn parse(name: &str) -> Result<Target, String> {
+        if let Some(key) = name.strip_prefix("metadata.") {
+            if key.is_empty() {
+                return Err("\"metadata.\" needs a key after the dot".into());
+            }
+            return Ok(Target::Metadata(key.to_owned()));
+        }
+        Field::from_name(name).map(Target::Column).ok_or_else(|| {
+            let cols: Vec<_> = Field::ALL.iter().map(|f| f.name()).collect();
+            format!(
+                "{name:?} is neither a column a pattern may fill ({}) nor metadata.<key>",
+                cols.join(", ")
+            )
+        })
+    }
+
+    fn default_conversion(&self) -> Conversion {
+        match self {
+            Target::Column(f) => match f.kind() {
+                ValueKind::Str => Conversion::String,
+                ValueKind::Int => Conversion::Int,
+                ValueKind::Float => Conversion::Number,
+                ValueKind::Bool => Conversion::Bool,
+            },
+            Target::Metadata(_) => Conversion::String,
+        }
+    }
+
+    /// Puts a value where it belongs.
+    pub fn apply(&self, fields: &mut EventFields, v: Value) -> Result<(), String> {
+        match self {
+            Target::Column(f) => fields.set(*f, v).map_err(|e| e.to_string()),
+            Target::Metadata(k) => {
+                fields.metadata.insert(k.clone(), v);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One compiled pattern.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    /// Its name (unique within its file).
+    pub name: String,
+    /// The file it came from.
+    pub file: String,
+    /// `None` for an ignore pattern.
+    pub event_type: Option<String>,
+    /// The component of its events.
+    pub component: String,
+    regex: Regex,
+    /// (capture group index, target, conversion).
+    captures: Vec<(usize, Target, Conversion)>,
+    constants: Vec<(Target, Value)>,
+    logger: Option<Regex>,
+    levels: Option<Vec<String>>,
+}
+
+/// A pattern matched but a field did not convert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractError(pub String);
+
+impl Pattern {
+    fn accepts(&self, level: Option<&str>, logger: Option<&str>) -> bool {
+        let level_ok = match &self.levels {
+            Some(levels) => level.is_some_and(|l| levels.iter().any(|x| x == l)),
+            None => true,
+        };
+        let logger_ok = match &self.logger {
+            Some(re) => logger.is_some_and(|l| re.is_match(l)),
+            None => true,
+        };
+        level_ok && logger_ok
+    }
+
+    /// Fills `fields` from a message this pattern matched.
+    pub fn extract(&self, message: &str, fields: &mut EventFields) -> Result<(), ExtractError> {
+        let Some(caps) = self.regex.captures(message) else {
+            return Err(ExtractError("pattern no longer matches".into()));
+        };
+        for (t, v) in &self.constants {
+            t.apply(fields, v.clone()).map_err(ExtractError)?;
+        }
+        for (i, target, conv) in &self.captures {
+            let Some(m) = caps.get(*i) else { continue };
+            let v = conv.apply(m.as_str()).map_err(|e| {
+                ExtractError(format!(
+                    "pattern {:?} ({}): {}: {e}",
+                    self.name,
+                    self.file,
+                    target_name(target)
+                ))
+            })?;
+            target.apply(fields, v).map_err(|e| {
+                ExtractError(format!("pattern {:?} ({}): {e}", self.name, self.file))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn target_name(t: &Target) -> String {
+    match t {
+        Target::Column(f) => f.name().to_owned(),
+        Target::Metadata(k) => format!("metadata.{k}"),
+    }
+}
+
+/// What a message matched.
+#[derive(Debug)]
+pub enum Matched<'p> {
+    /// An event pattern.
+    Event(&'p Pattern),
+    /// Known noise.
+    Ignored(&'p Pattern),
+    /// No pattern.
+    Nothing,
+}
+
+/// The loaded pattern set with its prefilter.
+#[derive(Debug, Clone)]
+pub struct PatternSet {
+    patterns: Vec<Pattern>,
+    keywords: Vec<String>,
+    prefilter: AhoCorasick,
+    /// The files loaded, in order, for `risktail parse`'s summary and logs.
+    pub files: Vec<String>,
+}
+
+impl PatternSet {
+    /// Loads the built-in files (when `builtin`) and every `*.toml` of `dirs`.
+    /// A file in a dir with the name of a built-in file replaces it; patterns
+    /// are tried in file-name order, then in their order within the file.
+    pub fn load(builtin: bool, dirs: &[PathBuf]) -> Result<PatternSet, PatternError> {
+        let mut files: BTreeMap<String, (String, String)> = BTreeMap::new();
+        if builtin {
+            for (name, text) in BUILTIN {
+                files.insert(
+                    (*name).to_owned(),
+                    (format!("<built-in>/{name}"), (*text).to_owned()),
+                );
+            }
+        }
+        for dir in dirs {
+            for path in toml_files(dir)? {
+                let text = std::fs::read_to_string(&path).map_err(|source| PatternError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                files.insert(name, (path.display().to_string(), text));
+            }
+        }
+        PatternSet::from_sources(files.into_values())
+    }
+
+    /// Compiles (display name, TOML text) pairs, in order.
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<PatternSet, PatternError> {
+        let mut patterns = Vec::new();
+        let mut keywords: Vec<String> = Vec::new();
+        let mut files = Vec::new();
+        for (file, text) in sources {
+            let def: FileDef = toml::from_str(&text).map_err(|e| PatternError::Toml {
+                file: file.clone(),
+                message: e.to_string().trim_end().to_owned(),
+            })?;
+            if def.keywords.is_empty() || def.keywords.iter().any(String::is_empty) {
+                return Err(PatternError::File {
+                    file,
+                    message: "keywords must list at least one non-empty string: they decide which lines are tried".into(),
+                });
+            }
+            let mut names = std::collections::HashSet::new();
+            for p in def.patterns {
+                if !names.insert(p.name.clone()) {
+                    return Err(PatternError::Pattern {
+                        file,
+                        pattern: p.name,
+                        message: "a pattern of this name is already in the file".into(),
+                    });
+                }
+                patterns.push(compile(&file, def.component.as_deref(), &def.keywords, p)?);
+            }
+            for k in def.keywords {
+                if !keywords.contains(&k) {
+                    keywords.push(k);
+                }
+            }
+            files.push(file);
+        }
+        let prefilter = AhoCorasick::new(&keywords).map_err(|e| PatternError::File {
+            file: "keywords".into(),
+            message: e.to_string(),
+        })?;
+        Ok(PatternSet {
+            patterns,
+            keywords,
+            prefilter,
+            files,
+        })
+    }
+
+    /// Whether the raw bytes contain any keyword: the only lines worth parsing.
+    #[inline]
+    pub fn is_candidate(&self, raw: &[u8]) -> bool {
+        self.prefilter.is_match(raw)
+    }
+
+    /// Whether a message contains a keyword (unmatched ones are quarantined).
+    pub fn has_keyword(&self, message: &str) -> bool {
+        self.prefilter.is_match(message)
+    }
+
+    /// The keywords, in load order.
+    pub fn keywords(&self) -> &[String] {
+        &self.keywords
+    }
+
+    /// Number of patterns.
+    pub fn len(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// Whether there are no patterns.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// The first pattern, in order, that accepts the level and logger and
+    /// matches the message.
+    pub fn find(&self, message: &str, level: Option<&str>, logger: Option<&str>) -> Matched<'_> {
+        for p in &self.patterns {
+            if p.accepts(level, logger) && p.regex.is_match(message) {
+                return match p.event_type {
+                    Some(_) => Matched::Event(p),
+                    None => Matched::Ignored(p),
+                };
+            }
+        }
+        Matched::Nothing
+    }
+}
+
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, PatternError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| PatternError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|source| PatternError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn compile(
+    file: &str,
+    file_component: Option<&str>,
+    keywords: &[String],
+    p: PatternDef,
+) -> Result<Pattern, PatternError> {
+    let err = |message: String| PatternError::Pattern {
+        file: file.to_owned(),
+        pattern: p.name.clone(),
+        message,
+    };
+    let regex = Regex::new(&p.regex).map_err(|e| err(format!("regex: {e}")))?;
+    let component = p
+        .component
+        .clone()
+        .or(file_component.map(str::to_owned))
+        .ok_or_else(|| {
+            err("no component: set it at the top of the file or in the pattern".into())
+        })?;
+    if p.ignore && (p.event_type.is_some() || !p.set.is_empty()) {
+        return Err(err(
+            "an ignore pattern makes no event: drop event_type and set".into(),
+        ));
+    }
+    if !p.ignore {
+        if p.event_type.as_deref().is_none_or(str::is_empty) {
+            return Err(err(
+                "event_type is missing (or set ignore = true for known noise)".into(),
+            ));
+        }
+        if !requires_keyword(&p.regex, keywords) {
+            return Err(err(format!(
+                "the regex can match a message that contains none of the file's keywords {keywords:?}; \
+                 lines without a keyword are never tried, so such a pattern would silently miss. \
+                 Start the regex with the keyword text (or add a keyword it always contains)"
+            )));
+        }
+    }
+    let mut captures = Vec::new();
+    for (i, name) in regex.capture_names().enumerate() {
+        let Some(name) = name else { continue };
+        let target = Target::parse(name).map_err(|m| err(format!("capture {m}")))?;
+        let conv = p
+            .types
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| target.default_conversion());
+        captures.push((i, target, conv));
+    }
+    for key in p.types.keys() {
+        if !regex.capture_names().any(|n| n == Some(key)) {
+            return Err(err(format!("types.{key:?} names no capture of the regex")));
+        }
+    }
+    let mut constants = Vec::new();
+    let mut probe = EventFields::default();
+    for (key, v) in &p.set {
+        let target = Target::parse(key).map_err(|m| err(format!("set: {m}")))?;
+        let value = match v {
+            toml::Value::String(s) => Value::Str(s.clone()),
+            toml::Value::Integer(i) => Value::Int(*i),
+            toml::Value::Float(f) => Value::Float(*f),
+            toml::Value::Boolean(b) => Value::Bool(*b),
+            other => {
+                return Err(err(format!(
+                    "set.{key}: {other} is not a string, number or boolean"
+                )));
+            }
+        };
+        target
+            .apply(&mut probe, value.clone())
+            .map_err(|m| err(format!("set.{key}: {m}")))?;
+        constants.push((target, value));
+    }
+    let logger = p
+        .logger
+        .as_deref()
+        .map(Regex::new)
+        .transpose()
+        .map_err(|e| err(format!("logger: {e}")))?;
+    Ok(Pattern {
+        name: p.name,
+        file: file.to_owned(),
+        event_type: p.event_type,
+        component,
+        regex,
+        captures,
+        constants,
+        logger,
+        levels: p.levels,
+    })
+}
+
+/// Whether every string the regex matches contains one of the keywords,
+/// proved from its literal prefixes or suffixes. `false` means "not proved".
+fn requires_keyword(regex: &str, keywords: &[String]) -> bool {
+    let Ok(hir) = regex_syntax::Parser::new().parse(regex) else {
+        return false;
+    };
+    [ExtractKind::Prefix, ExtractKind::Suffix]
+        .into_iter()
+        .any(|kind| {
+            let seq = Extractor::new().kind(kind).extract(&hir);
+            match seq.literals() {
+                Some(lits) if !lits.is_empty() => lits.iter().all(|lit| {
+                    keywords
+                        .iter()
+                        .any(|k| memchr::memmem::find(lit.as_bytes(), k.as_bytes()).is_some())
+                }),
+                _ => false,
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Result<PatternSet, PatternError> {
+        PatternSet::from_sources([("t.toml".to_owned(), text.to_owned())])
+    }
+
+    #[test]
+    fn builtin_patterns_load() {
+        let set = PatternSet::load(true, &[]).unwrap();
+        assert!(set.len() >= 16, "{}", set.len());
+        assert!(set.keywords().iter().any(|k| k == "Circuit breaker"));
+    }
+
+    #[test]
+    fn errors_name_file_pattern_and_key() {
+        let e = one("keywords=['X']\ncomponent='c'\n[[pattern]]\nname='p'\nevent_type='e'\nregex='^X (?P<nope>.)'\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("t.toml: pattern \"p\": capture \"nope\""),
+            "{e}"
+        );
+        let e = one("keywords=['X']\ncomponent='c'\n[[pattern]]\nname='p'\nevent_type='e'\nregex='^X'\ncolour='red'\n").unwrap_err();
+        assert!(
+            e.to_string().contains("t.toml") && e.to_string().contains("colour"),
+            "{e}"
+        );
+        let e = one(
+            "keywords=['X']\ncomponent='c'\n[[pattern]]\nname='p'\nevent_type='e'\nregex='^X ('\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("pattern \"p\": regex"), "{e}");
+        let e = one("keywords=['X']\ncomponent='c'\n[[pattern]]\nname='p'\nevent_type='e'\nregex='^X'\nset={failure_count='many'}\n").unwrap_err();
+        assert!(e.to_string().contains("set.failure_count"), "{e}");
+    }
+
+    #[test]
+    fn a_pattern_that_could_skip_the_prefilter_is_refused() {
+        let e = one("keywords=['Circuit breaker']\ncomponent='c'\n[[pattern]]\nname='p'\nevent_type='e'\nregex='breaker (?P<new_state>\\w+)'\n").unwrap_err();
+        assert!(e.to_string().contains("none of the file's keywords"), "{e}");
+        assert!(one("keywords=['Circuit breaker']\ncomponent='c'\n[[pattern]]\nname='p'\nevent_type='e'\nregex='^(?:Circuit breaker A|Circuit breaker B)'\n").is_ok());
+        assert!(one("keywords=['done']\ncomponent='c'\n[[pattern]]\nname='p'\nevent_type='e'\nregex='\\d+ done$'\n").is_ok());
+    }
+
+    #[test]
+    fn filters_and_ignore() {
+        let set = one(
+            "keywords=['K']\ncomponent='c'\n\
+             [[pattern]]\nname='noise'\nregex='^K noise'\nignore=true\n\
+             [[pattern]]\nname='warn'\nevent_type='e'\nregex='^K (?P<metadata.n>\\d+)'\nlevels=['WARNING']\nlogger='^risk\\.'\ntypes={'metadata.n'='int'}\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            set.find("K noise here", None, None),
+            Matched::Ignored(_)
+        ));
+        assert!(matches!(
+            set.find("K 5", Some("WARNING"), Some("risk.x")),
+            Matched::Event(_)
+        ));
+        assert!(matches!(
+            set.find("K 5", Some("INFO"), Some("risk.x")),
+            Matched::Nothing
+        ));
+        assert!(matches!(
+            set.find("K 5", Some("WARNING"), Some("other")),
+            Matched::Nothing
+        ));
+        let Matched::Event(p) = set.find("K 5", Some("WARNING"), Some("risk.x")) else {
+            unreachable!()
+        };
+        let mut f = EventFields::default();
+        p.extract("K 5", &mut f).unwrap();
+        assert_eq!(f.metadata.get("n"), Some(&Value::Int(5)));
+    }
+}

@@ -1,0 +1,338 @@
+//! Times: Python `datefmt` (strftime) strings compiled into a matcher and a
+//! parser, and the conversion of local times to UTC under the dialect's DST
+//! rule: in the autumn hour that repeats, take the offset that keeps a source's
+//! times from going backwards; a spring-forward time that does not exist is a
+//! bad line.
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use nom::{
+    IResult, Parser,
+    branch::alt,
+    bytes::complete::{tag, take_till1},
+    character::complete::{anychar, one_of},
+    combinator::{map, opt},
+    multi::many0,
+    sequence::preceded,
+};
+
+/// One piece of a strftime format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    /// A directive letter with an optional glibc flag (`-`, `_`, `0`).
+    Directive(Option<char>, char),
+}
+
+fn pieces(input: &str) -> IResult<&str, Vec<Piece>> {
+    many0(alt((
+        map(tag("%%"), |_| Piece::Literal("%".into())),
+        map(
+            preceded(tag("%"), (opt(one_of("-_0")), anychar)),
+            |(flag, c)| Piece::Directive(flag, c),
+        ),
+        map(take_till1(|c| c == '%'), |s: &str| Piece::Literal(s.into())),
+    )))
+    .parse(input)
+}
+
+/// A compiled `datefmt`.
+#[derive(Debug, Clone)]
+pub struct DateFormat {
+    /// Regex (no groups) matching what the format prints.
+    pub regex: String,
+    /// The same format in chrono's dialect, for parsing the matched text.
+    pub chrono: String,
+    /// The format prints a UTC offset (`%z`): times are absolute.
+    pub has_offset: bool,
+}
+
+/// A `datefmt` that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateFormatError {
+    /// An unknown or unsupported directive.
+    #[error(
+        "unsupported strftime directive %{0} (supported: %Y %y %m %d %e %j %H %I %M %S %f %p %b %B %a %A %z %Z %c %x %X %%)"
+    )]
+    Directive(char),
+    /// A `%` at the end.
+    #[error("the format ends with a lone '%'")]
+    Trailing,
+    /// The format cannot name an instant.
+    #[error("the format lacks {0}: risktail needs a date and a time of day to place each line")]
+    Incomplete(&'static str),
+}
+
+impl DateFormat {
+    /// Python's default `asctime`: `%Y-%m-%d %H:%M:%S,mmm`.
+    pub fn python_default() -> DateFormat {
+        DateFormat {
+            regex: r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}".into(),
+            chrono: "%Y-%m-%d %H:%M:%S,%3f".into(),
+            has_offset: false,
+        }
+    }
+
+    /// Compiles a Python `datefmt`.
+    pub fn compile(fmt: &str) -> Result<DateFormat, DateFormatError> {
+        DateFormat::compile_inner(fmt, true)
+    }
+
+    /// `check`: whether the format must name an instant (not for the
+    /// expansions of `%c`, `%x`, `%X`, which are pieces of a format).
+    fn compile_inner(fmt: &str, check: bool) -> Result<DateFormat, DateFormatError> {
+        let (rest, parts) = pieces(fmt).map_err(|_| DateFormatError::Trailing)?;
+        if !rest.is_empty() {
+            return Err(DateFormatError::Trailing);
+        }
+        let mut regex = String::new();
+        let mut chrono = String::new();
+        let mut seen = String::new();
+        for p in parts {
+            match p {
+                Piece::Literal(s) => {
+                    regex.push_str(&regex::escape(&s));
+                    chrono.push_str(&s.replace('%', "%%"));
+                }
+                Piece::Directive(flag, c) => {
+                    let expanded = match c {
+                        'c' => Some("%a %b %e %H:%M:%S %Y"),
+                        'x' => Some("%m/%d/%y"),
+                        'X' => Some("%H:%M:%S"),
+                        'T' => Some("%H:%M:%S"),
+                        'D' => Some("%m/%d/%y"),
+                        'F' => Some("%Y-%m-%d"),
+                        _ => None,
+                    };
+                    if let Some(e) = expanded {
+                        let inner = DateFormat::compile_inner(e, false)?;
+                        regex.push_str(&inner.regex);
+                        chrono.push_str(&inner.chrono);
+                        seen.push_str(e);
+                        continue;
+                    }
+                    let digits = |n: usize| match flag {
+                        Some('-') => format!(r"\d{{1,{n}}}"),
+                        Some('_') => format!(r" *\d{{1,{n}}}"),
+                        _ => format!(r"\d{{{n}}}"),
+                    };
+                    let re = match c {
+                        'Y' => r"\d{4}".to_owned(),
+                        'y' | 'm' | 'd' | 'H' | 'I' | 'M' | 'S' | 'U' | 'W' => digits(2),
+                        'e' => r" ?\d{1,2}".to_owned(),
+                        'j' => digits(3),
+                        'f' => r"\d{6}".to_owned(),
+                        'p' => "(?:AM|PM|am|pm)".to_owned(),
+                        'b' | 'h' | 'a' => "[A-Za-z]{3}".to_owned(),
+                        'B' | 'A' => "[A-Za-z]+".to_owned(),
+                        'z' => r"[+-]\d{2}:?\d{2}".to_owned(),
+                        'Z' => r"[A-Za-z][A-Za-z0-9+\-]*".to_owned(),
+                        'w' | 'u' => r"\d".to_owned(),
+                        other => return Err(DateFormatError::Directive(other)),
+                    };
+                    regex.push_str(&re);
+                    match (c, flag) {
+                        ('f', _) => chrono.push_str("%6f"),
+                        ('e', _) => chrono.push_str("%e"),
+                        (c, Some(fl)) => {
+                            chrono.push('%');
+                            chrono.push(fl);
+                            chrono.push(c);
+                        }
+                        (c, None) => {
+                            chrono.push('%');
+                            chrono.push(c);
+                        }
+                    }
+                    seen.push('%');
+                    seen.push(c);
+                }
+            }
+        }
+        let has = |d: &str| seen.contains(d);
+        if !check {
+            return Ok(DateFormat {
+                regex,
+                chrono,
+                has_offset: has("%z"),
+            });
+        }
+        if !(has("%Y") || has("%y")) {
+            return Err(DateFormatError::Incomplete("a year (%Y or %y)"));
+        }
+        if !(has("%m") || has("%b") || has("%B") || has("%h") || has("%j")) {
+            return Err(DateFormatError::Incomplete("a month (%m, %b or %B)"));
+        }
+        if !(has("%d") || has("%e") || has("%j")) {
+            return Err(DateFormatError::Incomplete("a day (%d)"));
+        }
+        if !(has("%H") || (has("%I") && has("%p"))) {
+            return Err(DateFormatError::Incomplete("an hour (%H, or %I with %p)"));
+        }
+        if !has("%M") {
+            return Err(DateFormatError::Incomplete("minutes (%M)"));
+        }
+        Ok(DateFormat {
+            regex,
+            chrono,
+            has_offset: has("%z"),
+        })
+    }
+
+    /// Parses text the regex matched. Returns a local or an absolute time.
+    pub fn parse(&self, text: &str) -> Option<LocalTime> {
+        if self.has_offset {
+            DateTime::parse_from_str(text, &self.chrono)
+                .ok()
+                .map(|t| LocalTime::Absolute(t.with_timezone(&Utc)))
+        } else {
+            NaiveDateTime::parse_from_str(text, &self.chrono)
+                .ok()
+                .map(LocalTime::Naive)
+        }
+    }
+}
+
+/// A time read from a line, before the source's timezone is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalTime {
+    /// Wall-clock time without an offset: in the source's timezone.
+    Naive(NaiveDateTime),
+    /// A time that carried its offset (or an epoch).
+    Absolute(DateTime<Utc>),
+}
+
+/// A local time that names no instant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("local time {time} does not exist in {tz} (clocks skipped it)")]
+pub struct NonexistentTime {
+    /// The time.
+    pub time: NaiveDateTime,
+    /// The zone.
+    pub tz: Tz,
+}
+
+/// Converts a line's time to UTC. `last` is the latest time already seen in the
+/// same source: in a repeated (autumn) hour the earlier offset is taken unless
+/// that would put the line before `last`.
+pub fn to_utc(
+    t: LocalTime,
+    tz: Tz,
+    last: Option<DateTime<Utc>>,
+) -> Result<DateTime<Utc>, NonexistentTime> {
+    match t {
+        LocalTime::Absolute(u) => Ok(u),
+        LocalTime::Naive(n) => match tz.from_local_datetime(&n) {
+            LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(a, b) => {
+                let (early, late) = if a <= b { (a, b) } else { (b, a) };
+                let early = early.with_timezone(&Utc);
+                match last {
+                    Some(l) if early < l => Ok(late.with_timezone(&Utc)),
+                    _ => Ok(early),
+                }
+            }
+            LocalResult::None => Err(NonexistentTime { time: n, tz }),
+        },
+    }
+}
+
+/// Whether a zone ever changes its offset (no DST bookkeeping needed if not).
+pub fn zone_is_fixed(tz: Tz) -> bool {
+    matches!(
+        tz,
+        Tz::UTC
+            | Tz::Etc__UTC
+            | Tz::Etc__GMT
+            | Tz::GMT
+            | Tz::Etc__UCT
+            | Tz::UCT
+            | Tz::Zulu
+            | Tz::Etc__Zulu
+            | Tz::Universal
+            | Tz::Etc__Universal
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn naive(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()
+    }
+
+    #[test]
+    fn compiles_common_formats() {
+        let f = DateFormat::compile("%Y-%m-%d %H:%M:%S").unwrap();
+        let re = regex::Regex::new(&format!("^{}$", f.regex)).unwrap();
+        assert!(re.is_match("2026-01-28 10:30:00"));
+        assert_eq!(
+            f.parse("2026-01-28 10:30:00"),
+            Some(LocalTime::Naive(naive("2026-01-28 10:30:00")))
+        );
+        let f = DateFormat::compile("%d/%b/%Y:%I:%M:%S %p").unwrap();
+        assert_eq!(
+            f.parse("28/Jan/2026:01:30:00 PM"),
+            Some(LocalTime::Naive(naive("2026-01-28 13:30:00")))
+        );
+        let f = DateFormat::compile("%Y-%m-%dT%H:%M:%S%z").unwrap();
+        assert!(f.has_offset);
+        assert_eq!(
+            f.parse("2026-01-28T10:30:00-0500"),
+            Some(LocalTime::Absolute(naive("2026-01-28 15:30:00").and_utc()))
+        );
+        let f = DateFormat::compile("%c").unwrap();
+        let re = regex::Regex::new(&format!("^{}$", f.regex)).unwrap();
+        assert!(re.is_match("Wed Jan 28 10:30:00 2026"), "{}", f.regex);
+        assert_eq!(
+            f.parse("Wed Jan 28 10:30:00 2026"),
+            Some(LocalTime::Naive(naive("2026-01-28 10:30:00")))
+        );
+    }
+
+    #[test]
+    fn default_asctime_has_milliseconds() {
+        let f = DateFormat::python_default();
+        let got = f.parse("2026-01-28 10:30:00,123").unwrap();
+        let want = NaiveDate::from_ymd_opt(2026, 1, 28)
+            .unwrap()
+            .and_hms_milli_opt(10, 30, 0, 123)
+            .unwrap();
+        assert_eq!(got, LocalTime::Naive(want));
+    }
+
+    #[test]
+    fn rejects_incomplete_and_unknown() {
+        assert_eq!(
+            DateFormat::compile("%H:%M:%S").unwrap_err(),
+            DateFormatError::Incomplete("a year (%Y or %y)")
+        );
+        assert_eq!(
+            DateFormat::compile("%Y-%m-%d %H:%M:%Q").unwrap_err(),
+            DateFormatError::Directive('Q')
+        );
+    }
+
+    #[test]
+    fn autumn_fold_keeps_time_monotonic() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        // 2026-11-01 01:30 happens twice in New York: 05:30Z (EDT) then 06:30Z (EST).
+        let t = LocalTime::Naive(naive("2026-11-01 01:30:00"));
+        let first = to_utc(t, ny, Some(naive("2026-11-01 05:10:00").and_utc())).unwrap();
+        assert_eq!(first, naive("2026-11-01 05:30:00").and_utc());
+        // After 01:50 EDT (05:50Z) has been seen, a later 01:30 must be EST.
+        let second = to_utc(t, ny, Some(naive("2026-11-01 05:50:00").and_utc())).unwrap();
+        assert_eq!(second, naive("2026-11-01 06:30:00").and_utc());
+        // With nothing seen, the first occurrence.
+        assert_eq!(to_utc(t, ny, None).unwrap(), first);
+    }
+
+    #[test]
+    fn spring_gap_is_an_error() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let t = LocalTime::Naive(naive("2026-03-08 02:30:00"));
+        assert!(to_utc(t, ny, None).is_err());
+    }
+}

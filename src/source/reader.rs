@@ -1,0 +1,360 @@
+//! A line reader that hands out complete lines only, with their absolute byte
+//! offsets, in bounded memory.
+//!
+//! Modelled on ripgrep's line buffer: one reusable buffer, the incomplete tail
+//! rolled to the front before the next read, growth only when one line does not
+//! fit. A line longer than `max_line_bytes` is not held: its first 64 KiB are
+//! kept for the quarantine record and the rest is read past until its newline.
+//! A last line without a newline is reported as a [`Item::Fragment`] but never
+//! consumed, so a tailer that calls again after the writer finishes the line
+//! gets it whole (and a restart re-reads it from its first byte).
+
+use std::io::{self, Read};
+
+use crate::event::schema::QUARANTINE_RAW_LINE_MAX;
+
+const INITIAL_BUFFER: usize = 64 * 1024;
+
+/// Default `max_line_bytes`: 1 MiB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// What the reader found next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Item<'a> {
+    /// A complete line: `bytes` ends with `\n`.
+    Line {
+        /// Offset of the line's first byte.
+        offset: u64,
+        /// The line, newline included.
+        bytes: &'a [u8],
+    },
+    /// A complete line longer than the limit, already read past.
+    Oversize {
+        /// Offset of the line's first byte.
+        offset: u64,
+        /// Its full length, newline included.
+        len: u64,
+        /// Its first bytes (up to 64 KiB), for the quarantine record.
+        prefix: Vec<u8>,
+    },
+    /// End of the data so far, with bytes after the last newline. Not consumed:
+    /// calling [`LineReader::next_item`] again re-reads from `offset`.
+    Fragment {
+        /// Offset of the fragment's first byte.
+        offset: u64,
+        /// Its bytes so far (at most `max_line_bytes`; an oversize fragment
+        /// reports its prefix).
+        bytes: &'a [u8],
+    },
+}
+
+struct Skipping {
+    offset: u64,
+    len: u64,
+    prefix: Vec<u8>,
+}
+
+/// Reads complete lines from any byte stream.
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// `buf[pos..end]` holds unread bytes.
+    pos: usize,
+    end: usize,
+    /// Absolute offset of `buf[pos]`.
+    offset: u64,
+    max_line: usize,
+    /// Set while reading past an oversize line.
+    skipping: Option<Skipping>,
+}
+
+impl<R: Read> LineReader<R> {
+    /// A reader whose first byte is at absolute offset `start`.
+    pub fn new(inner: R, start: u64, max_line_bytes: usize) -> LineReader<R> {
+        LineReader {
+            inner,
+            buf: vec![0; INITIAL_BUFFER.min(max_line_bytes.max(1)).max(4096)],
+            pos: 0,
+            end: 0,
+            offset: start,
+            max_line: max_line_bytes.max(1),
+            skipping: None,
+        }
+    }
+
+    /// Offset just after the last line handed out: where a restart resumes.
+    pub fn offset(&self) -> u64 {
+        match &self.skipping {
+            Some(s) => s.offset,
+            None => self.offset,
+        }
+    }
+
+    /// Reads more into the buffer. Returns the number of bytes added.
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.end == self.buf.len() {
+            let grown = (self.buf.len() * 2)
+                .min(self.max_line + 1)
+                .max(self.end + 1);
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The next complete line, oversize line or end-of-data fragment; `None`
+    /// when the data so far ends exactly on a line boundary.
+    pub fn next_item(&mut self) -> io::Result<Option<Item<'_>>> {
+        loop {
+            if let Some(skip) = self.skipping.as_mut() {
+                // Read past an oversize line without keeping it.
+                let avail = &self.buf[self.pos..self.end];
+                let nl = memchr::memchr(b'\n', avail);
+                let body = nl.unwrap_or(avail.len());
+                let room = QUARANTINE_RAW_LINE_MAX.saturating_sub(skip.prefix.len());
+                skip.prefix.extend_from_slice(&avail[..body.min(room)]);
+                if let Some(nl) = nl {
+                    skip.len += nl as u64 + 1;
+                    self.pos += nl + 1;
+                    self.offset += nl as u64 + 1;
+                    let done = self.skipping.take().expect("checked above");
+                    return Ok(Some(Item::Oversize {
+                        offset: done.offset,
+                        len: done.len,
+                        prefix: done.prefix,
+                    }));
+                }
+                skip.len += avail.len() as u64;
+                self.offset += avail.len() as u64;
+                self.pos = self.end;
+                if self.fill()? == 0 {
+                    let s = self.skipping.as_ref().expect("still skipping");
+                    return Ok(Some(Item::Fragment {
+                        offset: s.offset,
+                        bytes: &s.prefix,
+                    }));
+                }
+                continue;
+            }
+
+            let avail = &self.buf[self.pos..self.end];
+            if let Some(nl) = memchr::memchr(b'\n', avail)
+                && nl < self.max_line
+            {
+                let start = self.pos;
+                let offset = self.offset;
+                self.pos += nl + 1;
+                self.offset += nl as u64 + 1;
+                return Ok(Some(Item::Line {
+                    offset,
+                    bytes: &self.buf[start..=nl + start],
+                }));
+            }
+            if avail.len() >= self.max_line {
+                // The line is over the limit: keep its prefix, read past the rest.
+                // The prefix is collected while skipping, so it is the same
+                // whichever way the bytes arrived.
+                self.skipping = Some(Skipping {
+                    offset: self.offset,
+                    len: 0,
+                    prefix: Vec::new(),
+                });
+                continue;
+            }
+            if self.fill()? == 0 {
+                if self.pos == self.end {
+                    return Ok(None);
+                }
+                return Ok(Some(Item::Fragment {
+                    offset: self.offset,
+                    bytes: &self.buf[self.pos..self.end],
+                }));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A reader that hands out the data in the given chunk sizes, as a slow
+    /// writer or a pipe would.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        sizes: Vec<usize>,
+        i: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.data.is_empty() {
+                return Ok(0);
+            }
+            let want = self.sizes.get(self.i).copied().unwrap_or(7).max(1);
+            self.i += 1;
+            let n = want.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Line(u64, Vec<u8>),
+        Over(u64, u64),
+        Frag(u64, Vec<u8>),
+    }
+
+    fn collect(r: impl Read, max: usize) -> Vec<Got> {
+        let mut lr = LineReader::new(r, 0, max);
+        let mut out = vec![];
+        while let Some(item) = lr.next_item().unwrap() {
+            match item {
+                Item::Line { offset, bytes } => out.push(Got::Line(offset, bytes.to_vec())),
+                Item::Oversize { offset, len, .. } => out.push(Got::Over(offset, len)),
+                Item::Fragment { offset, bytes } => {
+                    out.push(Got::Frag(offset, bytes.to_vec()));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The obvious model: split on newlines, classify by length.
+    fn model(data: &[u8], max: usize) -> Vec<Got> {
+        let mut out = vec![];
+        let mut off = 0u64;
+        let mut rest = data;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            let line = &rest[..=nl];
+            if nl >= max {
+                out.push(Got::Over(off, line.len() as u64));
+            } else {
+                out.push(Got::Line(off, line.to_vec()));
+            }
+            off += line.len() as u64;
+            rest = &rest[nl + 1..];
+        }
+        if !rest.is_empty() {
+            let keep = if rest.len() >= max {
+                rest.len().min(QUARANTINE_RAW_LINE_MAX)
+            } else {
+                rest.len()
+            };
+            out.push(Got::Frag(off, rest[..keep].to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_offsets_and_fragment() {
+        let got = collect(&b"ab\n\ncd\nef"[..], 100);
+        assert_eq!(
+            got,
+            vec![
+                Got::Line(0, b"ab\n".to_vec()),
+                Got::Line(3, b"\n".to_vec()),
+                Got::Line(4, b"cd\n".to_vec()),
+                Got::Frag(7, b"ef".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn oversize_line_is_skipped_in_bounded_memory() {
+        let mut data = vec![b'x'; 5 * 1024 * 1024];
+        data.push(b'\n');
+        data.extend_from_slice(b"after\n");
+        let mut lr = LineReader::new(&data[..], 0, 1024 * 1024);
+        match lr.next_item().unwrap().unwrap() {
+            Item::Oversize {
+                offset,
+                len,
+                prefix,
+            } => {
+                assert_eq!((offset, len), (0, 5 * 1024 * 1024 + 1));
+                assert_eq!(prefix.len(), QUARANTINE_RAW_LINE_MAX);
+            }
+            other => panic!("expected oversize, got {other:?}"),
+        }
+        assert!(
+            lr.buf.len() <= 1024 * 1024 + 1,
+            "buffer grew past the limit"
+        );
+        assert_eq!(
+            lr.next_item().unwrap(),
+            Some(Item::Line {
+                offset: 5 * 1024 * 1024 + 1,
+                bytes: b"after\n"
+            })
+        );
+        assert_eq!(lr.next_item().unwrap(), None);
+    }
+
+    #[test]
+    fn fragment_is_not_consumed_and_completes_later() {
+        // A file that grows between calls, as a tailed log does.
+        let shared = std::rc::Rc::new(std::cell::RefCell::new(b"one\ntw".to_vec()));
+        struct Growing(std::rc::Rc<std::cell::RefCell<Vec<u8>>>, usize);
+        impl Read for Growing {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let data = self.0.borrow();
+                let n = (data.len() - self.1).min(out.len());
+                out[..n].copy_from_slice(&data[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let mut lr = LineReader::new(Growing(shared.clone(), 0), 0, 100);
+        assert!(matches!(
+            lr.next_item().unwrap(),
+            Some(Item::Line { offset: 0, .. })
+        ));
+        assert!(matches!(
+            lr.next_item().unwrap(),
+            Some(Item::Fragment {
+                offset: 4,
+                bytes: b"tw"
+            })
+        ));
+        assert_eq!(lr.offset(), 4);
+        shared.borrow_mut().extend_from_slice(b"o\n");
+        assert_eq!(
+            lr.next_item().unwrap(),
+            Some(Item::Line {
+                offset: 4,
+                bytes: b"two\n"
+            })
+        );
+    }
+
+    proptest! {
+        /// However the bytes arrive, the reader agrees with the model.
+        #[test]
+        fn chunking_does_not_change_lines(
+            data in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'a'), any::<u8>()], 0..400),
+            sizes in proptest::collection::vec(1usize..40, 0..50),
+            max in 1usize..30,
+        ) {
+            let got = collect(Chunked { data: &data, sizes, i: 0 }, max);
+            prop_assert_eq!(got, model(&data, max));
+        }
+    }
+}
