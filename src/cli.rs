@@ -35,6 +35,35 @@ pub enum Command {
     ///   risktail parse --config risktail.toml --source engine logs/engine.log.2.gz
     ///   tail -n 1000 engine.log | risktail parse -c risktail.toml --quarantine -
     Parse(ParseArgs),
+    /// Ingest historical logs (rotated and gzipped too) into the table, exactly once.
+    ///
+    /// Without paths: every configured file of every source and its rotated
+    /// siblings (x.log.1, x.log.2.gz, x.log.2026-01-27, x.log-20260127.gz,
+    /// loguru's x.2026-01-27_10-00-00_000000.log.gz), oldest first. Files the
+    /// table already holds are skipped, a half-read file resumes at its
+    /// committed offset: re-running, or running after a kill -9, adds each row
+    /// once. A progress bar shows on a terminal; a summary is printed at the end.
+    /// Exit status 1 names each file that failed.
+    ///
+    /// Examples:
+    ///   risktail backfill --config /etc/risktail/risktail.toml
+    ///   risktail backfill -c risktail.toml --source engine '/archive/engine.log.*.gz'
+    Backfill(BackfillArgs),
+}
+
+/// `risktail backfill`
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// The config file.
+    #[arg(short, long, default_value = "risktail.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Only this source (needed with paths when the config has several).
+    #[arg(short, long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Files or globs to ingest instead of the configured ones, read in the
+    /// order given.
+    #[arg(value_name = "PATH")]
+    pub inputs: Vec<String>,
 }
 
 /// `risktail parse`

@@ -9,6 +9,8 @@
 //!   pattern files, enrichment (breaker state, DST rule). Pure; no I/O.
 //! - [`event`]: the typed rows of `risk_events` and `risk_events_quarantine`
 //!   and the one definition of their schema.
+//! - [`sink`]: the only writer: rows, offsets (`txn`) and state in one Delta commit.
+//! - [`pipeline`]: a file through parser and sink, offsets moving only on commit.
 //! - [`config`]: `risktail.toml`, validated at start.
 //! - [`commands`]: the subcommands, wiring the layers.
 #![deny(missing_docs)]
@@ -18,5 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod event;
 pub mod parse;
+pub mod pipeline;
+pub mod sink;
 pub mod source;
 pub mod tally;

@@ -12,11 +12,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RISKTAIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // delta-kernel logs an ERROR when it probes a table that does
+                // not exist yet, which is how every first run starts.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,buoyant_kernel::snapshot::builder=off")
+                }),
         )
         .init();
     let result = match &cli.command {
         Command::Parse(args) => risktail::commands::parse::run(args),
+        Command::Backfill(args) => risktail::commands::backfill::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

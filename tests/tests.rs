@@ -1,1 +1,7 @@
+//! The one integration-test binary: each topic file is a module, so all of
+//! them build and link once.
 
+mod util;
+
+mod cli;
+mod golden;

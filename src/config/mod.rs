@@ -338,7 +338,7 @@ impl Config {
 /// A local path relative to the config file becomes absolute-ish (joined to
 /// the config's folder); URLs (`s3://…`, `file://…`) are kept.
 fn resolve_uri(base: &Path, uri: &str) -> String {
-    if uri.contains("://") {
+    if uri.contains("://") || base == Path::new(".") {
         uri.to_owned()
     } else {
         base.join(uri).to_string_lossy().into_owned()

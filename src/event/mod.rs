@@ -5,6 +5,7 @@
 //! where the field is set (and quarantined with a reason) instead of when
 //! Parquet is written.
 
+pub mod batch;
 pub mod schema;
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -101,6 +101,14 @@ impl SourceParser {
         now: DateTime<Utc>,
     ) -> Outcome {
         let raw = strip_newline(line.bytes);
+        // copytruncate under a writer without O_APPEND leaves a run of NULs in
+        // front of the next record: the record starts after them.
+        let nuls = raw.iter().take_while(|&&b| b == 0).count();
+        let raw = &raw[nuls..];
+        let line = LineRef {
+            offset: line.offset + nuls as u64,
+            ..line
+        };
         let candidate = self.patterns.is_candidate(raw);
         if !candidate && !self.track_time {
             return Outcome::Noise;
@@ -135,10 +143,10 @@ impl SourceParser {
         let pattern = match self.patterns.find(message, level, logger) {
             Matched::Ignored(_) => return Outcome::Ignored,
             Matched::Nothing => {
-                if self.patterns.has_keyword(message) {
+                if let Some(k) = self.patterns.keyword_in(message) {
                     return quarantine(
                         Reason::UnmatchedKeyword,
-                        "the message holds a risk keyword but matches no pattern".into(),
+                        format!("the message holds the risk keyword {k:?} but matches no pattern"),
                     );
                 }
                 return Outcome::Noise;

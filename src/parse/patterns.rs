@@ -328,9 +328,11 @@ impl PatternSet {
         self.prefilter.is_match(raw)
     }
 
-    /// Whether a message contains a keyword (unmatched ones are quarantined).
-    pub fn has_keyword(&self, message: &str) -> bool {
-        self.prefilter.is_match(message)
+    /// The first keyword a message contains (unmatched ones are quarantined).
+    pub fn keyword_in(&self, message: &str) -> Option<&str> {
+        self.prefilter
+            .find(message)
+            .map(|m| self.keywords[m.pattern().as_usize()].as_str())
     }
 
     /// The keywords, in load order.

@@ -1,6 +1,7 @@
 //! Sources: finding log files, naming them by content, and reading their
 //! complete lines with absolute offsets. Nothing here parses or writes.
 
+pub mod discover;
 pub mod fingerprint;
 pub mod reader;
 

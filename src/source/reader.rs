@@ -90,6 +90,27 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// Skips the content up to absolute offset `target` (a line boundary, e.g.
+    /// a committed offset) without splitting lines. Returns false when the
+    /// content ends before `target`.
+    pub fn skip_to(&mut self, target: u64) -> io::Result<bool> {
+        while self.offset < target {
+            let avail = (self.end - self.pos) as u64;
+            let take = avail.min(target - self.offset) as usize;
+            self.pos += take;
+            self.offset += take as u64;
+            if self.offset == target {
+                break;
+            }
+            self.pos = 0;
+            self.end = 0;
+            if self.fill()? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Reads more into the buffer. Returns the number of bytes added.
     fn fill(&mut self) -> io::Result<usize> {
         if self.pos > 0 {
@@ -343,6 +364,22 @@ mod tests {
                 bytes: b"two\n"
             })
         );
+    }
+
+    #[test]
+    fn skip_to_resumes_at_a_line() {
+        let data = b"one\ntwo\nthree\n".repeat(5000);
+        let mut lr = LineReader::new(&data[..], 0, 100);
+        assert!(lr.skip_to(14 * 1000 + 4).unwrap());
+        assert_eq!(
+            lr.next_item().unwrap(),
+            Some(Item::Line {
+                offset: 14 * 1000 + 4,
+                bytes: b"two\n"
+            })
+        );
+        let mut lr = LineReader::new(&data[..], 0, 100);
+        assert!(!lr.skip_to(data.len() as u64 + 1).unwrap());
     }
 
     proptest! {

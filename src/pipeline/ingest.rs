@@ -1,0 +1,243 @@
+//! Ingesting one file: resume at the committed offset, parse to the end,
+//! commit in batches of at most `max_events` rows and once at the end, each
+//! commit carrying the offset reached and the source state at that point.
+//!
+//! Used by `backfill` for whole files; a line without its newline at the end
+//! of a *live* file is left for later (not consumed, not committed), at the end
+//! of a sealed (rotated) file it is quarantined, since nobody will finish it.
+
+use chrono::Utc;
+use std::collections::HashMap;
+
+use crate::event::{QuarantineRecord, RiskEvent};
+use crate::parse::{LineRef, Outcome, SourceParser, SourceState};
+use crate::sink::{Committed, DeltaSink, SinkError};
+use crate::source::discover::Found;
+use crate::source::fingerprint::FileId;
+use crate::source::{self, reader::Item};
+use crate::tally::Tally;
+
+/// What went wrong with a file.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Reading it.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Committing its rows.
+    #[error("{path}: {source}")]
+    Sink {
+        /// The file.
+        path: String,
+        /// The error.
+        source: SinkError,
+    },
+}
+
+/// What happened to a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileStatus {
+    /// Read from `from` to `to`.
+    Ingested {
+        /// Where reading started (the committed offset; 0 for a new file).
+        from: u64,
+        /// The offset now committed.
+        to: u64,
+    },
+    /// The table already held everything in it.
+    AlreadyIngested {
+        /// Its committed offset.
+        at: u64,
+    },
+    /// No complete line yet, so no identity: nothing to ingest.
+    NoCompleteLine,
+}
+
+/// The outcome for one file.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    /// The file.
+    pub path: String,
+    /// Its identity, once decidable.
+    pub file: Option<FileId>,
+    /// What happened.
+    pub status: FileStatus,
+    /// What was read (rows counted only when new to the table).
+    pub tally: Tally,
+    /// Commits made.
+    pub commits: u32,
+}
+
+/// Settings of one ingest.
+pub struct IngestContext<'a> {
+    /// The source's parser.
+    pub parser: &'a SourceParser,
+    /// Oversize limit.
+    pub max_line_bytes: usize,
+    /// Rows per commit at most.
+    pub max_events: usize,
+}
+
+/// Reads `found` from its committed offset to its end and commits what it
+/// holds. `known` caches committed offsets by identity (a file and its `.gz`
+/// copy share one) and is updated after each commit. `progress` is told the
+/// bytes of content consumed as they are read.
+pub async fn ingest_file(
+    ctx: &IngestContext<'_>,
+    sink: &mut DeltaSink,
+    state: &mut SourceState,
+    found: &Found,
+    known: &mut HashMap<FileId, Committed>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FileReport, IngestError> {
+    let path = found.path.display().to_string();
+    let read_err = |source| IngestError::Read {
+        path: path.clone(),
+        source,
+    };
+    let sink_err = |source| IngestError::Sink {
+        path: path.clone(),
+        source,
+    };
+    let source_name = ctx.parser.source().to_owned();
+    let content = source::open_content(&found.path).map_err(read_err)?;
+    let mut lines = source::lines(content, ctx.max_line_bytes).map_err(read_err)?;
+    let mut report = FileReport {
+        path: path.clone(),
+        file: lines.id,
+        status: FileStatus::NoCompleteLine,
+        tally: Tally::default(),
+        commits: 0,
+    };
+    let Some(file) = lines.id else {
+        return Ok(report);
+    };
+    report.tally.files = 1;
+    let committed = match known.get(&file) {
+        Some(c) => *c,
+        None => sink.committed(&source_name, file).await.map_err(sink_err)?,
+    };
+    known.insert(file, committed);
+    let start = committed.events;
+    if start > 0 && !lines.reader.skip_to(start).map_err(read_err)? {
+        // The content is shorter than what was committed for this identity
+        // (a copy cut short): everything it holds is already in the table.
+        report.status = FileStatus::AlreadyIngested { at: start };
+        return Ok(report);
+    }
+    progress(start);
+    let mut events: Vec<RiskEvent> = Vec::new();
+    let mut quarantine: Vec<QuarantineRecord> = Vec::new();
+    let mut now = Utc::now();
+    let mut last_progress = start;
+    let mut end = start;
+    loop {
+        let item = lines.reader.next_item().map_err(read_err)?;
+        let q_record = match item {
+            None => break,
+            Some(Item::Line { offset, bytes }) => {
+                report.tally.lines += 1;
+                report.tally.bytes += bytes.len() as u64;
+                end = offset + bytes.len() as u64;
+                match ctx.parser.parse_line(
+                    state,
+                    LineRef {
+                        file,
+                        path: &path,
+                        offset,
+                        bytes,
+                    },
+                    now,
+                ) {
+                    Outcome::Event(e) => {
+                        *report.tally.events.entry(e.event_type.clone()).or_default() += 1;
+                        events.push(*e);
+                        None
+                    }
+                    Outcome::Quarantine(q) => Some(*q),
+                    other => {
+                        report.tally.count(&other);
+                        None
+                    }
+                }
+            }
+            Some(Item::Oversize {
+                offset,
+                len,
+                prefix,
+            }) => {
+                report.tally.lines += 1;
+                report.tally.bytes += len;
+                end = offset + len;
+                Some(ctx.parser.oversize(&path, offset, len, &prefix, now))
+            }
+            Some(Item::Fragment { offset, bytes }) => {
+                if found.live {
+                    break;
+                }
+                end = offset + bytes.len() as u64;
+                report.tally.bytes += bytes.len() as u64;
+                let q = ctx.parser.fragment(&path, offset, bytes, now);
+                if end > committed.quarantine {
+                    report.tally.count_quarantine(q.reason);
+                    quarantine.push(q);
+                }
+                break;
+            }
+        };
+        if let Some(q) = q_record
+            && end > committed.quarantine
+        {
+            report.tally.count_quarantine(q.reason);
+            quarantine.push(q);
+        }
+        if end - last_progress >= 1 << 20 {
+            progress(end - last_progress);
+            last_progress = end;
+        }
+        if events.len() + quarantine.len() >= ctx.max_events {
+            sink.commit(&source_name, file, end, &events, &quarantine, state)
+                .await
+                .map_err(sink_err)?;
+            report.commits += 1;
+            known.insert(
+                file,
+                Committed {
+                    events: end,
+                    quarantine: end.max(committed.quarantine),
+                },
+            );
+            events.clear();
+            quarantine.clear();
+            now = Utc::now();
+        }
+    }
+    progress(end - last_progress);
+    let done = known.get(&file).map_or(0, |c| c.events);
+    if end > done || !events.is_empty() || !quarantine.is_empty() {
+        sink.commit(&source_name, file, end, &events, &quarantine, state)
+            .await
+            .map_err(sink_err)?;
+        report.commits += 1;
+        known.insert(
+            file,
+            Committed {
+                events: end,
+                quarantine: end.max(committed.quarantine),
+            },
+        );
+    }
+    report.status = if end > start {
+        FileStatus::Ingested {
+            from: start,
+            to: end,
+        }
+    } else {
+        FileStatus::AlreadyIngested { at: start }
+    };
+    Ok(report)
+}

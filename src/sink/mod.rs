@@ -1,0 +1,273 @@
+//! The sink: the only place that writes. Rows of a file go to Delta together
+//! with the file's new offset (a `txn` action) and the source's enrichment
+//! state (in `commitInfo`), in one commit, so the table alone says how far
+//! each file was read and a crash at any moment neither loses nor doubles a row.
+//!
+//! Two tables, one rule. Quarantine rows are committed first (with the file's
+//! offset in *that* table's `txn`), then the events with theirs. After a crash
+//! between the two, a restart resumes at the events offset and drops the
+//! quarantine rows the quarantine table already holds, so each table gets each
+//! row exactly once.
+
+pub mod table;
+pub mod txn;
+
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::{CommitConflictError, CommitProperties, TransactionError};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::event::batch::{events_batch, quarantine_batch};
+use crate::event::schema::{
+    EVENT_PARTITION, QUARANTINE_COLUMNS, QUARANTINE_PARTITION, RISK_EVENT_COLUMNS,
+};
+use crate::event::{QuarantineRecord, RiskEvent};
+use crate::parse::SourceState;
+use crate::source::fingerprint::FileId;
+
+/// What can go wrong writing.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Delta failed.
+    #[error("table {table}: {source}")]
+    Delta {
+        /// The table.
+        table: String,
+        /// The error.
+        source: Box<DeltaTableError>,
+    },
+    /// A local folder could not be made.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The table exists with another schema.
+    #[error("table {table} does not have risktail's schema; refusing to write to it ({})", diffs.join("; "))]
+    SchemaMismatch {
+        /// The table.
+        table: String,
+        /// Each difference.
+        diffs: Vec<String>,
+    },
+    /// Another writer committed this file's offsets.
+    #[error(
+        "table {table}: another writer is ingesting {app_id} (a concurrent commit carried the same offsets id); run one writer per source"
+    )]
+    ConcurrentWriter {
+        /// The table.
+        table: String,
+        /// The app id both carried.
+        app_id: String,
+    },
+    /// Building the batch failed (a bug: the schema is ours).
+    #[error("building a batch: {0}")]
+    Arrow(#[from] deltalake::arrow::error::ArrowError),
+}
+
+/// How far a file has been ingested, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Offset committed with the events (the resume point).
+    pub events: u64,
+    /// Offset committed with the quarantine rows (quarantine rows at or
+    /// before it are already in the quarantine table).
+    pub quarantine: u64,
+}
+
+/// Both tables, open.
+pub struct DeltaSink {
+    events: DeltaTable,
+    quarantine: DeltaTable,
+    events_uri: String,
+    quarantine_uri: String,
+}
+
+const MAX_COMMIT_TRIES: u32 = 8;
+
+impl DeltaSink {
+    /// Opens (creating if needed) `risk_events` and `risk_events_quarantine`.
+    pub async fn open(config: &Config) -> Result<DeltaSink, SinkError> {
+        let events = table::open_or_create(
+            &config.table_uri,
+            "risk_events",
+            &RISK_EVENT_COLUMNS,
+            EVENT_PARTITION,
+        )
+        .await?;
+        let quarantine = table::open_or_create(
+            &config.quarantine_uri,
+            "risk_events_quarantine",
+            &QUARANTINE_COLUMNS,
+            QUARANTINE_PARTITION,
+        )
+        .await?;
+        Ok(DeltaSink {
+            events,
+            quarantine,
+            events_uri: config.table_uri.clone(),
+            quarantine_uri: config.quarantine_uri.clone(),
+        })
+    }
+
+    /// The events table's version.
+    pub fn version(&self) -> Option<u64> {
+        self.events.version()
+    }
+
+    /// How far a file of a source has been committed in each table.
+    pub async fn committed(&self, source: &str, file: FileId) -> Result<Committed, SinkError> {
+        let app = txn::app_id(source, file);
+        Ok(Committed {
+            events: txn_version(&self.events, &self.events_uri, &app).await?,
+            quarantine: txn_version(&self.quarantine, &self.quarantine_uri, &app).await?,
+        })
+    }
+
+    /// The enrichment state last committed for a source (newest commit first).
+    pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>, SinkError> {
+        let mut history = self.events.history(None);
+        while let Some(info) = history.try_next().await.map_err(|e| SinkError::Delta {
+            table: self.events_uri.clone(),
+            source: Box::new(e),
+        })? {
+            let Some(rec) = info.info.get(txn::COMMIT_INFO_KEY) else {
+                continue;
+            };
+            if rec.get("source").and_then(|s| s.as_str()) != Some(source) {
+                continue;
+            }
+            if let Some(state) = rec.get("state") {
+                return Ok(serde_json::from_value(state.clone()).ok());
+            }
+        }
+        Ok(None)
+    }
+
+    /// Commits a file's rows up to `offset`: quarantine rows first, then
+    /// events with the offset and the source state. An empty `events` still
+    /// commits the offset and state.
+    pub async fn commit(
+        &mut self,
+        source: &str,
+        file: FileId,
+        offset: u64,
+        events: &[RiskEvent],
+        quarantine: &[QuarantineRecord],
+        state: &SourceState,
+    ) -> Result<u64, SinkError> {
+        let app = txn::app_id(source, file);
+        if !quarantine.is_empty() {
+            let batch = quarantine_batch(quarantine)?;
+            let meta =
+                serde_json::json!({ "source": source, "file": file.to_string(), "offset": offset });
+            commit_once(
+                &mut self.quarantine,
+                &self.quarantine_uri,
+                &app,
+                offset,
+                Some(batch),
+                meta,
+            )
+            .await?;
+        }
+        let batch = if events.is_empty() {
+            None
+        } else {
+            Some(events_batch(events)?)
+        };
+        let meta = serde_json::json!({
+            "source": source,
+            "file": file.to_string(),
+            "offset": offset,
+            "state": state,
+        });
+        commit_once(
+            &mut self.events,
+            &self.events_uri,
+            &app,
+            offset,
+            batch,
+            meta,
+        )
+        .await
+    }
+}
+
+async fn txn_version(table: &DeltaTable, uri: &str, app: &str) -> Result<u64, SinkError> {
+    let snapshot = table.snapshot().map_err(|e| SinkError::Delta {
+        table: uri.to_owned(),
+        source: Box::new(e),
+    })?;
+    let v = snapshot
+        .transaction_version(table.log_store().as_ref(), app)
+        .await
+        .map_err(|e| SinkError::Delta {
+            table: uri.to_owned(),
+            source: Box::new(e),
+        })?;
+    Ok(v.map_or(0, |v| v.max(0) as u64))
+}
+
+/// One commit of rows + txn + metadata, retried with jittered backoff when it
+/// loses races to other writers; before each retry the txn is re-read, so a
+/// commit that did land (and failed after, e.g. in a post-commit hook) is not
+/// made twice.
+async fn commit_once(
+    table: &mut DeltaTable,
+    uri: &str,
+    app: &str,
+    offset: u64,
+    batch: Option<deltalake::arrow::record_batch::RecordBatch>,
+    meta: serde_json::Value,
+) -> Result<u64, SinkError> {
+    let derr = |source: DeltaTableError| SinkError::Delta {
+        table: uri.to_owned(),
+        source: Box::new(source),
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let props = CommitProperties::default()
+        .with_application_transaction(Transaction::new_with_last_update(
+            app,
+            offset as i64,
+            Some(now_ms),
+        ))
+        .with_metadata([(txn::COMMIT_INFO_KEY.to_owned(), meta)])
+        .with_max_retries(100);
+    let mut writer = RecordBatchWriter::for_table(table)
+        .map_err(derr)?
+        .with_commit_properties(props);
+    if let Some(b) = batch {
+        writer.write(b).await.map_err(derr)?;
+    }
+    let mut attempt = 0;
+    loop {
+        match writer.flush_and_commit(table).await {
+            Ok(v) => return Ok(v),
+            Err(DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
+            }) => {
+                return Err(SinkError::ConcurrentWriter {
+                    table: uri.to_owned(),
+                    app_id: app.to_owned(),
+                });
+            }
+            Err(e) if attempt + 1 < MAX_COMMIT_TRIES => {
+                attempt += 1;
+                tracing::warn!(table = uri, attempt, error = %e, "commit failed; retrying");
+                let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 100);
+                tokio::time::sleep(Duration::from_millis((50u64 << attempt.min(6)) + jitter)).await;
+                table.update_incremental(None).await.map_err(derr)?;
+                if txn_version(table, uri, app).await? >= offset && offset > 0 {
+                    return Ok(table.version().unwrap_or_default());
+                }
+            }
+            Err(e) => return Err(derr(e)),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The command line as a user meets it: help, errors that name the file and
+//! key, stdin, exit codes, and a new message kind added without a rebuild.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::util::{risktail, run, stderr, stdout};
+
+#[test]
+fn help_teaches() {
+    let out = run(risktail().arg("--help"));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("parse"), "{text}");
+    let out = run(risktail().args(["parse", "--help"]));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Examples:") && text.contains("--quarantine"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_config_names_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("risktail.toml");
+    std::fs::write(&cfg, "[table]\nuri = \"t\"\n[[source]]\nname = \"e\"\npaths = [\"x.log\"]\nenvelope = \"python\"\ntimezon = \"UTC\"\n").unwrap();
+    let out = run(risktail().args(["parse", "--config"]).arg(&cfg));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&cfg.display().to_string()) && err.contains("timezon"),
+        "{err}"
+    );
+
+    std::fs::write(&cfg, "[table]\nuri = \"t\"\n[[source]]\nname = \"e\"\npaths = [\"x.log\"]\nenvelope = \"python\"\nformat = \"%(asctime)s %(levelname)-8q %(message)s\"\n").unwrap();
+    let out = run(risktail().args(["parse", "--config"]).arg(&cfg));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("source[0] (e).format") && err.contains("at character 12"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_input_is_named_and_the_rest_is_still_read() {
+    let out = run(risktail().args([
+        "parse",
+        "--config",
+        "tests/corpus/python_default/config.toml",
+        "tests/corpus/does-not-exist.log",
+        "tests/corpus/python_default/input.log",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does-not-exist.log"));
+    assert_eq!(stdout(&out).lines().count(), 23);
+}
+
+#[test]
+fn reads_stdin() {
+    let mut child = risktail()
+        .args([
+            "parse",
+            "--config",
+            "tests/corpus/python_default/config.toml",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"2026-01-28 10:30:00,123 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count 11 would exceed limit 10\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["limit_type"], "position_count");
+    assert_eq!(v["current_value"], 11.0);
+    assert_eq!(v["source_file"], "-");
+    assert_eq!(v["timestamp"], "2026-01-28T15:30:00.123000Z");
+}
+
+/// The pattern language works without recompiling: a new message kind in a
+/// new file is parsed, and a broken file is refused with its name and pattern.
+#[test]
+fn a_new_message_kind_from_a_pattern_file_needs_no_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("my-patterns");
+    std::fs::create_dir(&pdir).unwrap();
+    std::fs::write(
+        dir.path().join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[patterns]\ndirs = [\"my-patterns\"]\n\
+         [[source]]\nname = \"engine\"\npaths = [\"engine.log\"]\nenvelope = \"python\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("engine.log"),
+        "2026-01-28 10:30:00,000 - v6.risk.kill_switch - CRITICAL - Kill switch ENGAGED: daily loss $12,500.50 over limit $10,000.00 (by ops)\n\
+         2026-01-28 10:31:00,000 - v6.risk.circuit_breaker - ERROR - Circuit breaker OPENED: 5 failures in 300s window (threshold 5)\n",
+    )
+    .unwrap();
+    let parse = || {
+        run(risktail()
+            .current_dir(dir.path())
+            .args(["parse", "--quarantine"]))
+    };
+
+    // Before: the line has no keyword, so it is noise; the built-in patterns still work.
+    let out = parse();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1);
+
+    std::fs::write(
+        pdir.join("kill_switch.toml"),
+        r#"component = "kill_switch"
+keywords = ["Kill switch"]
+
+[[pattern]]
+name = "engaged"
+event_type = "kill_switch_engaged"
+regex = '^Kill switch ENGAGED: daily loss (?P<current_value>\S+) over limit (?P<limit_value>\S+) \(by (?P<metadata.operator>\w+)\)'
+set = { limit_type = "daily_loss", allowed = false }
+levels = ["CRITICAL"]
+"#,
+    )
+    .unwrap();
+    let out = parse();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let k = &lines[0];
+    assert_eq!(k["event_type"], "kill_switch_engaged");
+    assert_eq!(k["component"], "kill_switch");
+    assert_eq!(k["current_value"], 12500.5);
+    assert_eq!(k["limit_value"], 10000.0);
+    assert_eq!(k["allowed"], false);
+    assert_eq!(k["metadata"], r#"{"operator":"ops"}"#);
+    assert_eq!(lines[1]["event_type"], "circuit_breaker_state_change");
+    assert!(stderr(&out).contains("kill_switch_engaged"));
+
+    // A broken pattern file keeps the daemon from starting and says where.
+    std::fs::write(pdir.join("broken.toml"), "component = \"x\"\nkeywords = [\"X\"]\n[[pattern]]\nname = \"bad\"\nevent_type = \"x\"\nregex = '^X (unclosed'\n").unwrap();
+    let out = parse();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("broken.toml") && err.contains("pattern \"bad\""),
+        "{err}"
+    );
+}
