@@ -3,5 +3,6 @@
 
 mod util;
 
+mod backfill;
 mod cli;
 mod golden;

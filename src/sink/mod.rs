@@ -130,20 +130,34 @@ impl DeltaSink {
     }
 
     /// The enrichment state last committed for a source (newest commit first).
+    /// Looks at the newest commits first and widens the window only when
+    /// needed: the newest commit is almost always this source's own.
     pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>, SinkError> {
-        let mut history = self.events.history(None);
-        while let Some(info) = history.try_next().await.map_err(|e| SinkError::Delta {
+        let derr = |e| SinkError::Delta {
             table: self.events_uri.clone(),
             source: Box::new(e),
-        })? {
-            let Some(rec) = info.info.get(txn::COMMIT_INFO_KEY) else {
-                continue;
-            };
-            if rec.get("source").and_then(|s| s.as_str()) != Some(source) {
-                continue;
+        };
+        let total = self.events.version().map_or(0, |v| v as usize + 1);
+        for limit in [50usize, 1000, usize::MAX] {
+            let infos: Vec<_> = self
+                .events
+                .history(if limit >= total { None } else { Some(limit) })
+                .try_collect()
+                .await
+                .map_err(derr)?;
+            for info in &infos {
+                let Some(rec) = info.info.get(txn::COMMIT_INFO_KEY) else {
+                    continue;
+                };
+                if rec.get("source").and_then(|s| s.as_str()) != Some(source) {
+                    continue;
+                }
+                if let Some(state) = rec.get("state") {
+                    return Ok(serde_json::from_value(state.clone()).ok());
+                }
             }
-            if let Some(state) = rec.get("state") {
-                return Ok(serde_json::from_value(state.clone()).ok());
+            if limit >= total {
+                break;
             }
         }
         Ok(None)

@@ -157,6 +157,8 @@ def main():
                 eng.t += 30
                 eng.log("v6.engine", "INFO", "engine starting")
                 eng.init()
+        # A wording no pattern knows: quarantined with its reason, never dropped.
+        eng.log("v6.risk.trailing_stop", "INFO", "Trailing stop parked: awaiting market open", "quarantine")
         eng.log("v6.engine", "INFO", "session closed")
     h.close()
     if not a.no_gzip:

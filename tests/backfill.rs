@@ -1,0 +1,336 @@
+//! Backfill against the real thing: logs written by Python's RotatingFileHandler
+//! and WatchedFileHandler, rotated and compressed by the real logrotate, read
+//! back by the real polars, deltalake and DuckDB packages.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{risktail, root, run, run_python, stderr, stdout};
+
+fn write_config(dir: &Path, max_events: usize, extra: &str) {
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"lake/risk_events\"\n[flush]\nmax_events = {max_events}\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n\
+             timezone = \"America/New_York\"\n{extra}"
+        ),
+    )
+    .expect("write config");
+}
+
+fn backfill(dir: &Path) -> std::process::Output {
+    run(risktail().current_dir(dir).arg("backfill"))
+}
+
+/// What the readers see (tests/readers/check.py).
+fn readers(dir: &Path) -> Value {
+    let out = run_python(
+        &[
+            &root().join("tests/readers/check.py").to_string_lossy(),
+            "lake/risk_events",
+            "lake/risk_events_quarantine",
+        ],
+        dir,
+    );
+    serde_json::from_slice(&out.stdout).expect("check.py prints JSON")
+}
+
+fn sample(dir: &Path, args: &[&str]) -> BTreeMap<String, u64> {
+    let out_dir = dir.join("logs").to_string_lossy().into_owned();
+    let mut a = vec![
+        root()
+            .join("tests/samples/generate.py")
+            .to_string_lossy()
+            .into_owned(),
+        "--out".into(),
+        out_dir,
+    ];
+    a.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run_python(&refs, dir);
+    serde_json::from_slice(&out.stdout).expect("generator prints counts")
+}
+
+fn by_type(v: &Value) -> BTreeMap<String, u64> {
+    v["polars"]["by_type"]
+        .as_object()
+        .expect("by_type")
+        .iter()
+        .map(|(k, n)| (k.clone(), n.as_u64().expect("count")))
+        .collect()
+}
+
+/// RotatingFileHandler logs, some generations gzipped: every risk line the
+/// engine wrote is a row once, unknown wordings are quarantined, a second run
+/// adds nothing, and polars, deltalake and DuckDB read the table as it is.
+#[test]
+fn rotating_file_handler_logs_backfill_exactly_once_and_every_reader_agrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut written = sample(dir, &["--max-bytes", "65536"]);
+    let quarantined = written.remove("quarantine").unwrap_or(0);
+    assert!(
+        std::fs::read_dir(dir.join("logs")).unwrap().count() >= 8,
+        "several generations"
+    );
+    write_config(dir, 10_000, "");
+
+    let first = backfill(dir);
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
+    let seen = readers(dir);
+    assert_eq!(by_type(&seen), written, "{}", stdout(&first));
+    let total: u64 = written.values().sum();
+    assert_eq!(seen["polars"]["rows"], total);
+    assert_eq!(seen["polars"]["distinct_event_ids"], total);
+    assert_eq!(seen["quarantine"]["rows"], quarantined);
+    assert!(
+        seen["quarantine"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r == "unmatched_keyword")
+    );
+
+    // The readers, with no options.
+    assert_eq!(seen["deltalake"]["rows"], total);
+    assert_eq!(seen["deltalake"]["protocol"], serde_json::json!([1, 2]));
+    assert_eq!(
+        seen["deltalake"]["partitions"],
+        serde_json::json!(["event_date"])
+    );
+    assert_eq!(
+        seen["deltalake"]["schema"][3],
+        "timestamp:timestamp[us, tz=UTC]:not null"
+    );
+    assert_eq!(
+        seen["polars"]["schema"]["timestamp"],
+        "Datetime(time_unit='us', time_zone='UTC')"
+    );
+    assert_eq!(seen["polars"]["schema"]["event_date"], "Date");
+    assert_eq!(seen["polars"]["schema"]["failure_count"], "Int32");
+    assert_eq!(
+        seen["duckdb_delta_scan"]["rows"], total,
+        "{}",
+        seen["duckdb_delta_scan"]
+    );
+    assert_eq!(
+        seen["duckdb_delta_scan"]["types"]["timestamp"],
+        "TIMESTAMP WITH TIME ZONE"
+    );
+    assert_eq!(
+        seen["duckdb_delta_scan"]["first"], "2026-01-26 14:25:01.025000+00:00",
+        "09:25 New York is 14:25 UTC in January"
+    );
+    assert_eq!(seen["duckdb_dataset"]["rows"], total);
+    assert_eq!(
+        seen["duckdb_dataset"]["breaker_opens"],
+        written["circuit_breaker_state_change"] as i64 / 7 * 3,
+        "3 OPEN changes per 7 in the sample"
+    );
+
+    let second = backfill(dir);
+    assert!(second.status.success());
+    assert!(
+        stdout(&second).contains("0 events and 0 quarantined lines added in 0 commits"),
+        "{}",
+        stdout(&second)
+    );
+    let again = readers(dir);
+    assert_eq!(again["polars"]["rows"], total);
+    assert_eq!(again["content"], seen["content"]);
+}
+
+/// logrotate with `compress` (no delaycompress), the engine writing through
+/// WatchedFileHandler, backfills run between rotations as a user would: each
+/// risk line once, and files already read come back as `.gz` without adding rows.
+#[test]
+fn logrotate_compress_with_backfills_in_between_is_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let logs = dir.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    write_config(dir, 7, "");
+    std::fs::write(
+        dir.join("logrotate.conf"),
+        format!(
+            "{}/engine.log {{\n  rotate 50\n  compress\n  create\n  missingok\n}}\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let writer = r#"
+import logging, logging.handlers, sys
+h = logging.handlers.WatchedFileHandler(sys.argv[1])
+h.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+lg = logging.getLogger("v6.risk.portfolio_limits"); lg.addHandler(h); lg.setLevel(logging.DEBUG)
+noise = logging.getLogger("v6.feed"); noise.addHandler(h); noise.setLevel(logging.DEBUG)
+r = int(sys.argv[2])
+for i in range(int(sys.argv[3])):
+    noise.debug("quote SPY bid=2.50 ask=2.55 seq=%d", i)
+    lg.warning("Entry REJECTED by portfolio limits: Position count %d would exceed limit 10", 1000 * r + i)
+"#;
+    let logrotate = |state: &str| {
+        let out = Command::new("logrotate")
+            .args(["-f", "-s", state])
+            .arg(dir.join("logrotate.conf"))
+            .output()
+            .expect("logrotate is installed (.ci/run installs it)");
+        assert!(out.status.success(), "logrotate: {}", stderr(&out));
+    };
+    let state = dir.join("logrotate.state").to_string_lossy().into_owned();
+    let mut total = 0;
+    for round in 0..5 {
+        let n = 40 + round * 13;
+        run_python(
+            &[
+                "-c",
+                writer,
+                &logs.join("engine.log").to_string_lossy(),
+                &round.to_string(),
+                &n.to_string(),
+            ],
+            dir,
+        );
+        total += n;
+        if round % 2 == 1 {
+            let out = backfill(dir);
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        logrotate(&state);
+    }
+    let gz = std::fs::read_dir(&logs)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".gz")
+        })
+        .count();
+    assert_eq!(gz, 5, "logrotate compressed every generation");
+    let out = backfill(dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("already in the table"),
+        "{}",
+        stdout(&out)
+    );
+    let seen = readers(dir);
+    assert_eq!(seen["polars"]["rows"], total, "{}", stdout(&out));
+    assert_eq!(seen["polars"]["distinct_event_ids"], total);
+    let out = backfill(dir);
+    assert!(
+        stdout(&out).contains("0 events and 0 quarantined lines added in 0 commits"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// SIGKILL at random moments, re-run until done: the table holds exactly what
+/// one clean run writes (every column but the read clock), in both tables.
+#[test]
+fn kill_nine_at_ten_random_moments_then_rerun_equals_one_clean_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = tmp.path().join("clean");
+    let killed = tmp.path().join("killed");
+    std::fs::create_dir_all(&clean).unwrap();
+    std::fs::create_dir_all(&killed).unwrap();
+    sample(&clean, &["--max-bytes", "32768"]);
+    // Same logs for both: copy, so ids (by content) match.
+    std::fs::create_dir_all(killed.join("logs")).unwrap();
+    for e in std::fs::read_dir(clean.join("logs")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, killed.join("logs").join(p.file_name().unwrap())).unwrap();
+    }
+    // Small batches: many commits, so kills land between and inside them.
+    write_config(&clean, 3, "");
+    write_config(&killed, 3, "");
+
+    let t0 = Instant::now();
+    let out = backfill(&clean);
+    let clean_time = t0.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Deterministic pseudo-random kill delays (an LCG), spread over the run.
+    let mut seed: u64 = 0x5eed_1234;
+    let mut kills = 0;
+    let mut attempts = 0;
+    while kills < 10 {
+        attempts += 1;
+        assert!(
+            attempts < 60,
+            "could not land 10 kills in 60 attempts ({kills} landed)"
+        );
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let frac = (seed >> 33) as f64 / (1u64 << 31) as f64;
+        // Each killed run still commits some batches, so delays are a small
+        // share of the clean run: ten kills then fall at ten different places.
+        let delay = Duration::from_secs_f64(0.002 + frac * clean_time.as_secs_f64() * 0.08);
+        let mut child = risktail()
+            .current_dir(&killed)
+            .arg("backfill")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    let out = backfill(&killed);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let a = readers(&clean);
+    let b = readers(&killed);
+    assert_eq!(a["polars"]["rows"], b["polars"]["rows"]);
+    assert_eq!(
+        b["polars"]["rows"], b["polars"]["distinct_event_ids"],
+        "no row doubled"
+    );
+    assert!(
+        a["content"] == b["content"],
+        "the killed-and-rerun table differs from the clean one"
+    );
+    assert_eq!(a["quarantine"]["content"], b["quarantine"]["content"]);
+    assert!(a["quarantine"]["rows"].as_u64().unwrap() >= 3);
+    eprintln!("landed {kills} kills in {attempts} attempts; clean run {clean_time:?}");
+}
+
+/// Someone else's table at the configured place is never written to or widened.
+#[test]
+fn a_table_with_another_schema_is_refused_with_the_columns_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    sample(dir, &["--days", "1"]);
+    write_config(dir, 1000, "");
+    run_python(
+        &[
+            "-c",
+            "import pyarrow as pa, deltalake; deltalake.write_deltalake('lake/risk_events', pa.table({'event_id': ['a'], 'price': [1.0]}))",
+        ],
+        dir,
+    );
+    let out = backfill(dir);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("does not have risktail's schema"), "{err}");
+    assert!(
+        err.contains("price is not in risktail's schema") && err.contains("event_type is missing"),
+        "{err}"
+    );
+}
