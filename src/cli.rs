@@ -49,6 +49,34 @@ pub enum Command {
     ///   risktail backfill --config /etc/risktail/risktail.toml
     ///   risktail backfill -c risktail.toml --source engine '/archive/engine.log.*.gz'
     Backfill(BackfillArgs),
+    /// Follow the sources' files and commit their risk events as they are written.
+    ///
+    /// The sidecar mode (systemd/risktail.service runs it). On start it resumes
+    /// every file at the offset committed in the table (files rotated while it
+    /// was down included); new files are read from the beginning, or from their
+    /// end with `start_at = "end"`. Rows are visible within `flush.interval_ms`.
+    /// SIGTERM/SIGINT commit what was read and exit 0; SIGHUP reloads the pattern
+    /// files (a broken file keeps the old set). Logs go to stderr (journald);
+    /// RISKTAIL_LOG=debug shows each commit.
+    Run(RunArgs),
+    /// Show, per source and file, the committed offset and the bytes behind.
+    Status(StatusArgs),
+}
+
+/// `risktail run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config file.
+    #[arg(short, long, default_value = "risktail.toml", value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `risktail status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The config file.
+    #[arg(short, long, default_value = "risktail.toml", value_name = "FILE")]
+    pub config: PathBuf,
 }
 
 /// `risktail backfill`

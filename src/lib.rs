@@ -11,6 +11,7 @@
 //!   and the one definition of their schema.
 //! - [`sink`]: the only writer: rows, offsets (`txn`) and state in one Delta commit.
 //! - [`pipeline`]: a file through parser and sink, offsets moving only on commit.
+//! - [`daemon`]: `risktail run`, following files through rotation.
 //! - [`config`]: `risktail.toml`, validated at start.
 //! - [`commands`]: the subcommands, wiring the layers.
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod event;
 pub mod parse;
 pub mod pipeline;

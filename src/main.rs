@@ -15,13 +15,18 @@ fn main() -> ExitCode {
                 // delta-kernel logs an ERROR when it probes a table that does
                 // not exist yet, which is how every first run starts.
                 .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("warn,buoyant_kernel::snapshot::builder=off")
+                    tracing_subscriber::EnvFilter::new(match &cli.command {
+                        Command::Run(_) => "info,buoyant_kernel=warn,buoyant_kernel_engine=warn,deltalake_core=warn,buoyant_kernel::snapshot::builder=off",
+                        _ => "warn,buoyant_kernel::snapshot::builder=off",
+                    })
                 }),
         )
         .init();
     let result = match &cli.command {
         Command::Parse(args) => risktail::commands::parse::run(args),
         Command::Backfill(args) => risktail::commands::backfill::run(args),
+        Command::Run(args) => risktail::daemon::run(&args.config).map(|()| true),
+        Command::Status(args) => risktail::commands::status::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -334,3 +334,27 @@ fn a_table_with_another_schema_is_refused_with_the_columns_named() {
         "{err}"
     );
 }
+
+/// A file that cannot be read fails the run with its name and exit status 1;
+/// the files before it are still ingested.
+#[test]
+fn a_failed_file_is_named_and_fails_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    sample(dir, &["--days", "1", "--no-gzip"]);
+    write_config(dir, 1000, "");
+    let out = run(risktail().current_dir(dir).args([
+        "backfill",
+        "logs/engine.log",
+        "logs/vanished.log.3",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("logs/vanished.log.3"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("logs/engine.log"), "{}", stdout(&out));
+    let seen = readers(dir);
+    assert!(seen["polars"]["rows"].as_u64().unwrap() > 0);
+}

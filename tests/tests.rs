@@ -5,4 +5,6 @@ mod util;
 
 mod backfill;
 mod cli;
+mod daemon;
 mod golden;
+mod numbers;

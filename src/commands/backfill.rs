@@ -6,7 +6,6 @@
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Instant;
 
@@ -25,7 +24,7 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
     let total: u64 = plan
         .iter()
         .flat_map(|(_, f)| f)
-        .map(|f| content_estimate(&f.path))
+        .map(|f| crate::source::content_len_hint(&f.path).unwrap_or(0))
         .sum();
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -37,6 +36,11 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         .build()
         .context("starting the runtime")?;
     let started = Instant::now();
+    // One writer per source: a running daemon (or another backfill) owns it.
+    let _locks = plan
+        .iter()
+        .map(|(s, _)| crate::daemon::lock::acquire(&config.table_uri, &s.name, "backfill"))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut sink = rt.block_on(DeltaSink::open(&config))?;
     let mut reports: Vec<(String, FileReport)> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
@@ -155,24 +159,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
-}
-
-/// The content size for the progress bar: the file size, or for gzip the
-/// size its trailer records (exact for single-member files under 4 GiB).
-fn content_estimate(path: &Path) -> u64 {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return 0;
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut magic = [0u8; 2];
-    if f.read_exact(&mut magic).is_err() || magic != [0x1f, 0x8b] || len < 18 {
-        return len;
-    }
-    let mut isize = [0u8; 4];
-    if f.seek(SeekFrom::End(-4)).is_err() || f.read_exact(&mut isize).is_err() {
-        return len;
-    }
-    u64::from(u32::from_le_bytes(isize)).max(len)
 }
 
 fn print_summary(

@@ -2,6 +2,7 @@
 
 pub mod backfill;
 pub mod parse;
+pub mod status;
 
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use chrono::Utc;
 use serde::Serialize;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use super::{Input, expand_inputs};
 use crate::cli::ParseArgs;
@@ -131,7 +131,7 @@ fn parse_stream<W: Write>(
     parser: &SourceParser,
     state: &mut SourceState,
     name: &str,
-    content: impl Read,
+    content: source::Content,
     max_line: usize,
     tally: &mut Tally,
     printer: &mut Printer<'_, W>,

@@ -266,3 +266,50 @@ fn put_extra(fields: &mut EventFields, key: String, value: Value) {
     }
     fields.metadata.insert(key, value);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::envelope::python::PythonEnvelope;
+    use proptest::prelude::*;
+
+    fn parser(tz: &str) -> SourceParser {
+        let env = PythonEnvelope::new("%(asctime)s - %(name)s - %(levelname)s - %(message)s", None)
+            .unwrap();
+        let patterns = Arc::new(PatternSet::load(true, &[]).unwrap());
+        SourceParser::new(
+            "engine",
+            Envelope::Python(env),
+            patterns,
+            tz.parse().unwrap(),
+        )
+    }
+
+    proptest! {
+        /// Any bytes, with risk keywords and a valid head spliced in, give an
+        /// outcome and never a panic; events always carry the line's offset.
+        #[test]
+        fn any_bytes_never_panic(
+            pre in proptest::collection::vec(any::<u8>(), 0..40),
+            kw in prop_oneof![Just(""), Just("Circuit breaker OPENED: "), Just("Trailing stop UPDATED: peak="), Just("Entry REJECTED by portfolio limits: Total exposure $")],
+            post in proptest::collection::vec(any::<u8>(), 0..60),
+            head in any::<bool>(),
+            tz in prop_oneof![Just("UTC"), Just("America/New_York")],
+        ) {
+            let mut line = Vec::new();
+            if head {
+                line.extend_from_slice(b"2026-11-01 01:30:00,000 - v6.risk - WARNING - ");
+            }
+            line.extend_from_slice(&pre);
+            line.extend_from_slice(kw.as_bytes());
+            line.extend_from_slice(&post);
+            let p = parser(tz);
+            let mut state = SourceState::default();
+            let file = FileId::from_head(b"x\n");
+            let out = p.parse_line(&mut state, LineRef { file, path: "x", offset: 9, bytes: &line }, Utc::now());
+            if let Outcome::Event(e) = out {
+                prop_assert!(e.source_offset >= 9);
+            }
+        }
+    }
+}

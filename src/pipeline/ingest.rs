@@ -123,6 +123,12 @@ pub async fn ingest_file(
     };
     known.insert(file, committed);
     let start = committed.events;
+    if start > 0 && source::content_len_hint(&found.path) == Some(start) {
+        // Read to its end before (plain size or gzip trailer agrees): no need
+        // to read, or inflate, it again.
+        report.status = FileStatus::AlreadyIngested { at: start };
+        return Ok(report);
+    }
     if start > 0 && !lines.reader.skip_to(start).map_err(read_err)? {
         // The content is shorter than what was committed for this identity
         // (a copy cut short): everything it holds is already in the table.
@@ -200,7 +206,7 @@ pub async fn ingest_file(
             last_progress = end;
         }
         if events.len() + quarantine.len() >= ctx.max_events {
-            sink.commit(&source_name, file, end, &events, &quarantine, state)
+            sink.commit(&source_name, &[(file, end)], &events, &quarantine, state)
                 .await
                 .map_err(sink_err)?;
             report.commits += 1;
@@ -219,7 +225,7 @@ pub async fn ingest_file(
     progress(end - last_progress);
     let done = known.get(&file).map_or(0, |c| c.events);
     if end > done || !events.is_empty() || !quarantine.is_empty() {
-        sink.commit(&source_name, file, end, &events, &quarantine, state)
+        sink.commit(&source_name, &[(file, end)], &events, &quarantine, state)
             .await
             .map_err(sink_err)?;
         report.commits += 1;

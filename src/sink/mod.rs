@@ -9,6 +9,7 @@
 //! quarantine rows the quarantine table already holds, so each table gets each
 //! row exactly once.
 
+pub mod read;
 pub mod table;
 pub mod txn;
 
@@ -163,28 +164,33 @@ impl DeltaSink {
         Ok(None)
     }
 
-    /// Commits a file's rows up to `offset`: quarantine rows first, then
-    /// events with the offset and the source state. An empty `events` still
-    /// commits the offset and state.
+    /// Commits a source's rows with the offsets its files reached: quarantine
+    /// rows first, then events with the offsets and the source state, all of
+    /// the source's files in one commit so the state matches every offset.
+    /// Empty rows still commit the offsets and state.
     pub async fn commit(
         &mut self,
         source: &str,
-        file: FileId,
-        offset: u64,
+        offsets: &[(FileId, u64)],
         events: &[RiskEvent],
         quarantine: &[QuarantineRecord],
         state: &SourceState,
     ) -> Result<u64, SinkError> {
-        let app = txn::app_id(source, file);
+        let txns: Vec<(String, u64)> = offsets
+            .iter()
+            .map(|(f, o)| (txn::app_id(source, *f), *o))
+            .collect();
+        let files: serde_json::Map<String, serde_json::Value> = offsets
+            .iter()
+            .map(|(f, o)| (f.to_string(), serde_json::json!(o)))
+            .collect();
         if !quarantine.is_empty() {
             let batch = quarantine_batch(quarantine)?;
-            let meta =
-                serde_json::json!({ "source": source, "file": file.to_string(), "offset": offset });
+            let meta = serde_json::json!({ "source": source, "offsets": files });
             commit_once(
                 &mut self.quarantine,
                 &self.quarantine_uri,
-                &app,
-                offset,
+                &txns,
                 Some(batch),
                 meta,
             )
@@ -197,19 +203,10 @@ impl DeltaSink {
         };
         let meta = serde_json::json!({
             "source": source,
-            "file": file.to_string(),
-            "offset": offset,
+            "offsets": files,
             "state": state,
         });
-        commit_once(
-            &mut self.events,
-            &self.events_uri,
-            &app,
-            offset,
-            batch,
-            meta,
-        )
-        .await
+        commit_once(&mut self.events, &self.events_uri, &txns, batch, meta).await
     }
 }
 
@@ -228,15 +225,14 @@ async fn txn_version(table: &DeltaTable, uri: &str, app: &str) -> Result<u64, Si
     Ok(v.map_or(0, |v| v.max(0) as u64))
 }
 
-/// One commit of rows + txn + metadata, retried with jittered backoff when it
-/// loses races to other writers; before each retry the txn is re-read, so a
+/// One commit of rows + txns + metadata, retried with jittered backoff when it
+/// loses races to other writers; before each retry the txns are re-read, so a
 /// commit that did land (and failed after, e.g. in a post-commit hook) is not
 /// made twice.
 async fn commit_once(
     table: &mut DeltaTable,
     uri: &str,
-    app: &str,
-    offset: u64,
+    txns: &[(String, u64)],
     batch: Option<deltalake::arrow::record_batch::RecordBatch>,
     meta: serde_json::Value,
 ) -> Result<u64, SinkError> {
@@ -246,11 +242,13 @@ async fn commit_once(
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
     let props = CommitProperties::default()
-        .with_application_transaction(Transaction::new_with_last_update(
-            app,
-            offset as i64,
-            Some(now_ms),
-        ))
+        .with_application_transactions(
+            txns.iter()
+                .map(|(app, offset)| {
+                    Transaction::new_with_last_update(app, *offset as i64, Some(now_ms))
+                })
+                .collect(),
+        )
         .with_metadata([(txn::COMMIT_INFO_KEY.to_owned(), meta)])
         .with_max_retries(100);
     let mut writer = RecordBatchWriter::for_table(table)
@@ -268,7 +266,11 @@ async fn commit_once(
             }) => {
                 return Err(SinkError::ConcurrentWriter {
                     table: uri.to_owned(),
-                    app_id: app.to_owned(),
+                    app_id: txns
+                        .iter()
+                        .map(|(a, _)| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
             Err(e) if attempt + 1 < MAX_COMMIT_TRIES => {
@@ -277,7 +279,11 @@ async fn commit_once(
                 let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 100);
                 tokio::time::sleep(Duration::from_millis((50u64 << attempt.min(6)) + jitter)).await;
                 table.update_incremental(None).await.map_err(derr)?;
-                if txn_version(table, uri, app).await? >= offset && offset > 0 {
+                let mut landed = !txns.is_empty();
+                for (app, offset) in txns {
+                    landed &= *offset > 0 && txn_version(table, uri, app).await? >= *offset;
+                }
+                if landed {
                     return Ok(table.version().unwrap_or_default());
                 }
             }

@@ -7,7 +7,7 @@ pub mod reader;
 
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
-use std::io::{self, BufReader, Chain, Cursor, Read};
+use std::io::{self, BufReader, Cursor, Read};
 use std::path::Path;
 
 use fingerprint::FileId;
@@ -46,21 +46,42 @@ pub fn open_content(path: &Path) -> io::Result<Content> {
     }
 }
 
+/// The length of a file's content without reading it: the size of a plain
+/// file, or the size a gzip trailer records (exact for a single-member file
+/// under 4 GiB; a multi-member file may disagree, and then it is read).
+pub fn content_len_hint(path: &Path) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut magic = [0u8; 2];
+    if f.read_exact(&mut magic).is_err() || magic != GZIP_MAGIC {
+        return Some(len);
+    }
+    if len < 18 {
+        return None;
+    }
+    let mut isize = [0u8; 4];
+    f.seek(SeekFrom::End(-4)).ok()?;
+    f.read_exact(&mut isize).ok()?;
+    Some(u64::from(u32::from_le_bytes(isize)))
+}
+
 /// A file opened for reading lines: its identity (once decidable) and a line
 /// reader positioned at the start of its content.
-pub struct Lines<R> {
+pub struct Lines {
     /// The identity; `None` when the content has no complete line yet and is
     /// under 1 KiB (then it has no lines to give either).
     pub id: Option<FileId>,
     /// The reader.
-    pub reader: LineReader<Chain<Cursor<Vec<u8>>, R>>,
+    pub reader: LineReader<Content>,
 }
 
 /// Reads the identifying head of `content` and returns a line reader over the
 /// whole content (head included: nothing is read twice from the source).
-pub fn lines<R: Read>(mut content: R, max_line_bytes: usize) -> io::Result<Lines<R>> {
+pub fn lines(mut content: Content, max_line_bytes: usize) -> io::Result<Lines> {
     let (head, id) = fingerprint::read_head(&mut content)?;
-    let reader = LineReader::new(Cursor::new(head).chain(content), 0, max_line_bytes);
+    let chained: Content = Box::new(Cursor::new(head).chain(content));
+    let reader = LineReader::new(chained, 0, max_line_bytes);
     Ok(Lines { id, reader })
 }
 

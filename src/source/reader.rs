@@ -111,6 +111,19 @@ impl<R: Read> LineReader<R> {
         Ok(true)
     }
 
+    /// Consumes the bytes after the last newline (a sealed file's unterminated
+    /// tail, already quarantined by the caller); returns how many.
+    pub fn consume_fragment(&mut self) -> u64 {
+        if let Some(s) = self.skipping.take() {
+            // Everything up to `self.offset` was read past already.
+            return self.offset - s.offset;
+        }
+        let n = (self.end - self.pos) as u64;
+        self.pos = self.end;
+        self.offset += n;
+        n
+    }
+
     /// Reads more into the buffer. Returns the number of bytes added.
     fn fill(&mut self) -> io::Result<usize> {
         if self.pos > 0 {

@@ -1,0 +1,386 @@
+//! `risktail run` against the engine's real handlers and rotations, with
+//! SIGKILLs along the way: every completed risk line ends in the table once.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{python, risktail, root, run, stderr};
+
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn start(dir: &Path) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("daemon.log"))
+            .expect("daemon log");
+        let child = risktail()
+            .current_dir(dir)
+            .arg("run")
+            .env(
+                "RISKTAIL_LOG",
+                "info,buoyant_kernel=warn,buoyant_kernel_engine=warn,deltalake_core=warn",
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("risktail run starts");
+        Daemon { child }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM; returns the exit code and how long the exit took.
+    fn term(mut self) -> (Option<i32>, Duration) {
+        let t = Instant::now();
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(ok.success());
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return (s.code(), t.elapsed());
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                panic!("daemon ignored SIGTERM for 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn setup(extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
+    std::fs::create_dir(dir.join("logs")).expect("logs dir");
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"lake/risk_events\"\n[flush]\ninterval_ms = 200\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n{extra}"
+        ),
+    )
+    .expect("config");
+    (tmp, dir)
+}
+
+fn writer(dir: &Path, mode: &str, start: usize, count: usize) -> Child {
+    Command::new(python())
+        .arg(root().join("tests/samples/writer.py"))
+        .args([
+            mode,
+            "logs/engine.log",
+            &start.to_string(),
+            &count.to_string(),
+        ])
+        .current_dir(dir)
+        .spawn()
+        .expect("python writer starts (set RISKTAIL_PYTHON)")
+}
+
+fn event_ids(dir: &Path) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(risktail::sink::read::event_ids(
+        &dir.join("lake/risk_events").to_string_lossy(),
+    ))
+    .unwrap_or_default()
+}
+
+/// Waits until the table holds `n` rows (or the time is up), then checks that
+/// no more arrive and that none is doubled.
+fn expect_exactly(dir: &Path, n: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ids = event_ids(dir);
+    while ids.len() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        ids = event_ids(dir);
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    ids = event_ids(dir);
+    let distinct: HashSet<&String> = ids.iter().collect();
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    let tail: String = log
+        .lines()
+        .rev()
+        .take(25)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(distinct.len(), ids.len(), "{what}: rows doubled\n{tail}");
+    assert_eq!(ids.len(), n, "{what}: rows missing or extra\n{tail}");
+}
+
+/// Something done to the files or the daemon during a scenario.
+type Step<'a> = dyn FnMut(&Path, &mut Option<Daemon>) + 'a;
+
+/// Runs `writer` while `steps` happen at the given times (from the start).
+fn scenario(dir: &Path, mode: &str, count: usize, steps: &mut [(u64, &mut Step)]) {
+    let mut daemon = Some(Daemon::start(dir));
+    let mut w = writer(dir, mode, 0, count);
+    let t0 = Instant::now();
+    for (at, step) in steps.iter_mut() {
+        let when = Duration::from_millis(*at);
+        if let Some(wait) = when.checked_sub(t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        step(dir, &mut daemon);
+    }
+    assert!(w.wait().expect("writer").success(), "writer failed");
+    if daemon.is_none() {
+        daemon = Some(Daemon::start(dir));
+    }
+    expect_exactly(dir, count, mode);
+    let (code, took) = daemon.take().expect("daemon").term();
+    assert_eq!(code, Some(0), "exit status after SIGTERM");
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+}
+
+fn kill_and_restart(dir: &Path, d: &mut Option<Daemon>) {
+    if let Some(x) = d.take() {
+        x.kill9();
+    }
+    *d = Some(Daemon::start(dir));
+}
+
+/// `mv engine.log.N engine.log.N+1 …; mv engine.log engine.log.1`, as an
+/// external rotation does.
+fn shift_rotate(dir: &Path) {
+    let logs = dir.join("logs");
+    let mut max = 0;
+    while logs.join(format!("engine.log.{}", max + 1)).exists() {
+        max += 1;
+    }
+    for n in (1..=max).rev() {
+        std::fs::rename(
+            logs.join(format!("engine.log.{n}")),
+            logs.join(format!("engine.log.{}", n + 1)),
+        )
+        .expect("shift");
+    }
+    if logs.join("engine.log").exists() {
+        std::fs::rename(logs.join("engine.log"), logs.join("engine.log.1")).expect("rotate");
+    }
+}
+
+fn logrotate(dir: &Path, options: &str) {
+    let conf = dir.join("logrotate.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{}/logs/engine.log {{\n  rotate 100\n  missingok\n  {options}\n}}\n",
+            dir.display()
+        ),
+    )
+    .expect("logrotate.conf");
+    let out = Command::new("logrotate")
+        .args(["-f", "-s"])
+        .arg(dir.join("logrotate.state"))
+        .arg(&conf)
+        .output()
+        .expect("logrotate is installed (.ci/run installs it)");
+    assert!(out.status.success(), "logrotate: {}", stderr(&out));
+}
+
+/// Rows 1, 3, 9, 14: RotatingFileHandler renames (many rotations, some between
+/// wake-ups), backupCount never reached, kill -9 twice.
+#[test]
+fn rotating_file_handler_with_kills() {
+    let (_t, dir) = setup("");
+    scenario(
+        &dir,
+        "rotating",
+        1500,
+        &mut [(700, &mut kill_and_restart), (1600, &mut kill_and_restart)],
+    );
+    let rotated = std::fs::read_dir(dir.join("logs")).expect("logs").count();
+    assert!(
+        rotated > 10,
+        "only {rotated} files: rotation did not happen"
+    );
+}
+
+/// TimedRotatingFileHandler (a new dated file every second), kill -9 once.
+#[test]
+fn timed_rotating_file_handler_with_kill() {
+    let (_t, dir) = setup("");
+    scenario(&dir, "timed", 1200, &mut [(1300, &mut kill_and_restart)]);
+}
+
+/// WatchedFileHandler reopening after an external rename; the daemon is down
+/// during one rotation (row 2).
+#[test]
+fn watched_file_handler_external_rename_and_rotation_while_down() {
+    let (_t, dir) = setup("");
+    scenario(
+        &dir,
+        "watched",
+        1500,
+        &mut [
+            (500, &mut |d, _| shift_rotate(d)),
+            (1000, &mut |_, dm| {
+                if let Some(x) = dm.take() {
+                    x.kill9();
+                }
+            }),
+            (1300, &mut |d, _| shift_rotate(d)),
+            (1700, &mut |d, dm| *dm = Some(Daemon::start(d))),
+            (2200, &mut |d, _| shift_rotate(d)),
+        ],
+    );
+}
+
+/// Rows 4 and 7: logrotate copytruncate under a writer with O_APPEND.
+#[test]
+fn logrotate_copytruncate() {
+    let (_t, dir) = setup("");
+    scenario(
+        &dir,
+        "plain",
+        1500,
+        &mut [
+            (600, &mut |d, _| logrotate(d, "copytruncate")),
+            (1300, &mut |d, _| logrotate(d, "copytruncate")),
+            (1800, &mut kill_and_restart),
+            (2300, &mut |d, _| logrotate(d, "copytruncate")),
+        ],
+    );
+}
+
+/// Row 8: logrotate `create` + `compress` (the plain file disappears, a `.gz`
+/// appears) with WatchedFileHandler, killed and restarted in between.
+#[test]
+fn logrotate_create_compress() {
+    let (_t, dir) = setup("");
+    scenario(
+        &dir,
+        "watched",
+        1500,
+        &mut [
+            (600, &mut |d, _| logrotate(d, "create\n  compress")),
+            (1100, &mut kill_and_restart),
+            (1400, &mut |d, _| logrotate(d, "create\n  compress")),
+            (2300, &mut |d, _| logrotate(d, "create\n  compress")),
+        ],
+    );
+}
+
+/// logrotate `create` + `compress` + `delaycompress`, with a rotation while
+/// the daemon is down.
+#[test]
+fn logrotate_delaycompress_rotation_while_down() {
+    let (_t, dir) = setup("");
+    scenario(
+        &dir,
+        "watched",
+        1500,
+        &mut [
+            (600, &mut |d, _| {
+                logrotate(d, "create\n  compress\n  delaycompress")
+            }),
+            (1000, &mut |_, dm| {
+                if let Some(x) = dm.take() {
+                    x.kill9();
+                }
+            }),
+            (1300, &mut |d, _| {
+                logrotate(d, "create\n  compress\n  delaycompress")
+            }),
+            (1800, &mut |d, _| {
+                logrotate(d, "create\n  compress\n  delaycompress")
+            }),
+            (2000, &mut |d, dm| *dm = Some(Daemon::start(d))),
+        ],
+    );
+}
+
+/// Row 12: a line without its newline is never emitted; completed after a
+/// kill -9 and restart, it is read once.
+#[test]
+fn partial_line_waits_for_its_newline_across_a_restart() {
+    let (_t, dir) = setup("");
+    let log = dir.join("logs/engine.log");
+    let head = "2026-01-28 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count 1";
+    std::fs::write(
+        &log,
+        format!("2026-01-28 09:59:59,000 - v6.feed - DEBUG - hello\n{head}"),
+    )
+    .unwrap();
+    let d = Daemon::start(&dir);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(event_ids(&dir).len(), 0, "an unfinished line was emitted");
+    d.kill9();
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"1 would exceed limit 10\n").unwrap();
+    let d = Daemon::start(&dir);
+    expect_exactly(&dir, 1, "partial line");
+    let files = rt_files(&dir);
+    assert!(!files.is_empty());
+    assert_eq!(d.term().0, Some(0));
+}
+
+fn rt_files(dir: &Path) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(risktail::sink::read::data_files(
+        &dir.join("lake/risk_events").to_string_lossy(),
+    ))
+    .unwrap_or_default()
+}
+
+/// One writer per source: a second daemon, or a backfill, refuses and names the holder.
+#[test]
+fn a_second_writer_is_refused_with_the_holder_named() {
+    let (_t, dir) = setup("");
+    std::fs::write(dir.join("logs/engine.log"), "").unwrap();
+    let d = Daemon::start(&dir);
+    std::thread::sleep(Duration::from_millis(800));
+    let pid = d.child.id();
+    for cmd in ["run", "backfill"] {
+        let out = run(risktail().current_dir(&dir).arg(cmd));
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("pid {pid}")) && err.contains("risktail run"),
+            "{cmd}: {err}"
+        );
+    }
+    assert_eq!(d.term().0, Some(0));
+}
+
+/// Row 18: `start_at = "end"` skips what a never-seen file already holds, but
+/// committed offsets win over it after a restart.
+#[test]
+fn start_at_end_applies_only_to_never_seen_files() {
+    let (_t, dir) = setup("start_at = \"end\"\n");
+    let mut w = writer(&dir, "plain", 0, 20);
+    assert!(w.wait().unwrap().success());
+    let d = Daemon::start(&dir);
+    std::thread::sleep(Duration::from_millis(800));
+    let mut w = writer(&dir, "plain", 100, 30);
+    assert!(w.wait().unwrap().success());
+    expect_exactly(&dir, 30, "after start_at = end");
+    d.kill9();
+    let mut w = writer(&dir, "plain", 200, 10);
+    assert!(w.wait().unwrap().success());
+    let d = Daemon::start(&dir);
+    expect_exactly(&dir, 40, "restart resumes at the committed offset");
+    assert_eq!(d.term().0, Some(0));
+}
