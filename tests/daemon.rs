@@ -145,7 +145,29 @@ fn scenario(dir: &Path, mode: &str, count: usize, steps: &mut [(u64, &mut Step)]
         daemon = Some(Daemon::start(dir));
     }
     expect_exactly(dir, count, mode);
-    let (code, took) = daemon.take().expect("daemon").term();
+    // Row 19: sealed generations are let go once read and committed.
+    let d = daemon.take().expect("daemon");
+    let logs = dir.join("logs").canonicalize().expect("logs");
+    let open_logs = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.child.id()))
+            .map(|fds| {
+                fds.filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .filter(|t| t.starts_with(&logs))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_logs() > 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        open_logs() <= 2,
+        "{mode}: {} log files still open",
+        open_logs()
+    );
+    let (code, took) = d.term();
     assert_eq!(code, Some(0), "exit status after SIGTERM");
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
 }
@@ -383,4 +405,201 @@ fn start_at_end_applies_only_to_never_seen_files() {
     let d = Daemon::start(&dir);
     expect_exactly(&dir, 40, "restart resumes at the committed offset");
     assert_eq!(d.term().0, Some(0));
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(text.as_bytes()).expect("append");
+}
+
+fn risk_line(i: usize) -> String {
+    format!(
+        "2026-01-28 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10\n"
+    )
+}
+
+/// Row 13: a 2 MiB line becomes a quarantine row; the lines after it are read.
+#[test]
+fn row_13_oversize_line_is_quarantined_and_tailing_goes_on() {
+    let (_t, dir) = setup("");
+    let log = dir.join("logs/engine.log");
+    append(&log, &risk_line(1));
+    let d = Daemon::start(&dir);
+    expect_exactly(&dir, 1, "before");
+    append(
+        &log,
+        &format!(
+            "2026-01-28 10:00:01,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: {}\n",
+            "x".repeat(2 << 20)
+        ),
+    );
+    append(&log, &risk_line(2));
+    expect_exactly(&dir, 2, "after the oversize line");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let files = rt
+        .block_on(risktail::sink::read::data_files(
+            &dir.join("lake/risk_events_quarantine").to_string_lossy(),
+        ))
+        .unwrap();
+    let batches = risktail::sink::read::read_columns(&files, &["reason", "line_bytes"]).unwrap();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 1);
+    assert_eq!(d.term().0, Some(0));
+}
+
+/// Rows 6 and 7: the file is truncated and rewritten past the old offset
+/// (FileHandler mode='w' on an engine restart) while the daemon runs, and
+/// again while it is down: the new content is a new generation, read whole.
+#[test]
+fn rows_6_7_truncate_and_regrow_past_the_old_offset() {
+    let (_t, dir) = setup("");
+    let log = dir.join("logs/engine.log");
+    std::fs::write(&log, (0..5).map(risk_line).collect::<String>()).unwrap();
+    let d = Daemon::start(&dir);
+    expect_exactly(&dir, 5, "first content");
+    // Rewrite in place with longer content (one open with O_TRUNC, one write).
+    let newer: String = (100..120)
+        .map(|i| risk_line(i).replace("10:00:00", "11:00:00"))
+        .collect();
+    std::fs::write(&log, newer).unwrap();
+    expect_exactly(&dir, 25, "rewritten while running");
+    d.kill9();
+    let newest: String = (200..240)
+        .map(|i| risk_line(i).replace("10:00:00", "12:00:00"))
+        .collect();
+    std::fs::write(&log, newest).unwrap();
+    let d = Daemon::start(&dir);
+    expect_exactly(&dir, 65, "rewritten while down");
+    assert_eq!(d.term().0, Some(0));
+}
+
+/// Row 16: the table cannot be written (its log made immutable, so even root
+/// cannot commit): the daemon keeps running, holds at most 4 × max_events rows,
+/// stops reading (the file keeps the rest), and catches up when the table is back.
+#[test]
+fn row_16_sink_outage_back_pressure_then_catch_up() {
+    let (_t, dir) = setup("");
+    let cfg = std::fs::read_to_string(dir.join("risktail.toml"))
+        .unwrap()
+        .replace("interval_ms = 200", "interval_ms = 200\nmax_events = 10");
+    std::fs::write(dir.join("risktail.toml"), cfg).unwrap();
+    let log = dir.join("logs/engine.log");
+    append(&log, &risk_line(0));
+    let d = Daemon::start(&dir);
+    expect_exactly(&dir, 1, "before the outage");
+    let delta_log = dir.join("lake/risk_events/_delta_log");
+    let chattr = |flag: &str| {
+        let st = Command::new("chattr")
+            .arg(flag)
+            .arg(&delta_log)
+            .status()
+            .expect("chattr (e2fsprogs)");
+        assert!(
+            st.success(),
+            "chattr {flag} failed: the test needs an ext2/3/4 /tmp"
+        );
+    };
+    chattr("+i");
+    for i in 1..=300 {
+        append(&log, &risk_line(i));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let during = event_ids(&dir).len();
+    assert!(d.child.id() > 0);
+    chattr("-i");
+    assert_eq!(during, 1, "nothing can land during the outage");
+    expect_exactly(&dir, 301, "after the outage");
+    let log_text = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
+    assert!(
+        log_text.contains("commit failed; holding rows and retrying"),
+        "the outage was not reported"
+    );
+    assert_eq!(d.term().0, Some(0));
+}
+
+/// SIGHUP reloads the pattern files; a broken file keeps the set in use.
+/// Row 15 too: nothing but the table (and its lock) is written.
+#[test]
+fn sighup_reloads_patterns_and_a_broken_file_keeps_the_old_set() {
+    let (_t, dir) = setup("");
+    let cfg = std::fs::read_to_string(dir.join("risktail.toml")).unwrap()
+        + "[patterns]\ndirs = [\"pat\"]\n";
+    std::fs::write(dir.join("risktail.toml"), cfg).unwrap();
+    std::fs::create_dir(dir.join("pat")).unwrap();
+    let pattern = |event_type: &str| {
+        format!(
+            "component = \"kill_switch\"\nkeywords = [\"Kill switch\"]\n[[pattern]]\nname = \"engaged\"\nevent_type = \"{event_type}\"\nregex = '^Kill switch ENGAGED'\n"
+        )
+    };
+    std::fs::write(dir.join("pat/kill.toml"), pattern("kill_switch_v1")).unwrap();
+    let log = dir.join("logs/engine.log");
+    let kill_line = "2026-01-28 10:00:00,000 - v6.risk - CRITICAL - Kill switch ENGAGED\n";
+    append(&log, kill_line);
+    let d = Daemon::start(&dir);
+    expect_exactly(&dir, 1, "v1");
+    let hup = || {
+        Command::new("kill")
+            .args(["-HUP", &d.child.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    std::fs::write(dir.join("pat/kill.toml"), pattern("kill_switch_v2")).unwrap();
+    hup();
+    append(&log, kill_line);
+    expect_exactly(&dir, 2, "v2");
+    std::fs::write(dir.join("pat/broken.toml"), "component = \"x\"\nkeywords = [\"X\"]\n[[pattern]]\nname = \"bad\"\nregex = '^X ('\nevent_type = \"x\"\n").unwrap();
+    hup();
+    append(&log, kill_line);
+    expect_exactly(&dir, 3, "after a broken reload");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let files = rt
+        .block_on(risktail::sink::read::data_files(
+            &dir.join("lake/risk_events").to_string_lossy(),
+        ))
+        .unwrap();
+    let mut types: Vec<String> = Vec::new();
+    for b in risktail::sink::read::read_columns(&files, &["event_type"]).unwrap() {
+        use risktail::sink::read::strings;
+        types.extend(strings(&b, 0));
+    }
+    types.sort();
+    assert_eq!(
+        types,
+        vec!["kill_switch_v1", "kill_switch_v2", "kill_switch_v2"]
+    );
+    let log_text = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
+    assert!(
+        log_text.contains("reload failed; keeping the patterns in use")
+            && log_text.contains("broken.toml"),
+        "{log_text}"
+    );
+    assert_eq!(d.term().0, Some(0));
+    // Row 15: no offsets or state file anywhere but in the table.
+    let mut top: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(
+        top,
+        vec!["daemon.log", "lake", "logs", "pat", "risktail.toml"]
+    );
+    let mut lake: Vec<String> = std::fs::read_dir(dir.join("lake"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    lake.sort();
+    assert_eq!(lake, vec!["risk_events", "risk_events_quarantine"]);
 }

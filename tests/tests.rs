@@ -8,3 +8,4 @@ mod cli;
 mod daemon;
 mod golden;
 mod numbers;
+mod systemd;

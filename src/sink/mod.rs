@@ -225,10 +225,10 @@ async fn txn_version(table: &DeltaTable, uri: &str, app: &str) -> Result<u64, Si
     Ok(v.map_or(0, |v| v.max(0) as u64))
 }
 
-/// One commit of rows + txns + metadata, retried with jittered backoff when it
-/// loses races to other writers; before each retry the txns are re-read, so a
-/// commit that did land (and failed after, e.g. in a post-commit hook) is not
-/// made twice.
+/// One commit of rows + txns + metadata. When it loses races to other writers
+/// (delta-rs retries 100 times in a tight loop first) it is retried with
+/// jittered backoff; before each retry the txns are re-read, so a commit that
+/// did land is not made twice.
 async fn commit_once(
     table: &mut DeltaTable,
     uri: &str,
@@ -273,7 +273,16 @@ async fn commit_once(
                         .join(", "),
                 });
             }
-            Err(e) if attempt + 1 < MAX_COMMIT_TRIES => {
+            // Only lost races are retried here (other writers' commits won the
+            // version): anything else (I/O, permissions, a full disk) goes back
+            // to the caller at once, whose backoff does not block reading.
+            Err(
+                e @ DeltaTableError::Transaction {
+                    source:
+                        TransactionError::MaxCommitAttempts(_)
+                        | TransactionError::VersionAlreadyExists(_),
+                },
+            ) if attempt + 1 < MAX_COMMIT_TRIES => {
                 attempt += 1;
                 tracing::warn!(table = uri, attempt, error = %e, "commit failed; retrying");
                 let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 100);

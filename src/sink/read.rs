@@ -59,10 +59,21 @@ pub async fn event_ids(uri: &str) -> Result<Vec<String>, SinkError> {
     let files = data_files(uri).await?;
     let mut ids = Vec::new();
     for b in read_columns(&files, &["event_id"])? {
-        let col = b.column(0).as_string::<i32>();
-        for i in 0..col.len() {
-            ids.push(col.value(i).to_owned());
-        }
+        ids.extend(strings(&b, 0));
     }
     Ok(ids)
+}
+
+/// The string column `i` of a batch as owned strings (nulls as "").
+pub fn strings(batch: &RecordBatch, i: usize) -> Vec<String> {
+    let col = batch.column(i).as_string::<i32>();
+    (0..col.len())
+        .map(|r| {
+            if col.is_null(r) {
+                String::new()
+            } else {
+                col.value(r).to_owned()
+            }
+        })
+        .collect()
 }
