@@ -9,3 +9,4 @@ mod daemon;
 mod golden;
 mod numbers;
 mod systemd;
+mod upkeep;

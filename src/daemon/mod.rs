@@ -215,6 +215,11 @@ pub fn run(config_path: &Path) -> Result<()> {
                 }
             }
         }
+        if backoff.is_none()
+            && let Err(e) = rt.block_on(sink.upkeep())
+        {
+            tracing::warn!(error = %e, "table upkeep failed; ingestion goes on, retrying later");
+        }
         if watchdog.is_some() && last_watchdog.elapsed() >= watchdog.unwrap_or_default() {
             sd_notify::notify("WATCHDOG=1");
             last_watchdog = Instant::now();

@@ -12,6 +12,7 @@
 pub mod read;
 pub mod table;
 pub mod txn;
+pub mod upkeep;
 
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::{CommitConflictError, CommitProperties, TransactionError};
@@ -87,7 +88,16 @@ pub struct DeltaSink {
     quarantine: DeltaTable,
     events_uri: String,
     quarantine_uri: String,
+    commits_since_compaction: u32,
+    last_vacuum: Option<std::time::Instant>,
 }
+
+/// Compaction is considered after this many commits.
+pub const COMPACT_EVERY_COMMITS: u32 = 50;
+/// Vacuum runs this often...
+pub const VACUUM_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// ...and deletes files replaced longer ago than this (Delta's default).
+pub const VACUUM_RETENTION_HOURS: i64 = 168;
 
 const MAX_COMMIT_TRIES: u32 = 8;
 
@@ -113,6 +123,8 @@ impl DeltaSink {
             quarantine,
             events_uri: config.table_uri.clone(),
             quarantine_uri: config.quarantine_uri.clone(),
+            commits_since_compaction: 0,
+            last_vacuum: None,
         })
     }
 
@@ -206,7 +218,54 @@ impl DeltaSink {
             "offsets": files,
             "state": state,
         });
-        commit_once(&mut self.events, &self.events_uri, &txns, batch, meta).await
+        let v = commit_once(&mut self.events, &self.events_uri, &txns, batch, meta).await?;
+        self.commits_since_compaction += 1;
+        Ok(v)
+    }
+
+    /// Keeps commit latency flat: every [`COMPACT_EVERY_COMMITS`] commits the
+    /// partitions with many small files are compacted, and once a day files
+    /// replaced more than a week ago are vacuumed. Checkpoints come from the
+    /// table's `checkpointInterval` on ordinary commits. Returns what compaction did.
+    pub async fn upkeep(&mut self) -> Result<Option<upkeep::CompactReport>, SinkError> {
+        let mut report = None;
+        if self.commits_since_compaction >= COMPACT_EVERY_COMMITS {
+            self.commits_since_compaction = 0;
+            let r = upkeep::compact(
+                &mut self.events,
+                &self.events_uri,
+                &RISK_EVENT_COLUMNS,
+                EVENT_PARTITION,
+            )
+            .await?;
+            let q = upkeep::compact(
+                &mut self.quarantine,
+                &self.quarantine_uri,
+                &QUARANTINE_COLUMNS,
+                QUARANTINE_PARTITION,
+            )
+            .await?;
+            if r.files_removed + q.files_removed > 0 {
+                tracing::info!(
+                    files_removed = r.files_removed + q.files_removed,
+                    files_added = r.files_added + q.files_added,
+                    rows = r.rows + q.rows,
+                    ms = (r.millis + q.millis) as u64,
+                    "compacted small files"
+                );
+            }
+            report = Some(r);
+        }
+        if self.last_vacuum.is_none_or(|t| t.elapsed() >= VACUUM_EVERY) {
+            self.last_vacuum = Some(std::time::Instant::now());
+            let retention = chrono::Duration::hours(VACUUM_RETENTION_HOURS);
+            let n = upkeep::vacuum(&mut self.events, &self.events_uri, retention).await?
+                + upkeep::vacuum(&mut self.quarantine, &self.quarantine_uri, retention).await?;
+            if n > 0 {
+                tracing::info!(files_deleted = n, "vacuumed files replaced over a week ago");
+            }
+        }
+        Ok(report)
     }
 }
 
