@@ -157,7 +157,7 @@ pub async fn compact(
             },
         )
         .await
-        .map_err(|e| derr(e.into()))?;
+        .map_err(derr)?;
     table.update_incremental(None).await.map_err(derr)?;
     report.millis = started.elapsed().as_millis();
     Ok(report)
