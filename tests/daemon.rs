@@ -603,3 +603,44 @@ fn sighup_reloads_patterns_and_a_broken_file_keeps_the_old_set() {
     lake.sort();
     assert_eq!(lake, vec!["risk_events", "risk_events_quarantine"]);
 }
+
+/// Row 9: RotatingFileHandler with backupCount=2 deletes a file two rotations
+/// after it was written; the daemon holds each file it saw until it is read
+/// and committed, so deletion loses nothing.
+#[test]
+fn row_9_deleted_files_are_finished_from_the_open_descriptor() {
+    let (_t, dir) = setup("");
+    scenario(&dir, "rotating-delete", 1500, &mut []);
+    let left = std::fs::read_dir(dir.join("logs")).unwrap().count();
+    assert!(left <= 3, "backupCount=2 keeps 3 files, found {left}");
+}
+
+/// Row 19 / a regression: the daemon's own reads must not wake it (inotify
+/// reports opens and reads as access events; reacting to them made each poll
+/// trigger the next, 76 % of a core while idle). Not a performance assertion:
+/// a spinning daemon burns ~230 ticks in 3 s, an idle one ~0; the bound is 25.
+#[test]
+fn idle_daemon_does_not_spin() {
+    let (_t, dir) = setup("");
+    append(&dir.join("logs/engine.log"), &risk_line(1));
+    let d = Daemon::start(&dir);
+    expect_exactly(&dir, 1, "before idling");
+    let ticks = |pid: u32| -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let f: Vec<u64> = s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
+        f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
+    };
+    let pid = d.child.id();
+    let before = ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = ticks(pid) - before;
+    assert!(used < 25, "idle daemon used {used} CPU ticks in 3 s");
+    assert_eq!(d.term().0, Some(0));
+}

@@ -72,9 +72,16 @@ pub fn run(config_path: &Path) -> Result<()> {
 
     let fs_tx = tx.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() || res.is_err() {
-            let _ = fs_tx.send(Wake::Fs);
+        // Opening, reading and closing a file (our own polls included) are
+        // access events: they say nothing new about the file, and waking on
+        // them would make every poll wake the next one.
+        if let Ok(ev) = &res
+            && matches!(ev.kind, notify::EventKind::Access(_))
+        {
+            return;
         }
+        // Anything else, errors and queue overflows included, means "look".
+        let _ = fs_tx.send(Wake::Fs);
     })
     .context("starting the file watcher")?;
     for dir in watch_dirs(&config) {
@@ -133,9 +140,16 @@ pub fn run(config_path: &Path) -> Result<()> {
     let mut last_poll = Instant::now();
     let mut backoff: Option<(Instant, Duration)> = None;
     let max_pending = config.flush_max_events * MAX_PENDING_FACTOR;
+    // A poll that stopped at the pending bound has more to read: after the
+    // commit that makes room, go round again at once instead of waiting for
+    // the next file event (which may never come once the writer is done).
+    let mut more_to_read = false;
     loop {
         let now = Instant::now();
         let mut wait = SAFETY_POLL.saturating_sub(last_poll.elapsed());
+        if more_to_read && backoff.is_none() {
+            wait = Duration::ZERO;
+        }
         for t in &tails {
             if let Some(first) = t.first_pending() {
                 wait = wait.min((first + config.flush_interval).saturating_duration_since(now));
@@ -187,9 +201,13 @@ pub fn run(config_path: &Path) -> Result<()> {
             return Ok(());
         }
         last_poll = Instant::now();
+        more_to_read = false;
         for t in &mut tails {
-            if let Err(e) = rt.block_on(t.poll(&sink, max_pending)) {
-                tracing::warn!(source = %t.name(), error = %e, "looking up offsets failed; will retry");
+            match rt.block_on(t.poll(&sink, max_pending)) {
+                Ok(r) => more_to_read |= r.saturated,
+                Err(e) => {
+                    tracing::warn!(source = %t.name(), error = %e, "looking up offsets failed; will retry")
+                }
             }
         }
         let in_backoff = backoff.is_some_and(|(at, _)| Instant::now() < at);

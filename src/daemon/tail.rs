@@ -88,6 +88,9 @@ pub struct PollReport {
     pub lines: u64,
     /// Bytes read.
     pub bytes: u64,
+    /// Reading stopped at the pending-rows bound: there is more to read as
+    /// soon as a commit makes room.
+    pub saturated: bool,
 }
 
 /// One source's files, parser, state and rows not yet committed.
@@ -195,10 +198,12 @@ impl SourceTail {
         let mut report = PollReport::default();
         for i in 0..self.gens.len() {
             if self.pending_rows() >= max_pending {
-                break; // back-pressure: read on after the next commit
+                report.saturated = true; // back-pressure: read on after the next commit
+                break;
             }
             self.read_generation(i, max_pending, &mut report);
         }
+        report.saturated |= self.pending_rows() >= max_pending;
         self.retire();
         Ok(report)
     }

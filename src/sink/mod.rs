@@ -143,9 +143,31 @@ impl DeltaSink {
     }
 
     /// The enrichment state last committed for a source (newest commit first).
+    /// Read from the state `txn`s (kept by checkpoints forever); a state a
+    /// user's pattern invented is only in `commitInfo`, which is looked up in
+    /// the history newest first.
+    pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>, SinkError> {
+        let code =
+            txn_version(&self.events, &self.events_uri, &txn::breaker_app_id(source)).await?;
+        let micros = txn_version(
+            &self.events,
+            &self.events_uri,
+            &txn::last_time_app_id(source),
+        )
+        .await?;
+        if code > 0 || micros > 0 {
+            return Ok(Some(SourceState {
+                breaker: txn::breaker_from_code(code as i64),
+                last_time: chrono::DateTime::from_timestamp_micros(micros as i64)
+                    .filter(|_| micros > 0),
+            }));
+        }
+        self.state_from_history(source).await
+    }
+
     /// Looks at the newest commits first and widens the window only when
     /// needed: the newest commit is almost always this source's own.
-    pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>, SinkError> {
+    async fn state_from_history(&self, source: &str) -> Result<Option<SourceState>, SinkError> {
         let derr = |e| SinkError::Delta {
             table: self.events_uri.clone(),
             source: Box::new(e),
@@ -192,6 +214,16 @@ impl DeltaSink {
             .iter()
             .map(|(f, o)| (txn::app_id(source, *f), *o))
             .collect();
+        let mut state_txns = txns.clone();
+        if state.breaker.is_some() {
+            let code = txn::breaker_code(state.breaker.as_deref());
+            state_txns.push((txn::breaker_app_id(source), code as u64));
+        }
+        if let Some(t) = state.last_time
+            && t.timestamp_micros() > 0
+        {
+            state_txns.push((txn::last_time_app_id(source), t.timestamp_micros() as u64));
+        }
         let files: serde_json::Map<String, serde_json::Value> = offsets
             .iter()
             .map(|(f, o)| (f.to_string(), serde_json::json!(o)))
@@ -218,7 +250,7 @@ impl DeltaSink {
             "offsets": files,
             "state": state,
         });
-        let v = commit_once(&mut self.events, &self.events_uri, &txns, batch, meta).await?;
+        let v = commit_once(&mut self.events, &self.events_uri, &state_txns, batch, meta).await?;
         self.commits_since_compaction += 1;
         Ok(v)
     }
@@ -347,8 +379,13 @@ async fn commit_once(
                 let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 100);
                 tokio::time::sleep(Duration::from_millis((50u64 << attempt.min(6)) + jitter)).await;
                 table.update_incremental(None).await.map_err(derr)?;
-                let mut landed = !txns.is_empty();
-                for (app, offset) in txns {
+                // Only file offsets only grow; state codes may go down.
+                let offsets: Vec<_> = txns
+                    .iter()
+                    .filter(|(a, _)| a.starts_with("risktail/"))
+                    .collect();
+                let mut landed = !offsets.is_empty();
+                for (app, offset) in offsets {
                     landed &= *offset > 0 && txn_version(table, uri, app).await? >= *offset;
                 }
                 if landed {

@@ -10,6 +10,40 @@ pub fn app_id(source: &str, file: FileId) -> String {
     format!("risktail/{source}/{file}")
 }
 
+/// App id whose version encodes a source's breaker state (see [`breaker_code`]).
+pub fn breaker_app_id(source: &str) -> String {
+    format!("risktail-state/{source}/breaker")
+}
+
+/// App id whose version is a source's latest line time, in UTC microseconds.
+pub fn last_time_app_id(source: &str) -> String {
+    format!("risktail-state/{source}/last_time")
+}
+
+/// The enrichment state rides in `txn` actions too, because checkpoints keep
+/// every `txn` while `commitInfo` goes with the expired JSON commits: a source
+/// quiet for longer than the log retention must still resume with its
+/// breaker's state. 0 = unknown, 1 = CLOSED, 2 = OPEN, 3 = HALF_OPEN, and a
+/// state a user's pattern invented is 0 here (commitInfo still names it).
+pub fn breaker_code(state: Option<&str>) -> i64 {
+    match state {
+        Some("CLOSED") => 1,
+        Some("OPEN") => 2,
+        Some("HALF_OPEN") => 3,
+        _ => 0,
+    }
+}
+
+/// The inverse of [`breaker_code`].
+pub fn breaker_from_code(code: i64) -> Option<String> {
+    match code {
+        1 => Some("CLOSED".into()),
+        2 => Some("OPEN".into()),
+        3 => Some("HALF_OPEN".into()),
+        _ => None,
+    }
+}
+
 /// The key under which a commit's `commitInfo` carries risktail's own record:
 /// `{"source", "file", "offset", "state"}`.
 pub const COMMIT_INFO_KEY: &str = "risktail";
@@ -17,6 +51,15 @@ pub const COMMIT_INFO_KEY: &str = "risktail";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn breaker_codes_round_trip() {
+        for s in ["CLOSED", "OPEN", "HALF_OPEN"] {
+            assert_eq!(breaker_from_code(breaker_code(Some(s))).as_deref(), Some(s));
+        }
+        assert_eq!(breaker_code(None), 0);
+        assert_eq!(breaker_from_code(0), None);
+    }
 
     #[test]
     fn app_ids_are_per_source_and_file() {

@@ -4,6 +4,7 @@ chosen Python logging handler, at a steady pace.
 
 Usage: writer.py MODE PATH START COUNT [PACE]
   MODE   rotating  RotatingFileHandler(maxBytes=6000, backupCount=200)
+         rotating-delete  the same with backupCount=2 (old files are deleted)
          timed     TimedRotatingFileHandler(when="S", interval=1)
          watched   WatchedFileHandler (reopens after an external rename)
          plain     FileHandler, append (for logrotate copytruncate)
@@ -20,6 +21,9 @@ mode, path, start, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.a
 pace = float(sys.argv[5]) if len(sys.argv) > 5 else 0.02
 if mode == "rotating":
     h = logging.handlers.RotatingFileHandler(path, maxBytes=6000, backupCount=200)
+elif mode == "rotating-delete":
+    # backupCount=2: the oldest file is deleted at every rotation.
+    h = logging.handlers.RotatingFileHandler(path, maxBytes=6000, backupCount=2)
 elif mode == "timed":
     h = logging.handlers.TimedRotatingFileHandler(path, when="S", interval=1, backupCount=0)
 elif mode == "watched":

@@ -1,0 +1,322 @@
+//! Figures for the live daemon, printed, never asserted (machines are noisy):
+//!
+//!   cargo run --example daemon_figures -- commits DIR N
+//!       N one-row commits through the sink with upkeep; commit latency per
+//!       1,000-commit window (p50/p99/max) and what compaction cost.
+//!   cargo run --example daemon_figures -- live BIN DIR RATE SECONDS INTERVAL_MS
+//!       runs `BIN run` on DIR (keeps an existing table), writes RATE lines/s
+//!       (1 in 50 a risk line) for SECONDS, polls the table every 20 ms and
+//!       prints line-written → row-visible latency p50/p99/max.
+//!   cargo run --example daemon_figures -- idle BIN DIR SECONDS
+//!       runs `BIN run` with files open and nothing written; CPU and RSS.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use deltalake::arrow::array::{Array, AsArray};
+use deltalake::arrow::datatypes::Float64Type;
+use risktail::config::Config;
+use risktail::parse::{LineRef, Outcome, SourceState};
+use risktail::sink::DeltaSink;
+use risktail::source::fingerprint::FileId;
+
+fn config(dir: &Path, interval_ms: u64) -> PathBuf {
+    std::fs::create_dir_all(dir.join("logs")).expect("logs dir");
+    let p = dir.join("risktail.toml");
+    std::fs::write(
+        &p,
+        format!("[table]\nuri = \"lake/risk_events\"\n[flush]\ninterval_ms = {interval_ms}\n[[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"),
+    )
+    .expect("config");
+    p
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn commits(dir: &Path, n: usize) {
+    let cfg = Config::load(&config(dir, 1000)).expect("config");
+    let parser = cfg.parser(&cfg.sources[0]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let mut sink = rt.block_on(DeltaSink::open(&cfg)).expect("sink");
+    let file = FileId::from_head(b"daemon_figures commits\n");
+    let mut state = SourceState::default();
+    let mut offset = rt
+        .block_on(sink.committed("engine", file))
+        .expect("committed")
+        .events;
+    let mut window = Vec::new();
+    let mut upkeep_ms = Vec::new();
+    println!(
+        "{:>12} {:>10} {:>10} {:>10} {:>10}",
+        "commits", "p50 ms", "p99 ms", "max ms", "files"
+    );
+    for i in 0..n {
+        let line = format!(
+            "2026-01-28 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10\n"
+        );
+        let Outcome::Event(e) = parser.parse_line(
+            &mut state,
+            LineRef {
+                file,
+                path: "x.log",
+                offset,
+                bytes: line.as_bytes(),
+            },
+            Utc::now(),
+        ) else {
+            panic!("not an event")
+        };
+        offset += line.len() as u64;
+        let t = Instant::now();
+        rt.block_on(sink.commit("engine", &[(file, offset)], &[*e], &[], &state))
+            .expect("commit");
+        window.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        if let Some(r) = rt.block_on(sink.upkeep()).expect("upkeep")
+            && r.files_removed > 0
+        {
+            upkeep_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        if (i + 1) % 1000 == 0 {
+            let files = rt
+                .block_on(risktail::sink::read::data_files(&cfg.table_uri))
+                .map(|f| f.len())
+                .unwrap_or(0);
+            let (p50, p99, max) = (
+                pct(&mut window, 0.5),
+                pct(&mut window, 0.99),
+                pct(&mut window, 1.0),
+            );
+            println!(
+                "{:>12} {p50:>10.1} {p99:>10.1} {max:>10.1} {files:>10}",
+                i + 1
+            );
+            window.clear();
+        }
+    }
+    let (p50, p99, max) = (
+        pct(&mut upkeep_ms, 0.5),
+        pct(&mut upkeep_ms, 0.99),
+        pct(&mut upkeep_ms, 1.0),
+    );
+    println!(
+        "compactions: {}  p50 {p50:.0} ms  p99 {p99:.0} ms  max {max:.0} ms",
+        upkeep_ms.len()
+    );
+}
+
+fn start(bin: &str, dir: &Path) -> Child {
+    Command::new(bin)
+        .arg("run")
+        .current_dir(dir)
+        .env("RISKTAIL_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon starts")
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn live(bin: &str, dir: &Path, rate: u64, seconds: u64, interval_ms: u64) {
+    config(dir, interval_ms);
+    let log = dir.join("logs/engine.log");
+    let uri = dir.join("lake/risk_events").to_string_lossy().into_owned();
+    let child = start(bin, dir);
+    std::thread::sleep(Duration::from_secs(2));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let before: usize = rt
+        .block_on(risktail::sink::read::event_ids(&uri))
+        .map(|v| v.len())
+        .unwrap_or(0);
+    // Poller: new data files every 20 ms; the risk lines carry their sequence
+    // number in current_value.
+    let stop_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop_flag.clone();
+    let uri2 = uri.clone();
+    let base = 1_000_000_000f64;
+    let poller = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let mut seen_files: HashSet<String> = rt
+            .block_on(risktail::sink::read::data_files(&uri2))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mut visible: HashMap<u64, Instant> = HashMap::new();
+        let mut quiet_since: Option<Instant> = None;
+        loop {
+            let files = rt
+                .block_on(risktail::sink::read::data_files(&uri2))
+                .unwrap_or_default();
+            let new: Vec<String> = files
+                .into_iter()
+                .filter(|f| !seen_files.contains(f))
+                .collect();
+            let now = Instant::now();
+            if let Ok(batches) = risktail::sink::read::read_columns(&new, &["current_value"]) {
+                for b in batches {
+                    let c = b.column(0).as_primitive::<Float64Type>();
+                    for i in 0..c.len() {
+                        if !c.is_null(i) && c.value(i) >= base {
+                            visible.entry((c.value(i) - base) as u64).or_insert(now);
+                        }
+                    }
+                }
+            }
+            seen_files.extend(new);
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let q = *quiet_since.get_or_insert(now);
+                if q.elapsed() > Duration::from_secs(3) {
+                    return visible;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("log");
+    let mut written: HashMap<u64, Instant> = HashMap::new();
+    let t0 = Instant::now();
+    let total = rate * seconds;
+    let mut buf = String::new();
+    for i in 0..total {
+        let due = t0 + Duration::from_secs_f64(i as f64 / rate as f64);
+        if let Some(w) = due.checked_duration_since(Instant::now()) {
+            if !buf.is_empty() {
+                f.write_all(buf.as_bytes()).expect("write");
+                buf.clear();
+            }
+            std::thread::sleep(w);
+        }
+        let ts = Utc::now().format("%Y-%m-%d %H:%M:%S,%3f");
+        if i % 50 == 0 {
+            buf.push_str(&format!("{ts} - v6.risk.portfolio_limits - WARNING - Entry REJECTED by portfolio limits: Position count {} would exceed limit 10\n", base as u64 + i));
+            f.write_all(buf.as_bytes()).expect("write");
+            buf.clear();
+            written.insert(i, Instant::now());
+        } else {
+            buf.push_str(&format!(
+                "{ts} - v6.feed - DEBUG - quote SPY bid=2.50 ask=2.55 seq={i}\n"
+            ));
+        }
+    }
+    f.write_all(buf.as_bytes()).expect("write");
+    let elapsed = t0.elapsed().as_secs_f64();
+    stop_flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    let visible = poller.join().expect("poller");
+    stop(child);
+    let mut lat: Vec<f64> = written
+        .iter()
+        .filter_map(|(seq, w)| {
+            visible
+                .get(seq)
+                .map(|v| v.saturating_duration_since(*w).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    let missing = written.len() - lat.len();
+    let (p50, p99, max) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99), pct(&mut lat, 1.0));
+    println!(
+        "rate {:.0} lines/s for {elapsed:.1} s, flush interval {interval_ms} ms, table had {before} rows: {} risk lines, latency p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms, not visible {missing}",
+        total as f64 / elapsed,
+        written.len()
+    );
+}
+
+fn proc_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn idle(bin: &str, dir: &Path, seconds: u64) {
+    config(dir, 1000);
+    let log = dir.join("logs/engine.log");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("log");
+    for i in 0..200 {
+        writeln!(f, "2026-01-28 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10").expect("write");
+    }
+    let child = start(bin, dir);
+    std::thread::sleep(Duration::from_secs(5));
+    let pid = child.id();
+    let (t0, r0) = (proc_ticks(pid), rss_kb(pid));
+    let mut rss_max = r0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(1));
+        rss_max = rss_max.max(rss_kb(pid));
+    }
+    let (t1, r1) = (proc_ticks(pid), rss_kb(pid));
+    let secs = start.elapsed().as_secs_f64();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    stop(child);
+    println!(
+        "idle {secs:.0} s with files open: CPU {} ticks = {:.3} % of a core; RSS {} → {} kB (max {}); {fds} fds",
+        t1 - t0,
+        (t1 - t0) as f64 / 100.0 / secs * 100.0,
+        r0,
+        r1,
+        rss_max
+    );
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    match a.get(1).map(String::as_str) {
+        Some("commits") => commits(Path::new(&a[2]), a[3].parse().expect("N")),
+        Some("live") => live(
+            &a[2],
+            Path::new(&a[3]),
+            a[4].parse().expect("rate"),
+            a[5].parse().expect("seconds"),
+            a[6].parse().expect("interval"),
+        ),
+        Some("idle") => idle(&a[2], Path::new(&a[3]), a[4].parse().expect("seconds")),
+        _ => eprintln!("usage: see the doc comment of examples/daemon_figures.rs"),
+    }
+}
