@@ -34,6 +34,7 @@ pub enum Command {
     ///   risktail parse --config risktail.toml
     ///   risktail parse --config risktail.toml --source engine logs/engine.log.2.gz
     ///   tail -n 1000 engine.log | risktail parse -c risktail.toml --quarantine -
+    #[command(verbatim_doc_comment)]
     Parse(ParseArgs),
     /// Ingest historical logs (rotated and gzipped too) into the table, exactly once.
     ///
@@ -48,6 +49,7 @@ pub enum Command {
     /// Examples:
     ///   risktail backfill --config /etc/risktail/risktail.toml
     ///   risktail backfill -c risktail.toml --source engine '/archive/engine.log.*.gz'
+    #[command(verbatim_doc_comment)]
     Backfill(BackfillArgs),
     /// Follow the sources' files and commit their risk events as they are written.
     ///
@@ -58,9 +60,90 @@ pub enum Command {
     /// SIGTERM/SIGINT commit what was read and exit 0; SIGHUP reloads the pattern
     /// files (a broken file keeps the old set). Logs go to stderr (journald);
     /// RISKTAIL_LOG=debug shows each commit.
+    #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Show, per source and file, the committed offset and the bytes behind.
     Status(StatusArgs),
+    /// Reconstruct the risk state at an instant, from the table: the post-mortem.
+    ///
+    /// Per source: the circuit breaker's state, since when and the transition
+    /// (and reason) that put it there; the failures inside the breaker's window
+    /// before the instant; every trailing stop alive (entry, peak, stop,
+    /// activated, last update); the limit rejections and health warnings of the
+    /// hour before. Flags an engine restart that reset an OPEN breaker to
+    /// CLOSED ("RESET WHILE OPEN"). Reads only the days it needs.
+    ///
+    /// TIME is RFC 3339 (`2026-01-27T15:02:00Z`, `2026-01-27 10:02:00-05:00`) or
+    /// a local time without offset (`2026-01-27 10:02`), read in the source's
+    /// timezone from the config.
+    ///
+    /// Examples:
+    ///   risktail state -c risktail.toml --at '2026-01-27 11:40'
+    ///   risktail state -c risktail.toml --at 2026-01-27T16:40:00Z --json
+    #[command(verbatim_doc_comment)]
+    State(StateArgs),
+    /// Answer the audit's five questions for a period, per day and in total.
+    ///
+    ///  1. trailing-stop triggers versus other exits;
+    ///  2. entries attempted while the breaker was OPEN or HALF_OPEN;
+    ///  3. per activation/trailing setting, the share of stops activated and
+    ///     triggered and the premium captured at the trigger;
+    ///  4. limit rejections by type and how far over the limit;
+    ///  5. the breaker's time in each state, openings, mean time to recover,
+    ///     resets by engine restart.
+    ///
+    /// Days are UTC (the table's `event_date`); default period: every day in
+    /// the table.
+    ///
+    /// Examples:
+    ///   risktail report -c risktail.toml
+    ///   risktail report -c risktail.toml --from 2026-01-27 --to 2026-01-27 --html day.html
+    #[command(verbatim_doc_comment)]
+    Report(ReportArgs),
+}
+
+/// `risktail state`
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The config file (the table, the sources and their timezones).
+    #[arg(short, long, default_value = "risktail.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// The instant: RFC 3339, or local time in the source's timezone.
+    #[arg(long, value_name = "TIME")]
+    pub at: String,
+    /// Only this source.
+    #[arg(short, long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// How far back to look for stops still alive and for resets, in hours
+    /// (the breaker's last transition is found however old it is).
+    #[arg(long, default_value_t = 48, value_name = "HOURS")]
+    pub lookback_hours: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `risktail report`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The config file.
+    #[arg(short, long, default_value = "risktail.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// First UTC day (YYYY-MM-DD); default the table's first.
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last UTC day, inclusive; default the table's last.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<chrono::NaiveDate>,
+    /// Only this source.
+    #[arg(short, long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Also write a self-contained HTML page with charts to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `risktail run`

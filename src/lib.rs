@@ -16,6 +16,7 @@
 //! - [`commands`]: the subcommands, wiring the layers.
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         Command::Backfill(args) => risktail::commands::backfill::run(args),
         Command::Run(args) => risktail::daemon::run(&args.config).map(|()| true),
         Command::Status(args) => risktail::commands::status::run(args),
+        Command::State(args) => risktail::commands::state::run(args),
+        Command::Report(args) => risktail::commands::report::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -18,6 +18,24 @@ fn help_teaches() {
         text.contains("Examples:") && text.contains("--quarantine"),
         "{text}"
     );
+    // Each example on its own line, ready to copy.
+    for cmd in ["parse", "backfill", "state", "report"] {
+        let text = stdout(&run(risktail().args([cmd, "--help"])));
+        let examples: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Examples:"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .collect();
+        assert!(examples.len() >= 2, "{cmd}: {text}");
+        assert!(
+            examples
+                .iter()
+                .all(|l| l.trim_start().starts_with("risktail ")
+                    || l.trim_start().starts_with("tail ")),
+            "{cmd}: {examples:?}"
+        );
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod audit;
 mod backfill;
 mod cli;
 mod daemon;

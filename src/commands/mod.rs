@@ -2,6 +2,8 @@
 
 pub mod backfill;
 pub mod parse;
+pub mod report;
+pub mod state;
 pub mod status;
 
 use std::path::PathBuf;

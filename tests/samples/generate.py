@@ -34,6 +34,20 @@ class Engine:
         self.t = 0.0
         self.breaker = "CLOSED"
         self.failures = 0
+        # What the engine did, for tests of `risktail state` and `report`:
+        # times in UTC milliseconds, as the log lines print them.
+        self.facts = {"transitions": [], "entries": [], "stops": [], "warnings": []}
+
+    def ms(self):
+        # Exactly as the line prints it (asctime seconds + truncated msecs).
+        return int(self.t) * 1000 + int((self.t - int(self.t)) * 1000)
+
+    def transition(self, to, restart=False):
+        self.facts["transitions"].append({"ms": self.ms(), "from": self.breaker, "to": to, "restart_reset": restart and self.breaker in ("OPEN", "HALF_OPEN")})
+        self.breaker = to
+
+    def entry(self, allowed, limit_type=None, current=None, limit=None):
+        self.facts["entries"].append({"ms": self.ms(), "breaker": self.breaker, "allowed": allowed, "limit_type": limit_type, "current": current, "limit": limit})
 
     def log(self, logger, level, msg, kind=None):
         rec = logging.getLogger(logger).makeRecord(logger, getattr(logging, level), "/opt/engine/v6/x.py", 1, msg, None, None)
@@ -57,45 +71,64 @@ class Engine:
             else:
                 self.log("v6.engine", "DEBUG", "heartbeat ok")
 
-    def init(self):
+    def init(self, first=False):
+        if first:
+            self.breaker = None
+        self.transition("CLOSED", restart=True)
+        for st in self.facts["stops"]:
+            if st["ended_ms"] is None:
+                st["ended_ms"] = self.ms()
         self.log("v6.risk.circuit_breaker", "INFO", "Circuit breaker initialized: state=CLOSED, failure_threshold=5, window=300s, cooldown=60s", "circuit_breaker_init")
-        self.breaker, self.failures = "CLOSED", 0
+        self.failures = 0
 
     def failure_burst(self, reopen=False):
         for i in range(5):
             self.failures += 1
             self.log("v6.risk.circuit_breaker", "WARNING", f"Circuit breaker failure recorded: {i + 1}/5 in 300s window (reason: Order rejected: insufficient buying power)", "circuit_breaker_failure")
             self.noise(3)
+        self.transition("OPEN")
         self.log("v6.risk.circuit_breaker", "ERROR", "Circuit breaker OPENED: 5 failures in 300s window (threshold 5)", "circuit_breaker_state_change")
-        self.breaker = "OPEN"
 
     def recover(self, reopen_first=False):
         self.t += 61
+        self.transition("HALF_OPEN")
         self.log("v6.risk.circuit_breaker", "INFO", "Circuit breaker HALF_OPEN: cooldown of 60s elapsed, allowing test trades", "circuit_breaker_state_change")
         if reopen_first:
+            self.transition("OPEN")
             self.log("v6.risk.circuit_breaker", "WARNING", "Circuit breaker re-OPENED: failure during HALF_OPEN (Order rejected: price moved)", "circuit_breaker_state_change")
             self.t += 61
+            self.transition("HALF_OPEN")
             self.log("v6.risk.circuit_breaker", "INFO", "Circuit breaker HALF_OPEN: cooldown of 60s elapsed, allowing test trades", "circuit_breaker_state_change")
+        # A test trade: the limits check an entry while the breaker is HALF_OPEN.
+        self.entry(True, "portfolio_delta", 2.0, 5.0)
+        self.log("v6.risk.portfolio_limits", "INFO", "Entry allowed by portfolio limits: SPY delta=0.50 (portfolio 2.00/5.00, symbol 0.50/2.00)", "portfolio_limit_check")
         for i in range(2):
             self.log("v6.risk.circuit_breaker", "INFO", f"Circuit breaker success recorded: {i + 1}/3 in HALF_OPEN", "circuit_breaker_success")
+        self.transition("CLOSED")
         self.log("v6.risk.circuit_breaker", "INFO", "Circuit breaker CLOSED: 3 consecutive successes in HALF_OPEN", "circuit_breaker_state_change")
-        self.breaker = "CLOSED"
 
     def trade(self, n):
         sym = self.rng.choice(["SPY", "QQQ", "IWM"])
         ex = f"{self.rng.getrandbits(32):08x}-{n:04d}"
         pd = self.rng.uniform(2.0, 5.5)
         if pd > 5.0:
+            self.entry(False, "portfolio_delta", round(pd, 2), 5.0)
             self.log("v6.risk.portfolio_limits", "WARNING", f"Entry REJECTED by portfolio limits: Portfolio delta {pd:.2f} would exceed limit 5.00", "portfolio_limit_check")
             return
         if self.rng.random() < 0.1:
-            self.log("v6.risk.portfolio_limits", "WARNING", f"Entry REJECTED by portfolio limits: Total exposure ${self.rng.uniform(50000, 60000):,.2f} would exceed limit $50,000.00", "portfolio_limit_check")
+            exposure = self.rng.uniform(50000, 60000)
+            self.entry(False, "total_exposure", round(exposure, 2), 50000.0)
+            self.log("v6.risk.portfolio_limits", "WARNING", f"Entry REJECTED by portfolio limits: Total exposure ${exposure:,.2f} would exceed limit $50,000.00", "portfolio_limit_check")
             return
         sd = self.rng.uniform(0.2, 1.9)
+        self.entry(True, "portfolio_delta", round(pd, 2), 5.0)
         self.log("v6.risk.portfolio_limits", "INFO", f"Entry allowed by portfolio limits: {sym} delta={sd:.2f} (portfolio {pd:.2f}/5.00, symbol {sd:.2f}/2.00)", "portfolio_limit_check")
         if pd > 4.5:
+            self.facts["warnings"].append({"ms": self.ms(), "limit_type": "portfolio_delta"})
             self.log("v6.risk.portfolio_limits", "WARNING", f"Portfolio health warning: portfolio_delta at {pd / 5 * 100:.0f}% of limit ({pd:.2f}/5.00)", "portfolio_health_warning")
         entry = round(self.rng.uniform(1.0, 4.0), 2)
+        stop_fact = {"exec": ex, "symbol": sym, "entry": entry, "added_ms": self.ms(), "activated_ms": None, "triggered_ms": None, "ended_ms": None, "exit": None, "peak": None, "stop": None}
+        self.facts["stops"].append(stop_fact)
         self.log("v6.risk.trailing_stop", "INFO", f"Trailing stop added: execution_id={ex} symbol={sym} entry={entry:.2f} activation=2.0% trailing=1.5%", "trailing_stop_add")
         self.noise(self.rng.randint(5, 30))
         peak = entry * self.rng.uniform(0.97, 1.10)
@@ -103,14 +136,17 @@ class Engine:
             self.log("v6.decision", "INFO", f"Decision CLOSE for {sym}: time exit")
             return
         stop = peak * 0.985
+        stop_fact.update(activated_ms=self.ms(), peak=round(peak, 2), stop=round(stop, 2))
         self.log("v6.risk.trailing_stop", "INFO", f"[exec={ex} sym={sym}] Trailing stop ACTIVATED: entry={entry:.2f}, peak={peak:.2f}, stop={stop:.2f}", "trailing_stop_activate")
         for _ in range(self.rng.randint(0, 3)):
             was = stop
             peak *= self.rng.uniform(1.005, 1.03)
             stop = peak * 0.985
+            stop_fact.update(peak=round(peak, 2), stop=round(stop, 2))
             self.log("v6.risk.trailing_stop", "INFO", f"[exec={ex} sym={sym}] Trailing stop UPDATED: peak={peak:.2f}, stop={stop:.2f} (was {was:.2f})", "trailing_stop_update")
             self.noise(self.rng.randint(2, 10))
         cur = stop * 0.995
+        stop_fact.update(triggered_ms=self.ms(), ended_ms=self.ms(), exit=round(cur, 2))
         self.log("v6.risk.trailing_stop", "WARNING", f"[exec={ex} sym={sym}] Trailing stop TRIGGERED: current={cur:.2f}, stop={stop:.2f}, peak={peak:.2f}", "trailing_stop_trigger")
         self.log("v6.decision", "INFO", f"Decision CLOSE for {sym}: Trailing stop triggered at {stop:.2f} (peak {peak:.2f})")
 
@@ -123,6 +159,7 @@ def main():
     ap.add_argument("--max-bytes", type=int, default=192 * 1024)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-gzip", action="store_true")
+    ap.add_argument("--facts", help="also write what the engine did (breaker transitions, entries, stops) as JSON here")
     a = ap.parse_args()
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
@@ -138,12 +175,13 @@ def main():
         eng.t = dt.datetime(2026, 1, 26 + day, 9, 25, tzinfo=dt.timezone(dt.timedelta(hours=-5))).timestamp()
         eng.log("v6.engine", "INFO", "engine starting")
         eng.log("v6.risk.trailing_stop", "INFO", "Trailing stop configuration loaded: activation=2.0%, trailing=1.5%")
-        eng.init()
+        eng.init(first=(day == 0))
         for n in range(a.trades):
             eng.noise(rng.randint(20, 60))
             eng.trade(day * 1000 + n)
             if n == a.trades // 3:
                 eng.failure_burst()
+                eng.entry(False, "position_count", 11.0, 10.0)
                 eng.log("v6.risk.portfolio_limits", "WARNING", "Entry REJECTED by portfolio limits: Position count 11 would exceed limit 10", "portfolio_limit_check")
                 eng.recover(reopen_first=(day % 2 == 0))
             if day == 1 and n == 2 * a.trades // 3:
@@ -169,6 +207,8 @@ def main():
                 with open(p, "rb") as f, gzip.GzipFile(str(p) + ".gz", "wb", mtime=0) as g:
                     g.write(f.read())
                 p.unlink()
+    if a.facts:
+        Path(a.facts).write_text(json.dumps(eng.facts, indent=1))
     print(json.dumps(dict(sorted(counts.items()))))
 
 

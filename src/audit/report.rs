@@ -1,0 +1,422 @@
+//! `risktail report`: the audit's five historical questions for a period, per
+//! UTC day and in total.
+//!
+//! 1. Trailing-stop triggers versus other exits: stops added, activated,
+//!    triggered, and those that ended some other way (no trigger line: a time
+//!    exit, a manual close or an engine restart); triggers per symbol.
+//! 2. Entries that met an open breaker: limit checks (each is an entry the
+//!    engine attempted) while the source's breaker was OPEN or HALF_OPEN.
+//! 3. The activation threshold's effectiveness: per activation/trailing
+//!    setting, the share of stops that activated and triggered and the
+//!    premium captured at the trigger relative to entry.
+//! 4. Whether the limits prevented trouble: rejections by limit type and how
+//!    far over the limit each attempt was.
+//! 5. The breaker's uptime: time in each state, how often it opened, the mean
+//!    time from OPEN to CLOSED, and resets by engine restart.
+//!
+//! Stops and breaker outages count on the day they began.
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use super::AuditError;
+use super::breaker::{self, Transition, secs};
+use super::load::{Days, ReadStats, Row, TableFiles};
+use super::stops::{self, Stop};
+
+/// Per activation/trailing setting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Setting {
+    /// Activation threshold, percent (null: not in the add line).
+    pub activation_pct: Option<f64>,
+    /// Trailing distance, percent.
+    pub trailing_pct: Option<f64>,
+    /// Stops added.
+    pub stops: u64,
+    /// Of those, activated.
+    pub activated: u64,
+    /// Of those, triggered.
+    pub triggered: u64,
+    /// Mean premium captured at the trigger relative to entry, percent.
+    pub captured_mean_pct: Option<f64>,
+    /// Median of the same.
+    pub captured_median_pct: Option<f64>,
+}
+
+/// Rejections of one limit type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rejections {
+    /// The limit (`other` when the reason named none).
+    pub limit_type: String,
+    /// How many entries it rejected.
+    pub count: u64,
+    /// Mean excess over the limit, percent of the limit.
+    pub over_mean_pct: Option<f64>,
+    /// Largest excess.
+    pub over_max_pct: Option<f64>,
+}
+
+/// The breaker of one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct BreakerStats {
+    /// Seconds in each state.
+    pub seconds: BTreeMap<String, f64>,
+    /// CLOSED → OPEN.
+    pub opened: u64,
+    /// HALF_OPEN → OPEN.
+    pub reopened: u64,
+    /// Outages that ended with CLOSED after the test trades.
+    pub recovered: u64,
+    /// Mean time from OPEN to CLOSED of those, seconds.
+    pub mean_recovery_s: Option<f64>,
+    /// Engine restarts that reset an OPEN or HALF_OPEN breaker.
+    pub restart_resets: u64,
+}
+
+/// The answers for one day, or for the whole period (`day` null).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Answers {
+    /// The UTC day.
+    pub day: Option<NaiveDate>,
+    /// Stops added.
+    pub stops_added: u64,
+    /// Stops activated.
+    pub stops_activated: u64,
+    /// Stops triggered.
+    pub stops_triggered: u64,
+    /// Stops that ended without a trigger line (or are still open).
+    pub stops_other_exit: u64,
+    /// Triggers per symbol.
+    pub triggers_by_symbol: BTreeMap<String, u64>,
+    /// Entries checked by the limits.
+    pub entries_checked: u64,
+    /// Of those, allowed.
+    pub entries_allowed: u64,
+    /// Checked while the breaker was OPEN.
+    pub entries_breaker_open: u64,
+    /// Checked while it was HALF_OPEN.
+    pub entries_breaker_half_open: u64,
+    /// (OPEN + HALF_OPEN) / checked, percent.
+    pub entries_breaker_not_closed_pct: Option<f64>,
+    /// Per stop setting.
+    pub settings: Vec<Setting>,
+    /// Per limit type.
+    pub rejections: Vec<Rejections>,
+    /// Health warnings per limit type.
+    pub health_warnings: BTreeMap<String, u64>,
+    /// Per source.
+    pub breaker: BTreeMap<String, BreakerStats>,
+}
+
+/// The report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// First day.
+    pub from: NaiveDate,
+    /// Last day.
+    pub to: NaiveDate,
+    /// Table version read.
+    pub table_version: Option<u64>,
+    /// Per day that has data.
+    pub days: Vec<Answers>,
+    /// The whole period.
+    pub total: Answers,
+    /// What was read.
+    #[serde(skip)]
+    pub read: ReadStats,
+    /// The rows, for charts.
+    #[serde(skip)]
+    pub rows: Vec<Row>,
+    /// The breaker's transitions per source (with the one in force at the start).
+    #[serde(skip)]
+    pub timelines: BTreeMap<String, Vec<Transition>>,
+    /// The stops.
+    #[serde(skip)]
+    pub stops: Vec<Stop>,
+}
+
+fn day_start(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+}
+
+/// Builds the report for `[from, to]` (defaults: the table's first and last day).
+pub fn compute(
+    files: &TableFiles,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    sources: &[String],
+) -> Result<Report, AuditError> {
+    let all_days = files.days();
+    let (Some(first), Some(last)) = (all_days.first().copied(), all_days.last().copied()) else {
+        return Err(AuditError::Empty(files.uri.clone()));
+    };
+    let from = from.unwrap_or(first);
+    let to = to.unwrap_or(last);
+    if from > to {
+        return Err(AuditError::Period(format!(
+            "--from {from} is after --to {to}"
+        )));
+    }
+    let only = (sources.len() == 1).then(|| sources[0].as_str());
+    let (mut rows, mut read) = files.read(
+        Days {
+            from: Some(from),
+            to: Some(to),
+        },
+        only,
+    )?;
+    rows.retain(|r| sources.contains(&r.source));
+    let mut timelines = breaker::timelines(&rows);
+    // The state in force when the period starts, from the last earlier day
+    // that changed it.
+    for s in sources {
+        for day in all_days.iter().rev().filter(|d| **d < from) {
+            let (older, r) = files.read(
+                Days {
+                    from: Some(*day),
+                    to: Some(*day),
+                },
+                Some(s),
+            )?;
+            read.files_read += r.files_read;
+            read.rows += r.rows;
+            if let Some(t) = breaker::timelines(&older)
+                .remove(s)
+                .and_then(|mut t| t.pop())
+            {
+                timelines.entry(s.clone()).or_default().insert(0, t);
+                break;
+            }
+        }
+    }
+    let (stops, _) = stops::rebuild(&rows);
+    // Time is measured up to the last event of the data when the period
+    // reaches the table's last day, not into the future.
+    let mut last_seen: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+    for r in &rows {
+        let e = last_seen.entry(&r.source).or_insert(r.timestamp);
+        *e = (*e).max(r.timestamp);
+    }
+    let end_of = |s: &str| {
+        let end = day_start(to) + TimeDelta::days(1);
+        match last_seen.get(s) {
+            Some(l) if to >= last => end.min(*l),
+            _ => end,
+        }
+    };
+    let days = all_days
+        .iter()
+        .filter(|d| **d >= from && **d <= to)
+        .map(|&day| {
+            answers(Some(day), &rows, &stops, &timelines, sources, |s| {
+                (
+                    day_start(day),
+                    (day_start(day) + TimeDelta::days(1)).min(end_of(s)),
+                )
+            })
+        })
+        .collect();
+    let total = answers(None, &rows, &stops, &timelines, sources, |s| {
+        (day_start(from), end_of(s))
+    });
+    Ok(Report {
+        from,
+        to,
+        table_version: files.version,
+        days,
+        total,
+        read,
+        rows,
+        timelines,
+        stops,
+    })
+}
+
+/// `part` as a percentage of `whole` (none of nothing).
+pub fn share(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64 * 100.0)
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// The answers for one day (`Some`) or the period (`None`); `span` gives each
+/// source's measured time window.
+fn answers(
+    day: Option<NaiveDate>,
+    rows: &[Row],
+    stops: &[Stop],
+    timelines: &BTreeMap<String, Vec<Transition>>,
+    sources: &[String],
+    span: impl Fn(&str) -> (DateTime<Utc>, DateTime<Utc>),
+) -> Answers {
+    let on = |t: DateTime<Utc>| day.is_none_or(|d| t.date_naive() == d);
+    let mut a = Answers {
+        day,
+        ..Answers::default()
+    };
+    // 1 and 3: stops, on the day they were added.
+    let mut settings: BTreeMap<(String, String), (Setting, Vec<f64>)> = BTreeMap::new();
+    for s in stops.iter().filter(|s| on(s.added_at)) {
+        a.stops_added += 1;
+        let activated = s.activated();
+        let triggered = s.trigger().is_some();
+        a.stops_activated += u64::from(activated);
+        a.stops_triggered += u64::from(triggered);
+        if triggered {
+            *a.triggers_by_symbol
+                .entry(s.symbol.clone().unwrap_or_else(|| "?".into()))
+                .or_default() += 1;
+        } else {
+            a.stops_other_exit += 1;
+        }
+        let key = (
+            format!("{:?}", s.activation_pct),
+            format!("{:?}", s.trailing_pct),
+        );
+        let (set, captured) = settings.entry(key).or_insert_with(|| {
+            (
+                Setting {
+                    activation_pct: s.activation_pct,
+                    trailing_pct: s.trailing_pct,
+                    stops: 0,
+                    activated: 0,
+                    triggered: 0,
+                    captured_mean_pct: None,
+                    captured_median_pct: None,
+                },
+                Vec::new(),
+            )
+        });
+        set.stops += 1;
+        set.activated += u64::from(activated);
+        set.triggered += u64::from(triggered);
+        captured.extend(s.captured_pct());
+    }
+    a.settings = settings
+        .into_values()
+        .map(|(mut s, c)| {
+            s.captured_mean_pct = mean(&c);
+            s.captured_median_pct = median(&c);
+            s
+        })
+        .collect();
+    // 2 and 4: limit checks.
+    let mut over: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| on(r.timestamp)) {
+        if r.event_type == "portfolio_health_warning" {
+            *a.health_warnings
+                .entry(r.limit_type.clone().unwrap_or_else(|| "other".into()))
+                .or_default() += 1;
+            continue;
+        }
+        if r.event_type != "portfolio_limit_check" {
+            continue;
+        }
+        a.entries_checked += 1;
+        match timelines
+            .get(&r.source)
+            .and_then(|t| breaker::state_at(t, r.timestamp))
+        {
+            Some("OPEN") => a.entries_breaker_open += 1,
+            Some("HALF_OPEN") => a.entries_breaker_half_open += 1,
+            _ => {}
+        }
+        if r.allowed == Some(true) {
+            a.entries_allowed += 1;
+        } else if r.allowed == Some(false) {
+            let excess = match (r.current_value, r.limit_value) {
+                (Some(c), Some(l)) if l != 0.0 => Some((c - l) / l.abs() * 100.0),
+                _ => None,
+            };
+            over.entry(r.limit_type.clone().unwrap_or_else(|| "other".into()))
+                .or_default()
+                .push(excess);
+        }
+    }
+    a.entries_breaker_not_closed_pct = share(
+        a.entries_breaker_open + a.entries_breaker_half_open,
+        a.entries_checked,
+    );
+    a.rejections = over
+        .into_iter()
+        .map(|(limit_type, v)| {
+            let known: Vec<f64> = v.iter().flatten().copied().collect();
+            Rejections {
+                limit_type,
+                count: v.len() as u64,
+                over_mean_pct: mean(&known),
+                over_max_pct: known.iter().copied().reduce(f64::max),
+            }
+        })
+        .collect();
+    // 5: the breaker.
+    for s in sources {
+        let Some(tl) = timelines.get(s) else { continue };
+        let (from, to) = span(s);
+        let mut b = BreakerStats {
+            seconds: breaker::time_in_states(tl, breaker::state_at(tl, from), from, to),
+            ..BreakerStats::default()
+        };
+        let mut recoveries = Vec::new();
+        let mut outage: Option<DateTime<Utc>> = None;
+        for t in tl {
+            let counts = on(t.at);
+            match (t.from.as_deref(), t.to.as_str()) {
+                (Some("HALF_OPEN"), "OPEN") => b.reopened += u64::from(counts),
+                (_, "OPEN") => {
+                    b.opened += u64::from(counts);
+                    outage = outage.or(Some(t.at));
+                }
+                (_, "CLOSED") => {
+                    if let Some(start) = outage.take()
+                        && on(start)
+                    {
+                        if t.restart_reset {
+                            b.restart_resets += 1;
+                        } else {
+                            recoveries.push(secs(t.at - start));
+                        }
+                    } else if t.restart_reset && counts {
+                        b.restart_resets += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        b.recovered = recoveries.len() as u64;
+        b.mean_recovery_s = mean(&recoveries);
+        if b != BreakerStats::default() {
+            a.breaker.insert(s.clone(), b);
+        }
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_mean() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        assert_eq!(mean(&[1.0, 2.0]), Some(1.5));
+        assert_eq!(share(1, 4), Some(25.0));
+        assert_eq!(share(1, 0), None);
+    }
+}

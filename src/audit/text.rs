@@ -1,0 +1,342 @@
+//! Plain-text rendering of `state` and `report` for a terminal: UTC first,
+//! the source's local time beside it (the engine's logs are in local time).
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::report::{Answers, Report};
+use super::state::StateAt;
+
+/// `2026-01-27 15:02:11.123 UTC`
+pub fn utc(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()
+}
+
+/// `15:02:11.123 UTC (10:02:11 EST)`
+pub fn clock(t: DateTime<Utc>, tz: Option<Tz>) -> String {
+    let mut s = t.format("%H:%M:%S%.3f").to_string();
+    if let Some(tz) = tz.filter(|z| *z != Tz::UTC) {
+        let _ = write!(s, " ({})", t.with_timezone(&tz).format("%H:%M:%S %Z"));
+    }
+    s
+}
+
+/// `7m 48s`, `2h 03m`, `3d 04h`.
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as i64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}%"))
+}
+
+/// `state --at` for a terminal.
+pub fn state(s: &StateAt, zones: &BTreeMap<String, Tz>) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "risk state at {}   (table version {})",
+        utc(s.at),
+        s.table_version.map_or("-".into(), |v| v.to_string())
+    );
+    for src in &s.sources {
+        let tz = zones.get(&src.source).copied();
+        if let Some(z) = tz.filter(|z| *z != Tz::UTC) {
+            let _ = writeln!(
+                o,
+                "\nsource {}  (local {} {})",
+                src.source,
+                s.at.with_timezone(&z).format("%Y-%m-%d %H:%M:%S%.3f %Z"),
+                z
+            );
+        } else {
+            let _ = writeln!(o, "\nsource {}", src.source);
+        }
+        match &src.transition {
+            Some(t) => {
+                let _ = writeln!(
+                    o,
+                    "  circuit breaker   {} since {} ({} before)",
+                    t.to,
+                    utc(t.at),
+                    duration(super::breaker::secs(s.at - t.at))
+                );
+                let _ = writeln!(
+                    o,
+                    "                    {} -> {}: {}",
+                    t.from.as_deref().unwrap_or("?"),
+                    t.to,
+                    t.reason
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "  circuit breaker   unknown: no breaker line in the table before this instant"
+                );
+            }
+        }
+        for r in &src.resets {
+            let since = r
+                .since
+                .map(|x| {
+                    format!(
+                        ", {} since {} ({})",
+                        r.was,
+                        clock(x, tz),
+                        duration(super::breaker::secs(r.at - x))
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "  !! RESET WHILE {}: the engine restarted at {} and initialized the breaker CLOSED{}{}",
+                r.was,
+                clock(r.at, tz),
+                since,
+                if r.in_force {
+                    " — the state above comes from this reset"
+                } else {
+                    ""
+                }
+            );
+        }
+        let _ = writeln!(
+            o,
+            "  failures in the {}s window before: {}",
+            src.window_s,
+            src.failures.len()
+        );
+        for f in &src.failures {
+            let _ = writeln!(
+                o,
+                "    {}  {:>4}  {}",
+                clock(f.at, tz),
+                f.count.map_or("-".into(), |c| c.to_string()),
+                f.reason.as_deref().unwrap_or("")
+            );
+        }
+        let _ = writeln!(
+            o,
+            "  trailing stops alive (added, not triggered, no engine restart since): {}",
+            src.stops.len()
+        );
+        if !src.stops.is_empty() {
+            let _ = writeln!(
+                o,
+                "    {:<24} {:<6} {:>8} {:>8} {:>8}  {:<9} last update",
+                "execution", "symbol", "entry", "peak", "stop", "activated"
+            );
+        }
+        for st in &src.stops {
+            let _ = writeln!(
+                o,
+                "    {:<24} {:<6} {:>8} {:>8} {:>8}  {:<9} {}",
+                st.execution_id.as_deref().unwrap_or("?"),
+                st.symbol.as_deref().unwrap_or("?"),
+                num(st.entry),
+                num(st.peak),
+                num(st.stop),
+                if st.activated { "yes" } else { "no" },
+                clock(st.last_update, tz)
+            );
+        }
+        if src.unattributed_stop_events > 0 {
+            let _ = writeln!(
+                o,
+                "    ({} stop events could not be tied to a stop: no execution id and several open stops)",
+                src.unattributed_stop_events
+            );
+        }
+        let rejections = src
+            .limits
+            .iter()
+            .filter(|l| l.event_type == "portfolio_limit_check")
+            .count();
+        let _ = writeln!(
+            o,
+            "  portfolio limits, hour before: {} rejections, {} health warnings",
+            rejections,
+            src.limits.len() - rejections
+        );
+        for l in &src.limits {
+            let what = if l.event_type == "portfolio_limit_check" {
+                format!("REJECTED  {}", l.reason.as_deref().unwrap_or(""))
+            } else {
+                format!(
+                    "warning   {} at {} of {}",
+                    l.limit_type.as_deref().unwrap_or("?"),
+                    num(l.current_value),
+                    num(l.limit_value)
+                )
+            };
+            let _ = writeln!(o, "    {}  {}", clock(l.at, tz), what);
+        }
+    }
+    o
+}
+
+/// `report` for a terminal.
+pub fn report(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "risk report {} .. {} (UTC days)   table version {}   {} events read",
+        r.from,
+        r.to,
+        r.table_version.map_or("-".into(), |v| v.to_string()),
+        r.rows.len()
+    );
+    let mut all: Vec<&Answers> = r.days.iter().collect();
+    all.push(&r.total);
+    let label = |a: &Answers| a.day.map_or("TOTAL".into(), |d| d.to_string());
+
+    let _ = writeln!(o, "\n1. Trailing stops: triggers versus other exits");
+    let _ = writeln!(
+        o,
+        "   {:<10} {:>6} {:>9} {:>9} {:>10}  triggers by symbol",
+        "day", "added", "activated", "triggered", "other exit"
+    );
+    for a in &all {
+        let syms: Vec<String> = a
+            .triggers_by_symbol
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "   {:<10} {:>6} {:>9} {:>9} {:>10}  {}",
+            label(a),
+            a.stops_added,
+            a.stops_activated,
+            a.stops_triggered,
+            a.stops_other_exit,
+            syms.join(", ")
+        );
+    }
+
+    let _ = writeln!(o, "\n2. Entries that met an open breaker");
+    let _ = writeln!(
+        o,
+        "   {:<10} {:>8} {:>8} {:>6} {:>10} {:>8}",
+        "day", "checked", "allowed", "OPEN", "HALF_OPEN", "share"
+    );
+    for a in &all {
+        let _ = writeln!(
+            o,
+            "   {:<10} {:>8} {:>8} {:>6} {:>10} {:>8}",
+            label(a),
+            a.entries_checked,
+            a.entries_allowed,
+            a.entries_breaker_open,
+            a.entries_breaker_half_open,
+            pct(a.entries_breaker_not_closed_pct)
+        );
+    }
+
+    let _ = writeln!(o, "\n3. Activation threshold: stops by setting");
+    let _ = writeln!(
+        o,
+        "   {:<10} {:>10} {:>9} {:>6} {:>10} {:>10} {:>15} {:>15}",
+        "day",
+        "activation",
+        "trailing",
+        "stops",
+        "activated",
+        "triggered",
+        "captured mean",
+        "captured median"
+    );
+    for a in &all {
+        for s in &a.settings {
+            let _ = writeln!(
+                o,
+                "   {:<10} {:>10} {:>9} {:>6} {:>10} {:>10} {:>15} {:>15}",
+                label(a),
+                pct(s.activation_pct),
+                pct(s.trailing_pct),
+                s.stops,
+                pct(super::report::share(s.activated, s.stops)),
+                pct(super::report::share(s.triggered, s.stops)),
+                pct(s.captured_mean_pct),
+                pct(s.captured_median_pct)
+            );
+        }
+    }
+    let _ = writeln!(o, "   (captured: premium at the trigger relative to entry)");
+
+    let _ = writeln!(o, "\n4. Portfolio limits: rejections and how far over");
+    let _ = writeln!(
+        o,
+        "   {:<10} {:<16} {:>6} {:>10} {:>10}",
+        "day", "limit", "count", "over mean", "over max"
+    );
+    for a in &all {
+        for x in &a.rejections {
+            let _ = writeln!(
+                o,
+                "   {:<10} {:<16} {:>6} {:>10} {:>10}",
+                label(a),
+                x.limit_type,
+                x.count,
+                pct(x.over_mean_pct),
+                pct(x.over_max_pct)
+            );
+        }
+        for (t, n) in &a.health_warnings {
+            let _ = writeln!(o, "   {:<10} {:<16} {:>6} health warnings", label(a), t, n);
+        }
+    }
+
+    let _ = writeln!(o, "\n5. Circuit breaker: uptime and recovery");
+    let _ = writeln!(
+        o,
+        "   {:<10} {:<10} {:>9} {:>9} {:>9} {:>6} {:>8} {:>9} {:>12} {:>14}",
+        "day",
+        "source",
+        "CLOSED",
+        "OPEN",
+        "HALF_OPEN",
+        "opened",
+        "reopened",
+        "recovered",
+        "mean recover",
+        "restart resets"
+    );
+    for a in &all {
+        for (src, b) in &a.breaker {
+            let sec = |k: &str| duration(b.seconds.get(k).copied().unwrap_or(0.0));
+            let _ = writeln!(
+                o,
+                "   {:<10} {:<10} {:>9} {:>9} {:>9} {:>6} {:>8} {:>9} {:>12} {:>14}",
+                label(a),
+                src,
+                sec("CLOSED"),
+                sec("OPEN"),
+                sec("HALF_OPEN"),
+                b.opened,
+                b.reopened,
+                b.recovered,
+                b.mean_recovery_s.map_or("-".into(), duration),
+                if b.restart_resets > 0 {
+                    format!("{} !!", b.restart_resets)
+                } else {
+                    "0".into()
+                }
+            );
+        }
+    }
+    o
+}

@@ -1,0 +1,35 @@
+//! `risktail report`: the five audit answers as text or JSON, and optionally
+//! the HTML page with charts.
+
+use anyhow::{Context, Result};
+
+use super::state::{runtime, selected_sources, zones};
+use crate::audit::{html, load::TableFiles, report, text};
+use crate::cli::ReportArgs;
+use crate::config::Config;
+
+/// Runs the command.
+pub fn run(args: &ReportArgs) -> Result<bool> {
+    let config = Config::load(&args.config)?;
+    let sources = selected_sources(&config, args.source.as_deref())?;
+    let rt = runtime()?;
+    let files = rt.block_on(TableFiles::open(&config.table_uri))?;
+    let r = report::compute(&files, args.from, args.to, &sources)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", text::report(&r));
+    }
+    if let Some(path) = &args.html {
+        let page = html::page(&r, &zones(&config));
+        std::fs::write(path, page).with_context(|| format!("{}: cannot write", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    tracing::debug!(
+        "read {} of {} files, {} rows",
+        r.read.files_read,
+        r.read.files_total,
+        r.read.rows
+    );
+    Ok(true)
+}

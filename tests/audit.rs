@@ -1,0 +1,462 @@
+//! `risktail state` and `risktail report` against the engine's own account.
+//!
+//! The sample generator (tests/samples/generate.py) logs three trading days
+//! through Python's RotatingFileHandler and, beside the logs, writes what the
+//! engine did (`--facts`): every breaker transition, every entry with the
+//! breaker's state at that moment, every stop's life. The table is built by
+//! `risktail backfill`; the expected answers are computed here from the facts,
+//! never from the table.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::util::{risktail, root, run, run_python, stderr, stdout};
+
+struct Sample {
+    _tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    facts: Value,
+}
+
+fn sample() -> Sample {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let gen_path = root().join("tests/samples/generate.py");
+    run_python(
+        &[
+            &gen_path.to_string_lossy(),
+            "--out",
+            &dir.join("logs").to_string_lossy(),
+            "--facts",
+            &dir.join("facts.json").to_string_lossy(),
+        ],
+        &dir,
+    );
+    std::fs::write(
+        dir.join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\n\
+         paths = [\"logs/engine.log\"]\nenvelope = \"python\"\ntimezone = \"America/New_York\"\n",
+    )
+    .unwrap();
+    let out = run(risktail().current_dir(&dir).arg("backfill"));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let facts = serde_json::from_slice(&std::fs::read(dir.join("facts.json")).unwrap()).unwrap();
+    Sample {
+        _tmp: tmp,
+        dir,
+        facts,
+    }
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let out = run(risktail().current_dir(dir).args(args).arg("--json"));
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn ms(v: &Value) -> i64 {
+    v.as_i64().expect("ms")
+}
+
+/// The engine's breaker state at `t` (ms), from its own transitions.
+fn breaker_at(facts: &Value, t: i64) -> Option<String> {
+    facts["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take_while(|x| ms(&x["ms"]) <= t)
+        .last()
+        .map(|x| x["to"].as_str().unwrap().to_owned())
+}
+
+/// Execution ids of the stops alive at `t`, from the facts.
+fn stops_alive(facts: &Value, t: i64) -> Vec<String> {
+    let mut v: Vec<String> = facts["stops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| ms(&s["added_ms"]) <= t && s["ended_ms"].as_i64().is_none_or(|e| e > t))
+        .map(|s| s["exec"].as_str().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A dozen and more instants around the breaker's transitions: just before and
+/// just after each of the first day's and the restart's, inside an OPEN period,
+/// right after the restart that reset an OPEN breaker.
+#[test]
+fn state_at_instants_around_every_kind_of_transition() {
+    let s = sample();
+    let f = &s.facts;
+    let transitions = f["transitions"].as_array().unwrap();
+    let restart = transitions
+        .iter()
+        .position(|t| t["restart_reset"] == true)
+        .expect("the sample has a restart while OPEN");
+    // Lines are at least 50 ms apart, so ±20 ms falls between neighbours.
+    let mut instants: Vec<i64> = Vec::new();
+    for t in transitions
+        .iter()
+        .take(6)
+        .chain(&transitions[restart - 1..=restart])
+    {
+        instants.push(ms(&t["ms"]) - 20);
+        instants.push(ms(&t["ms"]) + 20);
+    }
+    let open = ms(&transitions[restart - 1]["ms"]);
+    let reset = ms(&transitions[restart]["ms"]);
+    instants.push((open + reset) / 2);
+    instants.push(reset + 1);
+    let first_stop = &f["stops"][0];
+    instants.push(ms(&first_stop["added_ms"]) + 1);
+    assert!(instants.len() >= 12);
+
+    for t in instants {
+        let got = json(&s.dir, &["state", "--at", &rfc3339(t)]);
+        let src = &got["sources"][0];
+        assert_eq!(src["source"], "engine");
+        let want = breaker_at(f, t);
+        assert_eq!(
+            src["breaker"].as_str().map(str::to_owned),
+            want,
+            "breaker at {}",
+            rfc3339(t)
+        );
+        let mut alive: Vec<String> = src["stops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["execution_id"].as_str().unwrap().to_owned())
+            .collect();
+        alive.sort();
+        assert_eq!(alive, stops_alive(f, t), "stops alive at {}", rfc3339(t));
+        // Rejections of the hour before.
+        let want_rej = f["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["allowed"] == false && ms(&e["ms"]) > t - 3_600_000 && ms(&e["ms"]) <= t)
+            .count();
+        let got_rej = src["limits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["event_type"] == "portfolio_limit_check")
+            .count();
+        assert_eq!(got_rej, want_rej, "rejections before {}", rfc3339(t));
+        let resets: Vec<&Value> = src["resets"].as_array().unwrap().iter().collect();
+        if t >= reset && t < reset + 48 * 3_600_000 {
+            assert_eq!(resets.len(), 1, "the reset is flagged at {}", rfc3339(t));
+            assert_eq!(resets[0]["was"], "OPEN");
+            let next = transitions
+                .get(restart + 1)
+                .map_or(i64::MAX, |x| ms(&x["ms"]));
+            assert_eq!(
+                resets[0]["in_force"],
+                t < next,
+                "the reset is the state in force"
+            );
+            assert_eq!(resets[0]["since"], rfc3339_micros(open));
+        } else {
+            assert!(resets.is_empty(), "no reset flagged at {}", rfc3339(t));
+        }
+    }
+
+    // During the OPEN period: the five failures of the window are listed.
+    let got = json(&s.dir, &["state", "--at", &rfc3339((open + reset) / 2)]);
+    assert_eq!(got["sources"][0]["failures"].as_array().unwrap().len(), 5);
+    assert_eq!(got["sources"][0]["transition"]["from"], "CLOSED");
+
+    // A local time without offset is read in the source's timezone.
+    let utc = json(&s.dir, &["state", "--at", "2026-01-27T15:00:00Z"]);
+    let local = json(&s.dir, &["state", "--at", "2026-01-27 10:00"]);
+    assert_eq!(utc, local);
+
+    // The text flags the reset for a person.
+    let out = run(risktail()
+        .current_dir(&s.dir)
+        .args(["state", "--at", &rfc3339(reset + 1)]));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("RESET WHILE OPEN"), "{text}");
+    assert!(text.contains("CLOSED since"), "{text}");
+}
+
+fn rfc3339_micros(ms: i64) -> String {
+    // serde's chrono format: RFC 3339 with as many digits as needed.
+    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap();
+    serde_json::to_value(t)
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn day_of(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .date_naive()
+        .to_string()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6 * b.abs().max(1.0)
+}
+
+/// Every number of the report, per day and in total, against the facts.
+#[test]
+fn report_numbers_match_the_engines_own_account() {
+    let s = sample();
+    let f = &s.facts;
+    let r = json(&s.dir, &["report"]);
+    let days: Vec<String> = r["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["day"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(days, ["2026-01-26", "2026-01-27", "2026-01-28"]);
+    let mut scopes: Vec<(Option<String>, &Value)> = r["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["day"].as_str().map(str::to_owned), d))
+        .collect();
+    scopes.push((None, &r["total"]));
+
+    for (day, got) in scopes {
+        let on = |t: i64| day.as_deref().is_none_or(|d| day_of(t) == d);
+        let label = day.clone().unwrap_or("total".into());
+        // 1. stops
+        let stops: Vec<&Value> = f["stops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| on(ms(&x["added_ms"])))
+            .collect();
+        let triggered: Vec<&&Value> = stops
+            .iter()
+            .filter(|x| !x["triggered_ms"].is_null())
+            .collect();
+        assert_eq!(got["stops_added"], stops.len() as u64, "{label}");
+        assert_eq!(
+            got["stops_activated"],
+            stops
+                .iter()
+                .filter(|x| !x["activated_ms"].is_null())
+                .count() as u64,
+            "{label}"
+        );
+        assert_eq!(got["stops_triggered"], triggered.len() as u64, "{label}");
+        assert_eq!(
+            got["stops_other_exit"],
+            (stops.len() - triggered.len()) as u64,
+            "{label}"
+        );
+        let mut by_sym: BTreeMap<String, u64> = BTreeMap::new();
+        for x in &triggered {
+            *by_sym
+                .entry(x["symbol"].as_str().unwrap().into())
+                .or_default() += 1;
+        }
+        assert_eq!(
+            got["triggers_by_symbol"],
+            serde_json::to_value(&by_sym).unwrap(),
+            "{label}"
+        );
+        // 3. the one setting: 2.0 % / 1.5 %, captured at the trigger.
+        let captured: Vec<f64> = triggered
+            .iter()
+            .map(|x| {
+                let e = x["entry"].as_f64().unwrap();
+                (x["exit"].as_f64().unwrap() - e) / e * 100.0
+            })
+            .collect();
+        let set = &got["settings"][0];
+        assert_eq!(got["settings"].as_array().unwrap().len(), 1, "{label}");
+        assert_eq!(set["activation_pct"], 2.0);
+        assert_eq!(set["trailing_pct"], 1.5);
+        assert_eq!(set["stops"], stops.len() as u64);
+        let mean = captured.iter().sum::<f64>() / captured.len() as f64;
+        assert!(
+            close(set["captured_mean_pct"].as_f64().unwrap(), mean),
+            "{label}: {set} vs {mean}"
+        );
+        // 2. entries
+        let entries: Vec<&Value> = f["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| on(ms(&x["ms"])))
+            .collect();
+        let in_state = |st: &str| entries.iter().filter(|x| x["breaker"] == st).count() as u64;
+        assert_eq!(got["entries_checked"], entries.len() as u64, "{label}");
+        assert_eq!(
+            got["entries_allowed"],
+            entries.iter().filter(|x| x["allowed"] == true).count() as u64,
+            "{label}"
+        );
+        assert_eq!(got["entries_breaker_open"], in_state("OPEN"), "{label}");
+        assert_eq!(
+            got["entries_breaker_half_open"],
+            in_state("HALF_OPEN"),
+            "{label}"
+        );
+        assert!(
+            in_state("OPEN") > 0 && in_state("HALF_OPEN") > 0,
+            "the sample has both"
+        );
+        // 4. rejections by limit type, how far over.
+        let mut over: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for x in entries.iter().filter(|x| x["allowed"] == false) {
+            let (c, l) = (x["current"].as_f64().unwrap(), x["limit"].as_f64().unwrap());
+            over.entry(x["limit_type"].as_str().unwrap().into())
+                .or_default()
+                .push((c - l) / l * 100.0);
+        }
+        let got_rej = got["rejections"].as_array().unwrap();
+        assert_eq!(got_rej.len(), over.len(), "{label}");
+        for g in got_rej {
+            let v = &over[g["limit_type"].as_str().unwrap()];
+            assert_eq!(g["count"], v.len() as u64, "{label} {g}");
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let mx = v.iter().copied().fold(f64::MIN, f64::max);
+            assert!(
+                close(g["over_mean_pct"].as_f64().unwrap(), m),
+                "{label} {g} {m}"
+            );
+            assert!(
+                close(g["over_max_pct"].as_f64().unwrap(), mx),
+                "{label} {g} {mx}"
+            );
+        }
+        let warnings = f["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| on(ms(&x["ms"])))
+            .count() as u64;
+        assert_eq!(
+            got["health_warnings"]["portfolio_delta"], warnings,
+            "{label}"
+        );
+        // 5. the breaker: openings, recoveries, time OPEN and HALF_OPEN.
+        let tr = f["transitions"].as_array().unwrap();
+        let b = &got["breaker"]["engine"];
+        let count = |from: &str, to: &str| {
+            tr.iter()
+                .filter(|x| on(ms(&x["ms"])) && x["from"] == from && x["to"] == to)
+                .count() as u64
+        };
+        assert_eq!(b["opened"], count("CLOSED", "OPEN"), "{label}");
+        assert_eq!(b["reopened"], count("HALF_OPEN", "OPEN"), "{label}");
+        assert_eq!(
+            b["restart_resets"],
+            tr.iter()
+                .filter(|x| on(ms(&x["ms"])) && x["restart_reset"] == true)
+                .count() as u64,
+            "{label}"
+        );
+        let mut recoveries = Vec::new();
+        let mut start: Option<i64> = None;
+        let mut secs: BTreeMap<&str, f64> = BTreeMap::new();
+        for w in tr.windows(2) {
+            let (a, z) = (ms(&w[0]["ms"]), ms(&w[1]["ms"]));
+            if on(a) && on(z) {
+                *secs.entry(w[0]["to"].as_str().unwrap()).or_default() += (z - a) as f64 / 1000.0;
+            }
+        }
+        for x in tr {
+            match (x["from"].as_str(), x["to"].as_str().unwrap()) {
+                (Some("CLOSED"), "OPEN") => start = Some(ms(&x["ms"])),
+                (_, "CLOSED") => {
+                    if let Some(st) = start.take()
+                        && on(st)
+                        && x["restart_reset"] == false
+                    {
+                        recoveries.push((ms(&x["ms"]) - st) as f64 / 1000.0);
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(b["recovered"], recoveries.len() as u64, "{label}");
+        let mean = recoveries.iter().sum::<f64>() / recoveries.len() as f64;
+        assert!(
+            close(b["mean_recovery_s"].as_f64().unwrap(), mean),
+            "{label}: {b} vs {mean}"
+        );
+        for st in ["OPEN", "HALF_OPEN"] {
+            let want = secs.get(st).copied().unwrap_or(0.0);
+            assert!(
+                close(b["seconds"][st].as_f64().unwrap(), want),
+                "{label} {st}: {b} vs {want}"
+            );
+        }
+    }
+}
+
+/// The HTML page: self-contained (no fetches, no scripts), a chart of each
+/// kind for each day, and the restart drawn where it happened.
+#[test]
+fn html_report_is_self_contained_with_every_chart() {
+    let s = sample();
+    let out = run(risktail().current_dir(&s.dir).args([
+        "report",
+        "--from",
+        "2026-01-27",
+        "--to",
+        "2026-01-27",
+        "--html",
+        "day.html",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(s.dir.join("day.html")).unwrap();
+    assert_eq!(page.matches("<svg").count(), 3, "breaker, stops, limits");
+    for bad in ["http://", "https://", "<script", "<link", "src="] {
+        let hits: Vec<_> = page
+            .match_indices(bad)
+            .filter(|(i, _)| {
+                // The SVG namespace is an identifier, not a fetch.
+                !page[*i..].starts_with("http://www.w3.org/")
+            })
+            .collect();
+        assert!(hits.is_empty(), "{bad} in the page");
+    }
+    assert!(page.contains("restart reset OPEN breaker"));
+    assert!(page.contains("2026-01-27"));
+    assert!(!page.contains("chart failed"));
+    // The text of the same period is in the page too.
+    assert!(page.contains("5. Circuit breaker: uptime and recovery"));
+}
+
+/// A table that does not exist yet is named, with what to do.
+#[test]
+fn state_without_a_table_says_what_to_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\npaths = [\"x.log\"]\nenvelope = \"python\"\n",
+    )
+    .unwrap();
+    let out =
+        run(risktail()
+            .current_dir(tmp.path())
+            .args(["state", "--at", "2026-01-27T15:00:00Z"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("risktail backfill"), "{err}");
+    let out = run(risktail()
+        .current_dir(tmp.path())
+        .args(["state", "--at", "tomorrow"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("RFC 3339"));
+}
