@@ -28,7 +28,8 @@ pub struct Transition {
 }
 
 impl Transition {
-    fn from_row(r: &Row) -> Option<Transition> {
+    /// The transition a row records, if it is one.
+    pub fn from_row(r: &Row) -> Option<Transition> {
         let to = r.new_state.clone()?;
         let init = r.event_type == "circuit_breaker_init";
         if !init && r.event_type != "circuit_breaker_state_change" {

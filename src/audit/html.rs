@@ -14,8 +14,7 @@ use super::breaker;
 use super::report::Report;
 use super::text;
 
-/// Days charted at most (the period's last ones); the text covers them all.
-pub const MAX_CHART_DAYS: usize = 7;
+use super::report::CHART_DAYS as MAX_CHART_DAYS;
 
 const W: u32 = 1100;
 const RED: RGBColor = RGBColor(0xc6, 0x28, 0x28);
@@ -87,7 +86,7 @@ pub fn page(r: &Report, zones: &BTreeMap<String, Tz>) -> String {
         r.from,
         r.to,
         r.table_version.map_or("-".into(), |v| v.to_string()),
-        r.rows.len()
+        r.events
     );
     let t = &r.total;
     let opened: u64 = t.breaker.values().map(|b| b.opened).sum();

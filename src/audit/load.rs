@@ -80,8 +80,9 @@ pub struct Row {
     pub allowed: Option<bool>,
     /// Limit: why rejected.
     pub rejection_reason: Option<String>,
-    /// The metadata object (empty when null or not an object).
-    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The metadata JSON as stored; parsed only when a field is asked for
+    /// (most rows' metadata is never needed).
+    pub metadata: Option<String>,
     /// Instrument.
     pub symbol: Option<String>,
     /// Source name.
@@ -93,15 +94,21 @@ pub struct Row {
 }
 
 impl Row {
+    fn meta(&self, key: &str) -> Option<serde_json::Value> {
+        let m: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(self.metadata.as_deref()?).ok()?;
+        m.get(key).cloned()
+    }
+
     /// A metadata value as a number (ints and floats alike).
     pub fn meta_f64(&self, key: &str) -> Option<f64> {
-        self.metadata.get(key).and_then(serde_json::Value::as_f64)
+        self.meta(key)?.as_f64()
     }
 
     /// A metadata value as text (numbers printed).
     pub fn meta_str(&self, key: &str) -> Option<String> {
-        match self.metadata.get(key)? {
-            serde_json::Value::String(s) => Some(s.clone()),
+        match self.meta(key)? {
+            serde_json::Value::String(s) => Some(s),
             serde_json::Value::Null => None,
             v => Some(v.to_string()),
         }
@@ -354,14 +361,6 @@ fn rows_of(batch: &RecordBatch, source: Option<&str>, out: &mut Vec<Row>) -> Res
         }
         let timestamp = DateTime::from_timestamp_micros(ts.value(i))
             .ok_or_else(|| format!("timestamp {} out of range", ts.value(i)))?;
-        let metadata = if meta.is_null(i) {
-            serde_json::Map::new()
-        } else {
-            match serde_json::from_str(meta.value(i)) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => serde_json::Map::new(),
-            }
-        };
         out.push(Row {
             event_type: event_type.value(i).to_owned(),
             component: component.value(i).to_owned(),
@@ -380,7 +379,7 @@ fn rows_of(batch: &RecordBatch, source: Option<&str>, out: &mut Vec<Row>) -> Res
             limit_value: opt_f64(lv, i),
             allowed: (!allowed.is_null(i)).then(|| allowed.value(i)),
             rejection_reason: opt_str(reason, i),
-            metadata,
+            metadata: opt_str(meta, i),
             symbol: opt_str(symbol, i),
             source: src.value(i).to_owned(),
             source_file: file.value(i).to_owned(),

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use super::AuditError;
 use super::breaker::{self, Transition, secs};
 use super::load::{Days, ReadStats, Row, TableFiles};
-use super::stops::{self, Stop};
+use super::stops::{Stop, StopBook};
 
 /// Per activation/trailing setting.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,22 +125,31 @@ pub struct Report {
     /// What was read.
     #[serde(skip)]
     pub read: ReadStats,
-    /// The rows, for charts.
+    /// Events read in the period.
+    pub events: u64,
+    /// The rows of the charted days (the period's last [`CHART_DAYS`]).
     #[serde(skip)]
     pub rows: Vec<Row>,
     /// The breaker's transitions per source (with the one in force at the start).
     #[serde(skip)]
     pub timelines: BTreeMap<String, Vec<Transition>>,
-    /// The stops.
+    /// The stops added on the charted days.
     #[serde(skip)]
     pub stops: Vec<Stop>,
 }
+
+/// Days whose rows and stops are kept for charts: the period's last ones.
+pub const CHART_DAYS: usize = 7;
 
 fn day_start(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
 /// Builds the report for `[from, to]` (defaults: the table's first and last day).
+///
+/// Reads one day's partition at a time and keeps only running tallies, the
+/// breaker's transitions, the stops still open and the rows of the last
+/// [`CHART_DAYS`] days, so a year costs the memory of a day.
 pub fn compute(
     files: &TableFiles,
     from: Option<NaiveDate>,
@@ -159,45 +168,88 @@ pub fn compute(
         )));
     }
     let only = (sources.len() == 1).then(|| sources[0].as_str());
-    let (mut rows, mut read) = files.read(
-        Days {
-            from: Some(from),
-            to: Some(to),
-        },
-        only,
-    )?;
-    rows.retain(|r| sources.contains(&r.source));
-    let mut timelines = breaker::timelines(&rows);
+    let one_day = |d: NaiveDate| Days {
+        from: Some(d),
+        to: Some(d),
+    };
+    let mut read = ReadStats::default();
+    let mut add = |r: ReadStats| {
+        read.files_total = r.files_total;
+        read.files_read += r.files_read;
+        read.rows += r.rows;
+    };
     // The state in force when the period starts, from the last earlier day
     // that changed it.
+    let mut timelines: BTreeMap<String, Vec<Transition>> = BTreeMap::new();
     for s in sources {
         for day in all_days.iter().rev().filter(|d| **d < from) {
-            let (older, r) = files.read(
-                Days {
-                    from: Some(*day),
-                    to: Some(*day),
-                },
-                Some(s),
-            )?;
-            read.files_read += r.files_read;
-            read.rows += r.rows;
+            let (older, r) = files.read(one_day(*day), Some(s))?;
+            add(r);
             if let Some(t) = breaker::timelines(&older)
                 .remove(s)
                 .and_then(|mut t| t.pop())
             {
-                timelines.entry(s.clone()).or_default().insert(0, t);
+                timelines.entry(s.clone()).or_default().push(t);
                 break;
             }
         }
     }
-    let (stops, _) = stops::rebuild(&rows);
+    let period: Vec<NaiveDate> = all_days
+        .iter()
+        .copied()
+        .filter(|d| *d >= from && *d <= to)
+        .collect();
+    let charted = &period[period.len().saturating_sub(CHART_DAYS)..];
+    let mut accs: BTreeMap<NaiveDate, Acc> = period.iter().map(|d| (*d, Acc::default())).collect();
+    let mut total = Acc::default();
+    let mut book = StopBook::default();
+    let mut chart_rows = Vec::new();
+    let mut chart_stops = Vec::new();
+    let mut events = 0u64;
+    let mut last_seen: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    let mut credit = |s: Stop, accs: &mut BTreeMap<NaiveDate, Acc>, total: &mut Acc| {
+        let day = s.added_at.date_naive();
+        if let Some(a) = accs.get_mut(&day) {
+            a.stop(&s);
+            total.stop(&s);
+        }
+        if charted.contains(&day) {
+            chart_stops.push(s);
+        }
+    };
+    for day in &period {
+        let (mut rows, r) = files.read(one_day(*day), only)?;
+        add(r);
+        rows.retain(|r| sources.contains(&r.source));
+        events += rows.len() as u64;
+        for row in &rows {
+            if let Some(t) = Transition::from_row(row) {
+                timelines.entry(row.source.clone()).or_default().push(t);
+            }
+            book.feed(row);
+            let state = timelines
+                .get(&row.source)
+                .and_then(|t| breaker::state_at(t, row.timestamp));
+            if let Some(a) = accs.get_mut(day) {
+                a.row(row, state);
+            }
+            total.row(row, state);
+            let e = last_seen.entry(row.source.clone()).or_insert(row.timestamp);
+            *e = (*e).max(row.timestamp);
+        }
+        for s in book.take_done() {
+            credit(s, &mut accs, &mut total);
+        }
+        if charted.contains(day) {
+            chart_rows.extend(rows);
+        }
+    }
+    for s in std::mem::take(&mut book.open) {
+        credit(s, &mut accs, &mut total);
+    }
+    chart_stops.sort_by_key(|s| s.added_at);
     // Time is measured up to the last event of the data when the period
     // reaches the table's last day, not into the future.
-    let mut last_seen: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
-    for r in &rows {
-        let e = last_seen.entry(&r.source).or_insert(r.timestamp);
-        *e = (*e).max(r.timestamp);
-    }
     let end_of = |s: &str| {
         let end = day_start(to) + TimeDelta::days(1);
         match last_seen.get(s) {
@@ -205,31 +257,30 @@ pub fn compute(
             _ => end,
         }
     };
-    let days = all_days
-        .iter()
-        .filter(|d| **d >= from && **d <= to)
-        .map(|&day| {
-            answers(Some(day), &rows, &stops, &timelines, sources, |s| {
+    let days = accs
+        .into_iter()
+        .map(|(day, acc)| {
+            let b = breaker_stats(Some(day), &timelines, sources, |s| {
                 (
                     day_start(day),
                     (day_start(day) + TimeDelta::days(1)).min(end_of(s)),
                 )
-            })
+            });
+            acc.finish(Some(day), b)
         })
         .collect();
-    let total = answers(None, &rows, &stops, &timelines, sources, |s| {
-        (day_start(from), end_of(s))
-    });
+    let b = breaker_stats(None, &timelines, sources, |s| (day_start(from), end_of(s)));
     Ok(Report {
         from,
         to,
         table_version: files.version,
         days,
-        total,
+        total: total.finish(None, b),
+        events,
         read,
-        rows,
+        rows: chart_rows,
         timelines,
-        stops,
+        stops: chart_stops,
     })
 }
 
@@ -253,24 +304,18 @@ fn median(v: &[f64]) -> Option<f64> {
     }
 }
 
-/// The answers for one day (`Some`) or the period (`None`); `span` gives each
-/// source's measured time window.
-fn answers(
-    day: Option<NaiveDate>,
-    rows: &[Row],
-    stops: &[Stop],
-    timelines: &BTreeMap<String, Vec<Transition>>,
-    sources: &[String],
-    span: impl Fn(&str) -> (DateTime<Utc>, DateTime<Utc>),
-) -> Answers {
-    let on = |t: DateTime<Utc>| day.is_none_or(|d| t.date_naive() == d);
-    let mut a = Answers {
-        day,
-        ..Answers::default()
-    };
-    // 1 and 3: stops, on the day they were added.
-    let mut settings: BTreeMap<(String, String), (Setting, Vec<f64>)> = BTreeMap::new();
-    for s in stops.iter().filter(|s| on(s.added_at)) {
+/// Running tallies of one day or of the period.
+#[derive(Debug, Default)]
+struct Acc {
+    a: Answers,
+    settings: BTreeMap<(String, String), (Setting, Vec<f64>)>,
+    over: BTreeMap<String, Vec<Option<f64>>>,
+}
+
+impl Acc {
+    /// A stop whose life is known (ended, or open at the end of the data).
+    fn stop(&mut self, s: &Stop) {
+        let a = &mut self.a;
         a.stops_added += 1;
         let activated = s.activated();
         let triggered = s.trigger().is_some();
@@ -287,7 +332,7 @@ fn answers(
             format!("{:?}", s.activation_pct),
             format!("{:?}", s.trailing_pct),
         );
-        let (set, captured) = settings.entry(key).or_insert_with(|| {
+        let (set, captured) = self.settings.entry(key).or_insert_with(|| {
             (
                 Setting {
                     activation_pct: s.activation_pct,
@@ -306,31 +351,21 @@ fn answers(
         set.triggered += u64::from(triggered);
         captured.extend(s.captured_pct());
     }
-    a.settings = settings
-        .into_values()
-        .map(|(mut s, c)| {
-            s.captured_mean_pct = mean(&c);
-            s.captured_median_pct = median(&c);
-            s
-        })
-        .collect();
-    // 2 and 4: limit checks.
-    let mut over: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| on(r.timestamp)) {
+
+    /// A limit check or health warning, with the breaker's state at its time.
+    fn row(&mut self, r: &Row, breaker: Option<&str>) {
+        let a = &mut self.a;
         if r.event_type == "portfolio_health_warning" {
             *a.health_warnings
                 .entry(r.limit_type.clone().unwrap_or_else(|| "other".into()))
                 .or_default() += 1;
-            continue;
+            return;
         }
         if r.event_type != "portfolio_limit_check" {
-            continue;
+            return;
         }
         a.entries_checked += 1;
-        match timelines
-            .get(&r.source)
-            .and_then(|t| breaker::state_at(t, r.timestamp))
-        {
+        match breaker {
             Some("OPEN") => a.entries_breaker_open += 1,
             Some("HALF_OPEN") => a.entries_breaker_half_open += 1,
             _ => {}
@@ -342,28 +377,57 @@ fn answers(
                 (Some(c), Some(l)) if l != 0.0 => Some((c - l) / l.abs() * 100.0),
                 _ => None,
             };
-            over.entry(r.limit_type.clone().unwrap_or_else(|| "other".into()))
+            self.over
+                .entry(r.limit_type.clone().unwrap_or_else(|| "other".into()))
                 .or_default()
                 .push(excess);
         }
     }
-    a.entries_breaker_not_closed_pct = share(
-        a.entries_breaker_open + a.entries_breaker_half_open,
-        a.entries_checked,
-    );
-    a.rejections = over
-        .into_iter()
-        .map(|(limit_type, v)| {
-            let known: Vec<f64> = v.iter().flatten().copied().collect();
-            Rejections {
-                limit_type,
-                count: v.len() as u64,
-                over_mean_pct: mean(&known),
-                over_max_pct: known.iter().copied().reduce(f64::max),
-            }
-        })
-        .collect();
-    // 5: the breaker.
+
+    fn finish(self, day: Option<NaiveDate>, breaker: BTreeMap<String, BreakerStats>) -> Answers {
+        let mut a = self.a;
+        a.day = day;
+        a.breaker = breaker;
+        a.entries_breaker_not_closed_pct = share(
+            a.entries_breaker_open + a.entries_breaker_half_open,
+            a.entries_checked,
+        );
+        a.settings = self
+            .settings
+            .into_values()
+            .map(|(mut s, c)| {
+                s.captured_mean_pct = mean(&c);
+                s.captured_median_pct = median(&c);
+                s
+            })
+            .collect();
+        a.rejections = self
+            .over
+            .into_iter()
+            .map(|(limit_type, v)| {
+                let known: Vec<f64> = v.iter().flatten().copied().collect();
+                Rejections {
+                    limit_type,
+                    count: v.len() as u64,
+                    over_mean_pct: mean(&known),
+                    over_max_pct: known.iter().copied().reduce(f64::max),
+                }
+            })
+            .collect();
+        a
+    }
+}
+
+/// Question 5 for one day (`Some`) or the period (`None`); `span` gives each
+/// source's measured time window.
+fn breaker_stats(
+    day: Option<NaiveDate>,
+    timelines: &BTreeMap<String, Vec<Transition>>,
+    sources: &[String],
+    span: impl Fn(&str) -> (DateTime<Utc>, DateTime<Utc>),
+) -> BTreeMap<String, BreakerStats> {
+    let on = |t: DateTime<Utc>| day.is_none_or(|d| t.date_naive() == d);
+    let mut out = BTreeMap::new();
     for s in sources {
         let Some(tl) = timelines.get(s) else { continue };
         let (from, to) = span(s);
@@ -400,10 +464,10 @@ fn answers(
         b.recovered = recoveries.len() as u64;
         b.mean_recovery_s = mean(&recoveries);
         if b != BreakerStats::default() {
-            a.breaker.insert(s.clone(), b);
+            out.insert(s.clone(), b);
         }
     }
-    a
+    out
 }
 
 #[cfg(test)]

@@ -103,20 +103,55 @@ impl Stop {
 /// The stops of some rows (in the audit order), and per source how many stop
 /// events could not be tied to a stop.
 pub fn rebuild(rows: &[Row]) -> (Vec<Stop>, BTreeMap<String, usize>) {
-    let mut stops: Vec<Stop> = Vec::new();
-    let mut unattributed: BTreeMap<String, usize> = BTreeMap::new();
+    let mut book = StopBook::default();
     for r in rows {
+        book.feed(r);
+    }
+    let mut all = book.take_done();
+    all.extend(book.open);
+    all.sort_by_key(|s| s.added_at);
+    (all, book.unattributed)
+}
+
+/// Stops rebuilt incrementally, for reading a long period one day at a time:
+/// feed rows in the audit order; stops that ended move to `done`.
+#[derive(Debug, Default)]
+pub struct StopBook {
+    /// Stops not ended yet.
+    pub open: Vec<Stop>,
+    done: Vec<Stop>,
+    /// Per source, stop events that could not be tied to a stop.
+    pub unattributed: BTreeMap<String, usize>,
+}
+
+impl StopBook {
+    /// Takes the stops that ended since the last call.
+    pub fn take_done(&mut self) -> Vec<Stop> {
+        std::mem::take(&mut self.done)
+    }
+
+    fn end(&mut self, i: usize, how: End, at: DateTime<Utc>) {
+        let mut s = self.open.remove(i);
+        s.ended = Some((how, at));
+        self.done.push(s);
+    }
+
+    /// Applies one row.
+    pub fn feed(&mut self, r: &Row) {
         if r.event_type == "circuit_breaker_init" {
-            for s in stops
-                .iter_mut()
-                .filter(|s| s.source == r.source && s.ended.is_none())
-            {
-                s.ended = Some((End::Restart, r.timestamp));
+            // The engine keeps its stops in memory: a restart ends them all.
+            let mut i = 0;
+            while i < self.open.len() {
+                if self.open[i].source == r.source {
+                    self.end(i, End::Restart, r.timestamp);
+                } else {
+                    i += 1;
+                }
             }
-            continue;
+            return;
         }
         if r.component != "trailing_stop" {
-            continue;
+            return;
         }
         let action = r.action.clone().unwrap_or_default();
         let point = Point {
@@ -127,7 +162,7 @@ pub fn rebuild(rows: &[Row]) -> (Vec<Stop>, BTreeMap<String, usize>) {
             stop: r.stop_premium,
         };
         if action == "ADD" {
-            stops.push(Stop {
+            self.open.push(Stop {
                 source: r.source.clone(),
                 execution_id: r.execution_id.clone(),
                 symbol: r.symbol.clone(),
@@ -138,24 +173,25 @@ pub fn rebuild(rows: &[Row]) -> (Vec<Stop>, BTreeMap<String, usize>) {
                 path: vec![point],
                 ended: None,
             });
-            continue;
+            return;
         }
-        let open = |s: &Stop| s.source == r.source && s.ended.is_none();
+        let mine = |s: &Stop| s.source == r.source;
         let idx = match (&r.execution_id, &r.symbol) {
-            (Some(id), _) => stops
+            (Some(id), _) => self
+                .open
                 .iter()
-                .enumerate()
-                .rev()
-                .find(|(_, s)| open(s) && s.execution_id.as_ref() == Some(id))
-                .map(|(i, _)| i),
+                .rposition(|s| mine(s) && s.execution_id.as_ref() == Some(id)),
             (None, sym) => {
-                let c: Vec<usize> = stops
+                let mut c = self
+                    .open
                     .iter()
                     .enumerate()
-                    .filter(|(_, s)| open(s) && (sym.is_none() || s.symbol == *sym))
-                    .map(|(i, _)| i)
-                    .collect();
-                (c.len() == 1).then(|| c[0])
+                    .filter(|(_, s)| mine(s) && (sym.is_none() || s.symbol == *sym))
+                    .map(|(i, _)| i);
+                match (c.next(), c.next()) {
+                    (Some(i), None) => Some(i),
+                    _ => None,
+                }
             }
         };
         let idx = match idx {
@@ -163,7 +199,7 @@ pub fn rebuild(rows: &[Row]) -> (Vec<Stop>, BTreeMap<String, usize>) {
             // A stop added before the data read (or by a line the patterns did
             // not know): start it here, with the entry the line may carry.
             None if r.execution_id.is_some() => {
-                stops.push(Stop {
+                self.open.push(Stop {
                     source: r.source.clone(),
                     execution_id: r.execution_id.clone(),
                     symbol: r.symbol.clone(),
@@ -174,26 +210,25 @@ pub fn rebuild(rows: &[Row]) -> (Vec<Stop>, BTreeMap<String, usize>) {
                     path: Vec::new(),
                     ended: None,
                 });
-                stops.len() - 1
+                self.open.len() - 1
             }
             None => {
-                *unattributed.entry(r.source.clone()).or_default() += 1;
-                continue;
+                *self.unattributed.entry(r.source.clone()).or_default() += 1;
+                return;
             }
         };
-        let s = &mut stops[idx];
+        let s = &mut self.open[idx];
         if s.entry.is_none() {
             s.entry = r.entry_premium;
         }
         if s.symbol.is_none() {
             s.symbol = r.symbol.clone();
         }
-        if action == "TRIGGER" {
-            s.ended = Some((End::Triggered, r.timestamp));
-        }
         s.path.push(point);
+        if action == "TRIGGER" {
+            self.end(idx, End::Triggered, r.timestamp);
+        }
     }
-    (stops, unattributed)
 }
 
 #[cfg(test)]

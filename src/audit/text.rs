@@ -197,7 +197,7 @@ pub fn report(r: &Report) -> String {
         r.from,
         r.to,
         r.table_version.map_or("-".into(), |v| v.to_string()),
-        r.rows.len()
+        r.events
     );
     let mut all: Vec<&Answers> = r.days.iter().collect();
     all.push(&r.total);

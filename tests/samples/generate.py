@@ -26,6 +26,9 @@ import shutil
 import time
 from collections import Counter
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 class Engine:
@@ -34,6 +37,7 @@ class Engine:
         self.t = 0.0
         self.breaker = "CLOSED"
         self.failures = 0
+        self.noise_scale = 1.0
         # What the engine did, for tests of `risktail state` and `report`:
         # times in UTC milliseconds, as the log lines print them.
         self.facts = {"transitions": [], "entries": [], "stops": [], "warnings": []}
@@ -59,7 +63,7 @@ class Engine:
         self.t += self.rng.uniform(0.05, 2.0)
 
     def noise(self, n):
-        for _ in range(n):
+        for _ in range(round(n * self.noise_scale)):
             r = self.rng.random()
             sym = self.rng.choice(["SPY", "QQQ", "IWM"])
             if r < 0.6:
@@ -159,6 +163,7 @@ def main():
     ap.add_argument("--max-bytes", type=int, default=192 * 1024)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-gzip", action="store_true")
+    ap.add_argument("--noise-scale", type=float, default=1.0, help="multiply the noise lines (0: risk lines only)")
     ap.add_argument("--facts", help="also write what the engine did (breaker transitions, entries, stops) as JSON here")
     a = ap.parse_args()
     out = Path(a.out)
@@ -171,20 +176,21 @@ def main():
     rng = random.Random(a.seed)
     counts = Counter()
     eng = Engine(h, rng, counts)
+    eng.noise_scale = a.noise_scale
     for day in range(a.days):
-        eng.t = dt.datetime(2026, 1, 26 + day, 9, 25, tzinfo=dt.timezone(dt.timedelta(hours=-5))).timestamp()
+        eng.t = dt.datetime.combine(dt.date(2026, 1, 26) + dt.timedelta(days=day), dt.time(9, 25), tzinfo=NEW_YORK).timestamp()
         eng.log("v6.engine", "INFO", "engine starting")
         eng.log("v6.risk.trailing_stop", "INFO", "Trailing stop configuration loaded: activation=2.0%, trailing=1.5%")
         eng.init(first=(day == 0))
         for n in range(a.trades):
             eng.noise(rng.randint(20, 60))
-            eng.trade(day * 1000 + n)
+            eng.trade(day * 100000 + n)
             if n == a.trades // 3:
                 eng.failure_burst()
                 eng.entry(False, "position_count", 11.0, 10.0)
                 eng.log("v6.risk.portfolio_limits", "WARNING", "Entry REJECTED by portfolio limits: Position count 11 would exceed limit 10", "portfolio_limit_check")
                 eng.recover(reopen_first=(day % 2 == 0))
-            if day == 1 and n == 2 * a.trades // 3:
+            if day % 30 == 1 and n == 2 * a.trades // 3:
                 # The breaker opens, the engine crashes and restarts: init says
                 # CLOSED while the breaker was OPEN (the audit's worst case).
                 eng.failure_burst()
