@@ -460,3 +460,45 @@ fn state_without_a_table_says_what_to_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("RFC 3339"));
 }
+
+/// The README's polars and DuckDB equivalents agree with `state` and `report`.
+#[test]
+fn readme_polars_and_duckdb_queries_agree() {
+    let s = sample();
+    let f = &s.facts;
+    let reset = f["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["restart_reset"] == true)
+        .map(|t| ms(&t["ms"]))
+        .unwrap();
+    let at = rfc3339(reset + 1);
+    let out = run_python(
+        &[
+            &root()
+                .join("tests/readers/audit_equivalents.py")
+                .to_string_lossy(),
+            "lake/risk_events",
+            &at,
+        ],
+        &s.dir,
+    );
+    let theirs: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let state = json(&s.dir, &["state", "--at", &at]);
+    assert_eq!(theirs["breaker_at"], state["sources"][0]["breaker"]);
+    let report = json(&s.dir, &["report"]);
+    let t = &report["total"];
+    assert_eq!(
+        theirs["entries_by_breaker"]["OPEN"],
+        t["entries_breaker_open"]
+    );
+    assert_eq!(
+        theirs["entries_by_breaker"]["HALF_OPEN"],
+        t["entries_breaker_half_open"]
+    );
+    assert_eq!(
+        theirs["restart_resets"],
+        t["breaker"]["engine"]["restart_resets"]
+    );
+}

@@ -42,6 +42,9 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.1}%"))
 }
 
+/// Armed (not activated) stops listed in the text; the rest are counted.
+pub const ARMED_SHOWN: usize = 10;
+
 /// `state --at` for a terminal.
 pub fn state(s: &StateAt, zones: &BTreeMap<String, Tz>) -> String {
     let mut o = String::new();
@@ -128,19 +131,27 @@ pub fn state(s: &StateAt, zones: &BTreeMap<String, Tz>) -> String {
                 f.reason.as_deref().unwrap_or("")
             );
         }
+        let (active, armed): (Vec<_>, Vec<_>) = src.stops.iter().partition(|s| s.activated);
         let _ = writeln!(
             o,
-            "  trailing stops alive (added, not triggered, no engine restart since): {}",
-            src.stops.len()
+            "  trailing stops alive: {} activated, {} armed (added, not activated)",
+            active.len(),
+            armed.len()
         );
-        if !src.stops.is_empty() {
+        // Every activated stop (they carry a stop level); the newest armed ones.
+        let shown_armed = armed.len().min(ARMED_SHOWN);
+        let shown: Vec<_> = active
+            .iter()
+            .chain(armed[armed.len() - shown_armed..].iter())
+            .collect();
+        if !shown.is_empty() {
             let _ = writeln!(
                 o,
                 "    {:<24} {:<6} {:>8} {:>8} {:>8}  {:<9} last update",
                 "execution", "symbol", "entry", "peak", "stop", "activated"
             );
         }
-        for st in &src.stops {
+        for st in shown {
             let _ = writeln!(
                 o,
                 "    {:<24} {:<6} {:>8} {:>8} {:>8}  {:<9} {}",
@@ -151,6 +162,19 @@ pub fn state(s: &StateAt, zones: &BTreeMap<String, Tz>) -> String {
                 num(st.stop),
                 if st.activated { "yes" } else { "no" },
                 clock(st.last_update, tz)
+            );
+        }
+        if armed.len() > shown_armed {
+            let _ = writeln!(
+                o,
+                "    … and {} older armed stops (all of them with --json)",
+                armed.len() - shown_armed
+            );
+        }
+        if !armed.is_empty() {
+            let _ = writeln!(
+                o,
+                "    (a stop closed by another exit leaves no risk line: it shows here until a trigger or an engine restart)"
             );
         }
         if src.unattributed_stop_events > 0 {
