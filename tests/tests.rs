@@ -8,6 +8,7 @@ mod backfill;
 mod cli;
 mod daemon;
 mod golden;
+mod loggen;
 mod numbers;
 mod systemd;
 mod upkeep;

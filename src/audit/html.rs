@@ -162,7 +162,7 @@ pub fn page(r: &Report, zones: &BTreeMap<String, Tz>) -> String {
             o.push_str(&stops_chart(r, s, tz, *day));
             let _ = write!(
                 o,
-                "<h3>{} — portfolio limits: value as % of its limit (● rejected, ○ allowed, ◆ warning)</h3>",
+                "<h3>{} — portfolio limits: value as % of its limit (● rejected, ○ allowed, ▲ health warning)</h3>",
                 esc(s)
             );
             o.push_str(&limits_chart(r, s, tz, *day));
