@@ -139,11 +139,20 @@ fn parse_stream<W: Write>(
     let mut lines = source::lines(content, max_line)?;
     tally.files += 1;
     let now = Utc::now();
+    let mut line_by_line = 0u64;
     loop {
+        if let Some(run) =
+            crate::pipeline::pass_noise(&mut lines.reader, parser, state, &mut line_by_line)
+        {
+            tally.lines += run.lines;
+            tally.bytes += run.len as u64;
+            continue;
+        }
         let item = lines.reader.next_item()?;
         match item {
             None => break,
             Some(Item::Line { offset, bytes }) => {
+                line_by_line = line_by_line.saturating_sub(1);
                 tally.lines += 1;
                 tally.bytes += bytes.len() as u64;
                 let Some(file) = lines.id else {

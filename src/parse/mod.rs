@@ -93,6 +93,35 @@ impl SourceParser {
         self.patterns = patterns;
     }
 
+    /// Where the first line that can matter starts in `hay` (a keyword
+    /// anywhere), for passing over noise in bulk.
+    pub fn find_candidate(&self, hay: &[u8]) -> Option<usize> {
+        self.patterns.find_candidate(hay)
+    }
+
+    /// Takes note of the last line of a run of noise passed over in bulk: its
+    /// time is the source's latest, which the autumn-hour rule needs. Returns
+    /// false when that cannot be decided from this line alone (a time inside a
+    /// repeated or missing hour, or a line that is not a record), in which case
+    /// the caller must read the run line by line.
+    pub fn observe_noise(&self, state: &mut SourceState, line: &[u8]) -> bool {
+        if !self.track_time {
+            return true;
+        }
+        let raw = strip_newline(line);
+        let text = String::from_utf8_lossy(raw);
+        let Some(Ok(local)) = self.envelope.head_time(&text) else {
+            return false;
+        };
+        match time::unique_utc(local, self.tz) {
+            Some(t) => {
+                state.saw_time(t);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Parses one complete line.
     pub fn parse_line(
         &self,
@@ -115,7 +144,13 @@ impl SourceParser {
         }
         let text = String::from_utf8_lossy(raw);
         let Some(head) = self.envelope.parse_head(&text) else {
-            return Outcome::Continuation;
+            // Only keyword lines count as continuations, whatever the zone, so
+            // the summary does not depend on whether noise was looked at.
+            return if candidate {
+                Outcome::Continuation
+            } else {
+                Outcome::Noise
+            };
         };
         let utc =
             head.time.as_ref().map_err(Clone::clone).and_then(|t| {

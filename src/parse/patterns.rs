@@ -310,10 +310,16 @@ impl PatternSet {
             }
             files.push(file);
         }
-        let prefilter = AhoCorasick::new(&keywords).map_err(|e| PatternError::File {
-            file: "keywords".into(),
-            message: e.to_string(),
-        })?;
+        // Leftmost-first lets aho-corasick use its packed SIMD searcher
+        // (Teddy) over whole buffers; the standard match kind would fall back
+        // to a rare-byte prefilter that the engine's text keeps tripping.
+        let prefilter = AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(&keywords)
+            .map_err(|e| PatternError::File {
+                file: "keywords".into(),
+                message: e.to_string(),
+            })?;
         Ok(PatternSet {
             patterns,
             keywords,
@@ -326,6 +332,11 @@ impl PatternSet {
     #[inline]
     pub fn is_candidate(&self, raw: &[u8]) -> bool {
         self.prefilter.is_match(raw)
+    }
+
+    /// Where the first keyword starts in `hay` (any number of lines).
+    pub fn find_candidate(&self, hay: &[u8]) -> Option<usize> {
+        self.prefilter.find(hay).map(|m| m.start())
     }
 
     /// The first keyword a message contains (unmatched ones are quarantined).

@@ -181,6 +181,9 @@ impl DateFormat {
 
     /// Parses text the regex matched. Returns a local or an absolute time.
     pub fn parse(&self, text: &str) -> Option<LocalTime> {
+        if self.chrono == "%Y-%m-%d %H:%M:%S,%3f" {
+            return iso_millis(text.as_bytes()).map(LocalTime::Naive);
+        }
         if self.has_offset {
             DateTime::parse_from_str(text, &self.chrono)
                 .ok()
@@ -191,6 +194,28 @@ impl DateFormat {
                 .map(LocalTime::Naive)
         }
     }
+}
+
+/// `YYYY-MM-DD HH:MM:SS,mmm` (Python's default `asctime`) without the
+/// general strftime machinery: the one layout most lines have.
+fn iso_millis(b: &[u8]) -> Option<NaiveDateTime> {
+    if b.len() != 23
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b','
+    {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(n(0..4)?).ok()?, n(5..7)?, n(8..10)?)?;
+    date.and_hms_milli_opt(n(11..13)?, n(14..16)?, n(17..19)?, n(20..23)?)
 }
 
 /// A time read from a line, before the source's timezone is applied.
@@ -237,6 +262,18 @@ pub fn to_utc(
     }
 }
 
+/// The instant a line's time names when it names exactly one (not in a
+/// repeated or skipped hour), whatever came before.
+pub fn unique_utc(t: LocalTime, tz: Tz) -> Option<DateTime<Utc>> {
+    match t {
+        LocalTime::Absolute(u) => Some(u),
+        LocalTime::Naive(n) => match tz.from_local_datetime(&n) {
+            LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+            _ => None,
+        },
+    }
+}
+
 /// Whether a zone ever changes its offset (no DST bookkeeping needed if not).
 pub fn zone_is_fixed(tz: Tz) -> bool {
     matches!(
@@ -258,6 +295,24 @@ pub fn zone_is_fixed(tz: Tz) -> bool {
 mod tests {
     use super::*;
     use chrono::NaiveDate;
+
+    #[test]
+    fn the_fast_default_layout_agrees_with_chrono() {
+        for t in [
+            "2026-01-28 10:30:00,123",
+            "2026-02-29 10:30:00,123",
+            "2028-02-29 23:59:59,999",
+            "2026-13-01 00:00:00,000",
+            "2026-01-28 24:00:00,000",
+            "2026-01-28 10:30:00.123",
+            "2026-01-28 10:30:00,12",
+            "2026-1-28 10:30:00,1234",
+            "2026-01-28 1a:30:00,123",
+        ] {
+            let slow = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S,%3f").ok();
+            assert_eq!(iso_millis(t.as_bytes()), slow, "{t}");
+        }
+    }
 
     fn naive(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()

@@ -141,11 +141,25 @@ pub async fn ingest_file(
     let mut now = Utc::now();
     let mut last_progress = start;
     let mut end = start;
+    let mut line_by_line = 0u64;
     loop {
+        if let Some(run) =
+            super::pass_noise(&mut lines.reader, ctx.parser, state, &mut line_by_line)
+        {
+            report.tally.lines += run.lines;
+            report.tally.bytes += run.len as u64;
+            end = lines.reader.offset();
+            if end - last_progress >= 1 << 20 {
+                progress(end - last_progress);
+                last_progress = end;
+            }
+            continue;
+        }
         let item = lines.reader.next_item().map_err(read_err)?;
         let q_record = match item {
             None => break,
             Some(Item::Line { offset, bytes }) => {
+                line_by_line = line_by_line.saturating_sub(1);
                 report.tally.lines += 1;
                 report.tally.bytes += bytes.len() as u64;
                 end = offset + bytes.len() as u64;

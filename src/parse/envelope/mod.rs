@@ -49,6 +49,15 @@ impl Envelope {
             Envelope::Json(j) => j.parse_head(line),
         }
     }
+
+    /// Only the time of a head line (`None`: not a head): what noise lines
+    /// are read for, in a zone with DST.
+    pub fn head_time(&self, line: &str) -> Option<Result<LocalTime, String>> {
+        match self {
+            Envelope::Python(p) => p.head_time(line),
+            _ => self.parse_head(line).map(|h| h.time),
+        }
+    }
 }
 
 /// Attributes of Python's `LogRecord`: in a format string they are envelope,
