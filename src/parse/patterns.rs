@@ -240,6 +240,9 @@ pub struct PatternSet {
     patterns: Vec<Pattern>,
     keywords: Vec<String>,
     prefilter: AhoCorasick,
+    /// Every pattern's regex in one automaton: one pass over a message says
+    /// which patterns match, instead of one pass per pattern.
+    set: regex::RegexSet,
     /// The files loaded, in order, for `risktail parse`'s summary and logs.
     pub files: Vec<String>,
 }
@@ -320,10 +323,17 @@ impl PatternSet {
                 file: "keywords".into(),
                 message: e.to_string(),
             })?;
+        let set = regex::RegexSet::new(patterns.iter().map(|p| p.regex.as_str())).map_err(|e| {
+            PatternError::File {
+                file: "patterns".into(),
+                message: format!("the patterns do not combine into one automaton: {e}"),
+            }
+        })?;
         Ok(PatternSet {
             patterns,
             keywords,
             prefilter,
+            set,
             files,
         })
     }
@@ -364,8 +374,9 @@ impl PatternSet {
     /// The first pattern, in order, that accepts the level and logger and
     /// matches the message.
     pub fn find(&self, message: &str, level: Option<&str>, logger: Option<&str>) -> Matched<'_> {
-        for p in &self.patterns {
-            if p.accepts(level, logger) && p.regex.is_match(message) {
+        for i in self.set.matches(message).iter() {
+            let p = &self.patterns[i];
+            if p.accepts(level, logger) {
                 return match p.event_type {
                     Some(_) => Matched::Event(p),
                     None => Matched::Ignored(p),

@@ -128,6 +128,51 @@ pub struct PythonEnvelope {
     /// The format starts with a plain `%(asctime)s` in the default datefmt:
     /// a line's time is its first 23 bytes.
     time_first: bool,
+    /// The format is the engine's default, `%(asctime)s - %(name)s -
+    /// %(levelname)s - %(message)s`: lines are split by hand (the same
+    /// split the regex makes), falling back to the regex when in doubt.
+    default_layout: bool,
+}
+
+/// `asctime - name - levelname - message` split as the compiled regex
+/// `^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) - (.+?) - (\S+) - (.*)$`
+/// splits it: the shortest name after which a run of non-space characters and
+/// ` - ` follow. `None` when the line is not plainly of that shape (ASCII
+/// digits only), so the caller asks the regex, which decides the rest.
+fn split_default(line: &str) -> Option<(&str, &str, &str, &str)> {
+    let b = line.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let shape = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b' '),
+        (13, b':'),
+        (16, b':'),
+        (19, b','),
+    ];
+    if b.len() < 26
+        || !shape.iter().all(|&(i, c)| b[i] == c)
+        || ![0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
+            .iter()
+            .all(|&i| digit(i))
+        || &b[23..26] != b" - "
+    {
+        return None;
+    }
+    let rest = line.get(26..)?;
+    let mut from = 1; // the name has at least one character
+    while let Some(i) = rest.get(from..).and_then(|r| r.find(" - ")) {
+        let name_end = from + i;
+        let after = &rest[name_end + 3..];
+        let level_end = after.find(char::is_whitespace).unwrap_or(after.len());
+        if level_end > 0
+            && let Some(message) = after[level_end..].strip_prefix(" - ")
+        {
+            return Some((&line[..23], &rest[..name_end], &after[..level_end], message));
+        }
+        from = name_end + 1;
+    }
+    None
 }
 
 const FLOAT_RE: &str = r"-?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|inf|nan)";
@@ -232,6 +277,7 @@ impl PythonEnvelope {
             datefmt: date,
             custom_datefmt: datefmt.is_some(),
             time_first,
+            default_layout: datefmt.is_none() && format == crate::config::DEFAULT_PYTHON_FORMAT,
         })
     }
 
@@ -252,6 +298,17 @@ impl PythonEnvelope {
 
     /// Splits a head line; `None` if the line does not have this layout.
     pub fn parse_head<'a>(&self, line: &'a str) -> Option<Head<'a>> {
+        if self.default_layout
+            && let Some((asctime, name, level, message)) = split_default(line)
+        {
+            return Some(Head {
+                time: self.time(Some(asctime), None, None),
+                level: Some(Cow::Borrowed(level)),
+                logger: Some(Cow::Borrowed(name)),
+                message: Cow::Borrowed(message),
+                extras: Vec::new(),
+            });
+        }
         let caps = self.regex.captures(line)?;
         let mut head = Head {
             time: Err("no time field".into()),
@@ -475,5 +532,60 @@ mod tests {
             prop_assert_eq!(h.logger.as_deref(), Some(name.as_str()));
             prop_assert_eq!(h.message.as_ref(), msg.as_str());
         }
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whenever the hand split answers, it answers what the regex does.
+        #[test]
+        fn hand_split_agrees_with_the_regex(
+            pieces in proptest::collection::vec(
+                prop_oneof![
+                    Just(" - "), Just("-"), Just(" "), Just("\t"), Just("a"), Just("WARNING"),
+                    Just("v6.risk"), Just("é"), Just(" -"), Just("- "), Just("\u{a0}"), Just("1"),
+                ],
+                0..12,
+            ),
+            ts in prop_oneof![Just("2026-01-28 10:30:00,123"), Just("2026-01-28 10:30:00.123"), Just("2026-1-28 10:30:00,123")],
+        ) {
+            let line = format!("{ts}{}", pieces.concat());
+            let env = PythonEnvelope::new(crate::config::DEFAULT_PYTHON_FORMAT, None).unwrap();
+            let by_regex = env.regex.captures(&line).map(|c| {
+                (
+                    c.get(1).unwrap().as_str().to_owned(),
+                    c.get(2).unwrap().as_str().to_owned(),
+                    c.get(3).unwrap().as_str().to_owned(),
+                    c.get(4).unwrap().as_str().to_owned(),
+                )
+            });
+            if let Some((a, n, l, m)) = split_default(&line) {
+                prop_assert_eq!(Some((a.to_owned(), n.to_owned(), l.to_owned(), m.to_owned())), by_regex);
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_layout_takes_the_fast_path() {
+        let line = "2026-01-28 10:30:00,123 - v6.risk.circuit_breaker - WARNING - Circuit breaker OPENED: 5 failures";
+        assert_eq!(
+            split_default(line),
+            Some((
+                "2026-01-28 10:30:00,123",
+                "v6.risk.circuit_breaker",
+                "WARNING",
+                "Circuit breaker OPENED: 5 failures"
+            ))
+        );
+        // A name with " - " in it: the shortest name that leaves a level.
+        let line = "2026-01-28 10:30:00,123 - a - b c - INFO - m";
+        assert_eq!(
+            split_default(line),
+            Some(("2026-01-28 10:30:00,123", "a - b c", "INFO", "m"))
+        );
     }
 }
