@@ -118,9 +118,19 @@ fn commits(dir: &Path, n: usize) {
     );
 }
 
+/// Starts `BIN run`; with `RISKTAIL_DAEMON_CPU=N` the daemon alone is pinned
+/// to core N (the writer and the poller that measure it run elsewhere, as the
+/// engine would).
 fn start(bin: &str, dir: &Path) -> Child {
-    Command::new(bin)
-        .arg("run")
+    let mut cmd = match std::env::var("RISKTAIL_DAEMON_CPU") {
+        Ok(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu, bin]);
+            c
+        }
+        Err(_) => Command::new(bin),
+    };
+    cmd.arg("run")
         .current_dir(dir)
         .env("RISKTAIL_LOG", "warn")
         .stdout(Stdio::null())
