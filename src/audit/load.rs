@@ -10,8 +10,6 @@ use deltalake::arrow::array::{
     TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::TimeUnit;
-use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -246,27 +244,19 @@ pub fn sort(rows: &mut [Row]) {
     });
 }
 
-fn read_file(path: &PathBuf, source: Option<&str>, out: &mut Vec<Row>) -> Result<(), AuditError> {
+fn read_file(
+    path: &std::path::Path,
+    source: Option<&str>,
+    out: &mut Vec<Row>,
+) -> Result<(), AuditError> {
     let err = |m: String| AuditError::File {
-        path: path.clone(),
+        path: path.to_owned(),
         message: m,
     };
-    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(e.to_string()))?;
-    let schema = builder.parquet_schema();
-    let indices: Vec<usize> = COLUMNS
-        .iter()
-        .filter_map(|c| schema.columns().iter().position(|d| d.name() == *c))
-        .collect();
-    let mask = ProjectionMask::leaves(schema, indices);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| err(e.to_string()))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| err(e.to_string()))?;
-        rows_of(&batch, source, out).map_err(err)?;
+    let name = path.to_string_lossy().into_owned();
+    let batches = crate::sink::read::read_columns(std::slice::from_ref(&name), &COLUMNS)?;
+    for batch in &batches {
+        rows_of(batch, source, out).map_err(err)?;
     }
     Ok(())
 }

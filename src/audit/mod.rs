@@ -42,6 +42,9 @@ pub enum AuditError {
         /// What went wrong.
         message: String,
     },
+    /// A data file could not be read (the error names it).
+    #[error("{0}")]
+    Read(#[from] crate::sink::SinkError),
     /// A period that makes no sense.
     #[error("{0}")]
     Period(String),

@@ -62,6 +62,22 @@ pub struct Stop {
 }
 
 impl Stop {
+    /// A stop first seen in `r` (its add line, or a later one when the add is
+    /// not in the data read).
+    fn starting_at(r: &Row) -> Stop {
+        Stop {
+            source: r.source.clone(),
+            execution_id: r.execution_id.clone(),
+            symbol: r.symbol.clone(),
+            added_at: r.timestamp,
+            entry: r.entry_premium,
+            activation_pct: None,
+            trailing_pct: None,
+            path: Vec::new(),
+            ended: None,
+        }
+    }
+
     /// Whether it is alive at `t`.
     pub fn alive_at(&self, t: DateTime<Utc>) -> bool {
         self.added_at <= t && self.ended.is_none_or(|(_, e)| e > t)
@@ -162,17 +178,11 @@ impl StopBook {
             stop: r.stop_premium,
         };
         if action == "ADD" {
-            self.open.push(Stop {
-                source: r.source.clone(),
-                execution_id: r.execution_id.clone(),
-                symbol: r.symbol.clone(),
-                added_at: r.timestamp,
-                entry: r.entry_premium,
-                activation_pct: r.meta_f64("activation_pct"),
-                trailing_pct: r.meta_f64("trailing_pct"),
-                path: vec![point],
-                ended: None,
-            });
+            let mut s = Stop::starting_at(r);
+            s.activation_pct = r.meta_f64("activation_pct");
+            s.trailing_pct = r.meta_f64("trailing_pct");
+            s.path.push(point);
+            self.open.push(s);
             return;
         }
         let mine = |s: &Stop| s.source == r.source;
@@ -199,17 +209,7 @@ impl StopBook {
             // A stop added before the data read (or by a line the patterns did
             // not know): start it here, with the entry the line may carry.
             None if r.execution_id.is_some() => {
-                self.open.push(Stop {
-                    source: r.source.clone(),
-                    execution_id: r.execution_id.clone(),
-                    symbol: r.symbol.clone(),
-                    added_at: r.timestamp,
-                    entry: r.entry_premium,
-                    activation_pct: None,
-                    trailing_pct: None,
-                    path: Vec::new(),
-                    ended: None,
-                });
+                self.open.push(Stop::starting_at(r));
                 self.open.len() - 1
             }
             None => {
