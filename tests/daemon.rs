@@ -128,8 +128,112 @@ fn expect_exactly(dir: &Path, n: usize, what: &str) {
 /// Something done to the files or the daemon during a scenario.
 type Step<'a> = dyn FnMut(&Path, &mut Option<Daemon>) + 'a;
 
+/// What a scenario's end state must be.
+#[derive(Clone, Copy)]
+enum Check {
+    /// Every risk line the writer wrote is a row, once.
+    Exact,
+    /// Every risk line in a file on disk is a row, once; nothing else is.
+    DiskLinesOnce,
+}
+
 /// Runs `writer` while `steps` happen at the given times (from the start).
 fn scenario(dir: &Path, mode: &str, count: usize, steps: &mut [(u64, &mut Step)]) {
+    scenario_checked(dir, mode, count, Check::Exact, steps);
+}
+
+/// The risk lines in the log files on disk (plain files only).
+fn disk_risk_lines(dir: &Path) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for e in std::fs::read_dir(dir.join("logs")).expect("logs").flatten() {
+        let Ok(text) = std::fs::read(e.path()) else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&text).lines() {
+            let line = line.trim_start_matches('\0');
+            if line.contains("Entry REJECTED by portfolio limits") {
+                out.insert(line.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The table's `raw_line`s.
+fn table_raw_lines(dir: &Path) -> Vec<String> {
+    let uri = dir.join("lake/risk_events").to_string_lossy().into_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let files = rt
+        .block_on(risktail::sink::read::data_files(&uri))
+        .unwrap_or_default();
+    risktail::sink::read::read_columns(&files, &["raw_line"])
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|b| risktail::sink::read::strings(b, 0))
+        .collect()
+}
+
+fn expect_disk_lines_once(dir: &Path, count: usize, what: &str) {
+    let on_disk = disk_risk_lines(dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut rows = table_raw_lines(dir);
+    while Instant::now() < deadline {
+        let have: HashSet<&String> = rows.iter().collect();
+        if on_disk.iter().all(|l| have.contains(l)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        rows = table_raw_lines(dir);
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    rows = table_raw_lines(dir);
+    let have: HashSet<&String> = rows.iter().collect();
+    assert_eq!(have.len(), rows.len(), "{what}: rows doubled");
+    let missing: Vec<&String> = on_disk.iter().filter(|l| !have.contains(l)).collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: {} lines on disk are not rows, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let written: HashSet<String> = disk_written_universe(count);
+    assert!(
+        rows.iter()
+            .all(|r| written.iter().any(|w| r.ends_with(w.as_str()))),
+        "{what}: a row that was never written"
+    );
+    assert!(
+        rows.len() <= count,
+        "{what}: {} rows for {count} lines",
+        rows.len()
+    );
+    eprintln!(
+        "{what}: {} of {count} risk lines are rows; {} were lost in logrotate's copy-to-truncate window (in no file)",
+        rows.len(),
+        count - rows.len()
+    );
+}
+
+/// The message part of every risk line the writer writes.
+fn disk_written_universe(count: usize) -> HashSet<String> {
+    (0..count)
+        .map(|i| {
+            format!("Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10")
+        })
+        .collect()
+}
+
+/// [`scenario`] with a chosen end check.
+fn scenario_checked(
+    dir: &Path,
+    mode: &str,
+    count: usize,
+    check: Check,
+    steps: &mut [(u64, &mut Step)],
+) {
     let mut daemon = Some(Daemon::start(dir));
     let mut w = writer(dir, mode, 0, count);
     let t0 = Instant::now();
@@ -144,7 +248,10 @@ fn scenario(dir: &Path, mode: &str, count: usize, steps: &mut [(u64, &mut Step)]
     if daemon.is_none() {
         daemon = Some(Daemon::start(dir));
     }
-    expect_exactly(dir, count, mode);
+    match check {
+        Check::Exact => expect_exactly(dir, count, mode),
+        Check::DiskLinesOnce => expect_disk_lines_once(dir, count, mode),
+    }
     // Row 19: sealed generations are let go once read and committed.
     let d = daemon.take().expect("daemon");
     let logs = dir.join("logs").canonicalize().expect("logs");
@@ -266,14 +373,20 @@ fn watched_file_handler_external_rename_and_rotation_while_down() {
     );
 }
 
-/// Rows 4 and 7: logrotate copytruncate under a writer with O_APPEND.
+/// Rows 4, 5 and 7: logrotate copytruncate under a writer with O_APPEND.
+/// Lines the writer adds between logrotate's copy and its truncate are in no
+/// file (row 5): risktail has them only if it read them in that window, which
+/// a loaded CI machine does not guarantee. So the check is what can be
+/// guaranteed: every risk line in any file on disk is a row, none twice, and
+/// every row is a line the writer wrote.
 #[test]
 fn logrotate_copytruncate() {
     let (_t, dir) = setup("");
-    scenario(
+    scenario_checked(
         &dir,
         "plain",
         1500,
+        Check::DiskLinesOnce,
         &mut [
             (600, &mut |d, _| logrotate(d, "copytruncate")),
             (1300, &mut |d, _| logrotate(d, "copytruncate")),
