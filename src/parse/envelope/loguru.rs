@@ -35,20 +35,68 @@ impl LoguruEnvelope {
 
     /// Splits a head line; `None` if the line is not one.
     pub fn parse_head<'a>(&self, line: &'a str) -> Option<Head<'a>> {
-        let c = self.regex.captures(line)?;
-        let group = |i| c.get(i).map_or("", |m| m.as_str());
-        let time_text = group(1);
+        let (time_text, level, name, message) = match split(line) {
+            Some(parts) => parts,
+            None => {
+                let c = self.regex.captures(line)?;
+                let group = |i| c.get(i).map_or("", |m| m.as_str());
+                (group(1), group(2), group(3), group(6))
+            }
+        };
         let time = chrono::NaiveDateTime::parse_from_str(time_text, "%Y-%m-%d %H:%M:%S%.3f")
             .map(LocalTime::Naive)
             .map_err(|_| format!("time {time_text:?} is not a valid date and time"));
         Some(Head {
             time,
-            level: Some(Cow::Borrowed(group(2))),
-            logger: Some(Cow::Borrowed(group(3))),
-            message: Cow::Borrowed(group(6)),
+            level: Some(Cow::Borrowed(level)),
+            logger: Some(Cow::Borrowed(name)),
+            message: Cow::Borrowed(message),
             extras: Vec::new(),
         })
     }
+}
+
+/// The regex's first choice, by hand: the time, a level that is one run of
+/// non-space characters, padding, `| name:function:line - message`. It is what
+/// the regex returns whenever it applies (the regex tries exactly this split
+/// first, and every later part is forced); `None` sends the line to the regex.
+fn split(line: &str) -> Option<(&str, &str, &str, &str)> {
+    let b = line.as_bytes();
+    let shape = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b' '),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ];
+    if b.len() < 26
+        || !shape.iter().all(|&(i, c)| b[i] == c)
+        || ![0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
+        || &b[23..26] != b" | "
+    {
+        return None;
+    }
+    let rest = line.get(26..)?;
+    let level_end = rest.find(char::is_whitespace)?;
+    if level_end == 0 {
+        return None;
+    }
+    let after_level = rest[level_end..].trim_start_matches(' ');
+    let after_bar = after_level.strip_prefix('|')?.strip_prefix(' ')?;
+    let (name, after_name) = after_bar.split_once(':')?;
+    let (_function, after_function) = after_name.split_once(':')?;
+    let digits = after_function
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    if digits == 0 {
+        return None;
+    }
+    let message = after_function[digits..].strip_prefix(" - ")?;
+    Some((&line[..23], &rest[..level_end], name, message))
 }
 
 #[cfg(test)]
@@ -74,6 +122,56 @@ mod tests {
         assert!(
             e.parse_head("2026-01-28 10:30:00,123 - x - INFO - y")
                 .is_none()
+        );
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whenever the hand split answers, it answers what the regex does.
+        #[test]
+        fn hand_split_agrees_with_the_regex(
+            pieces in proptest::collection::vec(
+                prop_oneof![
+                    Just(" | "), Just("|"), Just(" "), Just("  "), Just("\t"), Just(":"), Just("WARNING"),
+                    Just("v6.risk"), Just("<module>"), Just("88"), Just(" - "), Just("-"), Just("é"), Just("\u{a0}"),
+                ],
+                0..14,
+            ),
+            ts in prop_oneof![Just("2026-01-28 10:30:00.123 | "), Just("2026-01-28 10:30:00,123 | "), Just("2026-01-28 10:30:00.123 |")],
+        ) {
+            let line = format!("{ts}{}", pieces.concat());
+            let e = LoguruEnvelope::new();
+            let by_regex = e.regex.captures(&line).map(|c| {
+                let g = |i| c.get(i).map_or(String::new(), |m| m.as_str().to_owned());
+                (g(1), g(2), g(3), g(6))
+            });
+            if let Some((t, l, n, m)) = split(&line) {
+                prop_assert_eq!(Some((t.to_owned(), l.to_owned(), n.to_owned(), m.to_owned())), by_regex);
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_layout_takes_the_fast_path() {
+        let line = "2026-01-28 10:30:00.123 | WARNING  | v6.risk.circuit_breaker:record_failure:88 - Circuit breaker OPENED: 5 failures";
+        assert_eq!(
+            split(line),
+            Some((
+                "2026-01-28 10:30:00.123",
+                "WARNING",
+                "v6.risk.circuit_breaker",
+                "Circuit breaker OPENED: 5 failures"
+            ))
+        );
+        assert_eq!(
+            split("2026-01-28 10:30:00.123 | CRITICAL | __main__:<module>:3 - a | b - c")
+                .map(|p| p.3),
+            Some("a | b - c")
         );
     }
 }
