@@ -32,8 +32,18 @@ impl Tally {
             Outcome::Noise => {}
             Outcome::Continuation => self.continuation += 1,
             Outcome::Ignored => self.ignored += 1,
-            Outcome::Event(e) => *self.events.entry(e.event_type.clone()).or_default() += 1,
+            Outcome::Event(e) => self.count_event(&e.event_type),
             Outcome::Quarantine(q) => *self.quarantined.entry(q.reason).or_default() += 1,
+        }
+    }
+
+    /// Counts one event of a type (for callers that move the event out).
+    pub fn count_event(&mut self, event_type: &str) {
+        match self.events.get_mut(event_type) {
+            Some(n) => *n += 1,
+            None => {
+                self.events.insert(event_type.to_owned(), 1);
+            }
         }
     }
 

@@ -161,19 +161,15 @@ fn disk_risk_lines(dir: &Path) -> HashSet<String> {
 
 /// The table's `raw_line`s.
 fn table_raw_lines(dir: &Path) -> Vec<String> {
-    let uri = dir.join("lake/risk_events").to_string_lossy().into_owned();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
-    let files = rt
-        .block_on(risktail::sink::read::data_files(&uri))
-        .unwrap_or_default();
-    risktail::sink::read::read_columns(&files, &["raw_line"])
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|b| risktail::sink::read::strings(b, 0))
-        .collect()
+    rt.block_on(risktail::sink::read::string_column(
+        &dir.join("lake/risk_events").to_string_lossy(),
+        "raw_line",
+    ))
+    .unwrap_or_default()
 }
 
 fn expect_disk_lines_once(dir: &Path, count: usize, what: &str) {
@@ -199,10 +195,10 @@ fn expect_disk_lines_once(dir: &Path, count: usize, what: &str) {
         missing.len(),
         missing.first()
     );
-    let written: HashSet<String> = disk_written_universe(count);
+    let written = written_messages(count);
     assert!(
         rows.iter()
-            .all(|r| written.iter().any(|w| r.ends_with(w.as_str()))),
+            .all(|r| r.rsplit(" - ").next().is_some_and(|m| written.contains(m))),
         "{what}: a row that was never written"
     );
     assert!(
@@ -217,8 +213,9 @@ fn expect_disk_lines_once(dir: &Path, count: usize, what: &str) {
     );
 }
 
-/// The message part of every risk line the writer writes.
-fn disk_written_universe(count: usize) -> HashSet<String> {
+/// The message part of every risk line the writer writes (a raw line ends
+/// with ` - <message>`, and the message holds no ` - `).
+fn written_messages(count: usize) -> HashSet<String> {
     (0..count)
         .map(|i| {
             format!("Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10")

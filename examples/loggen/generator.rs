@@ -389,16 +389,10 @@ impl Gen {
     }
 }
 
-/// `52,300.00`
+/// `52,300.00` (positive amounts, as the engine prints them).
 fn thousands(v: f64) -> String {
     let s = format!("{v:.2}");
     let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
-    let mut out = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("{out}.{frac}")
+    let int: u64 = int.parse().unwrap_or_default();
+    format!("{}.{frac}", risktail::tally::thousands(int))
 }

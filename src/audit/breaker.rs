@@ -4,11 +4,12 @@
 //! while the breaker was `OPEN` or `HALF_OPEN` — a reset that let trading
 //! resume before the cooldown and the test trades.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::load::Row;
+use super::AuditError;
+use super::load::{Days, ReadStats, Row, TableFiles};
 
 /// One change of the breaker's state (or an initialisation).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,9 +36,10 @@ impl Transition {
         if !init && r.event_type != "circuit_breaker_state_change" {
             return None;
         }
+        let m = r.meta();
         let reason = if init {
             let mut s = String::from("engine started (breaker initialized)");
-            if let (Some(t), Some(w)) = (r.meta_str("threshold"), r.meta_str("window_s")) {
+            if let (Some(t), Some(w)) = (m.str("threshold"), m.str("window_s")) {
                 s.push_str(&format!(": threshold {t} in {w}s"));
             }
             s
@@ -45,7 +47,7 @@ impl Transition {
             match to.as_str() {
                 "OPEN" if r.old_state.as_deref() == Some("HALF_OPEN") => format!(
                     "failure during HALF_OPEN{}",
-                    r.meta_str("reason")
+                    m.str("reason")
                         .map(|x| format!(" ({x})"))
                         .unwrap_or_default()
                 ),
@@ -54,19 +56,19 @@ impl Transition {
                         Some(n) => format!("{n} failures"),
                         None => "failures".into(),
                     };
-                    if let Some(w) = r.meta_str("window_s") {
+                    if let Some(w) = m.str("window_s") {
                         s.push_str(&format!(" in {w}s window"));
                     }
-                    if let Some(t) = r.meta_str("threshold") {
+                    if let Some(t) = m.str("threshold") {
                         s.push_str(&format!(" (threshold {t})"));
                     }
                     s
                 }
-                "HALF_OPEN" => match r.meta_str("cooldown_s") {
+                "HALF_OPEN" => match m.str("cooldown_s") {
                     Some(c) => format!("cooldown of {c}s elapsed"),
                     None => "cooldown elapsed".into(),
                 },
-                "CLOSED" => match r.meta_str("successes") {
+                "CLOSED" => match m.str("successes") {
                     Some(n) => format!("{n} consecutive successes in HALF_OPEN"),
                     None => "recovered".into(),
                 },
@@ -94,6 +96,39 @@ pub fn timelines(rows: &[Row]) -> BTreeMap<String, Vec<Transition>> {
         }
     }
     out
+}
+
+/// The last transition of each of `sources` on a day before `before`: the
+/// state in force when a window of days starts. Walks back one day's
+/// partition at a time, each read once for all the sources still looking,
+/// until every one has its transition or the table's first day is passed.
+pub fn last_before(
+    files: &TableFiles,
+    before: NaiveDate,
+    sources: &[String],
+) -> Result<(BTreeMap<String, Transition>, ReadStats), AuditError> {
+    let mut found = BTreeMap::new();
+    let mut read = ReadStats::default();
+    let mut wanted: Vec<&String> = sources.iter().collect();
+    for day in files.days().into_iter().rev().filter(|d| *d < before) {
+        if wanted.is_empty() {
+            break;
+        }
+        let only = (wanted.len() == 1).then(|| wanted[0].as_str());
+        let (rows, r) = files.read(Days::one(day), only)?;
+        read.files_total = r.files_total;
+        read.files_read += r.files_read;
+        read.rows += r.rows;
+        let mut day_timelines = timelines(&rows);
+        wanted.retain(|s| match day_timelines.get_mut(*s).and_then(Vec::pop) {
+            Some(t) => {
+                found.insert((*s).clone(), t);
+                false
+            }
+            None => true,
+        });
+    }
+    Ok((found, read))
 }
 
 /// The transition in force at `t`: the last one at or before it.

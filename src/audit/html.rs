@@ -14,7 +14,7 @@ use super::breaker;
 use super::report::Report;
 use super::text;
 
-use super::report::CHART_DAYS as MAX_CHART_DAYS;
+use super::report::CHART_DAYS;
 
 const W: u32 = 1100;
 const RED: RGBColor = RGBColor(0xc6, 0x28, 0x28);
@@ -138,7 +138,7 @@ pub fn page(r: &Report, zones: &BTreeMap<String, Tz>) -> String {
     );
 
     let days: Vec<NaiveDate> = r.days.iter().filter_map(|a| a.day).collect();
-    let charted = &days[days.len().saturating_sub(MAX_CHART_DAYS)..];
+    let charted = &days[days.len().saturating_sub(CHART_DAYS)..];
     if charted.len() < days.len() {
         let _ = write!(
             o,
@@ -152,20 +152,22 @@ pub fn page(r: &Report, zones: &BTreeMap<String, Tz>) -> String {
         let _ = write!(o, "<h2>{day}</h2>");
         for s in &sources {
             let tz = zones.get(*s).copied().unwrap_or(Tz::UTC);
+            // One time axis for the day's three charts.
+            let x_range = span(r, s, tz, *day);
             let _ = write!(o, "<h3>{} — circuit breaker ({})</h3>", esc(s), tz);
-            o.push_str(&breaker_chart(r, s, tz, *day));
+            o.push_str(&breaker_chart(r, s, tz, *day, x_range));
             let _ = write!(
                 o,
                 "<h3>{} — trailing stops: peak (solid) and stop (dashed) relative to entry; ✕ trigger</h3>",
                 esc(s)
             );
-            o.push_str(&stops_chart(r, s, tz, *day));
+            o.push_str(&stops_chart(r, s, tz, *day, x_range));
             let _ = write!(
                 o,
                 "<h3>{} — portfolio limits: value as % of its limit (● rejected, ○ allowed, ▲ health warning)</h3>",
                 esc(s)
             );
-            o.push_str(&limits_chart(r, s, tz, *day));
+            o.push_str(&limits_chart(r, s, tz, *day, x_range));
         }
     }
     let _ = write!(
@@ -204,8 +206,29 @@ fn level(state: &str) -> f64 {
     }
 }
 
-fn breaker_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate) -> String {
-    let (x0, x1) = span(r, source, tz, day);
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Shades `[a, b]` of the breaker chart when the state `s` is not CLOSED:
+/// red for OPEN, amber for HALF_OPEN.
+fn shade(chart: &mut Chart<'_, '_>, a: f64, b: f64, s: f64) -> Result<(), String> {
+    if s < 1.0 {
+        return Ok(());
+    }
+    let color = if s >= 2.0 { RED } else { AMBER };
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(a, -0.3), (b, s)],
+            color.mix(0.25).filled(),
+        )))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn breaker_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate, (x0, x1): (f64, f64)) -> String {
     let tl = r.timelines.get(source).cloned().unwrap_or_default();
     let day_start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     svg(230, |root| {
@@ -241,15 +264,7 @@ fn breaker_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate) -> String {
             if let Some(s) = state {
                 pts.push((x, s));
                 pts.push((h, s));
-                if s >= 1.0 {
-                    let color = if s >= 2.0 { RED } else { AMBER };
-                    chart
-                        .draw_series(std::iter::once(Rectangle::new(
-                            [(x, -0.3), (h, s)],
-                            color.mix(0.25).filled(),
-                        )))
-                        .map_err(|e| e.to_string())?;
-                }
+                shade(&mut chart, x, h, s)?;
             }
             state = Some(level(&t.to));
             x = h;
@@ -272,15 +287,7 @@ fn breaker_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate) -> String {
         if let Some(s) = state {
             pts.push((x, s));
             pts.push((x1, s));
-            if s >= 1.0 {
-                let color = if s >= 2.0 { RED } else { AMBER };
-                chart
-                    .draw_series(std::iter::once(Rectangle::new(
-                        [(x, -0.3), (x1, s)],
-                        color.mix(0.25).filled(),
-                    )))
-                    .map_err(|e| e.to_string())?;
-            }
+            shade(&mut chart, x, x1, s)?;
         }
         chart
             .draw_series(LineSeries::new(pts, BLACK.stroke_width(2)))
@@ -289,8 +296,7 @@ fn breaker_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate) -> String {
     })
 }
 
-fn stops_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate) -> String {
-    let (x0, x1) = span(r, source, tz, day);
+fn stops_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate, (x0, x1): (f64, f64)) -> String {
     let stops: Vec<_> = r
         .stops
         .iter()
@@ -381,8 +387,7 @@ fn stops_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate) -> String {
     })
 }
 
-fn limits_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate) -> String {
-    let (x0, x1) = span(r, source, tz, day);
+fn limits_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate, (x0, x1): (f64, f64)) -> String {
     let pts: Vec<(f64, f64, &str, Option<bool>)> = r
         .rows
         .iter()

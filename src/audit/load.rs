@@ -92,21 +92,42 @@ pub struct Row {
 }
 
 impl Row {
-    fn meta(&self, key: &str) -> Option<serde_json::Value> {
-        let m: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(self.metadata.as_deref()?).ok()?;
-        m.get(key).cloned()
+    /// The metadata object, parsed once per use (empty when null or not an
+    /// object); most rows' metadata is never asked for.
+    pub fn meta(&self) -> Meta {
+        Meta(
+            self.metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_default(),
+        )
     }
 
-    /// A metadata value as a number (ints and floats alike).
+    /// One metadata value as a number.
     pub fn meta_f64(&self, key: &str) -> Option<f64> {
-        self.meta(key)?.as_f64()
+        self.meta().f64(key)
     }
 
-    /// A metadata value as text (numbers printed).
+    /// One metadata value as text.
     pub fn meta_str(&self, key: &str) -> Option<String> {
-        match self.meta(key)? {
-            serde_json::Value::String(s) => Some(s),
+        self.meta().str(key)
+    }
+}
+
+/// A row's parsed `metadata` object.
+#[derive(Debug, Default)]
+pub struct Meta(serde_json::Map<String, serde_json::Value>);
+
+impl Meta {
+    /// A value as a number (ints and floats alike).
+    pub fn f64(&self, key: &str) -> Option<f64> {
+        self.0.get(key)?.as_f64()
+    }
+
+    /// A value as text (numbers printed).
+    pub fn str(&self, key: &str) -> Option<String> {
+        match self.0.get(key)? {
+            serde_json::Value::String(s) => Some(s.clone()),
             serde_json::Value::Null => None,
             v => Some(v.to_string()),
         }
@@ -123,6 +144,14 @@ pub struct Days {
 }
 
 impl Days {
+    /// Just `day`.
+    pub fn one(day: NaiveDate) -> Days {
+        Days {
+            from: Some(day),
+            to: Some(day),
+        }
+    }
+
     /// Whether a partition value falls inside.
     pub fn contains(&self, d: NaiveDate) -> bool {
         self.from.is_none_or(|f| d >= f) && self.to.is_none_or(|t| d <= t)

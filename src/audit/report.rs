@@ -168,10 +168,6 @@ pub fn compute(
         )));
     }
     let only = (sources.len() == 1).then(|| sources[0].as_str());
-    let one_day = |d: NaiveDate| Days {
-        from: Some(d),
-        to: Some(d),
-    };
     let mut read = ReadStats::default();
     let mut add = |r: ReadStats| {
         read.files_total = r.files_total;
@@ -180,20 +176,10 @@ pub fn compute(
     };
     // The state in force when the period starts, from the last earlier day
     // that changed it.
-    let mut timelines: BTreeMap<String, Vec<Transition>> = BTreeMap::new();
-    for s in sources {
-        for day in all_days.iter().rev().filter(|d| **d < from) {
-            let (older, r) = files.read(one_day(*day), Some(s))?;
-            add(r);
-            if let Some(t) = breaker::timelines(&older)
-                .remove(s)
-                .and_then(|mut t| t.pop())
-            {
-                timelines.entry(s.clone()).or_default().push(t);
-                break;
-            }
-        }
-    }
+    let (earlier, r) = breaker::last_before(files, from, sources)?;
+    add(r);
+    let mut timelines: BTreeMap<String, Vec<Transition>> =
+        earlier.into_iter().map(|(s, t)| (s, vec![t])).collect();
     let period: Vec<NaiveDate> = all_days
         .iter()
         .copied()
@@ -218,7 +204,7 @@ pub fn compute(
         }
     };
     for day in &period {
-        let (mut rows, r) = files.read(one_day(*day), only)?;
+        let (mut rows, r) = files.read(Days::one(*day), only)?;
         add(r);
         rows.retain(|r| sources.contains(&r.source));
         events += rows.len() as u64;
@@ -234,8 +220,12 @@ pub fn compute(
                 a.row(row, state);
             }
             total.row(row, state);
-            let e = last_seen.entry(row.source.clone()).or_insert(row.timestamp);
-            *e = (*e).max(row.timestamp);
+            match last_seen.get_mut(&row.source) {
+                Some(t) => *t = (*t).max(row.timestamp),
+                None => {
+                    last_seen.insert(row.source.clone(), row.timestamp);
+                }
+            }
         }
         for s in book.take_done() {
             credit(s, &mut accs, &mut total);

@@ -141,38 +141,21 @@ pub fn compute(
     let (mut rows, mut read) = files.read(days, only)?;
     rows.retain(|r| r.timestamp <= at && sources.contains(&r.source));
     let mut timelines = breaker::timelines(&rows);
-    // Walk back for a source whose breaker last changed before the lookback.
-    for s in sources {
-        let known = timelines
-            .get(s)
-            .is_some_and(|t| breaker::at(t, at).is_some());
-        if known {
-            continue;
-        }
-        for day in files
-            .days()
-            .into_iter()
-            .rev()
-            .filter(|d| *d < start.date_naive())
-        {
-            let (older, r) = files.read(
-                Days {
-                    from: Some(day),
-                    to: Some(day),
-                },
-                Some(s),
-            )?;
-            read.files_read += r.files_read;
-            read.rows += r.rows;
-            let t = breaker::timelines(&older).remove(s).unwrap_or_default();
-            if let Some(last) = t.last() {
-                timelines
-                    .entry(s.clone())
-                    .or_default()
-                    .insert(0, last.clone());
-                break;
-            }
-        }
+    // Walk back for the sources whose breaker last changed before the lookback.
+    let quiet: Vec<String> = sources
+        .iter()
+        .filter(|s| {
+            timelines
+                .get(*s)
+                .is_none_or(|t| breaker::at(t, at).is_none())
+        })
+        .cloned()
+        .collect();
+    let (earlier, r) = breaker::last_before(files, start.date_naive(), &quiet)?;
+    read.files_read += r.files_read;
+    read.rows += r.rows;
+    for (s, t) in earlier {
+        timelines.entry(s).or_default().insert(0, t);
     }
     let mut by_source: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for r in &rows {

@@ -179,8 +179,9 @@ impl StopBook {
         };
         if action == "ADD" {
             let mut s = Stop::starting_at(r);
-            s.activation_pct = r.meta_f64("activation_pct");
-            s.trailing_pct = r.meta_f64("trailing_pct");
+            let m = r.meta();
+            s.activation_pct = m.f64("activation_pct");
+            s.trailing_pct = m.f64("trailing_pct");
             s.path.push(point);
             self.open.push(s);
             return;

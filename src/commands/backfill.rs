@@ -31,10 +31,7 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}")
             .context("progress template")?,
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = super::runtime()?;
     let started = Instant::now();
     // One writer per source: a running daemon (or another backfill) owns it.
     let _locks = plan
@@ -49,11 +46,7 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         let mut state = rt
             .block_on(sink.source_state(&source.name))?
             .unwrap_or_default();
-        let ctx = IngestContext {
-            parser: &parser,
-            max_line_bytes: source.max_line_bytes,
-            max_events: config.flush_max_events,
-        };
+        let ctx = IngestContext::new(&parser, source, &config);
         let mut known = HashMap::new();
         for (i, found) in files.iter().enumerate() {
             bar.set_message(found.path.display().to_string());

@@ -6,7 +6,17 @@ pub mod report;
 pub mod state;
 pub mod status;
 
+use anyhow::Context;
 use std::path::PathBuf;
+
+/// A current-thread runtime for the table's async API (the commands do one
+/// thing at a time; the daemon builds its own).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
 
 /// Expands CLI inputs: `-` stays stdin, globs expand (sorted), plain paths stay.
 /// A glob that matches nothing is an error, so a typo does not read nothing quietly.

@@ -3,7 +3,8 @@
 
 use anyhow::{Context, Result};
 
-use super::state::{runtime, selected_sources, zones};
+use super::runtime;
+use super::state::{selected_sources, zones};
 use crate::audit::{html, load::TableFiles, report, text};
 use crate::cli::ReportArgs;
 use crate::config::Config;

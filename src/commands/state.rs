@@ -1,7 +1,7 @@
 //! `risktail state --at`: parses the instant, reads the table, prints the
 //! reconstructed state (text or JSON).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
@@ -17,7 +17,7 @@ pub fn run(args: &StateArgs) -> Result<bool> {
     let zones = zones(&config);
     let zone = common_zone(&config, &sources);
     let at = parse_instant(&args.at, zone)?;
-    let rt = runtime()?;
+    let rt = super::runtime()?;
     let files = rt.block_on(TableFiles::open(&config.table_uri))?;
     let s = state::compute(
         &files,
@@ -37,14 +37,6 @@ pub fn run(args: &StateArgs) -> Result<bool> {
         s.read.rows
     );
     Ok(true)
-}
-
-/// A current-thread runtime for the table's async API.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
 }
 
 /// The sources to report: one named, or all configured.

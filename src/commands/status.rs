@@ -1,7 +1,7 @@
 //! `risktail status`: per source and file, the committed offset and the bytes
 //! not yet committed, and the table's version. Reads the table; changes nothing.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::StatusArgs;
 use crate::config::Config;
@@ -12,10 +12,7 @@ use crate::tally::{bytes, thousands};
 /// Prints the status. Returns whether every file could be looked at.
 pub fn run(args: &StatusArgs) -> Result<bool> {
     let config = Config::load(&args.config)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = super::runtime()?;
     let sink = rt.block_on(DeltaSink::open(&config))?;
     println!(
         "table {} at version {}",

@@ -98,11 +98,7 @@ pub fn run(config_path: &Path) -> Result<()> {
         let mut state = rt
             .block_on(sink.source_state(&source.name))?
             .unwrap_or_default();
-        let ctx = IngestContext {
-            parser: &parser,
-            max_line_bytes: source.max_line_bytes,
-            max_events: config.flush_max_events,
-        };
+        let ctx = IngestContext::new(&parser, source, &config);
         let mut known = std::collections::HashMap::new();
         for pattern in &source.paths {
             for found in discover::family(pattern).unwrap_or_default() {

@@ -472,7 +472,7 @@ impl SourceTail {
                         now,
                     ) {
                         Outcome::Event(e) => {
-                            *self.tally.events.entry(e.event_type.clone()).or_default() += 1;
+                            self.tally.count_event(&e.event_type);
                             self.events.push(*e);
                             self.first_pending.get_or_insert_with(Instant::now);
                             None

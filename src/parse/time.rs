@@ -36,6 +36,9 @@ fn pieces(input: &str) -> IResult<&str, Vec<Piece>> {
     .parse(input)
 }
 
+/// Python's default `asctime` in chrono's dialect.
+const ISO_MILLIS: &str = "%Y-%m-%d %H:%M:%S,%3f";
+
 /// A compiled `datefmt`.
 #[derive(Debug, Clone)]
 pub struct DateFormat {
@@ -45,6 +48,9 @@ pub struct DateFormat {
     pub chrono: String,
     /// The format prints a UTC offset (`%z`): times are absolute.
     pub has_offset: bool,
+    /// The format is Python's default `asctime` layout, parsed by hand
+    /// (decided once here, not per line).
+    iso_millis: bool,
 }
 
 /// A `datefmt` that cannot be used.
@@ -68,8 +74,9 @@ impl DateFormat {
     pub fn python_default() -> DateFormat {
         DateFormat {
             regex: r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}".into(),
-            chrono: "%Y-%m-%d %H:%M:%S,%3f".into(),
+            chrono: ISO_MILLIS.into(),
             has_offset: false,
+            iso_millis: true,
         }
     }
 
@@ -152,6 +159,7 @@ impl DateFormat {
         let has = |d: &str| seen.contains(d);
         if !check {
             return Ok(DateFormat {
+                iso_millis: chrono == ISO_MILLIS,
                 regex,
                 chrono,
                 has_offset: has("%z"),
@@ -173,6 +181,7 @@ impl DateFormat {
             return Err(DateFormatError::Incomplete("minutes (%M)"));
         }
         Ok(DateFormat {
+            iso_millis: chrono == ISO_MILLIS,
             regex,
             chrono,
             has_offset: has("%z"),
@@ -181,7 +190,7 @@ impl DateFormat {
 
     /// Parses text the regex matched. Returns a local or an absolute time.
     pub fn parse(&self, text: &str) -> Option<LocalTime> {
-        if self.chrono == "%Y-%m-%d %H:%M:%S,%3f" {
+        if self.iso_millis {
             return iso_millis(text.as_bytes()).map(LocalTime::Naive);
         }
         if self.has_offset {
@@ -196,26 +205,31 @@ impl DateFormat {
     }
 }
 
+/// Whether `b` starts with `YYYY-MM-DD HH:MM:SS<sep>mmm` in ASCII digits:
+/// the time at the head of Python's default `asctime` (`sep` `,`) and of
+/// loguru's default format (`.`). The hand-written line splitters check it
+/// before trusting a line's layout.
+pub fn is_millis_stamp(b: &[u8], sep: u8) -> bool {
+    const DIGITS: [usize; 17] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22];
+    const MARKS: [(usize, u8); 5] = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')];
+    b.len() >= 23
+        && b[19] == sep
+        && MARKS.iter().all(|&(i, c)| b[i] == c)
+        && DIGITS.iter().all(|&i| b[i].is_ascii_digit())
+}
+
 /// `YYYY-MM-DD HH:MM:SS,mmm` (Python's default `asctime`) without the
 /// general strftime machinery: the one layout most lines have.
 fn iso_millis(b: &[u8]) -> Option<NaiveDateTime> {
-    if b.len() != 23
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b' '
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b','
-    {
+    if b.len() != 23 || !is_millis_stamp(b, b',') {
         return None;
     }
-    let n = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
+    let n = |r: std::ops::Range<usize>| -> u32 {
+        b[r].iter()
+            .fold(0u32, |acc, &c| acc * 10 + u32::from(c - b'0'))
     };
-    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(n(0..4)?).ok()?, n(5..7)?, n(8..10)?)?;
-    date.and_hms_milli_opt(n(11..13)?, n(14..16)?, n(17..19)?, n(20..23)?)
+    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(n(0..4)).ok()?, n(5..7), n(8..10))?;
+    date.and_hms_milli_opt(n(11..13), n(14..16), n(17..19), n(20..23))
 }
 
 /// A time read from a line, before the source's timezone is applied.

@@ -9,6 +9,7 @@
 use chrono::Utc;
 use std::collections::HashMap;
 
+use crate::config::{Config, SourceConfig};
 use crate::event::{QuarantineRecord, RiskEvent};
 use crate::parse::{LineRef, Outcome, SourceParser, SourceState};
 use crate::sink::{Committed, DeltaSink, SinkError};
@@ -82,6 +83,17 @@ pub struct IngestContext<'a> {
     pub max_events: usize,
 }
 
+impl<'a> IngestContext<'a> {
+    /// The settings for `source`'s files, read with `parser`.
+    pub fn new(parser: &'a SourceParser, source: &SourceConfig, config: &Config) -> Self {
+        IngestContext {
+            parser,
+            max_line_bytes: source.max_line_bytes,
+            max_events: config.flush_max_events,
+        }
+    }
+}
+
 /// Reads `found` from its committed offset to its end and commits what it
 /// holds. `known` caches committed offsets by identity (a file and its `.gz`
 /// copy share one) and is updated after each commit. `progress` is told the
@@ -136,6 +148,11 @@ pub async fn ingest_file(
         return Ok(report);
     }
     progress(start);
+    // What the table holds for this file once a commit up to `end` lands.
+    let reached = |end: u64| Committed {
+        events: end,
+        quarantine: end.max(committed.quarantine),
+    };
     let mut events: Vec<RiskEvent> = Vec::new();
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut now = Utc::now();
@@ -174,7 +191,7 @@ pub async fn ingest_file(
                     now,
                 ) {
                     Outcome::Event(e) => {
-                        *report.tally.events.entry(e.event_type.clone()).or_default() += 1;
+                        report.tally.count_event(&e.event_type);
                         events.push(*e);
                         None
                     }
@@ -224,13 +241,7 @@ pub async fn ingest_file(
                 .await
                 .map_err(sink_err)?;
             report.commits += 1;
-            known.insert(
-                file,
-                Committed {
-                    events: end,
-                    quarantine: end.max(committed.quarantine),
-                },
-            );
+            known.insert(file, reached(end));
             events.clear();
             quarantine.clear();
             now = Utc::now();
@@ -243,13 +254,7 @@ pub async fn ingest_file(
             .await
             .map_err(sink_err)?;
         report.commits += 1;
-        known.insert(
-            file,
-            Committed {
-                events: end,
-                quarantine: end.max(committed.quarantine),
-            },
-        );
+        known.insert(file, reached(end));
     }
     report.status = if end > start {
         FileStatus::Ingested {

@@ -56,12 +56,17 @@ pub fn read_columns(files: &[String], columns: &[&str]) -> Result<Vec<RecordBatc
 
 /// Every `event_id` in the table (for exactly-once checks).
 pub async fn event_ids(uri: &str) -> Result<Vec<String>, SinkError> {
+    string_column(uri, "event_id").await
+}
+
+/// Every value of one string column of the table's current version.
+pub async fn string_column(uri: &str, column: &str) -> Result<Vec<String>, SinkError> {
     let files = data_files(uri).await?;
-    let mut ids = Vec::new();
-    for b in read_columns(&files, &["event_id"])? {
-        ids.extend(strings(&b, 0));
+    let mut out = Vec::new();
+    for b in read_columns(&files, &[column])? {
+        out.extend(strings(&b, 0));
     }
-    Ok(ids)
+    Ok(out)
 }
 
 /// The string column `i` of a batch as owned strings (nulls as "").

@@ -62,21 +62,7 @@ impl LoguruEnvelope {
 /// first, and every later part is forced); `None` sends the line to the regex.
 fn split(line: &str) -> Option<(&str, &str, &str, &str)> {
     let b = line.as_bytes();
-    let shape = [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b' '),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-    ];
-    if b.len() < 26
-        || !shape.iter().all(|&(i, c)| b[i] == c)
-        || ![0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
-            .iter()
-            .all(|&i| b[i].is_ascii_digit())
-        || &b[23..26] != b" | "
-    {
+    if !crate::parse::time::is_millis_stamp(b, b'.') || b.get(23..26) != Some(b" | ") {
         return None;
     }
     let rest = line.get(26..)?;

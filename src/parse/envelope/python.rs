@@ -141,22 +141,7 @@ pub struct PythonEnvelope {
 /// digits only), so the caller asks the regex, which decides the rest.
 fn split_default(line: &str) -> Option<(&str, &str, &str, &str)> {
     let b = line.as_bytes();
-    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
-    let shape = [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b' '),
-        (13, b':'),
-        (16, b':'),
-        (19, b','),
-    ];
-    if b.len() < 26
-        || !shape.iter().all(|&(i, c)| b[i] == c)
-        || ![0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
-            .iter()
-            .all(|&i| digit(i))
-        || &b[23..26] != b" - "
-    {
+    if !crate::parse::time::is_millis_stamp(b, b',') || b.get(23..26) != Some(b" - ") {
         return None;
     }
     let rest = line.get(26..)?;
