@@ -50,7 +50,9 @@ fn commits(dir: &Path, n: usize) {
         .enable_all()
         .build()
         .expect("rt");
-    let mut sink = rt.block_on(DeltaSink::open(&cfg)).expect("sink");
+    let mut sink = rt
+        .block_on(DeltaSink::open(&cfg.table_uri, &cfg.quarantine_uri))
+        .expect("sink");
     let file = FileId::from_head(b"daemon_figures commits\n");
     let mut state = SourceState::default();
     let mut offset = rt

@@ -4,14 +4,15 @@
 //! The modules read as the data flow, one way:
 //!
 //! - [`source`]: files → complete lines with their file identity and offsets
-//!   (fingerprint, line reader, gzip).
+//!   (discovery, fingerprint, following through rotation, line reader, gzip).
 //! - [`parse`]: a line → an [`parse::Outcome`]: envelope, context prefix,
 //!   pattern files, enrichment (breaker state, DST rule). Pure; no I/O.
 //! - [`event`]: the typed rows of `risk_events` and `risk_events_quarantine`
 //!   and the one definition of their schema.
 //! - [`sink`]: the only writer: rows, offsets (`txn`) and state in one Delta commit.
-//! - [`pipeline`]: a file through parser and sink, offsets moving only on commit.
-//! - [`daemon`]: `risktail run`, following files through rotation.
+//! - [`pipeline`]: lines through the parser (one per-item step for every
+//!   command) into pending rows and the sink, offsets moving only on commit.
+//! - [`daemon`]: `risktail run`'s loop: wake-ups, signals, when to read and commit.
 //! - [`config`]: `risktail.toml`, validated at start.
 //! - [`commands`]: the subcommands, wiring the layers.
 #![deny(missing_docs)]

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Parse(args) => risktail::commands::parse::run(args),
         Command::Backfill(args) => risktail::commands::backfill::run(args),
-        Command::Run(args) => risktail::daemon::run(&args.config).map(|()| true),
+        Command::Run(args) => risktail::commands::run::run(args),
         Command::Status(args) => risktail::commands::status::run(args),
         Command::State(args) => risktail::commands::state::run(args),
         Command::Report(args) => risktail::commands::report::run(args),

@@ -25,7 +25,9 @@ fn compaction_bounds_small_files_and_keeps_every_row() {
         .enable_all()
         .build()
         .unwrap();
-    let mut sink = rt.block_on(DeltaSink::open(&config)).unwrap();
+    let mut sink = rt
+        .block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))
+        .unwrap();
     let file = FileId::from_head(b"head\n");
     let mut state = SourceState::default();
     let mut offset = 0u64;

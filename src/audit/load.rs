@@ -14,31 +14,32 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::AuditError;
+use crate::event::schema::{EVENT_PARTITION, name};
 
 /// The columns the audit reads (the partition column comes from the log).
 const COLUMNS: [&str; 22] = [
-    "event_type",
-    "component",
-    "timestamp",
-    "execution_id",
-    "old_state",
-    "new_state",
-    "failure_count",
-    "entry_premium",
-    "current_premium",
-    "highest_premium",
-    "stop_premium",
-    "action",
-    "limit_type",
-    "current_value",
-    "limit_value",
-    "allowed",
-    "rejection_reason",
-    "metadata",
-    "symbol",
-    "source",
-    "source_file",
-    "source_offset",
+    name::EVENT_TYPE,
+    name::COMPONENT,
+    name::TIMESTAMP,
+    name::EXECUTION_ID,
+    name::OLD_STATE,
+    name::NEW_STATE,
+    name::FAILURE_COUNT,
+    name::ENTRY_PREMIUM,
+    name::CURRENT_PREMIUM,
+    name::HIGHEST_PREMIUM,
+    name::STOP_PREMIUM,
+    name::ACTION,
+    name::LIMIT_TYPE,
+    name::CURRENT_VALUE,
+    name::LIMIT_VALUE,
+    name::ALLOWED,
+    name::REJECTION_REASON,
+    name::METADATA,
+    name::SYMBOL,
+    name::SOURCE,
+    name::SOURCE_FILE,
+    name::SOURCE_OFFSET,
 ];
 
 /// One event as the audit sees it.
@@ -207,7 +208,7 @@ impl TableFiles {
         for f in table.snapshot().map_err(derr)?.log_data().iter() {
             let day = f
                 .partition_values_map()
-                .get("event_date")
+                .get(EVENT_PARTITION)
                 .cloned()
                 .flatten()
                 .and_then(|v| NaiveDate::parse_from_str(&v, "%Y-%m-%d").ok())
@@ -323,8 +324,8 @@ fn opt_f64(a: &Float64Array, i: usize) -> Option<f64> {
 
 fn rows_of(batch: &RecordBatch, source: Option<&str>, out: &mut Vec<Row>) -> Result<(), String> {
     let c = Cols(batch);
-    let src = c.str("source")?;
-    let ts = c.get("timestamp")?;
+    let src = c.str(name::SOURCE)?;
+    let ts = c.get(name::TIMESTAMP)?;
     let ts: &TimestampMicrosecondArray = match ts.data_type() {
         deltalake::arrow::datatypes::DataType::Timestamp(TimeUnit::Microsecond, _) => ts
             .as_any()
@@ -337,42 +338,42 @@ fn rows_of(batch: &RecordBatch, source: Option<&str>, out: &mut Vec<Row>) -> Res
         }
     };
     let fc: &Int32Array = c
-        .get("failure_count")?
+        .get(name::FAILURE_COUNT)?
         .as_any()
         .downcast_ref()
         .ok_or("column failure_count is not an int")?;
     let allowed: &BooleanArray = c
-        .get("allowed")?
+        .get(name::ALLOWED)?
         .as_any()
         .downcast_ref()
         .ok_or("column allowed is not a boolean")?;
     let offset: &Int64Array = c
-        .get("source_offset")?
+        .get(name::SOURCE_OFFSET)?
         .as_any()
         .downcast_ref()
         .ok_or("column source_offset is not a long")?;
     let (event_type, component, exec, old, new) = (
-        c.str("event_type")?,
-        c.str("component")?,
-        c.str("execution_id")?,
-        c.str("old_state")?,
-        c.str("new_state")?,
+        c.str(name::EVENT_TYPE)?,
+        c.str(name::COMPONENT)?,
+        c.str(name::EXECUTION_ID)?,
+        c.str(name::OLD_STATE)?,
+        c.str(name::NEW_STATE)?,
     );
     let (entry, cur, high, stop) = (
-        c.f64("entry_premium")?,
-        c.f64("current_premium")?,
-        c.f64("highest_premium")?,
-        c.f64("stop_premium")?,
+        c.f64(name::ENTRY_PREMIUM)?,
+        c.f64(name::CURRENT_PREMIUM)?,
+        c.f64(name::HIGHEST_PREMIUM)?,
+        c.f64(name::STOP_PREMIUM)?,
     );
     let (action, limit_type, cv, lv, reason, meta, symbol, file) = (
-        c.str("action")?,
-        c.str("limit_type")?,
-        c.f64("current_value")?,
-        c.f64("limit_value")?,
-        c.str("rejection_reason")?,
-        c.str("metadata")?,
-        c.str("symbol")?,
-        c.str("source_file")?,
+        c.str(name::ACTION)?,
+        c.str(name::LIMIT_TYPE)?,
+        c.f64(name::CURRENT_VALUE)?,
+        c.f64(name::LIMIT_VALUE)?,
+        c.str(name::REJECTION_REASON)?,
+        c.str(name::METADATA)?,
+        c.str(name::SYMBOL)?,
+        c.str(name::SOURCE_FILE)?,
     );
     for i in 0..batch.num_rows() {
         if source.is_some_and(|s| src.value(i) != s) {

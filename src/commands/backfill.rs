@@ -36,9 +36,9 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
     // One writer per source: a running daemon (or another backfill) owns it.
     let _locks = plan
         .iter()
-        .map(|(s, _)| crate::daemon::lock::acquire(&config.table_uri, &s.name, "backfill"))
+        .map(|(s, _)| crate::sink::lock::acquire(&config.table_uri, &s.name, "backfill"))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut sink = rt.block_on(DeltaSink::open(&config))?;
+    let mut sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
     let mut reports: Vec<(String, FileReport)> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     for (source, files) in &plan {

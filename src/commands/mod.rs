@@ -3,6 +3,7 @@
 pub mod backfill;
 pub mod parse;
 pub mod report;
+pub mod run;
 pub mod state;
 pub mod status;
 

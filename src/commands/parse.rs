@@ -10,9 +10,10 @@ use std::io::{self, Write};
 use super::{Input, expand_inputs};
 use crate::cli::ParseArgs;
 use crate::config::Config;
-use crate::event::QuarantineRecord;
-use crate::parse::{LineRef, Outcome, SourceParser, SourceState};
-use crate::source::{self, reader::Item};
+use crate::event::{QuarantineRecord, RiskEvent};
+use crate::parse::{SourceParser, SourceState};
+use crate::pipeline::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepper};
+use crate::source::{self, fingerprint::FileId};
 use crate::tally::Tally;
 
 #[derive(Serialize)]
@@ -99,15 +100,9 @@ struct Printer<'a, W: Write> {
 }
 
 impl<W: Write> Printer<'_, W> {
-    fn print(&mut self, o: &Outcome) -> io::Result<()> {
-        match o {
-            Outcome::Event(e) => {
-                serde_json::to_writer(&mut *self.out, e)?;
-                self.out.write_all(b"\n")
-            }
-            Outcome::Quarantine(q) if self.quarantine => self.print_quarantine(q),
-            _ => Ok(()),
-        }
+    fn print_event(&mut self, e: &RiskEvent) -> io::Result<()> {
+        serde_json::to_writer(&mut *self.out, e)?;
+        self.out.write_all(b"\n")
     }
 
     fn print_quarantine(&mut self, q: &QuarantineRecord) -> io::Result<()> {
@@ -138,58 +133,31 @@ fn parse_stream<W: Write>(
 ) -> io::Result<()> {
     let mut lines = source::lines(content, max_line)?;
     tally.files += 1;
-    let now = Utc::now();
-    let mut line_by_line = 0u64;
+    // A stream with no complete line has no identity; it can only hold a
+    // fragment, whose quarantine record does not use one.
+    let file = FileRef {
+        id: lines.id.unwrap_or_else(|| FileId::from_head(&[])),
+        path: name,
+        quarantined_to: 0,
+    };
+    let stepper = Stepper {
+        parser,
+        now: Utc::now(),
+        at_fragment: AtFragment::Quarantine,
+    };
+    let mut skip = NoiseSkip::default();
+    let mut rows = Rows::default();
     loop {
-        if let Some(run) =
-            crate::pipeline::pass_noise(&mut lines.reader, parser, state, &mut line_by_line)
-        {
-            tally.lines += run.lines;
-            tally.bytes += run.len as u64;
-            continue;
+        let stepped = stepper.step(&mut lines.reader, file, state, &mut skip, tally, &mut rows)?;
+        // At most one row per step: printing them now keeps file order.
+        for e in rows.events.drain(..) {
+            printer.print_event(&e)?;
         }
-        let item = lines.reader.next_item()?;
-        match item {
-            None => break,
-            Some(Item::Line { offset, bytes }) => {
-                line_by_line = line_by_line.saturating_sub(1);
-                tally.lines += 1;
-                tally.bytes += bytes.len() as u64;
-                let Some(file) = lines.id else {
-                    // Unreachable: a complete line decides the identity.
-                    continue;
-                };
-                let o = parser.parse_line(
-                    state,
-                    LineRef {
-                        file,
-                        path: name,
-                        offset,
-                        bytes,
-                    },
-                    now,
-                );
-                tally.count(&o);
-                printer.print(&o)?;
-            }
-            Some(Item::Oversize {
-                offset,
-                len,
-                prefix,
-            }) => {
-                tally.lines += 1;
-                tally.bytes += len;
-                let q = parser.oversize(name, offset, len, &prefix, now);
-                tally.count_quarantine(q.reason);
-                printer.print_quarantine(&q)?;
-            }
-            Some(Item::Fragment { offset, bytes }) => {
-                tally.bytes += bytes.len() as u64;
-                let q = parser.fragment(name, offset, bytes, now);
-                tally.count_quarantine(q.reason);
-                printer.print_quarantine(&q)?;
-                break;
-            }
+        for q in rows.quarantine.drain(..) {
+            printer.print_quarantine(&q)?;
+        }
+        if stepped == Stepped::End {
+            break;
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use crate::tally::{bytes, thousands};
 pub fn run(args: &StatusArgs) -> Result<bool> {
     let config = Config::load(&args.config)?;
     let rt = super::runtime()?;
-    let sink = rt.block_on(DeltaSink::open(&config))?;
+    let sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
     println!(
         "table {} at version {}",
         config.table_uri,

@@ -71,16 +71,7 @@ pub enum EnvelopeKind {
     Json,
 }
 
-/// Where a never-seen file starts being read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum StartAt {
-    /// From its first byte.
-    #[default]
-    Beginning,
-    /// From its end at first sight.
-    End,
-}
+pub use crate::source::follow::StartAt;
 
 /// `[[source]]`
 #[derive(Debug, Deserialize)]

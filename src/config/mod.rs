@@ -14,11 +14,11 @@ use crate::parse::envelope::{
 };
 use crate::parse::patterns::{PatternError, PatternSet};
 use crate::parse::time::DateFormat;
+use crate::source::follow::FollowSettings;
 use crate::source::reader::DEFAULT_MAX_LINE_BYTES;
 pub use file::{EnvelopeKind, StartAt};
 
-/// The engine's default format string (log-dialect.md §1).
-pub const DEFAULT_PYTHON_FORMAT: &str = "%(asctime)s - %(name)s - %(levelname)s - %(message)s";
+pub use crate::parse::envelope::python::DEFAULT_PYTHON_FORMAT;
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -332,6 +332,18 @@ impl Config {
             self.patterns.clone(),
             source.timezone,
         )
+    }
+}
+
+impl SourceConfig {
+    /// What following this source's files needs to know.
+    pub fn follow(&self) -> FollowSettings {
+        FollowSettings {
+            source: self.name.clone(),
+            paths: self.paths.clone(),
+            max_line_bytes: self.max_line_bytes,
+            start_at: self.start_at,
+        }
     }
 }
 

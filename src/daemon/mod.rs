@@ -1,267 +1,205 @@
-//! `risktail run`: the sidecar. Recovers from the table, follows every
-//! source's files through rotation, and commits rows with their offsets every
-//! `flush.interval_ms` or `flush.max_events`, whichever comes first.
+//! `risktail run`: the sidecar's loop. Given the loaded config and the open
+//! table (see `commands::run`, which also takes the sources' locks), it
+//! recovers each source from the table, then waits for file events and
+//! signals, reads what is new, and commits every `flush.interval_ms` or
+//! `flush.max_events`, whichever comes first.
 //!
-//! One thread, event driven: inotify (through `notify`) on the sources'
-//! folders wakes it within milliseconds of a write; a stat-based poll every
-//! few seconds is only a safety net (and covers inotify queue overflows).
-//! Signals arrive on the same channel: SIGTERM/SIGINT flush and exit,
-//! SIGHUP reloads the pattern files.
+//! One thread, event driven ([`wake`]): inotify wakes it within milliseconds
+//! of a write; a look every few seconds is only a safety net. SIGTERM/SIGINT
+//! flush and exit, SIGHUP reloads the pattern files. The reading and the
+//! rows are the pipeline's (`pipeline::live`); this module only decides when.
 
-pub mod lock;
 pub mod sd_notify;
-pub mod tail;
+pub mod wake;
 
 use anyhow::{Context, Result};
-use notify::{RecursiveMode, Watcher};
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
 
 use crate::config::Config;
-use crate::pipeline::ingest::{IngestContext, ingest_file};
+use crate::pipeline::ingest::IngestContext;
+use crate::pipeline::live::{self, LiveSource};
+use crate::pipeline::pending::{Backoff, FlushPolicy};
 use crate::sink::DeltaSink;
-use crate::source::discover;
-use tail::SourceTail;
+use wake::Wakes;
 
-/// Rows per source held while the table cannot be written; past it, reading
-/// stops (back-pressure) and the files keep the data.
-const MAX_PENDING_FACTOR: usize = 4;
-/// The safety-net poll when inotify says nothing.
+/// The safety-net look when inotify says nothing.
 const SAFETY_POLL: Duration = Duration::from_secs(5);
-/// Offsets advanced by noise lines only are committed this often (bounds the
-/// replay after a restart without a commit per second of noise).
-const OFFSET_ONLY_COMMIT: Duration = Duration::from_secs(60);
 
-enum Wake {
-    Fs,
-    Signal(i32),
+/// The running daemon.
+struct Daemon {
+    config: Config,
+    rt: Runtime,
+    sink: DeltaSink,
+    sources: Vec<LiveSource>,
+    policy: FlushPolicy,
+    backoff: Backoff,
+    wakes: Wakes,
+    last_poll: Instant,
+    /// A poll stopped at the pending bound: after the commit that makes room,
+    /// go round again at once instead of waiting for the next file event
+    /// (which may never come once the writer is done).
+    more_to_read: bool,
+    watchdog: Option<(Duration, Instant)>,
 }
 
-/// Runs until SIGTERM/SIGINT. Returns after the final flush.
-pub fn run(config_path: &Path) -> Result<()> {
-    let mut config = Config::load(config_path)?;
-    let _locks: Vec<lock::SourceLock> = config
-        .sources
-        .iter()
-        .map(|s| lock::acquire(&config.table_uri, &s.name, "run"))
-        .collect::<Result<_, _>>()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    let mut sink = rt.block_on(DeltaSink::open(&config))?;
-    let (tx, rx) = mpsc::channel::<Wake>();
-
-    // Signals first, so a SIGTERM during recovery is not lost.
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ])
-    .context("installing signal handlers")?;
-    let sig_tx = tx.clone();
-    std::thread::spawn(move || {
-        for s in signals.forever() {
-            if sig_tx.send(Wake::Signal(s)).is_err() {
-                break;
-            }
-        }
-    });
-
-    let fs_tx = tx.clone();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // Opening, reading and closing a file (our own polls included) are
-        // access events: they say nothing new about the file, and waking on
-        // them would make every poll wake the next one.
-        if let Ok(ev) = &res
-            && matches!(ev.kind, notify::EventKind::Access(_))
-        {
-            return;
-        }
-        // Anything else, errors and queue overflows included, means "look".
-        let _ = fs_tx.send(Wake::Fs);
-    })
-    .context("starting the file watcher")?;
-    for dir in watch_dirs(&config) {
-        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch folder; relying on the safety poll");
-        }
-    }
-
-    // Recovery: files rotated while we were down (sealed siblings, plain or
-    // gzipped) are finished from their committed offsets first, oldest first.
-    let mut tails = Vec::new();
-    for source in &config.sources {
-        let parser = config.parser(source);
-        let mut state = rt
-            .block_on(sink.source_state(&source.name))?
-            .unwrap_or_default();
-        let ctx = IngestContext::new(&parser, source, &config);
-        let mut known = std::collections::HashMap::new();
-        for pattern in &source.paths {
-            for found in discover::family(pattern).unwrap_or_default() {
-                if found.live {
-                    continue;
-                }
-                let r = rt.block_on(ingest_file(
-                    &ctx,
-                    &mut sink,
-                    &mut state,
-                    &found,
-                    &mut known,
-                    &mut |_| {},
-                ));
-                match r {
-                    Ok(r) => {
-                        tracing::info!(source = %source.name, file = %r.path, status = ?r.status, "recovered rotated file")
-                    }
-                    Err(e) => {
-                        tracing::error!(source = %source.name, error = %e, "cannot recover rotated file; continuing with the live file")
-                    }
-                }
-            }
-        }
-        tails.push(SourceTail::new(source.clone(), parser, state));
-    }
-    for t in &mut tails {
-        rt.block_on(t.poll(&sink, config.flush_max_events * MAX_PENDING_FACTOR))?;
-    }
+/// Runs until SIGTERM/SIGINT, on the table `sink` holds open. Returns after
+/// the final commit.
+pub fn run(config: Config, sink: DeltaSink, rt: Runtime) -> Result<()> {
+    let wakes = Wakes::start(config.sources.iter().flat_map(|s| &s.paths))?;
+    let policy = FlushPolicy::new(config.flush_interval, config.flush_max_events);
+    let mut d = Daemon {
+        config,
+        rt,
+        sink,
+        sources: Vec::new(),
+        policy,
+        backoff: Backoff::default(),
+        wakes,
+        last_poll: Instant::now(),
+        more_to_read: false,
+        watchdog: sd_notify::watchdog_interval().map(|w| (w, Instant::now())),
+    };
+    d.recover()?;
     sd_notify::notify("READY=1\nSTATUS=following log files");
-    tracing::info!(table = %config.table_uri, sources = tails.len(), "ready");
-
-    let watchdog = sd_notify::watchdog_interval();
-    let mut last_watchdog = Instant::now();
-    let mut last_poll = Instant::now();
-    let mut backoff: Option<(Instant, Duration)> = None;
-    let max_pending = config.flush_max_events * MAX_PENDING_FACTOR;
-    // A poll that stopped at the pending bound has more to read: after the
-    // commit that makes room, go round again at once instead of waiting for
-    // the next file event (which may never come once the writer is done).
-    let mut more_to_read = false;
+    tracing::info!(table = %d.config.table_uri, sources = d.sources.len(), "ready");
     loop {
+        let asked = d.wakes.wait(d.next_wait());
+        if asked.reload {
+            d.reload();
+        }
+        if asked.stop {
+            return d.stop();
+        }
+        d.poll();
+        d.flush_due();
+        d.upkeep();
+        d.pet_watchdog();
+    }
+}
+
+impl Daemon {
+    /// Each source from its committed state: rotated files the table has not
+    /// finished first, then a first look at the live files.
+    fn recover(&mut self) -> Result<()> {
+        for source in &self.config.sources {
+            let parser = self.config.parser(source);
+            let mut state = self
+                .rt
+                .block_on(self.sink.source_state(&source.name))?
+                .unwrap_or_default();
+            let ctx = IngestContext::new(&parser, source, &self.config);
+            let follow = source.follow();
+            self.rt
+                .block_on(live::recover(&ctx, &mut self.sink, &mut state, &follow));
+            self.sources.push(LiveSource::new(follow, parser, state));
+        }
+        for s in &mut self.sources {
+            self.rt.block_on(s.poll(&self.sink, &self.policy))?;
+        }
+        Ok(())
+    }
+
+    /// How long to sleep: until the safety look, the oldest pending row's
+    /// flush time, the end of a back-off or the watchdog, whichever is first.
+    fn next_wait(&self) -> Duration {
         let now = Instant::now();
-        let mut wait = SAFETY_POLL.saturating_sub(last_poll.elapsed());
-        if more_to_read && backoff.is_none() {
+        let mut wait = SAFETY_POLL.saturating_sub(self.last_poll.elapsed());
+        if self.more_to_read && !self.backoff.failing() {
             wait = Duration::ZERO;
         }
-        for t in &tails {
-            if let Some(first) = t.first_pending() {
-                wait = wait.min((first + config.flush_interval).saturating_duration_since(now));
+        for s in &self.sources {
+            if let Some(at) = s.pending().due_at(&self.policy) {
+                wait = wait.min(at.saturating_duration_since(now));
             }
         }
-        if let Some((at, _)) = backoff {
+        if let Some(at) = self.backoff.retry_at() {
             wait = wait.max(at.saturating_duration_since(now));
         }
-        if let Some(w) = watchdog {
-            wait = wait.min(w.saturating_sub(last_watchdog.elapsed()));
+        if let Some((every, last)) = self.watchdog {
+            wait = wait.min(every.saturating_sub(last.elapsed()));
         }
-        let mut stop = false;
-        let mut reload = false;
-        match rx.recv_timeout(wait) {
-            Ok(w) => {
-                let mut handle = |w: Wake| match w {
-                    Wake::Fs => {}
-                    Wake::Signal(s) if s == signal_hook::consts::SIGHUP => reload = true,
-                    Wake::Signal(_) => stop = true,
-                };
-                handle(w);
-                while let Ok(w) = rx.try_recv() {
-                    handle(w);
+        wait
+    }
+
+    /// SIGHUP: new pattern files for every source; a broken file keeps the
+    /// patterns in use.
+    fn reload(&mut self) {
+        match Config::load(&self.config.path) {
+            Ok(c) => {
+                for s in &mut self.sources {
+                    s.parser_mut().set_patterns(c.patterns.clone());
                 }
+                tracing::info!(files = ?c.patterns.files, "pattern files reloaded");
+                self.config.patterns = c.patterns;
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
+            Err(e) => tracing::error!(error = %e, "reload failed; keeping the patterns in use"),
         }
-        if reload {
-            match Config::load(config_path) {
-                Ok(c) => {
-                    for t in &mut tails {
-                        t.parser_mut().set_patterns(c.patterns.clone());
-                    }
-                    tracing::info!(files = ?c.patterns.files, "pattern files reloaded");
-                    config.patterns = c.patterns;
-                }
-                Err(e) => tracing::error!(error = %e, "reload failed; keeping the patterns in use"),
-            }
-        }
-        if stop {
-            sd_notify::notify("STOPPING=1");
-            tracing::info!("stopping: final flush");
-            for t in &mut tails {
-                rt.block_on(t.poll(&sink, max_pending))?;
-                rt.block_on(t.flush(&mut sink))
-                    .with_context(|| format!("final commit of source {}", t.name()))?;
-            }
-            return Ok(());
-        }
-        last_poll = Instant::now();
-        more_to_read = false;
-        for t in &mut tails {
-            match rt.block_on(t.poll(&sink, max_pending)) {
-                Ok(r) => more_to_read |= r.saturated,
+    }
+
+    /// Reads what is new in every source's files.
+    fn poll(&mut self) {
+        self.last_poll = Instant::now();
+        self.more_to_read = false;
+        for s in &mut self.sources {
+            match self.rt.block_on(s.poll(&self.sink, &self.policy)) {
+                Ok(r) => self.more_to_read |= r.saturated,
                 Err(e) => {
-                    tracing::warn!(source = %t.name(), error = %e, "looking up offsets failed; will retry")
+                    tracing::warn!(source = %s.name(), error = %e, "looking up offsets failed; will retry")
                 }
             }
         }
-        let in_backoff = backoff.is_some_and(|(at, _)| Instant::now() < at);
-        if !in_backoff {
-            for t in &mut tails {
-                let due = t.pending_rows() >= config.flush_max_events
-                    || t.first_pending()
-                        .is_some_and(|f| f.elapsed() >= config.flush_interval)
-                    || (t.offsets_advanced() && t.last_commit().elapsed() >= OFFSET_ONLY_COMMIT);
-                if !due {
-                    continue;
-                }
-                match rt.block_on(t.flush(&mut sink)) {
-                    Ok(_) => backoff = None,
-                    Err(e) => {
-                        let next = backoff.map_or(Duration::from_millis(500), |(_, d)| {
-                            (d * 2).min(Duration::from_secs(30))
-                        });
-                        tracing::error!(source = %t.name(), error = %e, retry_in_ms = next.as_millis() as u64,
-                            pending = t.pending_rows(), "commit failed; holding rows and retrying");
-                        backoff = Some((Instant::now() + next, next));
-                    }
+    }
+
+    /// Commits each source whose rows are due, unless backing off.
+    fn flush_due(&mut self) {
+        if self.backoff.waiting() {
+            return;
+        }
+        for s in &mut self.sources {
+            if !s.due(&self.policy) {
+                continue;
+            }
+            match self.rt.block_on(s.flush(&mut self.sink)) {
+                Ok(_) => self.backoff.succeeded(),
+                Err(e) => {
+                    let next = self.backoff.failed();
+                    tracing::error!(source = %s.name(), error = %e, retry_in_ms = next.as_millis() as u64,
+                        pending = s.pending().rows.len(), "commit failed; holding rows and retrying");
                 }
             }
         }
-        if backoff.is_none()
-            && let Err(e) = rt.block_on(sink.upkeep())
-        {
+    }
+
+    /// Compaction and vacuum, when the table is being written.
+    fn upkeep(&mut self) {
+        if self.backoff.failing() {
+            return;
+        }
+        if let Err(e) = self.rt.block_on(self.sink.upkeep()) {
             tracing::warn!(error = %e, "table upkeep failed; ingestion goes on, retrying later");
         }
-        if watchdog.is_some() && last_watchdog.elapsed() >= watchdog.unwrap_or_default() {
-            sd_notify::notify("WATCHDOG=1");
-            last_watchdog = Instant::now();
-        }
     }
-}
 
-/// The folders holding the configured files (the non-glob prefix of each pattern).
-fn watch_dirs(config: &Config) -> BTreeSet<PathBuf> {
-    let mut dirs = BTreeSet::new();
-    for s in &config.sources {
-        for p in &s.paths {
-            let path = Path::new(p);
-            let mut dir = path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            while dir.to_string_lossy().contains(['*', '?', '[']) {
-                dir = dir
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| PathBuf::from("."));
-            }
-            if dir.as_os_str().is_empty() {
-                dir = PathBuf::from(".");
-            }
-            dirs.insert(dir);
+    fn pet_watchdog(&mut self) {
+        if let Some((every, last)) = &mut self.watchdog
+            && last.elapsed() >= *every
+        {
+            sd_notify::notify("WATCHDOG=1");
+            *last = Instant::now();
         }
     }
-    dirs
+
+    /// SIGTERM: read what is there, commit it, exit.
+    fn stop(mut self) -> Result<()> {
+        sd_notify::notify("STOPPING=1");
+        tracing::info!("stopping: final flush");
+        for s in &mut self.sources {
+            self.rt.block_on(s.poll(&self.sink, &self.policy))?;
+            self.rt
+                .block_on(s.flush(&mut self.sink))
+                .with_context(|| format!("final commit of source {}", s.name()))?;
+        }
+        Ok(())
+    }
 }

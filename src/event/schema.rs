@@ -39,36 +39,105 @@ const fn col(name: &'static str, ty: ColType, nullable: bool) -> ColumnDef {
 
 use ColType::*;
 
+/// Every column's name, once: code that reads or writes a column by name
+/// takes it from here, never from a literal.
+pub mod name {
+    /// `event_id`.
+    pub const EVENT_ID: &str = "event_id";
+    /// `event_type`.
+    pub const EVENT_TYPE: &str = "event_type";
+    /// `component`.
+    pub const COMPONENT: &str = "component";
+    /// `timestamp`.
+    pub const TIMESTAMP: &str = "timestamp";
+    /// `execution_id`.
+    pub const EXECUTION_ID: &str = "execution_id";
+    /// `old_state`.
+    pub const OLD_STATE: &str = "old_state";
+    /// `new_state`.
+    pub const NEW_STATE: &str = "new_state";
+    /// `failure_count`.
+    pub const FAILURE_COUNT: &str = "failure_count";
+    /// `entry_premium`.
+    pub const ENTRY_PREMIUM: &str = "entry_premium";
+    /// `current_premium`.
+    pub const CURRENT_PREMIUM: &str = "current_premium";
+    /// `highest_premium`.
+    pub const HIGHEST_PREMIUM: &str = "highest_premium";
+    /// `stop_premium`.
+    pub const STOP_PREMIUM: &str = "stop_premium";
+    /// `action`.
+    pub const ACTION: &str = "action";
+    /// `limit_type`.
+    pub const LIMIT_TYPE: &str = "limit_type";
+    /// `current_value`.
+    pub const CURRENT_VALUE: &str = "current_value";
+    /// `limit_value`.
+    pub const LIMIT_VALUE: &str = "limit_value";
+    /// `allowed`.
+    pub const ALLOWED: &str = "allowed";
+    /// `rejection_reason`.
+    pub const REJECTION_REASON: &str = "rejection_reason";
+    /// `metadata`.
+    pub const METADATA: &str = "metadata";
+    /// `symbol`.
+    pub const SYMBOL: &str = "symbol";
+    /// `level`.
+    pub const LEVEL: &str = "level";
+    /// `logger`.
+    pub const LOGGER: &str = "logger";
+    /// `source`.
+    pub const SOURCE: &str = "source";
+    /// `source_file`.
+    pub const SOURCE_FILE: &str = "source_file";
+    /// `source_offset`.
+    pub const SOURCE_OFFSET: &str = "source_offset";
+    /// `raw_line`.
+    pub const RAW_LINE: &str = "raw_line";
+    /// `ingested_at`.
+    pub const INGESTED_AT: &str = "ingested_at";
+    /// `event_date`.
+    pub const EVENT_DATE: &str = "event_date";
+    /// `reason`.
+    pub const REASON: &str = "reason";
+    /// `detail`.
+    pub const DETAIL: &str = "detail";
+    /// `line_bytes`.
+    pub const LINE_BYTES: &str = "line_bytes";
+    /// `ingest_date`.
+    pub const INGEST_DATE: &str = "ingest_date";
+}
+
 /// The 28 columns of `risk_events`, in the audited order.
 pub const RISK_EVENT_COLUMNS: [ColumnDef; 28] = [
-    col("event_id", Utf8, false),
-    col("event_type", Utf8, false),
-    col("component", Utf8, false),
-    col("timestamp", TimestampUtc, false),
-    col("execution_id", Utf8, true),
-    col("old_state", Utf8, true),
-    col("new_state", Utf8, true),
-    col("failure_count", Int32, true),
-    col("entry_premium", Float64, true),
-    col("current_premium", Float64, true),
-    col("highest_premium", Float64, true),
-    col("stop_premium", Float64, true),
-    col("action", Utf8, true),
-    col("limit_type", Utf8, true),
-    col("current_value", Float64, true),
-    col("limit_value", Float64, true),
-    col("allowed", Boolean, true),
-    col("rejection_reason", Utf8, true),
-    col("metadata", Utf8, true),
-    col("symbol", Utf8, true),
-    col("level", Utf8, true),
-    col("logger", Utf8, true),
-    col("source", Utf8, false),
-    col("source_file", Utf8, false),
-    col("source_offset", Int64, false),
-    col("raw_line", Utf8, false),
-    col("ingested_at", TimestampUtc, false),
-    col("event_date", Date32, false),
+    col(name::EVENT_ID, Utf8, false),
+    col(name::EVENT_TYPE, Utf8, false),
+    col(name::COMPONENT, Utf8, false),
+    col(name::TIMESTAMP, TimestampUtc, false),
+    col(name::EXECUTION_ID, Utf8, true),
+    col(name::OLD_STATE, Utf8, true),
+    col(name::NEW_STATE, Utf8, true),
+    col(name::FAILURE_COUNT, Int32, true),
+    col(name::ENTRY_PREMIUM, Float64, true),
+    col(name::CURRENT_PREMIUM, Float64, true),
+    col(name::HIGHEST_PREMIUM, Float64, true),
+    col(name::STOP_PREMIUM, Float64, true),
+    col(name::ACTION, Utf8, true),
+    col(name::LIMIT_TYPE, Utf8, true),
+    col(name::CURRENT_VALUE, Float64, true),
+    col(name::LIMIT_VALUE, Float64, true),
+    col(name::ALLOWED, Boolean, true),
+    col(name::REJECTION_REASON, Utf8, true),
+    col(name::METADATA, Utf8, true),
+    col(name::SYMBOL, Utf8, true),
+    col(name::LEVEL, Utf8, true),
+    col(name::LOGGER, Utf8, true),
+    col(name::SOURCE, Utf8, false),
+    col(name::SOURCE_FILE, Utf8, false),
+    col(name::SOURCE_OFFSET, Int64, false),
+    col(name::RAW_LINE, Utf8, false),
+    col(name::INGESTED_AT, TimestampUtc, false),
+    col(name::EVENT_DATE, Date32, false),
 ];
 
 /// The columns of `risk_events_quarantine`: the six the schema page names, then
@@ -76,24 +145,25 @@ pub const RISK_EVENT_COLUMNS: [ColumnDef; 28] = [
 /// original length, since `raw_line` is truncated to 64 KiB) and the partition
 /// column `ingest_date`, so a long-running daemon's quarantine stays prunable.
 pub const QUARANTINE_COLUMNS: [ColumnDef; 9] = [
-    col("source", Utf8, false),
-    col("source_file", Utf8, false),
-    col("source_offset", Int64, false),
-    col("raw_line", Utf8, false),
-    col("reason", Utf8, false),
-    col("ingested_at", TimestampUtc, false),
-    col("detail", Utf8, true),
-    col("line_bytes", Int64, false),
-    col("ingest_date", Date32, false),
+    col(name::SOURCE, Utf8, false),
+    col(name::SOURCE_FILE, Utf8, false),
+    col(name::SOURCE_OFFSET, Int64, false),
+    col(name::RAW_LINE, Utf8, false),
+    col(name::REASON, Utf8, false),
+    col(name::INGESTED_AT, TimestampUtc, false),
+    col(name::DETAIL, Utf8, true),
+    col(name::LINE_BYTES, Int64, false),
+    col(name::INGEST_DATE, Date32, false),
 ];
 
 /// Partition column of `risk_events`.
-pub const EVENT_PARTITION: &str = "event_date";
+pub const EVENT_PARTITION: &str = name::EVENT_DATE;
 /// Partition column of `risk_events_quarantine`.
-pub const QUARANTINE_PARTITION: &str = "ingest_date";
+pub const QUARANTINE_PARTITION: &str = name::INGEST_DATE;
 
-/// `raw_line` of a quarantine record is cut to this many bytes.
-pub const QUARANTINE_RAW_LINE_MAX: usize = 64 * 1024;
+/// `raw_line` of a quarantine record is cut to this many bytes: what the line
+/// reader keeps of an oversize line, so nothing kept is cut again.
+pub const QUARANTINE_RAW_LINE_MAX: usize = crate::source::reader::KEPT_PREFIX_MAX;
 
 #[cfg(test)]
 mod tests {

@@ -9,13 +9,13 @@
 use chrono::Utc;
 use std::collections::HashMap;
 
+use super::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepper};
 use crate::config::{Config, SourceConfig};
-use crate::event::{QuarantineRecord, RiskEvent};
-use crate::parse::{LineRef, Outcome, SourceParser, SourceState};
+use crate::parse::{SourceParser, SourceState};
 use crate::sink::{Committed, DeltaSink, SinkError};
+use crate::source;
 use crate::source::discover::Found;
 use crate::source::fingerprint::FileId;
-use crate::source::{self, reader::Item};
 use crate::tally::Tally;
 
 /// What went wrong with a file.
@@ -148,113 +148,73 @@ pub async fn ingest_file(
         return Ok(report);
     }
     progress(start);
-    // What the table holds for this file once a commit up to `end` lands.
-    let reached = |end: u64| Committed {
-        events: end,
-        quarantine: end.max(committed.quarantine),
+    let file_ref = FileRef {
+        id: file,
+        path: &path,
+        quarantined_to: committed.quarantine,
     };
-    let mut events: Vec<RiskEvent> = Vec::new();
-    let mut quarantine: Vec<QuarantineRecord> = Vec::new();
-    let mut now = Utc::now();
+    let mut stepper = Stepper {
+        parser: ctx.parser,
+        now: Utc::now(),
+        at_fragment: if found.live {
+            AtFragment::Wait
+        } else {
+            AtFragment::Quarantine
+        },
+    };
+    let mut rows = Rows::default();
+    let mut skip = NoiseSkip::default();
     let mut last_progress = start;
-    let mut end = start;
-    let mut line_by_line = 0u64;
+    let mut end;
     loop {
-        if let Some(run) =
-            super::pass_noise(&mut lines.reader, ctx.parser, state, &mut line_by_line)
-        {
-            report.tally.lines += run.lines;
-            report.tally.bytes += run.len as u64;
-            end = lines.reader.offset();
-            if end - last_progress >= 1 << 20 {
-                progress(end - last_progress);
-                last_progress = end;
-            }
-            continue;
-        }
-        let item = lines.reader.next_item().map_err(read_err)?;
-        let q_record = match item {
-            None => break,
-            Some(Item::Line { offset, bytes }) => {
-                line_by_line = line_by_line.saturating_sub(1);
-                report.tally.lines += 1;
-                report.tally.bytes += bytes.len() as u64;
-                end = offset + bytes.len() as u64;
-                match ctx.parser.parse_line(
-                    state,
-                    LineRef {
-                        file,
-                        path: &path,
-                        offset,
-                        bytes,
-                    },
-                    now,
-                ) {
-                    Outcome::Event(e) => {
-                        report.tally.count_event(&e.event_type);
-                        events.push(*e);
-                        None
-                    }
-                    Outcome::Quarantine(q) => Some(*q),
-                    other => {
-                        report.tally.count(&other);
-                        None
-                    }
-                }
-            }
-            Some(Item::Oversize {
-                offset,
-                len,
-                prefix,
-            }) => {
-                report.tally.lines += 1;
-                report.tally.bytes += len;
-                end = offset + len;
-                Some(ctx.parser.oversize(&path, offset, len, &prefix, now))
-            }
-            Some(Item::Fragment { offset, bytes }) => {
-                if found.live {
-                    break;
-                }
-                end = offset + bytes.len() as u64;
-                report.tally.bytes += bytes.len() as u64;
-                let q = ctx.parser.fragment(&path, offset, bytes, now);
-                if end > committed.quarantine {
-                    report.tally.count_quarantine(q.reason);
-                    quarantine.push(q);
-                }
-                break;
-            }
-        };
-        if let Some(q) = q_record
-            && end > committed.quarantine
-        {
-            report.tally.count_quarantine(q.reason);
-            quarantine.push(q);
-        }
+        let stepped = stepper
+            .step(
+                &mut lines.reader,
+                file_ref,
+                state,
+                &mut skip,
+                &mut report.tally,
+                &mut rows,
+            )
+            .map_err(read_err)?;
+        end = lines.reader.offset();
         if end - last_progress >= 1 << 20 {
             progress(end - last_progress);
             last_progress = end;
         }
-        if events.len() + quarantine.len() >= ctx.max_events {
-            sink.commit(&source_name, &[(file, end)], &events, &quarantine, state)
-                .await
-                .map_err(sink_err)?;
+        if stepped == Stepped::End {
+            break;
+        }
+        if rows.len() >= ctx.max_events {
+            sink.commit(
+                &source_name,
+                &[(file, end)],
+                &rows.events,
+                &rows.quarantine,
+                state,
+            )
+            .await
+            .map_err(sink_err)?;
             report.commits += 1;
-            known.insert(file, reached(end));
-            events.clear();
-            quarantine.clear();
-            now = Utc::now();
+            known.insert(file, committed.reached(end));
+            rows.clear();
+            stepper.now = Utc::now();
         }
     }
     progress(end - last_progress);
     let done = known.get(&file).map_or(0, |c| c.events);
-    if end > done || !events.is_empty() || !quarantine.is_empty() {
-        sink.commit(&source_name, &[(file, end)], &events, &quarantine, state)
-            .await
-            .map_err(sink_err)?;
+    if end > done || !rows.is_empty() {
+        sink.commit(
+            &source_name,
+            &[(file, end)],
+            &rows.events,
+            &rows.quarantine,
+            state,
+        )
+        .await
+        .map_err(sink_err)?;
         report.commits += 1;
-        known.insert(file, reached(end));
+        known.insert(file, committed.reached(end));
     }
     report.status = if end > start {
         FileStatus::Ingested {

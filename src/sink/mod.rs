@@ -9,6 +9,7 @@
 //! quarantine rows the quarantine table already holds, so each table gets each
 //! row exactly once.
 
+pub mod lock;
 pub mod read;
 pub mod table;
 pub mod txn;
@@ -21,7 +22,6 @@ use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 use std::time::Duration;
 
-use crate::config::Config;
 use crate::event::batch::{events_batch, quarantine_batch};
 use crate::event::schema::{
     EVENT_PARTITION, QUARANTINE_COLUMNS, QUARANTINE_PARTITION, RISK_EVENT_COLUMNS,
@@ -72,15 +72,7 @@ pub enum SinkError {
     Arrow(#[from] deltalake::arrow::error::ArrowError),
 }
 
-/// How far a file has been ingested, per table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Committed {
-    /// Offset committed with the events (the resume point).
-    pub events: u64,
-    /// Offset committed with the quarantine rows (quarantine rows at or
-    /// before it are already in the quarantine table).
-    pub quarantine: u64,
-}
+pub use crate::source::offsets::Committed;
 
 /// Both tables, open.
 pub struct DeltaSink {
@@ -102,17 +94,18 @@ pub const VACUUM_RETENTION_HOURS: i64 = 168;
 const MAX_COMMIT_TRIES: u32 = 8;
 
 impl DeltaSink {
-    /// Opens (creating if needed) `risk_events` and `risk_events_quarantine`.
-    pub async fn open(config: &Config) -> Result<DeltaSink, SinkError> {
+    /// Opens (creating if needed) `risk_events` at `events_uri` and
+    /// `risk_events_quarantine` at `quarantine_uri`.
+    pub async fn open(events_uri: &str, quarantine_uri: &str) -> Result<DeltaSink, SinkError> {
         let events = table::open_or_create(
-            &config.table_uri,
+            events_uri,
             "risk_events",
             &RISK_EVENT_COLUMNS,
             EVENT_PARTITION,
         )
         .await?;
         let quarantine = table::open_or_create(
-            &config.quarantine_uri,
+            quarantine_uri,
             "risk_events_quarantine",
             &QUARANTINE_COLUMNS,
             QUARANTINE_PARTITION,
@@ -121,8 +114,8 @@ impl DeltaSink {
         Ok(DeltaSink {
             events,
             quarantine,
-            events_uri: config.table_uri.clone(),
-            quarantine_uri: config.quarantine_uri.clone(),
+            events_uri: events_uri.to_owned(),
+            quarantine_uri: quarantine_uri.to_owned(),
             commits_since_compaction: 0,
             last_vacuum: None,
         })
@@ -298,6 +291,14 @@ impl DeltaSink {
             }
         }
         Ok(report)
+    }
+}
+
+impl crate::source::offsets::Offsets for DeltaSink {
+    type Error = SinkError;
+
+    async fn committed(&self, source: &str, file: FileId) -> Result<Committed, SinkError> {
+        DeltaSink::committed(self, source, file).await
     }
 }
 

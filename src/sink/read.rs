@@ -56,7 +56,7 @@ pub fn read_columns(files: &[String], columns: &[&str]) -> Result<Vec<RecordBatc
 
 /// Every `event_id` in the table (for exactly-once checks).
 pub async fn event_ids(uri: &str) -> Result<Vec<String>, SinkError> {
-    string_column(uri, "event_id").await
+    string_column(uri, crate::event::schema::name::EVENT_ID).await
 }
 
 /// Every value of one string column of the table's current version.

@@ -1,8 +1,13 @@
-//! Sources: finding log files, naming them by content, and reading their
-//! complete lines with absolute offsets. Nothing here parses or writes.
+//! Sources: finding log files ([`discover`]), naming them by content
+//! ([`fingerprint`]), following them through rotation ([`follow`]), reading
+//! their complete lines with absolute offsets ([`reader`]), and the offsets a
+//! file is committed to ([`offsets`], kept by the sink). Nothing here parses
+//! or writes.
 
 pub mod discover;
 pub mod fingerprint;
+pub mod follow;
+pub mod offsets;
 pub mod reader;
 
 use flate2::read::MultiGzDecoder;

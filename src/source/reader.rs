@@ -11,9 +11,16 @@
 
 use std::io::{self, Read};
 
-use crate::event::schema::QUARANTINE_RAW_LINE_MAX;
+/// How much of an oversize line is kept (for its quarantine record, whose
+/// `raw_line` holds at most as much: `event::schema::QUARANTINE_RAW_LINE_MAX`
+/// is defined as this).
+pub const KEPT_PREFIX_MAX: usize = 64 * 1024;
 
 const INITIAL_BUFFER: usize = 64 * 1024;
+
+/// Bytes of consumed content kept in front of the unread ones when the buffer
+/// is compacted, so [`LineReader::behind`] can always answer.
+pub const BEHIND_MAX: usize = 64;
 
 /// Default `max_line_bytes`: 1 MiB.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -135,16 +142,30 @@ impl<R: Read> LineReader<R> {
         n
     }
 
+    /// The last bytes (at most [`BEHIND_MAX`]) before [`LineReader::offset`]:
+    /// what a follower keeps to notice that a file was truncated and rewritten
+    /// under it. Empty while an oversize line is being read past, and before
+    /// anything was consumed.
+    pub fn behind(&self) -> &[u8] {
+        if self.skipping.is_some() {
+            return &[];
+        }
+        &self.buf[self.pos.saturating_sub(BEHIND_MAX)..self.pos]
+    }
+
     /// Reads more into the buffer. Returns the number of bytes added.
+    /// The unread bytes move to the front, after the last consumed ones
+    /// (see [`LineReader::behind`]).
     fn fill(&mut self) -> io::Result<usize> {
-        if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
+        if self.pos > BEHIND_MAX {
+            let from = self.pos - BEHIND_MAX;
+            self.buf.copy_within(from..self.end, 0);
+            self.end -= from;
+            self.pos = BEHIND_MAX;
         }
         if self.end == self.buf.len() {
             let grown = (self.buf.len() * 2)
-                .min(self.max_line + 1)
+                .min(self.max_line + 1 + BEHIND_MAX)
                 .max(self.end + 1);
             self.buf.resize(grown, 0);
         }
@@ -217,7 +238,7 @@ impl<R: Read> LineReader<R> {
                 let avail = &self.buf[self.pos..self.end];
                 let nl = memchr::memchr(b'\n', avail);
                 let body = nl.unwrap_or(avail.len());
-                let room = QUARANTINE_RAW_LINE_MAX.saturating_sub(skip.prefix.len());
+                let room = KEPT_PREFIX_MAX.saturating_sub(skip.prefix.len());
                 skip.prefix.extend_from_slice(&avail[..body.min(room)]);
                 if let Some(nl) = nl {
                     skip.len += nl as u64 + 1;
@@ -347,7 +368,7 @@ mod tests {
         }
         if !rest.is_empty() {
             let keep = if rest.len() >= max {
-                rest.len().min(QUARANTINE_RAW_LINE_MAX)
+                rest.len().min(KEPT_PREFIX_MAX)
             } else {
                 rest.len()
             };
@@ -383,7 +404,7 @@ mod tests {
                 prefix,
             } => {
                 assert_eq!((offset, len), (0, 5 * 1024 * 1024 + 1));
-                assert_eq!(prefix.len(), QUARANTINE_RAW_LINE_MAX);
+                assert_eq!(prefix.len(), KEPT_PREFIX_MAX);
             }
             other => panic!("expected oversize, got {other:?}"),
         }
@@ -464,6 +485,43 @@ mod tests {
         ) {
             let got = collect(Chunked { data: &data, sizes, i: 0 }, max);
             prop_assert_eq!(got, model(&data, max));
+        }
+
+        /// Whatever was read, and however, `behind` is the content just before
+        /// the offset (up to its bound), except while reading past an oversize line.
+        #[test]
+        fn behind_is_the_content_before_the_offset(
+            data in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'a'), Just(b'K'), any::<u8>()], 0..400),
+            sizes in proptest::collection::vec(1usize..40, 0..50),
+            max in 1usize..30,
+            bulk in any::<bool>(),
+        ) {
+            let mut lr = LineReader::new(Chunked { data: &data, sizes, i: 0 }, 0, max);
+            loop {
+                let check = |lr: &LineReader<_>| {
+                    let off = lr.offset() as usize;
+                    let b = lr.behind();
+                    b.is_empty() || (b.len() <= BEHIND_MAX && b == &data[off - b.len()..off])
+                };
+                if bulk {
+                    let run = lr.noise_run(|b| memchr::memchr(b'K', b));
+                    if run.lines > 0 {
+                        lr.consume_run(&run);
+                        prop_assert!(check(&lr));
+                        continue;
+                    }
+                }
+                let more = !matches!(lr.next_item().unwrap(), None | Some(Item::Fragment { .. }));
+                prop_assert!(check(&lr));
+                let off = lr.offset() as usize;
+                // Past the first few bytes, a consumed line always leaves some behind.
+                if more && off > 0 && lr.skipping.is_none() {
+                    prop_assert!(!lr.behind().is_empty());
+                }
+                if !more {
+                    break;
+                }
+            }
         }
 
         /// Passing over runs of lines without a match in bulk hands out the

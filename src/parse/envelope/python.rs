@@ -24,6 +24,10 @@ use super::{Head, LOG_RECORD_ATTRIBUTES};
 use crate::event::Value;
 use crate::parse::time::{DateFormat, LocalTime};
 
+/// The engine's default format string (what `logging.basicConfig` is given in
+/// the engine; see docs/DIALECT.md), and the layout the hand splitter serves.
+pub const DEFAULT_PYTHON_FORMAT: &str = "%(asctime)s - %(name)s - %(levelname)s - %(message)s";
+
 /// One piece of a format string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FormatPiece {
@@ -262,7 +266,7 @@ impl PythonEnvelope {
             datefmt: date,
             custom_datefmt: datefmt.is_some(),
             time_first,
-            default_layout: datefmt.is_none() && format == crate::config::DEFAULT_PYTHON_FORMAT,
+            default_layout: datefmt.is_none() && format == DEFAULT_PYTHON_FORMAT,
         })
     }
 
@@ -539,7 +543,7 @@ mod split_tests {
             ts in prop_oneof![Just("2026-01-28 10:30:00,123"), Just("2026-01-28 10:30:00.123"), Just("2026-1-28 10:30:00,123")],
         ) {
             let line = format!("{ts}{}", pieces.concat());
-            let env = PythonEnvelope::new(crate::config::DEFAULT_PYTHON_FORMAT, None).unwrap();
+            let env = PythonEnvelope::new(DEFAULT_PYTHON_FORMAT, None).unwrap();
             let by_regex = env.regex.captures(&line).map(|c| {
                 (
                     c.get(1).unwrap().as_str().to_owned(),

@@ -1,0 +1,22 @@
+//! `risktail run`: load the config, take each source's lock (one writer per
+//! source), open the table, and hand over to the daemon's loop.
+
+use anyhow::Result;
+
+use crate::cli::RunArgs;
+use crate::config::Config;
+use crate::sink::{DeltaSink, lock};
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run(args: &RunArgs) -> Result<bool> {
+    let config = Config::load(&args.config)?;
+    let _locks: Vec<lock::SourceLock> = config
+        .sources
+        .iter()
+        .map(|s| lock::acquire(&config.table_uri, &s.name, "run"))
+        .collect::<Result<_, _>>()?;
+    let rt = super::runtime()?;
+    let sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
+    crate::daemon::run(config, sink, rt)?;
+    Ok(true)
+}

@@ -1,0 +1,147 @@
+//! What wakes the daemon: file events from inotify (through `notify`) on the
+//! sources' folders, and signals, both on one channel so the loop waits in one
+//! place. A stat-based look every few seconds is the loop's safety net (and
+//! covers inotify queue overflows); it is not here.
+
+use anyhow::{Context, Result};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Why the loop woke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Something changed in a watched folder.
+    Fs,
+    /// A signal arrived.
+    Signal(i32),
+}
+
+/// What the wake-ups since the last wait asked for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    /// SIGTERM, SIGINT, or the channel closed: flush and exit.
+    pub stop: bool,
+    /// SIGHUP: reload the pattern files.
+    pub reload: bool,
+    /// A file event (or nothing: the wait timed out).
+    pub files: bool,
+}
+
+/// The wake-up channel and what feeds it.
+pub struct Wakes {
+    rx: mpsc::Receiver<Wake>,
+    _watcher: RecommendedWatcher,
+}
+
+impl Wakes {
+    /// Installs the signal handlers (first, so a SIGTERM during recovery is
+    /// not lost) and watches the folders holding `paths`.
+    pub fn start<'a>(paths: impl IntoIterator<Item = &'a String>) -> Result<Wakes> {
+        let (tx, rx) = mpsc::channel::<Wake>();
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGHUP,
+        ])
+        .context("installing signal handlers")?;
+        let sig_tx = tx.clone();
+        std::thread::spawn(move || {
+            for s in signals.forever() {
+                if sig_tx.send(Wake::Signal(s)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            // Opening, reading and closing a file (our own reads included)
+            // are access events: they say nothing new about the file, and
+            // waking on them would make every read wake the next one.
+            if let Ok(ev) = &res
+                && matches!(ev.kind, notify::EventKind::Access(_))
+            {
+                return;
+            }
+            // Anything else, errors and queue overflows included, means "look".
+            let _ = tx.send(Wake::Fs);
+        })
+        .context("starting the file watcher")?;
+        for dir in watch_dirs(paths) {
+            if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch folder; relying on the safety poll");
+            }
+        }
+        Ok(Wakes {
+            rx,
+            _watcher: watcher,
+        })
+    }
+
+    /// Waits up to `wait` for a wake-up, then takes every other one already
+    /// queued: a burst of writes costs one pass, not one per write.
+    pub fn wait(&self, wait: Duration) -> Asked {
+        let mut asked = Asked::default();
+        let mut take = |w: Wake| match w {
+            Wake::Fs => asked.files = true,
+            Wake::Signal(s) if s == signal_hook::consts::SIGHUP => asked.reload = true,
+            Wake::Signal(_) => asked.stop = true,
+        };
+        match self.rx.recv_timeout(wait) {
+            Ok(w) => {
+                take(w);
+                while let Ok(w) = self.rx.try_recv() {
+                    take(w);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => asked.files = true,
+            Err(mpsc::RecvTimeoutError::Disconnected) => asked.stop = true,
+        }
+        asked
+    }
+}
+
+/// The folders holding the configured files (the non-glob prefix of each pattern).
+pub fn watch_dirs<'a>(paths: impl IntoIterator<Item = &'a String>) -> BTreeSet<PathBuf> {
+    let mut dirs = BTreeSet::new();
+    for p in paths {
+        let parent = |d: &Path| {
+            d.parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
+        let mut dir = parent(Path::new(p));
+        while dir.to_string_lossy().contains(['*', '?', '[']) {
+            dir = parent(&dir);
+        }
+        if dir.as_os_str().is_empty() {
+            dir = PathBuf::from(".");
+        }
+        dirs.insert(dir);
+    }
+    dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_are_the_non_glob_prefixes() {
+        let paths = [
+            "/var/log/engine/engine.log".to_owned(),
+            "/var/log/*/x.log".to_owned(),
+            "rel.log".to_owned(),
+        ];
+        let dirs: Vec<_> = watch_dirs(&paths).into_iter().collect();
+        assert_eq!(
+            dirs,
+            [
+                PathBuf::from("/var/log"),
+                PathBuf::from("/var/log/engine"),
+                PathBuf::from(".")
+            ]
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! One source, live: its files followed through rotation
+//! ([`crate::source::follow`]), their new lines taken through the same step as
+//! every other reader ([`super::step`]), rows held in [`Pending`] and
+//! committed with every advanced offset and the source's state in one commit.
+//!
+//! Startup recovery lives here too: rotated files the table has not finished
+//! (rotated while the daemon was down) are read to their end, oldest first,
+//! before the live files, so the state machine sees the source in order.
+
+use chrono::Utc;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::ingest::{IngestContext, ingest_file};
+use super::pending::{FlushPolicy, Pending};
+use super::step::{AtFragment, FileRef, NoiseSkip, Stepped, Stepper};
+use crate::parse::{SourceParser, SourceState};
+use crate::sink::{DeltaSink, SinkError};
+use crate::source::discover;
+use crate::source::follow::{FollowSettings, Follower, Generation, OpenFile};
+use crate::tally::Tally;
+
+/// What a poll read.
+#[derive(Debug, Default)]
+pub struct PollReport {
+    /// Lines read.
+    pub lines: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Reading stopped at the pending-rows bound: there is more to read as
+    /// soon as a commit makes room.
+    pub saturated: bool,
+}
+
+/// One source's files, parser, state and rows not yet committed.
+pub struct LiveSource {
+    name: String,
+    follower: Follower,
+    parser: SourceParser,
+    state: SourceState,
+    pending: Pending,
+    /// Lines read, events and quarantined since start.
+    pub tally: Tally,
+}
+
+impl LiveSource {
+    /// A source starting from the state committed in the table.
+    pub fn new(follow: FollowSettings, parser: SourceParser, state: SourceState) -> LiveSource {
+        LiveSource {
+            name: follow.source.clone(),
+            follower: Follower::new(follow),
+            parser,
+            state,
+            pending: Pending::default(),
+            tally: Tally::default(),
+        }
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Replaces the parser's patterns (SIGHUP reload).
+    pub fn parser_mut(&mut self) -> &mut SourceParser {
+        &mut self.parser
+    }
+
+    /// The rows waiting for a commit.
+    pub fn pending(&self) -> &Pending {
+        &self.pending
+    }
+
+    /// Whether a commit is due under `policy`.
+    pub fn due(&self, policy: &FlushPolicy) -> bool {
+        self.pending
+            .due(policy, !self.follower.advanced().is_empty())
+    }
+
+    /// Open files (for status and tests).
+    pub fn open_files(&self) -> Vec<OpenFile> {
+        self.follower.open_files()
+    }
+
+    /// Looks for new, rotated and truncated files, then reads every
+    /// generation (oldest first) until the pending rows reach the bound.
+    pub async fn poll(
+        &mut self,
+        sink: &DeltaSink,
+        policy: &FlushPolicy,
+    ) -> Result<PollReport, SinkError> {
+        self.follower.look(sink).await?;
+        let mut report = PollReport::default();
+        let mut pass = Pass {
+            parser: &self.parser,
+            state: &mut self.state,
+            pending: &mut self.pending,
+            tally: &mut self.tally,
+            policy,
+            now: Utc::now(),
+        };
+        for g in self.follower.generations_mut() {
+            if pass.pending.full(policy) {
+                break;
+            }
+            pass.read(g, &mut report);
+        }
+        report.saturated = self.pending.full(policy);
+        self.follower.retire();
+        Ok(report)
+    }
+
+    /// Commits the pending rows and every advanced offset in one commit.
+    /// On failure nothing changes, and the next flush tries again. Returns
+    /// whether anything was committed.
+    pub async fn flush(&mut self, sink: &mut DeltaSink) -> Result<bool, SinkError> {
+        let offsets = self.follower.advanced();
+        let rows = &self.pending.rows;
+        if offsets.is_empty() && rows.is_empty() {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let version = sink
+            .commit(
+                &self.name,
+                &offsets,
+                &rows.events,
+                &rows.quarantine,
+                &self.state,
+            )
+            .await?;
+        tracing::debug!(source = %self.name, version, events = rows.events.len(), quarantined = rows.quarantine.len(),
+            files = offsets.len(), ms = started.elapsed().as_millis() as u64, "committed");
+        self.follower.committed(&offsets);
+        self.pending.committed();
+        Ok(true)
+    }
+}
+
+/// One poll's reading of a source's generations.
+struct Pass<'a> {
+    parser: &'a SourceParser,
+    state: &'a mut SourceState,
+    pending: &'a mut Pending,
+    tally: &'a mut Tally,
+    policy: &'a FlushPolicy,
+    now: chrono::DateTime<Utc>,
+}
+
+impl Pass<'_> {
+    /// Reads one generation's new lines until its data ends or the pending
+    /// rows reach the bound.
+    fn read(&mut self, g: &mut Generation, report: &mut PollReport) {
+        // A line without its newline is never emitted; once the file is
+        // sealed and quiet, nobody will finish it.
+        let stepper = Stepper {
+            parser: self.parser,
+            now: self.now,
+            at_fragment: if g.sealed_and_quiet() {
+                AtFragment::Quarantine
+            } else {
+                AtFragment::Wait
+            },
+        };
+        let file = FileRef {
+            id: g.id,
+            path: &g.path,
+            quarantined_to: g.committed.quarantine,
+        };
+        let (lines, bytes, start) = (self.tally.lines, self.tally.bytes, g.reader.offset());
+        let mut skip = NoiseSkip::default();
+        while !self.pending.full(self.policy) {
+            let rows = &mut self.pending.rows;
+            match stepper.step(&mut g.reader, file, self.state, &mut skip, self.tally, rows) {
+                Ok(Stepped::Read) => {}
+                Ok(Stepped::End) => break,
+                Err(e) => {
+                    tracing::warn!(source = %self.parser.source(), file = %g.path, error = %e, "read failed; will retry");
+                    break;
+                }
+            }
+        }
+        self.pending.touched();
+        report.lines += self.tally.lines - lines;
+        report.bytes += self.tally.bytes - bytes;
+        let moved = g.reader.offset() > start;
+        g.read_done(moved);
+    }
+}
+
+/// Finishes the rotated files of `follow`'s source that the table has not
+/// read to their end (rotated while nobody was reading), oldest first, so the
+/// live files continue from the right state. A file that cannot be read is
+/// logged and left: the live file matters more.
+pub async fn recover(
+    ctx: &IngestContext<'_>,
+    sink: &mut DeltaSink,
+    state: &mut SourceState,
+    follow: &FollowSettings,
+) {
+    let mut known = HashMap::new();
+    for pattern in &follow.paths {
+        for found in discover::family(pattern).unwrap_or_default() {
+            if found.live {
+                continue;
+            }
+            match ingest_file(ctx, sink, state, &found, &mut known, &mut |_| {}).await {
+                Ok(r) => {
+                    tracing::info!(source = %follow.source, file = %r.path, status = ?r.status, "recovered rotated file")
+                }
+                Err(e) => {
+                    tracing::error!(source = %follow.source, error = %e, "cannot recover rotated file; continuing with the live file")
+                }
+            }
+        }
+    }
+}

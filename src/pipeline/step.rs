@@ -1,0 +1,283 @@
+//! The one per-item step every reader of lines takes: `parse` (a dry run to
+//! stdout), `backfill` (whole files into the table) and the live daemon (files
+//! while they are written). Each step either passes over a run of noise lines
+//! in bulk or takes one item (a line, an oversize line, the fragment at the
+//! end of the data) through the parser into [`Rows`], counting it in a
+//! [`Tally`]. Having it once is what makes the three commands give the same
+//! rows for the same bytes; the callers only decide when to stop and commit.
+
+use chrono::{DateTime, Utc};
+use std::io::{self, Read};
+
+use crate::event::{QuarantineRecord, RiskEvent};
+use crate::parse::{LineRef, Outcome, SourceParser, SourceState};
+use crate::source::fingerprint::FileId;
+use crate::source::reader::{Item, LineReader};
+use crate::tally::Tally;
+
+/// What to do with a line that has no newline yet at the end of the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtFragment {
+    /// Leave it unread: the writer is about to finish it (a live file).
+    Wait,
+    /// Quarantine it and consume it: nobody will finish it (a sealed or
+    /// rotated file, a file given to `parse`).
+    Quarantine,
+}
+
+/// The file being read, as the rows will name it.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRef<'a> {
+    /// Its identity (event ids derive from it and the offset).
+    pub id: FileId,
+    /// The path rows carry in `source_file`.
+    pub path: &'a str,
+    /// Quarantine rows that end at or before this offset are in the
+    /// quarantine table already (a crash between the two tables' commits):
+    /// they are not produced again.
+    pub quarantined_to: u64,
+}
+
+/// Rows produced and not yet committed (or printed).
+#[derive(Debug, Default)]
+pub struct Rows {
+    /// Events, in file order.
+    pub events: Vec<RiskEvent>,
+    /// Quarantine records, in file order.
+    pub quarantine: Vec<QuarantineRecord>,
+}
+
+impl Rows {
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.events.len() + self.quarantine.len()
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.quarantine.is_empty()
+    }
+
+    /// Forgets them (after a commit).
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.quarantine.clear();
+    }
+}
+
+/// How far bulk noise passing may go: inside a repeated (autumn) hour the
+/// source's time must be followed line by line, so a run that cannot be
+/// decided from its last line is read one line at a time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoiseSkip {
+    line_by_line: u64,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stepped {
+    /// Consumed a run of noise lines, or one item.
+    Read,
+    /// Nothing more to read now: the data ends on a line boundary, or with a
+    /// fragment left for later ([`AtFragment::Wait`]), or the fragment was
+    /// quarantined ([`AtFragment::Quarantine`], which ends the content).
+    End,
+}
+
+/// The parser and the clock of one pass.
+pub struct Stepper<'a> {
+    /// The source's parser.
+    pub parser: &'a SourceParser,
+    /// `ingested_at` of the rows of this pass.
+    pub now: DateTime<Utc>,
+    /// What a trailing fragment means here.
+    pub at_fragment: AtFragment,
+}
+
+impl Stepper<'_> {
+    /// Takes one step on `reader`: a bulk run of noise, or one item.
+    pub fn step<R: Read>(
+        &self,
+        reader: &mut LineReader<R>,
+        file: FileRef<'_>,
+        state: &mut SourceState,
+        skip: &mut NoiseSkip,
+        tally: &mut Tally,
+        rows: &mut Rows,
+    ) -> io::Result<Stepped> {
+        if self.pass_noise(reader, state, skip, tally) {
+            return Ok(Stepped::Read);
+        }
+        let parser = self.parser;
+        let record = match reader.next_item()? {
+            None => return Ok(Stepped::End),
+            Some(Item::Line { offset, bytes }) => {
+                skip.line_by_line = skip.line_by_line.saturating_sub(1);
+                tally.lines += 1;
+                tally.bytes += bytes.len() as u64;
+                let line = LineRef {
+                    file: file.id,
+                    path: file.path,
+                    offset,
+                    bytes,
+                };
+                match parser.parse_line(state, line, self.now) {
+                    Outcome::Event(e) => {
+                        tally.count_event(&e.event_type);
+                        rows.events.push(*e);
+                        return Ok(Stepped::Read);
+                    }
+                    Outcome::Quarantine(q) => *q,
+                    other => {
+                        tally.count(&other);
+                        return Ok(Stepped::Read);
+                    }
+                }
+            }
+            Some(Item::Oversize {
+                offset,
+                len,
+                prefix,
+            }) => {
+                tally.lines += 1;
+                tally.bytes += len;
+                parser.oversize(file.path, offset, len, &prefix, self.now)
+            }
+            Some(Item::Fragment { offset, bytes }) => {
+                if self.at_fragment == AtFragment::Wait {
+                    return Ok(Stepped::End);
+                }
+                tally.bytes += bytes.len() as u64;
+                let q = parser.fragment(file.path, offset, bytes, self.now);
+                reader.consume_fragment();
+                keep_quarantine(q, reader.offset(), file, tally, rows);
+                return Ok(Stepped::End);
+            }
+        };
+        keep_quarantine(record, reader.offset(), file, tally, rows);
+        Ok(Stepped::Read)
+    }
+
+    /// Passes over the buffered lines that hold no risk keyword, in bulk,
+    /// when that gives the same result as parsing them one by one: always in
+    /// a fixed zone; in a zone with DST when the run's last line names a
+    /// unique instant (it becomes the source's latest time). Otherwise the
+    /// run's lines are read one at a time. Returns whether a run was passed.
+    fn pass_noise<R: Read>(
+        &self,
+        reader: &mut LineReader<R>,
+        state: &mut SourceState,
+        skip: &mut NoiseSkip,
+        tally: &mut Tally,
+    ) -> bool {
+        if skip.line_by_line > 0 {
+            return false;
+        }
+        let run = reader.noise_run(|b| self.parser.find_candidate(b));
+        if run.lines == 0 {
+            return false;
+        }
+        if !self
+            .parser
+            .observe_noise(state, reader.run_bytes(run.last.clone()))
+        {
+            skip.line_by_line = run.lines;
+            return false;
+        }
+        reader.consume_run(&run);
+        tally.lines += run.lines;
+        tally.bytes += run.len as u64;
+        true
+    }
+}
+
+/// Keeps a quarantine record unless the quarantine table has it already.
+fn keep_quarantine(
+    q: QuarantineRecord,
+    end: u64,
+    file: FileRef<'_>,
+    tally: &mut Tally,
+    rows: &mut Rows,
+) {
+    if end > file.quarantined_to {
+        tally.count_quarantine(q.reason);
+        rows.quarantine.push(q);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn parser() -> SourceParser {
+        let cfg = Config::from_str(
+            Path::new("risktail.toml"),
+            "[table]\nuri = \"t\"\n[[source]]\nname = \"e\"\npaths = [\"x.log\"]\nenvelope = \"python\"\ntimezone = \"UTC\"\n",
+        )
+        .unwrap();
+        cfg.parser(&cfg.sources[0])
+    }
+
+    fn read_all(data: &[u8], at: AtFragment, quarantined_to: u64) -> (Rows, Tally, u64) {
+        let parser = parser();
+        let stepper = Stepper {
+            parser: &parser,
+            now: Utc::now(),
+            at_fragment: at,
+        };
+        let mut reader = LineReader::new(data, 0, 1 << 20);
+        let file = FileRef {
+            id: FileId::from_head(b"head"),
+            path: "x.log",
+            quarantined_to,
+        };
+        let (mut state, mut skip) = (SourceState::default(), NoiseSkip::default());
+        let (mut tally, mut rows) = (Tally::default(), Rows::default());
+        while stepper
+            .step(
+                &mut reader,
+                file,
+                &mut state,
+                &mut skip,
+                &mut tally,
+                &mut rows,
+            )
+            .unwrap()
+            == Stepped::Read
+        {}
+        (rows, tally, reader.offset())
+    }
+
+    const LOG: &[u8] = b"2026-01-28 10:00:00,000 - v6.engine - INFO - started\n\
+2026-01-28 10:00:01,000 - v6.risk - WARNING - Circuit breaker OPENED: 5 failures in 300s window (threshold 5)\n\
+2026-01-28 10:00:02,000 - v6.risk - WARNING - Circuit breaker gibberish\n\
+2026-01-28 10:00:03,000 - v6.engine - INFO - tail without newline";
+
+    #[test]
+    fn a_live_file_keeps_its_fragment_and_a_sealed_one_quarantines_it() {
+        let (rows, tally, end) = read_all(LOG, AtFragment::Wait, 0);
+        assert_eq!(rows.events.len(), 1);
+        assert_eq!(
+            rows.quarantine.len(),
+            1,
+            "the keyword line that is no event"
+        );
+        assert_eq!(tally.lines, 3);
+        let fragment_at = LOG.iter().rposition(|&b| b == b'\n').unwrap() as u64 + 1;
+        assert_eq!(end, fragment_at);
+
+        let (rows, tally, end) = read_all(LOG, AtFragment::Quarantine, 0);
+        assert_eq!(rows.quarantine.len(), 2);
+        assert_eq!(tally.bytes, LOG.len() as u64);
+        assert_eq!(end, LOG.len() as u64);
+    }
+
+    #[test]
+    fn quarantine_rows_already_committed_are_not_made_again() {
+        let (rows, _, _) = read_all(LOG, AtFragment::Quarantine, LOG.len() as u64);
+        assert!(rows.quarantine.is_empty());
+        assert_eq!(rows.events.len(), 1, "events are not filtered by it");
+    }
+}

@@ -1,0 +1,472 @@
+//! Following one source's files while they are written and rotated.
+//!
+//! A *generation* is one file's content (its identity, see
+//! [`super::fingerprint`]), followed through an open file descriptor. The
+//! configured path names the live generation; when the path starts naming
+//! another inode (rename rotation, logrotate `create`, WatchedFileHandler
+//! reopening), the old generation is *sealed* but keeps its descriptor and is
+//! read to its end, even if it is renamed again, compressed or deleted. A
+//! generation is let go only once it is sealed, read to its end and its
+//! offset is committed: no timers that drop data.
+//!
+//! Truncation is detected by content, not size: the bytes just before the
+//! read offset are kept as a marker and compared on every look. A truncated
+//! generation (copytruncate, `FileHandler(mode='w')`) is finished from its
+//! copy (a sibling with the same identity, plain or gzipped) at the offset
+//! reached, and the truncated path becomes a new generation.
+//!
+//! This module only finds, opens and positions files; reading their lines is
+//! the pipeline's (`pipeline::live`), and offsets come from [`Offsets`].
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::fingerprint::{self, FileId};
+use super::offsets::{Committed, Offsets};
+use super::reader::{BEHIND_MAX, LineReader};
+use super::{self as src, discover};
+
+/// How long a sealed generation must sit at its end before it is let go (or its
+/// unterminated tail quarantined): a writer may still finish a line it started
+/// before the rename reached it.
+pub const SEAL_GRACE: Duration = Duration::from_secs(2);
+
+/// Where a never-seen file starts being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    /// From its first byte.
+    #[default]
+    Beginning,
+    /// From its end at first sight.
+    End,
+}
+
+/// What a follower needs to know of its source.
+#[derive(Debug, Clone)]
+pub struct FollowSettings {
+    /// The source's name (offsets are looked up under it; logs name it).
+    pub source: String,
+    /// Path globs of the live files.
+    pub paths: Vec<String>,
+    /// Oversize limit of the line readers.
+    pub max_line_bytes: usize,
+    /// Where never-seen files start.
+    pub start_at: StartAt,
+}
+
+/// The reader of a followed file's content.
+pub type GenReader = LineReader<Box<dyn Read + Send>>;
+
+/// One file's content, followed.
+pub struct Generation {
+    /// Its identity.
+    pub id: FileId,
+    /// The path it was opened as (the `source_file` of its rows).
+    pub path: String,
+    /// (device, inode) of the descriptor; None once truncated (the inode now
+    /// holds another generation) or for a copy that is read to finish one.
+    inode: Option<(u64, u64)>,
+    /// A second handle on the same file, for `fstat` and `pread` (plain files).
+    file: Option<File>,
+    /// Its lines.
+    pub reader: GenReader,
+    /// What the table holds of it.
+    pub committed: Committed,
+    sealed: Option<Instant>,
+    /// Last ≤64 bytes before the read offset.
+    marker: Vec<u8>,
+    /// When the reader last found nothing new.
+    idle_since: Option<Instant>,
+}
+
+impl Generation {
+    /// Offset read to.
+    pub fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+
+    /// Whether it is sealed (rotated away) and has been quiet long enough
+    /// that an unterminated last line will never be finished.
+    pub fn sealed_and_quiet(&self) -> bool {
+        self.sealed.is_some_and(|s| s.elapsed() >= SEAL_GRACE)
+            && self.idle_since.is_some_and(|s| s.elapsed() >= SEAL_GRACE)
+    }
+
+    /// Records a read pass: whether it found anything, and the marker of the
+    /// content now before the offset.
+    pub fn read_done(&mut self, got_any: bool) {
+        if got_any {
+            self.idle_since = None;
+            let behind = self.reader.behind();
+            if !behind.is_empty() {
+                self.marker.clear();
+                self.marker.extend_from_slice(behind);
+            }
+        } else {
+            self.idle_since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Whether the content before the read offset is still what was read.
+    fn intact(&self) -> bool {
+        let Some(f) = &self.file else { return true };
+        let off = self.offset();
+        let Ok(meta) = f.metadata() else { return true };
+        if meta.len() < off {
+            return false;
+        }
+        if self.marker.is_empty() || (self.marker.len() as u64) > off {
+            return true;
+        }
+        let mut buf = vec![0u8; self.marker.len()];
+        match f.read_at(&mut buf, off - self.marker.len() as u64) {
+            Ok(n) if n == buf.len() => buf == self.marker,
+            _ => false,
+        }
+    }
+}
+
+/// One open file, for status and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenFile {
+    /// The path it was opened as.
+    pub path: String,
+    /// Its identity.
+    pub id: FileId,
+    /// Read to.
+    pub offset: u64,
+    /// Committed to.
+    pub committed: u64,
+    /// Rotated away.
+    pub sealed: bool,
+}
+
+/// A source's files, followed through rotation.
+pub struct Follower {
+    cfg: FollowSettings,
+    gens: Vec<Generation>,
+    /// Whether this is the first look at the files (for `start_at = "end"`).
+    first_scan: bool,
+    /// Rotated siblings already looked at, by (device, inode) → size then:
+    /// a look only re-reads the head of a file that changed.
+    seen: HashMap<(u64, u64), u64>,
+}
+
+impl Follower {
+    /// A follower with no file open yet.
+    pub fn new(cfg: FollowSettings) -> Follower {
+        Follower {
+            cfg,
+            gens: Vec::new(),
+            first_scan: true,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The generations, oldest first.
+    pub fn generations_mut(&mut self) -> &mut [Generation] {
+        &mut self.gens
+    }
+
+    /// Open files (for status and tests).
+    pub fn open_files(&self) -> Vec<OpenFile> {
+        self.gens
+            .iter()
+            .map(|g| OpenFile {
+                path: g.path.clone(),
+                id: g.id,
+                offset: g.offset(),
+                committed: g.committed.events,
+                sealed: g.sealed.is_some(),
+            })
+            .collect()
+    }
+
+    /// Offsets read past what is committed: what the next commit carries.
+    pub fn advanced(&self) -> Vec<(FileId, u64)> {
+        self.gens
+            .iter()
+            .filter(|g| g.offset() > g.committed.events)
+            .map(|g| (g.id, g.offset()))
+            .collect()
+    }
+
+    /// Records a commit of `offsets`.
+    pub fn committed(&mut self, offsets: &[(FileId, u64)]) {
+        for g in &mut self.gens {
+            if let Some((_, o)) = offsets.iter().find(|(id, _)| *id == g.id) {
+                g.committed = g.committed.reached(*o);
+            }
+        }
+    }
+
+    /// The live paths first (sealing what rotated away, finishing what was
+    /// truncated), then a reconcile of the rotated siblings: one that no
+    /// generation holds and the table has not fully committed (rotated twice
+    /// between wake-ups, or while the daemon was down) is read as a sealed
+    /// generation, in rotation order.
+    pub async fn look<O: Offsets>(&mut self, offsets: &O) -> Result<(), O::Error> {
+        let patterns = self.cfg.paths.clone();
+        for pattern in &patterns {
+            let mut paths: Vec<PathBuf> = glob::glob(pattern)
+                .map(|g| g.filter_map(Result::ok).collect())
+                .unwrap_or_default();
+            paths.sort();
+            for path in paths {
+                self.look_at(&path, pattern, offsets).await?;
+            }
+            for found in discover::family(pattern).unwrap_or_default() {
+                if !found.live {
+                    self.look_at_sibling(&found.path, offsets).await?;
+                }
+            }
+        }
+        self.first_scan = false;
+        Ok(())
+    }
+
+    /// Lets go of sealed generations that are read to their end, committed,
+    /// and quiet.
+    pub fn retire(&mut self) {
+        let name = &self.cfg.source;
+        self.gens.retain(|g| {
+            let done = g.sealed_and_quiet() && g.committed.events >= g.offset();
+            if done {
+                tracing::info!(source = %name, file = %g.path, offset = g.offset(), "file done: read to its end and committed");
+            }
+            !done
+        });
+    }
+
+    async fn look_at_sibling<O: Offsets>(
+        &mut self,
+        path: &Path,
+        offsets: &O,
+    ) -> Result<(), O::Error> {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(());
+        };
+        let inode = (meta.dev(), meta.ino());
+        if self.gens.iter().any(|g| g.inode == Some(inode))
+            || self.seen.get(&inode) == Some(&meta.len())
+        {
+            return Ok(());
+        }
+        self.seen.insert(inode, meta.len());
+        let Some(mut lines) = src::open_content(path)
+            .ok()
+            .and_then(|c| src::lines(c, self.cfg.max_line_bytes).ok())
+        else {
+            return Ok(());
+        };
+        let Some(id) = lines.id else { return Ok(()) };
+        if self.gens.iter().any(|g| g.id == id) {
+            return Ok(()); // a generation we hold, renamed or compressed
+        }
+        let committed = offsets.committed(&self.cfg.source, id).await?;
+        if committed.events > 0 && src::content_len_hint(path) == Some(committed.events) {
+            return Ok(()); // fully committed before
+        }
+        if !lines.reader.skip_to(committed.events).unwrap_or(false) {
+            return Ok(());
+        }
+        let shown = path.display().to_string();
+        tracing::info!(source = %self.cfg.source, file = %shown, id = %id, offset = committed.events,
+            "rotated file not fully read yet: reading it");
+        let at = self
+            .gens
+            .iter()
+            .position(|g| g.sealed.is_none())
+            .unwrap_or(self.gens.len());
+        self.gens.insert(
+            at,
+            Generation {
+                id,
+                path: shown,
+                inode: Some(inode),
+                file: None,
+                reader: lines.reader,
+                committed,
+                sealed: Some(Instant::now()),
+                marker: Vec::new(),
+                idle_since: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn look_at<O: Offsets>(
+        &mut self,
+        path: &Path,
+        pattern: &str,
+        offsets: &O,
+    ) -> Result<(), O::Error> {
+        let shown = path.display().to_string();
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(());
+        };
+        let inode = (meta.dev(), meta.ino());
+        // Content check of the live generation at this path.
+        if let Some(i) = self
+            .gens
+            .iter()
+            .position(|g| g.inode == Some(inode) && g.sealed.is_none())
+        {
+            if self.gens[i].intact() {
+                return Ok(());
+            }
+            tracing::warn!(source = %self.cfg.source, file = %shown, offset = self.gens[i].offset(),
+                "file was truncated or rewritten (copytruncate?): finishing the old content from its copy");
+            self.truncated(i, pattern);
+        }
+        if self.gens.iter().any(|g| g.inode == Some(inode)) {
+            return Ok(()); // a sealed generation's inode came back under this name
+        }
+        // A new inode at the configured path: whatever was live there is sealed.
+        for g in self
+            .gens
+            .iter_mut()
+            .filter(|g| g.path == shown && g.sealed.is_none())
+        {
+            tracing::info!(source = %self.cfg.source, file = %shown, "file rotated away; reading it to its end");
+            g.sealed = Some(Instant::now());
+        }
+        let Ok(mut file) = File::open(path) else {
+            return Ok(());
+        };
+        let Ok((_, Some(id))) = fingerprint::read_head(&mut file) else {
+            return Ok(()); // no complete line yet: try again on the next look
+        };
+        if self.gens.iter().any(|g| g.id == id) {
+            return Ok(());
+        }
+        let committed = offsets.committed(&self.cfg.source, id).await?;
+        let mut start = committed.events;
+        if committed.events == 0 && self.first_scan && self.cfg.start_at == StartAt::End {
+            start = last_line_end(&file, meta.len());
+            tracing::info!(source = %self.cfg.source, file = %shown, offset = start, "start_at = end: skipping existing content");
+        }
+        if let Some(g) = self.open_live(file, &shown, inode, id, committed, start) {
+            tracing::info!(source = %self.cfg.source, file = %shown, id = %id, offset = start, "following file");
+            self.gens.push(g);
+        }
+        Ok(())
+    }
+
+    /// A live generation on `file`, positioned at `start`; None when the file
+    /// is shorter than that (wait for it to grow).
+    fn open_live(
+        &self,
+        mut file: File,
+        path: &str,
+        inode: (u64, u64),
+        id: FileId,
+        committed: Committed,
+        start: u64,
+    ) -> Option<Generation> {
+        let stat = file.try_clone().ok();
+        file.seek(SeekFrom::Start(0)).ok()?;
+        let mut reader = LineReader::new(
+            Box::new(file) as Box<dyn Read + Send>,
+            0,
+            self.cfg.max_line_bytes,
+        );
+        if !reader.skip_to(start).ok()? {
+            return None;
+        }
+        let marker = match &stat {
+            Some(f) if start > 0 => {
+                let n = start.min(BEHIND_MAX as u64) as usize;
+                let mut buf = vec![0u8; n];
+                match f.read_at(&mut buf, start - n as u64) {
+                    Ok(r) if r == n => buf,
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        };
+        Some(Generation {
+            id,
+            path: path.to_owned(),
+            inode: Some(inode),
+            file: stat,
+            reader,
+            committed,
+            sealed: None,
+            marker,
+            idle_since: None,
+        })
+    }
+
+    /// The live generation `i` lost its content: finish it from a sibling with
+    /// the same identity, if one holds more than was read; the path's inode is
+    /// then free for a new generation.
+    fn truncated(&mut self, i: usize, pattern: &str) {
+        let (id, offset) = (self.gens[i].id, self.gens[i].offset());
+        let max_line = self.cfg.max_line_bytes;
+        let g = &mut self.gens[i];
+        g.inode = None;
+        g.file = None;
+        g.sealed = Some(Instant::now());
+        g.marker.clear();
+        let copy = discover::family(pattern)
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter(|f| !f.live)
+            .find_map(|f| {
+                let content = src::open_content(&f.path).ok()?;
+                let mut lines = src::lines(content, max_line).ok()?;
+                if lines.id != Some(id) {
+                    return None;
+                }
+                lines
+                    .reader
+                    .skip_to(offset)
+                    .ok()?
+                    .then_some((f.path, lines))
+            });
+        match copy {
+            Some((path, lines)) => {
+                tracing::info!(source = %self.cfg.source, copy = %path.display(), offset, "finishing from the rotated copy");
+                g.path = path.display().to_string();
+                g.reader = lines.reader;
+            }
+            None => {
+                // Nothing holds the rest: what was read is all that survived
+                // (logrotate's copy-to-truncate window).
+                tracing::warn!(source = %self.cfg.source, offset, "no copy of the truncated file holds more than was read");
+                g.reader = LineReader::new(Box::new(std::io::empty()), offset, max_line);
+            }
+        }
+    }
+}
+
+/// The offset just after the last newline before `len` (start_at = end keeps a
+/// partly written line, which the writer is about to finish).
+fn last_line_end(file: &File, len: u64) -> u64 {
+    let mut pos = len;
+    let mut buf = [0u8; 4096];
+    while pos > 0 {
+        let n = pos.min(buf.len() as u64) as usize;
+        let from = pos - n as u64;
+        if file
+            .read_at(&mut buf[..n], from)
+            .map(|r| r != n)
+            .unwrap_or(true)
+        {
+            return 0;
+        }
+        if let Some(i) = memchr::memrchr(b'\n', &buf[..n]) {
+            return from + i as u64 + 1;
+        }
+        pos = from;
+    }
+    0
+}
