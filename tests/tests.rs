@@ -10,5 +10,6 @@ mod daemon;
 mod golden;
 mod loggen;
 mod numbers;
+mod one_path;
 mod systemd;
 mod upkeep;
