@@ -7,6 +7,7 @@ mod audit;
 mod backfill;
 mod cli;
 mod daemon;
+mod docs;
 mod golden;
 mod loggen;
 mod numbers;

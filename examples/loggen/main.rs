@@ -1,5 +1,5 @@
 //! A deterministic generator of engine logs for benchmarks: the dialect of
-//! `../shared/spec/log-dialect.md` in any envelope, at any size, with a chosen
+//! docs/DIALECT.md in any envelope, at any size, with a chosen
 //! share of risk lines among noise that looks like a real engine (quotes,
 //! order acks, fills, heartbeats, tracebacks, and the near misses that must
 //! not become events).

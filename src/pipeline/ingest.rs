@@ -115,7 +115,6 @@ pub async fn ingest_file(
         path: path.clone(),
         source,
     };
-    let source_name = ctx.parser.source().to_owned();
     let content = source::open_content(&found.path).map_err(read_err)?;
     let mut lines = source::lines(content, ctx.max_line_bytes).map_err(read_err)?;
     let mut report = FileReport {
@@ -131,7 +130,10 @@ pub async fn ingest_file(
     report.tally.files = 1;
     let committed = match known.get(&file) {
         Some(c) => *c,
-        None => sink.committed(&source_name, file).await.map_err(sink_err)?,
+        None => sink
+            .committed(ctx.parser.source(), file)
+            .await
+            .map_err(sink_err)?,
     };
     known.insert(file, committed);
     let start = committed.events;
@@ -148,74 +150,36 @@ pub async fn ingest_file(
         return Ok(report);
     }
     progress(start);
-    let file_ref = FileRef {
-        id: file,
+    let mut file = FileCommits {
+        source: ctx.parser.source(),
         path: &path,
-        quarantined_to: committed.quarantine,
+        live: found.live,
+        id: file,
+        committed,
+        commits: 0,
+        known,
     };
-    let mut stepper = Stepper {
-        parser: ctx.parser,
-        now: Utc::now(),
-        at_fragment: if found.live {
-            AtFragment::Wait
-        } else {
-            AtFragment::Quarantine
+    let end = read_and_commit(
+        ctx,
+        sink,
+        state,
+        &mut lines.reader,
+        &mut file,
+        &mut report.tally,
+        progress,
+    )
+    .await
+    .map_err(|e| match e {
+        StepError::Read(source) => IngestError::Read {
+            path: path.clone(),
+            source,
         },
-    };
-    let mut rows = Rows::default();
-    let mut skip = NoiseSkip::default();
-    let mut last_progress = start;
-    let mut end;
-    loop {
-        let stepped = stepper
-            .step(
-                &mut lines.reader,
-                file_ref,
-                state,
-                &mut skip,
-                &mut report.tally,
-                &mut rows,
-            )
-            .map_err(read_err)?;
-        end = lines.reader.offset();
-        if end - last_progress >= 1 << 20 {
-            progress(end - last_progress);
-            last_progress = end;
-        }
-        if stepped == Stepped::End {
-            break;
-        }
-        if rows.len() >= ctx.max_events {
-            sink.commit(
-                &source_name,
-                &[(file, end)],
-                &rows.events,
-                &rows.quarantine,
-                state,
-            )
-            .await
-            .map_err(sink_err)?;
-            report.commits += 1;
-            known.insert(file, committed.reached(end));
-            rows.clear();
-            stepper.now = Utc::now();
-        }
-    }
-    progress(end - last_progress);
-    let done = known.get(&file).map_or(0, |c| c.events);
-    if end > done || !rows.is_empty() {
-        sink.commit(
-            &source_name,
-            &[(file, end)],
-            &rows.events,
-            &rows.quarantine,
-            state,
-        )
-        .await
-        .map_err(sink_err)?;
-        report.commits += 1;
-        known.insert(file, committed.reached(end));
-    }
+        StepError::Sink(source) => IngestError::Sink {
+            path: path.clone(),
+            source,
+        },
+    })?;
+    report.commits = file.commits;
     report.status = if end > start {
         FileStatus::Ingested {
             from: start,
@@ -225,4 +189,95 @@ pub async fn ingest_file(
         FileStatus::AlreadyIngested { at: start }
     };
     Ok(report)
+}
+
+/// A file being read: its identity, what is committed of it, and the
+/// commits of this read (recorded in `known` as they land).
+struct FileCommits<'a> {
+    source: &'a str,
+    path: &'a str,
+    live: bool,
+    id: FileId,
+    committed: Committed,
+    commits: u32,
+    known: &'a mut HashMap<FileId, Committed>,
+}
+
+impl FileCommits<'_> {
+    /// Commits `rows` with the offset `end` and the state reached there.
+    async fn commit(
+        &mut self,
+        sink: &mut DeltaSink,
+        rows: &mut Rows,
+        end: u64,
+        state: &SourceState,
+    ) -> Result<(), SinkError> {
+        let offsets = [(self.id, end)];
+        sink.commit(self.source, &offsets, &rows.events, &rows.quarantine, state)
+            .await?;
+        self.commits += 1;
+        self.known.insert(self.id, self.committed.reached(end));
+        rows.clear();
+        Ok(())
+    }
+}
+
+enum StepError {
+    Read(std::io::Error),
+    Sink(SinkError),
+}
+
+/// Reads from the reader's position to the end of the data, committing every
+/// `max_events` rows and once at the end; returns the offset reached.
+async fn read_and_commit(
+    ctx: &IngestContext<'_>,
+    sink: &mut DeltaSink,
+    state: &mut SourceState,
+    reader: &mut source::reader::LineReader<source::Content>,
+    file: &mut FileCommits<'_>,
+    tally: &mut Tally,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, StepError> {
+    let file_ref = FileRef {
+        id: file.id,
+        path: file.path,
+        quarantined_to: file.committed.quarantine,
+    };
+    let mut stepper = Stepper {
+        parser: ctx.parser,
+        now: Utc::now(),
+        at_fragment: if file.live {
+            AtFragment::Wait
+        } else {
+            AtFragment::Quarantine
+        },
+    };
+    let (mut rows, mut skip) = (Rows::default(), NoiseSkip::default());
+    let mut last_progress = reader.offset();
+    loop {
+        let stepped = stepper
+            .step(reader, file_ref, state, &mut skip, tally, &mut rows)
+            .map_err(StepError::Read)?;
+        let end = reader.offset();
+        if end - last_progress >= 1 << 20 {
+            progress(end - last_progress);
+            last_progress = end;
+        }
+        if stepped == Stepped::End {
+            progress(end - last_progress);
+            let done = file.known.get(&file.id).map_or(0, |c| c.events);
+            if end > done || !rows.is_empty() {
+                file.commit(sink, &mut rows, end, state)
+                    .await
+                    .map_err(StepError::Sink)?;
+            }
+            return Ok(end);
+        }
+        if rows.len() >= ctx.max_events {
+            file.commit(sink, &mut rows, end, state)
+                .await
+                .map_err(StepError::Sink)?;
+            stepper.now = Utc::now();
+        }
+    }
 }

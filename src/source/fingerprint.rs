@@ -9,7 +9,7 @@
 //! once written, so this identity is fixed from the first newline on. Python's
 //! `%(asctime)s` head with milliseconds makes two files with the same first line
 //! vanishingly rare; where it can happen (banner lines) the offset marker of the
-//! live tailer resolves it (see `../shared/tailing-anchors.md`, row 11).
+//! live tailer resolves it (docs/FAILURE-MODES.md, row 11).
 //!
 //! Defined once, here, for `parse`, `backfill` and `run`.
 

@@ -17,6 +17,10 @@
 //!
 //! This module only finds, opens and positions files; reading their lines is
 //! the pipeline's (`pipeline::live`), and offsets come from [`Offsets`].
+//! the pipeline's (`pipeline::live`), and offsets come from [`Offsets`].
+//!
+//! Just over 450 lines: sealing, truncation and the reconcile of rotated
+//! siblings are one state machine over the same generations.
 
 use serde::Deserialize;
 use std::collections::HashMap;

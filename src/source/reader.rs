@@ -8,6 +8,9 @@
 //! A last line without a newline is reported as a [`Item::Fragment`] but never
 //! consumed, so a tailer that calls again after the writer finishes the line
 //! gets it whole (and a restart re-reads it from its first byte).
+//!
+//! Over half of this file is its tests: property tests of every way bytes can
+//! arrive against a model of the lines.
 
 use std::io::{self, Read};
 
