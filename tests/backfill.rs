@@ -15,6 +15,7 @@ fn write_config(dir: &Path, max_events: usize, extra: &str) {
         dir.join("risktail.toml"),
         format!(
             "[table]\nuri = \"lake/risk_events\"\n[flush]\nmax_events = {max_events}\n\
+             [backfill]\ncommit_rows = {max_events}\n\
              [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n\
              timezone = \"America/New_York\"\n{extra}"
         ),

@@ -12,6 +12,9 @@ pub struct ConfigFile {
     /// `[flush]`
     #[serde(default)]
     pub flush: FlushSection,
+    /// `[backfill]`
+    #[serde(default)]
+    pub backfill: BackfillSection,
     /// `[[source]]`
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceSection>,
@@ -40,6 +43,30 @@ pub struct FlushSection {
     /// Commit when this many rows are pending.
     #[serde(default = "default_max_events")]
     pub max_events: usize,
+}
+
+/// `[backfill]`: how `backfill` (and the daemon's catch-up of rotated files)
+/// writes whole files.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillSection {
+    /// Rows per commit: rows are streamed into the commit's Parquet files in
+    /// batches of `flush.max_events`, and committed with their offsets once
+    /// this many are written (and at the end of each file).
+    #[serde(default = "default_commit_rows")]
+    pub commit_rows: usize,
+}
+
+fn default_commit_rows() -> usize {
+    1_000_000
+}
+
+impl Default for BackfillSection {
+    fn default() -> Self {
+        BackfillSection {
+            commit_rows: default_commit_rows(),
+        }
+    }
 }
 
 fn default_interval() -> u64 {

@@ -92,6 +92,8 @@ pub struct Config {
     pub flush_interval: std::time::Duration,
     /// `[flush] max_events`.
     pub flush_max_events: usize,
+    /// `[backfill] commit_rows`.
+    pub backfill_commit_rows: usize,
     /// The sources, in file order.
     pub sources: Vec<SourceConfig>,
     /// The loaded pattern set.
@@ -152,6 +154,12 @@ impl Config {
         if raw.flush.interval_ms == 0 {
             return Err(invalid(
                 "flush.interval_ms".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if raw.backfill.commit_rows == 0 {
+            return Err(invalid(
+                "backfill.commit_rows".into(),
                 "must be at least 1".into(),
             ));
         }
@@ -293,6 +301,7 @@ impl Config {
             quarantine_uri,
             flush_interval: std::time::Duration::from_millis(raw.flush.interval_ms),
             flush_max_events: raw.flush.max_events,
+            backfill_commit_rows: raw.backfill.commit_rows,
             sources,
             patterns: Arc::new(patterns),
             pattern_dirs,

@@ -82,6 +82,35 @@ pub struct DeltaSink {
     quarantine_uri: String,
     commits_since_compaction: u32,
     last_vacuum: Option<std::time::Instant>,
+    /// Rows written into data files and not committed yet (see [`DeltaSink::stage`]).
+    staged: Staged,
+}
+
+/// Open writers holding rows for the next commit.
+#[derive(Default)]
+struct Staged {
+    events: Option<RecordBatchWriter>,
+    quarantine: Option<RecordBatchWriter>,
+    rows: usize,
+}
+
+/// Rows per Parquet row group: bounds the memory a writer holds while it
+/// streams a large commit (a backfill's) into its file.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// A writer for one commit into `table`.
+fn writer(table: &DeltaTable, uri: &str) -> Result<RecordBatchWriter, SinkError> {
+    let props = deltalake::parquet::file::properties::WriterProperties::builder()
+        .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_created_by(format!("risktail {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    Ok(RecordBatchWriter::for_table(table)
+        .map_err(|source| SinkError::Delta {
+            table: uri.to_owned(),
+            source: Box::new(source),
+        })?
+        .with_writer_properties(props))
 }
 
 /// Compaction is considered after this many commits.
@@ -118,6 +147,7 @@ impl DeltaSink {
             quarantine_uri: quarantine_uri.to_owned(),
             commits_since_compaction: 0,
             last_vacuum: None,
+            staged: Staged::default(),
         })
     }
 
@@ -191,10 +221,66 @@ impl DeltaSink {
         Ok(None)
     }
 
-    /// Commits a source's rows with the offsets its files reached: quarantine
-    /// rows first, then events with the offsets and the source state, all of
-    /// the source's files in one commit so the state matches every offset.
-    /// Empty rows still commit the offsets and state.
+    /// Writes rows into the data files of the next commit without committing
+    /// them: a backfill stages batch after batch and commits once per many
+    /// (fewer, larger files and commits), holding only a row group in memory.
+    /// Nothing staged is visible or counted as read until [`DeltaSink::commit`]
+    /// lands; a failed commit discards it (the offsets say where to re-read).
+    pub async fn stage(
+        &mut self,
+        events: &[RiskEvent],
+        quarantine: &[QuarantineRecord],
+    ) -> Result<(), SinkError> {
+        let derr = |uri: &str| {
+            let uri = uri.to_owned();
+            move |source| SinkError::Delta {
+                table: uri,
+                source: Box::new(source),
+            }
+        };
+        if !quarantine.is_empty() {
+            let w = match &mut self.staged.quarantine {
+                Some(w) => w,
+                None => self
+                    .staged
+                    .quarantine
+                    .insert(writer(&self.quarantine, &self.quarantine_uri)?),
+            };
+            w.write(quarantine_batch(quarantine)?)
+                .await
+                .map_err(derr(&self.quarantine_uri))?;
+        }
+        if !events.is_empty() {
+            let w = match &mut self.staged.events {
+                Some(w) => w,
+                None => self
+                    .staged
+                    .events
+                    .insert(writer(&self.events, &self.events_uri)?),
+            };
+            w.write(events_batch(events)?)
+                .await
+                .map_err(derr(&self.events_uri))?;
+        }
+        self.staged.rows += events.len() + quarantine.len();
+        Ok(())
+    }
+
+    /// Forgets the staged rows (their files stay unreferenced until vacuum).
+    pub fn discard_staged(&mut self) {
+        self.staged = Staged::default();
+    }
+
+    /// Rows staged and not committed.
+    pub fn staged_rows(&self) -> usize {
+        self.staged.rows
+    }
+
+    /// Commits a source's rows (and any staged before) with the offsets its
+    /// files reached: quarantine rows first, then events with the offsets and
+    /// the source state, all of the source's files in one commit so the state
+    /// matches every offset. Empty rows still commit the offsets and state.
+    /// On failure nothing staged survives: the caller keeps or re-reads rows.
     pub async fn commit(
         &mut self,
         source: &str,
@@ -203,6 +289,22 @@ impl DeltaSink {
         quarantine: &[QuarantineRecord],
         state: &SourceState,
     ) -> Result<u64, SinkError> {
+        let result = self
+            .commit_staged(source, offsets, events, quarantine, state)
+            .await;
+        self.staged = Staged::default();
+        result
+    }
+
+    async fn commit_staged(
+        &mut self,
+        source: &str,
+        offsets: &[(FileId, u64)],
+        events: &[RiskEvent],
+        quarantine: &[QuarantineRecord],
+        state: &SourceState,
+    ) -> Result<u64, SinkError> {
+        self.stage(events, quarantine).await?;
         let txns: Vec<(String, u64)> = offsets
             .iter()
             .map(|(f, o)| (txn::app_id(source, *f), *o))
@@ -221,29 +323,20 @@ impl DeltaSink {
             .iter()
             .map(|(f, o)| (f.to_string(), serde_json::json!(o)))
             .collect();
-        if !quarantine.is_empty() {
-            let batch = quarantine_batch(quarantine)?;
+        if let Some(w) = self.staged.quarantine.take() {
             let meta = serde_json::json!({ "source": source, "offsets": files });
-            commit_once(
-                &mut self.quarantine,
-                &self.quarantine_uri,
-                &txns,
-                Some(batch),
-                meta,
-            )
-            .await?;
+            commit_once(&mut self.quarantine, &self.quarantine_uri, &txns, w, meta).await?;
         }
-        let batch = if events.is_empty() {
-            None
-        } else {
-            Some(events_batch(events)?)
+        let w = match self.staged.events.take() {
+            Some(w) => w,
+            None => writer(&self.events, &self.events_uri)?,
         };
         let meta = serde_json::json!({
             "source": source,
             "offsets": files,
             "state": state,
         });
-        let v = commit_once(&mut self.events, &self.events_uri, &state_txns, batch, meta).await?;
+        let v = commit_once(&mut self.events, &self.events_uri, &state_txns, w, meta).await?;
         self.commits_since_compaction += 1;
         Ok(v)
     }
@@ -325,7 +418,7 @@ async fn commit_once(
     table: &mut DeltaTable,
     uri: &str,
     txns: &[(String, u64)],
-    batch: Option<deltalake::arrow::record_batch::RecordBatch>,
+    writer: RecordBatchWriter,
     meta: serde_json::Value,
 ) -> Result<u64, SinkError> {
     let derr = |source: DeltaTableError| SinkError::Delta {
@@ -343,12 +436,7 @@ async fn commit_once(
         )
         .with_metadata([(txn::COMMIT_INFO_KEY.to_owned(), meta)])
         .with_max_retries(100);
-    let mut writer = RecordBatchWriter::for_table(table)
-        .map_err(derr)?
-        .with_commit_properties(props);
-    if let Some(b) = batch {
-        writer.write(b).await.map_err(derr)?;
-    }
+    let mut writer = writer.with_commit_properties(props);
     let mut attempt = 0;
     loop {
         match writer.flush_and_commit(table).await {
