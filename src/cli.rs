@@ -63,6 +63,14 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Show, per source and file, the committed offset and the bytes behind.
+    ///
+    /// Reads the table and the files; changes nothing. Examples:
+    ///   risktail status
+    ///   risktail status --json | jq '.sources[].bytes_behind'
+    ///   risktail status --max-lag-seconds 300 || alert "risktail lags"
+    /// Exit status: 0 fine, 1 a file unreadable or a source lagging more than
+    /// --max-lag-seconds, 2 bad config or table.
+    #[command(verbatim_doc_comment)]
     Status(StatusArgs),
     /// Reconstruct the risk state at an instant, from the table: the post-mortem.
     ///
@@ -160,6 +168,14 @@ pub struct StatusArgs {
     /// The config file.
     #[arg(short, long, default_value = "risktail.toml", value_name = "FILE")]
     pub config: PathBuf,
+    /// Print JSON (per source and file: identity, size, committed offset,
+    /// bytes behind; the table's version and last commit with its age).
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when a source has bytes not yet committed and has not committed
+    /// for more than this many seconds (for cron jobs and health checks).
+    #[arg(long, value_name = "SECONDS")]
+    pub max_lag_seconds: Option<f64>,
 }
 
 /// `risktail backfill`

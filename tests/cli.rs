@@ -175,3 +175,63 @@ levels = ["CRITICAL"]
         "{err}"
     );
 }
+
+/// `status --json` says what the table holds of each file, and its lag check
+/// fails exactly when a source has bytes not committed for longer than asked.
+#[test]
+fn status_json_and_its_lag_check() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    let line = "2026-01-28 10:00:00,000 - v6.risk - WARNING - Circuit breaker OPENED: 5 failures in 300s window (threshold 5)\n";
+    std::fs::write(dir.join("logs/engine.log"), line.repeat(3)).expect("log");
+    std::fs::write(
+        dir.join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+    )
+    .expect("config");
+    let out = run(risktail().current_dir(dir).arg("backfill"));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let status = |args: &[&str]| {
+        let out = run(risktail()
+            .current_dir(dir)
+            .args(["status", "--json"])
+            .args(args));
+        let v: serde_json::Value =
+            serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+        (out.status.code(), v)
+    };
+    let (code, v) = status(&["--max-lag-seconds", "0"]);
+    assert_eq!(code, Some(0), "nothing behind: no lag, whatever the bound");
+    let src = &v["sources"][0];
+    assert_eq!(src["name"], "engine");
+    assert_eq!(src["bytes_behind"], 0);
+    assert_eq!(src["files"][0]["size"], (line.len() * 3) as u64);
+    assert_eq!(src["files"][0]["committed"], (line.len() * 3) as u64);
+    assert!(v["version"].as_u64().is_some() && v["last_commit"].is_string());
+    assert!(
+        v["last_commit_age_seconds"]
+            .as_f64()
+            .is_some_and(|a| a >= 0.0)
+    );
+
+    // The engine writes on; nothing commits it.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("logs/engine.log"))
+        .expect("open");
+    f.write_all(line.as_bytes()).expect("append");
+    let (code, v) = status(&["--max-lag-seconds", "0"]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["lagging"][0], "engine");
+    assert_eq!(v["sources"][0]["bytes_behind"], line.len() as u64);
+    assert!(
+        v["sources"][0]["lag_seconds"]
+            .as_f64()
+            .is_some_and(|l| l > 0.0)
+    );
+    let (code, v) = status(&["--max-lag-seconds", "86400"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["lagging"].as_array().map(Vec::len), Some(0));
+}

@@ -1,7 +1,10 @@
 //! `risktail status`: per source and file, the committed offset and the bytes
-//! not yet committed, and the table's version. Reads the table; changes nothing.
+//! not yet committed; the table's version and last commit. Reads the table;
+//! changes nothing. `--json` is for machines; `--max-lag-seconds` turns it
+//! into a health check (exit 1 when a source lags more).
 
 use anyhow::Result;
+use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::config::Config;
@@ -9,55 +12,175 @@ use crate::sink::DeltaSink;
 use crate::source::{self, discover};
 use crate::tally::{bytes, thousands};
 
-/// Prints the status. Returns whether every file could be looked at.
+/// The whole answer, as `--json` prints it.
+#[derive(Debug, Serialize)]
+struct Status {
+    table: String,
+    version: Option<u64>,
+    /// Last commit to the table (anyone's), RFC 3339, and its age.
+    last_commit: Option<String>,
+    last_commit_age_seconds: Option<f64>,
+    sources: Vec<SourceStatus>,
+    /// Sources lagging more than `--max-lag-seconds`.
+    lagging: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SourceStatus {
+    name: String,
+    last_commit: Option<String>,
+    bytes_behind: u64,
+    /// 0 when nothing is behind; else seconds since the source last
+    /// committed (or, if it never did, since its newest file was written).
+    lag_seconds: f64,
+    files: Vec<FileStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct FileStatus {
+    path: String,
+    identity: Option<String>,
+    live: bool,
+    size: u64,
+    committed: u64,
+    bytes_behind: u64,
+    error: Option<String>,
+}
+
+/// Prints the status. Returns false when a file could not be looked at or a
+/// source lags more than `--max-lag-seconds`.
 pub fn run(args: &StatusArgs) -> Result<bool> {
     let config = Config::load(&args.config)?;
     let rt = super::runtime()?;
     let sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
-    println!(
-        "table {} at version {}",
-        config.table_uri,
-        sink.version().map_or("-".into(), |v| v.to_string())
-    );
+    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    let (newest, per_source) = rt.block_on(sink.last_commits(&names))?;
+    let now = chrono::Utc::now();
+    let age = |ms: i64| (now.timestamp_millis() - ms).max(0) as f64 / 1000.0;
+    let when = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    };
+    let mut status = Status {
+        table: config.table_uri.clone(),
+        version: sink.version(),
+        last_commit: newest.and_then(when),
+        last_commit_age_seconds: newest.map(age),
+        sources: Vec::new(),
+        lagging: Vec::new(),
+    };
     let mut ok = true;
-    println!(
-        "{:<10} {:<44} {:<36} {:>12} {:>12} {:>10}",
-        "source", "file", "identity", "size", "committed", "behind"
-    );
-    for s in &config.sources {
-        let mut behind_total = 0u64;
+    for (s, last) in config.sources.iter().zip(per_source) {
+        let mut src = SourceStatus {
+            name: s.name.clone(),
+            last_commit: last.and_then(when),
+            bytes_behind: 0,
+            lag_seconds: 0.0,
+            files: Vec::new(),
+        };
+        let mut newest_write: Option<std::time::SystemTime> = None;
         for pattern in &s.paths {
             for f in discover::family(pattern).unwrap_or_default() {
                 let size = source::content_len_hint(&f.path).unwrap_or(0);
                 let id = source::open_content(&f.path)
                     .and_then(|c| source::lines(c, s.max_line_bytes))
                     .map(|l| l.id);
-                let (id_text, committed) = match id {
+                let (identity, committed, error) = match id {
                     Ok(Some(id)) => {
                         let c = rt.block_on(sink.committed(&s.name, id))?;
-                        (id.to_string(), c.events)
+                        (Some(id.to_string()), c.events, None)
                     }
-                    Ok(None) => ("(no complete line yet)".into(), 0),
+                    Ok(None) => (None, 0, None),
                     Err(e) => {
                         ok = false;
-                        (format!("unreadable: {e}"), 0)
+                        (None, 0, Some(e.to_string()))
                     }
                 };
                 let behind = size.saturating_sub(committed);
-                behind_total += behind;
-                println!(
-                    "{:<10} {:<44} {:<36} {:>12} {:>12} {:>10}{}",
-                    s.name,
-                    f.path.display(),
-                    id_text,
-                    thousands(size),
-                    thousands(committed),
-                    bytes(behind),
-                    if f.live { "  (live)" } else { "" }
-                );
+                if behind > 0 {
+                    let m = std::fs::metadata(&f.path).and_then(|m| m.modified()).ok();
+                    newest_write = newest_write.max(m);
+                }
+                src.bytes_behind += behind;
+                src.files.push(FileStatus {
+                    path: f.path.display().to_string(),
+                    identity,
+                    live: f.live,
+                    size,
+                    committed,
+                    bytes_behind: behind,
+                    error,
+                });
             }
         }
-        println!("{:<10} {} not yet committed", s.name, bytes(behind_total));
+        if src.bytes_behind > 0 {
+            src.lag_seconds = match last {
+                Some(ms) => age(ms),
+                None => newest_write
+                    .and_then(|t| t.elapsed().ok())
+                    .map_or(0.0, |d| d.as_secs_f64()),
+            };
+        }
+        if args
+            .max_lag_seconds
+            .is_some_and(|max| src.lag_seconds > max)
+        {
+            status.lagging.push(src.name.clone());
+        }
+        status.sources.push(src);
     }
-    Ok(ok)
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print_text(&status);
+    }
+    Ok(ok && status.lagging.is_empty())
+}
+
+fn print_text(st: &Status) {
+    println!(
+        "table {} at version {}; last commit {}",
+        st.table,
+        st.version.map_or("-".into(), |v| v.to_string()),
+        match (&st.last_commit, st.last_commit_age_seconds) {
+            (Some(t), Some(a)) => format!("{t} ({a:.0}s ago)"),
+            _ => "never".into(),
+        }
+    );
+    println!(
+        "{:<10} {:<44} {:<36} {:>12} {:>12} {:>10}",
+        "source", "file", "identity", "size", "committed", "behind"
+    );
+    for s in &st.sources {
+        for f in &s.files {
+            let id = match (&f.identity, &f.error) {
+                (_, Some(e)) => format!("unreadable: {e}"),
+                (Some(id), None) => id.clone(),
+                (None, None) => "(no complete line yet)".into(),
+            };
+            println!(
+                "{:<10} {:<44} {:<36} {:>12} {:>12} {:>10}{}",
+                s.name,
+                f.path,
+                id,
+                thousands(f.size),
+                thousands(f.committed),
+                bytes(f.bytes_behind),
+                if f.live { "  (live)" } else { "" }
+            );
+        }
+        println!(
+            "{:<10} {} not yet committed{}",
+            s.name,
+            bytes(s.bytes_behind),
+            if s.bytes_behind > 0 {
+                format!(", lag {:.0}s", s.lag_seconds)
+            } else {
+                String::new()
+            }
+        );
+    }
+    for name in &st.lagging {
+        eprintln!("risktail status: source {name} lags more than --max-lag-seconds");
+    }
 }
