@@ -23,6 +23,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod event;
+pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod sink;

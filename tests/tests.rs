@@ -10,6 +10,7 @@ mod daemon;
 mod docs;
 mod golden;
 mod loggen;
+mod metrics;
 mod numbers;
 mod one_path;
 mod systemd;

@@ -15,6 +15,9 @@ pub struct ConfigFile {
     /// `[backfill]`
     #[serde(default)]
     pub backfill: BackfillSection,
+    /// `[metrics]`
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// `[[source]]`
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceSection>,
@@ -43,6 +46,14 @@ pub struct FlushSection {
     /// Commit when this many rows are pending.
     #[serde(default = "default_max_events")]
     pub max_events: usize,
+}
+
+/// `[metrics]`: the Prometheus endpoint of `risktail run`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `host:port` to serve `/metrics` on (e.g. `127.0.0.1:9898`); off when absent.
+    pub listen: Option<String>,
 }
 
 /// `[backfill]`: how `backfill` (and the daemon's catch-up of rotated files)

@@ -94,6 +94,8 @@ pub struct Config {
     pub flush_max_events: usize,
     /// `[backfill] commit_rows`.
     pub backfill_commit_rows: usize,
+    /// `[metrics] listen`: where `run` serves `/metrics`, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The sources, in file order.
     pub sources: Vec<SourceConfig>,
     /// The loaded pattern set.
@@ -157,6 +159,15 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        let metrics_listen = match &raw.metrics.listen {
+            None => None,
+            Some(a) => Some(a.parse::<std::net::SocketAddr>().map_err(|e| {
+                invalid(
+                    "metrics.listen".into(),
+                    format!("{a:?}: {e}; write an IP address and port, e.g. \"127.0.0.1:9898\""),
+                )
+            })?),
+        };
         if raw.backfill.commit_rows == 0 {
             return Err(invalid(
                 "backfill.commit_rows".into(),
@@ -302,6 +313,7 @@ impl Config {
             flush_interval: std::time::Duration::from_millis(raw.flush.interval_ms),
             flush_max_events: raw.flush.max_events,
             backfill_commit_rows: raw.backfill.commit_rows,
+            metrics_listen,
             sources,
             patterns: Arc::new(patterns),
             pattern_dirs,

@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
 use crate::config::Config;
+use crate::metrics::{self, Metrics};
 use crate::pipeline::ingest::IngestContext;
 use crate::pipeline::live::{self, LiveSource};
 use crate::pipeline::pending::{Backoff, FlushPolicy};
 use crate::sink::DeltaSink;
+use std::sync::Arc;
 use wake::Wakes;
 
 /// The safety-net look when inotify says nothing.
@@ -41,12 +43,23 @@ struct Daemon {
     /// (which may never come once the writer is done).
     more_to_read: bool,
     watchdog: Option<(Duration, Instant)>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Runs until SIGTERM/SIGINT, on the table `sink` holds open. Returns after
 /// the final commit.
-pub fn run(config: Config, sink: DeltaSink, rt: Runtime) -> Result<()> {
+pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
     let wakes = Wakes::start(config.sources.iter().flat_map(|s| &s.paths))?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => {
+            let m = Metrics::new();
+            let bound = metrics::serve(addr, m.clone())?;
+            tracing::info!(listen = %bound, "serving /metrics");
+            sink.set_metrics(m.clone());
+            Some(m)
+        }
+        None => None,
+    };
     let policy = FlushPolicy::new(config.flush_interval, config.flush_max_events);
     let mut d = Daemon {
         config,
@@ -59,6 +72,7 @@ pub fn run(config: Config, sink: DeltaSink, rt: Runtime) -> Result<()> {
         last_poll: Instant::now(),
         more_to_read: false,
         watchdog: sd_notify::watchdog_interval().map(|w| (w, Instant::now())),
+        metrics,
     };
     d.recover()?;
     sd_notify::notify("READY=1\nSTATUS=following log files");
@@ -90,9 +104,15 @@ impl Daemon {
                 .unwrap_or_default();
             let ctx = IngestContext::new(&parser, source, &self.config);
             let follow = source.follow();
-            self.rt
-                .block_on(live::recover(&ctx, &mut self.sink, &mut state, &follow));
-            self.sources.push(LiveSource::new(follow, parser, state));
+            let recovered =
+                self.rt
+                    .block_on(live::recover(&ctx, &mut self.sink, &mut state, &follow));
+            let mut live = LiveSource::new(follow, parser, state);
+            if let Some(m) = &self.metrics {
+                live.set_metrics(m.clone());
+                live.recovered(&recovered);
+            }
+            self.sources.push(live);
         }
         for s in &mut self.sources {
             self.rt.block_on(s.poll(&self.sink, &self.policy))?;

@@ -14,11 +14,13 @@ use std::time::Instant;
 use super::ingest::{IngestContext, ingest_file};
 use super::pending::{FlushPolicy, Pending};
 use super::step::{AtFragment, FileRef, NoiseSkip, Stepped, Stepper};
+use crate::metrics::{self, Metrics};
 use crate::parse::{SourceParser, SourceState};
 use crate::sink::{DeltaSink, SinkError};
 use crate::source::discover;
 use crate::source::follow::{FollowSettings, Follower, Generation, OpenFile};
 use crate::tally::Tally;
+use std::sync::Arc;
 
 /// What a poll read.
 #[derive(Debug, Default)]
@@ -41,6 +43,7 @@ pub struct LiveSource {
     pending: Pending,
     /// Lines read, events and quarantined since start.
     pub tally: Tally,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl LiveSource {
@@ -53,6 +56,36 @@ impl LiveSource {
             state,
             pending: Pending::default(),
             tally: Tally::default(),
+            metrics: None,
+        }
+    }
+
+    /// Counts lines and bytes read, and the bytes behind, in `metrics`.
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    /// Bytes of the open files not yet committed.
+    pub fn bytes_behind(&self) -> u64 {
+        self.follower.bytes_behind()
+    }
+
+    /// Counts what recovery read before the source went live.
+    pub fn recovered(&mut self, tally: &Tally) {
+        self.observe(&PollReport {
+            lines: tally.lines,
+            bytes: tally.bytes,
+            saturated: false,
+        });
+    }
+
+    fn observe(&self, report: &PollReport) {
+        if let Some(m) = &self.metrics {
+            let labels = metrics::source(&self.name);
+            m.lines_read.get_or_create(&labels).inc_by(report.lines);
+            m.bytes_read.get_or_create(&labels).inc_by(report.bytes);
+            let behind = i64::try_from(self.bytes_behind()).unwrap_or(i64::MAX);
+            m.bytes_behind.get_or_create(&labels).set(behind);
         }
     }
 
@@ -107,6 +140,7 @@ impl LiveSource {
         }
         report.saturated = self.pending.full(policy);
         self.follower.retire();
+        self.observe(&report);
         Ok(report)
     }
 
@@ -133,6 +167,7 @@ impl LiveSource {
             files = offsets.len(), ms = started.elapsed().as_millis() as u64, "committed");
         self.follower.committed(&offsets);
         self.pending.committed();
+        self.observe(&PollReport::default());
         Ok(true)
     }
 }
@@ -197,8 +232,9 @@ pub async fn recover(
     sink: &mut DeltaSink,
     state: &mut SourceState,
     follow: &FollowSettings,
-) {
+) -> Tally {
     let mut known = HashMap::new();
+    let mut tally = Tally::default();
     for pattern in &follow.paths {
         for found in discover::family(pattern).unwrap_or_default() {
             if found.live {
@@ -206,7 +242,8 @@ pub async fn recover(
             }
             match ingest_file(ctx, sink, state, &found, &mut known, &mut |_| {}).await {
                 Ok(r) => {
-                    tracing::info!(source = %follow.source, file = %r.path, status = ?r.status, "recovered rotated file")
+                    tracing::info!(source = %follow.source, file = %r.path, status = ?r.status, "recovered rotated file");
+                    tally.add(&r.tally);
                 }
                 Err(e) => {
                     tracing::error!(source = %follow.source, error = %e, "cannot recover rotated file; continuing with the live file")
@@ -214,4 +251,5 @@ pub async fn recover(
             }
         }
     }
+    tally
 }

@@ -27,8 +27,10 @@ use crate::event::schema::{
     EVENT_PARTITION, QUARANTINE_COLUMNS, QUARANTINE_PARTITION, RISK_EVENT_COLUMNS,
 };
 use crate::event::{QuarantineRecord, RiskEvent};
+use crate::metrics::{self, Metrics};
 use crate::parse::SourceState;
 use crate::source::fingerprint::FileId;
+use std::sync::Arc;
 
 /// What can go wrong writing.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,7 @@ pub struct DeltaSink {
     last_vacuum: Option<std::time::Instant>,
     /// Rows written into data files and not committed yet (see [`DeltaSink::stage`]).
     staged: Staged,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Open writers holding rows for the next commit.
@@ -92,6 +95,36 @@ struct Staged {
     events: Option<RecordBatchWriter>,
     quarantine: Option<RecordBatchWriter>,
     rows: usize,
+    /// What the staged rows are, for the metrics once they are committed.
+    counts: StagedCounts,
+}
+
+#[derive(Default)]
+struct StagedCounts {
+    events: std::collections::HashMap<String, u64>,
+    restart_resets: u64,
+    quarantined: std::collections::HashMap<&'static str, u64>,
+}
+
+impl StagedCounts {
+    fn add(&mut self, events: &[RiskEvent], quarantine: &[QuarantineRecord]) {
+        for e in events {
+            match self.events.get_mut(e.event_type.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    self.events.insert(e.event_type.clone(), 1);
+                }
+            }
+            if e.event_type == "circuit_breaker_init"
+                && matches!(e.old_state.as_deref(), Some("OPEN" | "HALF_OPEN"))
+            {
+                self.restart_resets += 1;
+            }
+        }
+        for q in quarantine {
+            *self.quarantined.entry(q.reason.code()).or_default() += 1;
+        }
+    }
 }
 
 /// Rows per Parquet row group: bounds the memory a writer holds while it
@@ -148,7 +181,13 @@ impl DeltaSink {
             commits_since_compaction: 0,
             last_vacuum: None,
             staged: Staged::default(),
+            metrics: None,
         })
+    }
+
+    /// Counts commits and committed rows in `metrics` from now on.
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
     }
 
     /// The events table's version.
@@ -304,6 +343,9 @@ impl DeltaSink {
                 .map_err(derr(&self.events_uri))?;
         }
         self.staged.rows += events.len() + quarantine.len();
+        if self.metrics.is_some() {
+            self.staged.counts.add(events, quarantine);
+        }
         Ok(())
     }
 
@@ -333,7 +375,28 @@ impl DeltaSink {
         let result = self
             .commit_staged(source, offsets, events, quarantine, state)
             .await;
-        self.staged = Staged::default();
+        let staged = std::mem::take(&mut self.staged);
+        if result.is_ok()
+            && let Some(m) = &self.metrics
+        {
+            let src = metrics::source(source);
+            for (t, n) in &staged.counts.events {
+                let labels = vec![("source", source.to_owned()), ("event_type", t.clone())];
+                m.events.get_or_create(&labels).inc_by(*n);
+            }
+            for (r, n) in &staged.counts.quarantined {
+                let labels = vec![("source", source.to_owned()), ("reason", (*r).to_owned())];
+                m.quarantined.get_or_create(&labels).inc_by(*n);
+            }
+            m.breaker_restart_resets
+                .get_or_create(&src)
+                .inc_by(staged.counts.restart_resets);
+            if state.breaker.is_some() {
+                m.breaker_state
+                    .get_or_create(&src)
+                    .set(metrics::breaker_value(state.breaker.as_deref()));
+            }
+        }
         result
     }
 
@@ -366,7 +429,16 @@ impl DeltaSink {
             .collect();
         if let Some(w) = self.staged.quarantine.take() {
             let meta = serde_json::json!({ "source": source, "offsets": files });
-            commit_once(&mut self.quarantine, &self.quarantine_uri, &txns, w, meta).await?;
+            let m = self.metrics.as_deref();
+            commit_once(
+                &mut self.quarantine,
+                &self.quarantine_uri,
+                &txns,
+                w,
+                meta,
+                m,
+            )
+            .await?;
         }
         let w = match self.staged.events.take() {
             Some(w) => w,
@@ -377,7 +449,8 @@ impl DeltaSink {
             "offsets": files,
             "state": state,
         });
-        let v = commit_once(&mut self.events, &self.events_uri, &state_txns, w, meta).await?;
+        let m = self.metrics.as_deref();
+        let v = commit_once(&mut self.events, &self.events_uri, &state_txns, w, meta, m).await?;
         self.commits_since_compaction += 1;
         Ok(v)
     }
@@ -470,6 +543,33 @@ async fn commit_once(
     txns: &[(String, u64)],
     writer: RecordBatchWriter,
     meta: serde_json::Value,
+    metrics: Option<&Metrics>,
+) -> Result<u64, SinkError> {
+    let started = std::time::Instant::now();
+    let result = commit_retrying(table, uri, txns, writer, meta, metrics).await;
+    if result.is_ok()
+        && let Some(m) = metrics
+    {
+        let labels = metrics::table(uri);
+        m.commits.get_or_create(&labels).inc();
+        // Present at 0 from the first commit, so a rate() has a start.
+        m.commit_conflicts.get_or_create(&labels).inc_by(0);
+        m.commit_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+        m.last_commit.get_or_create(&labels).set(now);
+    }
+    result
+}
+
+async fn commit_retrying(
+    table: &mut DeltaTable,
+    uri: &str,
+    txns: &[(String, u64)],
+    writer: RecordBatchWriter,
+    meta: serde_json::Value,
+    metrics: Option<&Metrics>,
 ) -> Result<u64, SinkError> {
     let derr = |source: DeltaTableError| SinkError::Delta {
         table: uri.to_owned(),
@@ -514,6 +614,9 @@ async fn commit_once(
                 },
             ) if attempt + 1 < MAX_COMMIT_TRIES => {
                 attempt += 1;
+                if let Some(m) = metrics {
+                    m.commit_conflicts.get_or_create(&metrics::table(uri)).inc();
+                }
                 tracing::warn!(table = uri, attempt, error = %e, "commit failed; retrying");
                 let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 100);
                 tokio::time::sleep(Duration::from_millis((50u64 << attempt.min(6)) + jitter)).await;

@@ -87,9 +87,22 @@ pub struct Generation {
     marker: Vec<u8>,
     /// When the reader last found nothing new.
     idle_since: Option<Instant>,
+    /// The content's length, for a rotated file read through its path (it
+    /// no longer grows); live files are measured with `fstat`.
+    sealed_len: Option<u64>,
 }
 
 impl Generation {
+    /// Bytes of its content not yet committed.
+    pub fn bytes_behind(&self) -> u64 {
+        let len = match (&self.file, self.sealed_len) {
+            (Some(f), _) => f.metadata().map_or(self.offset(), |m| m.len()),
+            (None, Some(n)) => n,
+            (None, None) => self.offset(),
+        };
+        len.max(self.offset()).saturating_sub(self.committed.events)
+    }
+
     /// Offset read to.
     pub fn offset(&self) -> u64 {
         self.reader.offset()
@@ -190,6 +203,11 @@ impl Follower {
                 sealed: g.sealed.is_some(),
             })
             .collect()
+    }
+
+    /// Bytes of the open files not yet committed.
+    pub fn bytes_behind(&self) -> u64 {
+        self.gens.iter().map(Generation::bytes_behind).sum()
     }
 
     /// Offsets read past what is committed: what the next commit carries.
@@ -300,6 +318,7 @@ impl Follower {
                 sealed: Some(Instant::now()),
                 marker: Vec::new(),
                 idle_since: None,
+                sealed_len: src::content_len_hint(path),
             },
         );
         Ok(())
@@ -405,6 +424,7 @@ impl Follower {
             sealed: None,
             marker,
             idle_since: None,
+            sealed_len: None,
         })
     }
 
