@@ -108,6 +108,48 @@ pub enum Command {
     ///   risktail report -c risktail.toml --from 2026-01-27 --to 2026-01-27 --html day.html
     #[command(verbatim_doc_comment)]
     Report(ReportArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    ///
+    /// Examples:
+    ///   risktail completions bash > /usr/share/bash-completion/completions/risktail
+    ///   risktail completions zsh > "${fpath[1]}/_risktail"
+    #[command(verbatim_doc_comment, hide = true)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `risktail manpage | man -l -`.
+    #[command(hide = true)]
+    Manpage,
+}
+
+/// Writes completions for `shell` to `out`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "risktail", out);
+}
+
+/// Writes the man page, every subcommand's help included, to `out`.
+pub fn manpage(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_subcommands_section(out)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("risktail-{}", sub.get_name());
+        let bin = format!("risktail {}", sub.get_name());
+        let sub = sub.clone().name(name).bin_name(bin);
+        let m = clap_mangen::Man::new(sub);
+        m.render_name_section(out)?;
+        m.render_synopsis_section(out)?;
+        m.render_description_section(out)?;
+        m.render_options_section(out)?;
+    }
+    man.render_version_section(out)?;
+    Ok(())
 }
 
 /// `risktail state`

@@ -29,6 +29,13 @@ fn main() -> ExitCode {
         Command::Status(args) => risktail::commands::status::run(args),
         Command::State(args) => risktail::commands::state::run(args),
         Command::Report(args) => risktail::commands::report::run(args),
+        Command::Completions { shell } => {
+            risktail::cli::completions(*shell, &mut std::io::stdout());
+            Ok(true)
+        }
+        Command::Manpage => risktail::cli::manpage(&mut std::io::stdout())
+            .map(|()| true)
+            .map_err(Into::into),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

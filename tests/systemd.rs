@@ -31,7 +31,7 @@ fn unit_verifies_clean() {
     let tmp = tempfile::tempdir().unwrap();
     let unit = std::fs::read_to_string(root().join("systemd/risktail.service")).unwrap();
     // verify checks that ExecStart exists: point it at the binary under test.
-    let unit = unit.replace("/usr/local/bin/risktail", env!("CARGO_BIN_EXE_risktail"));
+    let unit = unit.replace("/usr/bin/risktail", env!("CARGO_BIN_EXE_risktail"));
     let path = tmp.path().join("risktail.service");
     std::fs::write(&path, unit).unwrap();
     let out = Command::new("systemd-analyze")

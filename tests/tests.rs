@@ -13,5 +13,6 @@ mod loggen;
 mod metrics;
 mod numbers;
 mod one_path;
+mod package;
 mod systemd;
 mod upkeep;
