@@ -39,8 +39,10 @@ fn days(d: chrono::NaiveDate) -> i32 {
     (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }
 
-fn strings<'a>(n: usize, it: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut b = StringBuilder::with_capacity(n, n * 16);
+/// A text column, its buffer sized once (no regrowth while appending).
+fn strings<'a>(n: usize, it: impl Iterator<Item = Option<&'a str>> + Clone) -> ArrayRef {
+    let bytes = it.clone().map(|v| v.map_or(0, str::len)).sum();
+    let mut b = StringBuilder::with_capacity(n, bytes);
     for v in it {
         b.append_option(v);
     }
@@ -82,10 +84,11 @@ fn dates(n: usize, it: impl Iterator<Item = i32>) -> ArrayRef {
 /// A batch of `risk_events` rows.
 pub fn events_batch(rows: &[RiskEvent]) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
-    let ids: Vec<String> = rows
-        .iter()
-        .map(|e| e.event_id.hyphenated().to_string())
-        .collect();
+    let mut ids = StringBuilder::with_capacity(n, n * uuid::fmt::Hyphenated::LENGTH);
+    let mut buf = uuid::Uuid::encode_buffer();
+    for e in rows {
+        ids.append_value(e.event_id.hyphenated().encode_lower(&mut buf));
+    }
     let s = |f: fn(&RiskEvent) -> Option<&str>| strings(n, rows.iter().map(f));
     let fl = |f: fn(&RiskEvent) -> Option<f64>| floats(n, rows.iter().map(f));
     let mut failure = Int32Builder::with_capacity(n);
@@ -95,7 +98,7 @@ pub fn events_batch(rows: &[RiskEvent]) -> Result<RecordBatch, ArrowError> {
         allowed.append_option(e.allowed);
     }
     let columns: Vec<ArrayRef> = vec![
-        strings(n, ids.iter().map(|s| Some(s.as_str()))),
+        Arc::new(ids.finish()),
         s(|e| Some(&e.event_type)),
         s(|e| Some(&e.component)),
         times(n, rows.iter().map(|e| e.timestamp.timestamp_micros())),
@@ -162,18 +165,18 @@ mod tests {
         let e = RiskEvent::build(
             EventOrigin {
                 event_id: event_id(FileId::from_head(b"x\n"), 7),
-                event_type: "trailing_stop_add",
-                component: "trailing_stop",
+                event_type: &"trailing_stop_add".into(),
+                component: &"trailing_stop".into(),
                 timestamp: t,
                 level: Some("INFO"),
                 logger: None,
-                source: "engine",
+                source: &"engine".into(),
                 source_file: "x.log",
                 source_offset: 7,
                 raw_line: "line",
                 ingested_at: t,
             },
-            &f,
+            f,
         );
         let b = events_batch(&[e.clone(), e]).unwrap();
         assert_eq!(b.num_rows(), 2);

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde::ser::Serializer;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::source::fingerprint::FileId;
@@ -160,20 +161,6 @@ pub enum Value {
     Bool(bool),
 }
 
-impl Value {
-    fn to_json(&self) -> serde_json::Value {
-        match self {
-            Value::Str(s) => serde_json::Value::String(s.clone()),
-            Value::Int(i) => serde_json::Value::from(*i),
-            // NaN and infinities have no JSON form; keep Python's spelling as text.
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or_else(|| serde_json::Value::String(python_float_text(*f))),
-            Value::Bool(b) => serde_json::Value::Bool(*b),
-        }
-    }
-}
-
 fn python_float_text(f: f64) -> String {
     if f.is_nan() {
         "nan".into()
@@ -206,9 +193,9 @@ pub struct RiskEvent {
     /// UUID v5 of (file identity, line offset).
     pub event_id: Uuid,
     /// e.g. `circuit_breaker_state_change`.
-    pub event_type: String,
+    pub event_type: Arc<str>,
     /// `circuit_breaker`, `trailing_stop`, `portfolio_limits`, or a user's.
-    pub component: String,
+    pub component: Arc<str>,
     /// When the engine logged the line, UTC.
     #[serde(serialize_with = "ser_micros")]
     pub timestamp: DateTime<Utc>,
@@ -249,7 +236,7 @@ pub struct RiskEvent {
     /// Logger name.
     pub logger: Option<String>,
     /// Source name from the config.
-    pub source: String,
+    pub source: Arc<str>,
     /// Path the line was read from.
     pub source_file: String,
     /// Byte offset of the line's first byte in the file's (decompressed) content.
@@ -322,17 +309,41 @@ impl EventFields {
             .map(|(_, v)| v)
     }
 
-    /// The metadata object as sorted JSON text, or None when empty.
+    /// The metadata object as sorted JSON text, or None when empty: written
+    /// straight into one string (what `serde_json::Value::to_string` of the
+    /// sorted map gives, without building the map).
     fn metadata_json(&self) -> Option<String> {
         if self.metadata.is_empty() {
             return None;
         }
-        let map: serde_json::Map<String, serde_json::Value> = self
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect();
-        Some(serde_json::Value::Object(map).to_string())
+        let mut out = Vec::with_capacity(16 * self.metadata.len() + 2);
+        out.push(b'{');
+        for (i, (k, v)) in self.metadata.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // Writing JSON into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, k);
+            out.push(b':');
+            let _ = match v {
+                Value::Str(s) => serde_json::to_writer(&mut out, s),
+                Value::Int(i) => serde_json::to_writer(&mut out, i),
+                Value::Bool(b) => serde_json::to_writer(&mut out, b),
+                Value::Float(f) if f.is_finite() => serde_json::to_writer(&mut out, f),
+                Value::Float(f) => serde_json::to_writer(&mut out, &python_float_text(*f)),
+            };
+        }
+        out.push(b'}');
+        String::from_utf8(out).ok()
+    }
+
+    /// Moves a text column's value out.
+    fn take_str(&mut self, field: Field) -> Option<String> {
+        let i = self.columns.iter().position(|(f, _)| *f == field)?;
+        match self.columns.swap_remove(i).1 {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
@@ -342,9 +353,9 @@ pub struct EventOrigin<'a> {
     /// Its id.
     pub event_id: Uuid,
     /// The pattern's event type.
-    pub event_type: &'a str,
+    pub event_type: &'a Arc<str>,
     /// The pattern's component.
-    pub component: &'a str,
+    pub component: &'a Arc<str>,
     /// UTC time of the line.
     pub timestamp: DateTime<Utc>,
     /// Level as printed.
@@ -352,7 +363,7 @@ pub struct EventOrigin<'a> {
     /// Logger name.
     pub logger: Option<&'a str>,
     /// Source name.
-    pub source: &'a str,
+    pub source: &'a Arc<str>,
     /// Path of the file.
     pub source_file: &'a str,
     /// Offset of the line.
@@ -364,24 +375,30 @@ pub struct EventOrigin<'a> {
 }
 
 impl RiskEvent {
-    /// Assembles a row from its origin and parsed fields.
-    pub fn build(origin: EventOrigin<'_>, fields: &EventFields) -> RiskEvent {
-        let s = |f| match fields.get(f) {
-            Some(Value::Str(s)) => Some(s.clone()),
-            _ => None,
-        };
+    /// Assembles a row from its origin and parsed fields (moved in: their
+    /// text is not copied again).
+    pub fn build(origin: EventOrigin<'_>, mut fields: EventFields) -> RiskEvent {
+        let metadata = fields.metadata_json();
+        let mut s = |f| fields.take_str(f);
+        let execution_id = s(Field::ExecutionId);
+        let old_state = s(Field::OldState);
+        let new_state = s(Field::NewState);
+        let action = s(Field::Action);
+        let limit_type = s(Field::LimitType);
+        let rejection_reason = s(Field::RejectionReason);
+        let symbol = s(Field::Symbol);
         let fl = |f| match fields.get(f) {
             Some(Value::Float(x)) => Some(*x),
             _ => None,
         };
         RiskEvent {
             event_id: origin.event_id,
-            event_type: origin.event_type.to_owned(),
-            component: origin.component.to_owned(),
+            event_type: origin.event_type.clone(),
+            component: origin.component.clone(),
             timestamp: origin.timestamp,
-            execution_id: s(Field::ExecutionId),
-            old_state: s(Field::OldState),
-            new_state: s(Field::NewState),
+            execution_id,
+            old_state,
+            new_state,
             failure_count: match fields.get(Field::FailureCount) {
                 Some(Value::Int(i)) => i32::try_from(*i).ok(),
                 _ => None,
@@ -390,20 +407,20 @@ impl RiskEvent {
             current_premium: fl(Field::CurrentPremium),
             highest_premium: fl(Field::HighestPremium),
             stop_premium: fl(Field::StopPremium),
-            action: s(Field::Action),
-            limit_type: s(Field::LimitType),
+            action,
+            limit_type,
             current_value: fl(Field::CurrentValue),
             limit_value: fl(Field::LimitValue),
             allowed: match fields.get(Field::Allowed) {
                 Some(Value::Bool(b)) => Some(*b),
                 _ => None,
             },
-            rejection_reason: s(Field::RejectionReason),
-            metadata: fields.metadata_json(),
-            symbol: s(Field::Symbol),
+            rejection_reason,
+            metadata,
+            symbol,
             level: origin.level.map(str::to_owned),
             logger: origin.logger.map(str::to_owned),
-            source: origin.source.to_owned(),
+            source: origin.source.clone(),
             source_file: origin.source_file.to_owned(),
             source_offset: origin.source_offset as i64,
             raw_line: origin.raw_line.to_owned(),

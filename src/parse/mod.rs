@@ -175,7 +175,7 @@ impl SourceParser {
                 now,
             )))
         };
-        let pattern = match self.patterns.find(message, level, logger) {
+        let (pattern, caps) = match self.patterns.find(message, level, logger) {
             Matched::Ignored(_) => return Outcome::Ignored,
             Matched::Nothing => {
                 if let Some(k) = self.patterns.keyword_in(message) {
@@ -186,7 +186,7 @@ impl SourceParser {
                 }
                 return Outcome::Noise;
             }
-            Matched::Event(p) => p,
+            Matched::Event(p, caps) => (p, caps),
         };
         let timestamp = match utc {
             Ok(t) => t,
@@ -202,12 +202,12 @@ impl SourceParser {
         if let Some(s) = ctx.symbol {
             let _ = fields.set(Field::Symbol, Value::Str(s.to_owned()));
         }
-        if let Err(e) = pattern.extract(message, &mut fields) {
+        if let Err(e) = pattern.extract(&caps, &mut fields) {
             return quarantine(Reason::Conversion, e.0);
         }
         // A breaker change's old_state is the state last seen in this source,
         // unless the message itself names it (re-OPENED from HALF_OPEN).
-        if pattern.component == "circuit_breaker"
+        if &*pattern.component == "circuit_breaker"
             && let Some(Value::Str(new)) = fields.get(Field::NewState).cloned()
         {
             if let Some(prev) = &state.breaker {
@@ -215,10 +215,14 @@ impl SourceParser {
             }
             state.breaker = Some(new);
         }
+        // An event pattern always has a type (ignore patterns do not get here).
+        let Some(event_type) = pattern.event_type.as_ref() else {
+            return Outcome::Ignored;
+        };
         let event = RiskEvent::build(
             EventOrigin {
                 event_id: event_id(line.file, line.offset),
-                event_type: pattern.event_type.as_deref().unwrap_or_default(),
+                event_type,
                 component: &pattern.component,
                 timestamp,
                 level,
@@ -229,7 +233,7 @@ impl SourceParser {
                 raw_line: &text,
                 ingested_at: now,
             },
-            &fields,
+            fields,
         );
         Outcome::Event(Box::new(event))
     }

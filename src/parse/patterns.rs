@@ -22,6 +22,7 @@ use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::event::{EventFields, Field, Value, ValueKind};
 use crate::parse::fields::Conversion;
@@ -166,10 +167,14 @@ pub struct Pattern {
     /// The file it came from.
     pub file: String,
     /// `None` for an ignore pattern.
-    pub event_type: Option<String>,
+    pub event_type: Option<Arc<str>>,
     /// The component of its events.
-    pub component: String,
+    pub component: Arc<str>,
     regex: Regex,
+    /// Text every message this pattern matches starts with (its regex is
+    /// anchored and begins with literals): a memcmp rules the pattern out
+    /// before any regex runs.
+    prefix: Option<String>,
     /// (capture group index, target, conversion).
     captures: Vec<(usize, Target, Conversion)>,
     constants: Vec<(Target, Value)>,
@@ -194,11 +199,19 @@ impl Pattern {
         level_ok && logger_ok
     }
 
-    /// Fills `fields` from a message this pattern matched.
-    pub fn extract(&self, message: &str, fields: &mut EventFields) -> Result<(), ExtractError> {
-        let Some(caps) = self.regex.captures(message) else {
-            return Err(ExtractError("pattern no longer matches".into()));
-        };
+    /// Whether the message can match (its prefix, if the pattern has one).
+    fn may_match(&self, message: &str) -> bool {
+        self.prefix
+            .as_deref()
+            .is_none_or(|p| message.starts_with(p))
+    }
+
+    /// Fills `fields` from the captures of a message this pattern matched.
+    pub fn extract(
+        &self,
+        caps: &regex::Captures<'_>,
+        fields: &mut EventFields,
+    ) -> Result<(), ExtractError> {
         for (t, v) in &self.constants {
             t.apply(fields, v.clone()).map_err(ExtractError)?;
         }
@@ -229,9 +242,9 @@ fn target_name(t: &Target) -> String {
 
 /// What a message matched.
 #[derive(Debug)]
-pub enum Matched<'p> {
-    /// An event pattern.
-    Event(&'p Pattern),
+pub enum Matched<'p, 'm> {
+    /// An event pattern, with the message's captures.
+    Event(&'p Pattern, regex::Captures<'m>),
     /// Known noise.
     Ignored(&'p Pattern),
     /// No pattern.
@@ -244,9 +257,6 @@ pub struct PatternSet {
     patterns: Vec<Pattern>,
     keywords: Vec<String>,
     prefilter: AhoCorasick,
-    /// Every pattern's regex in one automaton: one pass over a message says
-    /// which patterns match, instead of one pass per pattern.
-    set: regex::RegexSet,
     /// The files loaded, in order, for `risktail parse`'s summary and logs.
     pub files: Vec<String>,
 }
@@ -327,17 +337,10 @@ impl PatternSet {
                 file: "keywords".into(),
                 message: e.to_string(),
             })?;
-        let set = regex::RegexSet::new(patterns.iter().map(|p| p.regex.as_str())).map_err(|e| {
-            PatternError::File {
-                file: "patterns".into(),
-                message: format!("the patterns do not combine into one automaton: {e}"),
-            }
-        })?;
         Ok(PatternSet {
             patterns,
             keywords,
             prefilter,
-            set,
             files,
         })
     }
@@ -376,15 +379,30 @@ impl PatternSet {
     }
 
     /// The first pattern, in order, that accepts the level and logger and
-    /// matches the message.
-    pub fn find(&self, message: &str, level: Option<&str>, logger: Option<&str>) -> Matched<'_> {
-        for i in self.set.matches(message).iter() {
-            let p = &self.patterns[i];
-            if p.accepts(level, logger) {
-                return match p.event_type {
-                    Some(_) => Matched::Event(p),
-                    None => Matched::Ignored(p),
-                };
+    /// matches the message. One regex pass for the pattern that matches (its
+    /// captures come with it); patterns whose literal prefix the message does
+    /// not start with cost a memcmp.
+    pub fn find<'m>(
+        &self,
+        message: &'m str,
+        level: Option<&str>,
+        logger: Option<&str>,
+    ) -> Matched<'_, 'm> {
+        for p in &self.patterns {
+            if !p.may_match(message) || !p.accepts(level, logger) {
+                continue;
+            }
+            match p.event_type {
+                Some(_) => {
+                    if let Some(caps) = p.regex.captures(message) {
+                        return Matched::Event(p, caps);
+                    }
+                }
+                None => {
+                    if p.regex.is_match(message) {
+                        return Matched::Ignored(p);
+                    }
+                }
             }
         }
         Matched::Nothing
@@ -494,8 +512,9 @@ fn compile(
     Ok(Pattern {
         name: p.name,
         file: file.to_owned(),
-        event_type: p.event_type,
-        component,
+        event_type: p.event_type.map(Arc::from),
+        component: Arc::from(component),
+        prefix: anchored_prefix(&p.regex),
         regex,
         captures,
         constants,
@@ -506,6 +525,38 @@ fn compile(
 
 /// Whether every string the regex matches contains one of the keywords,
 /// proved from its literal prefixes or suffixes. `false` means "not proved".
+/// The text every match of an anchored regex starts with (the longest
+/// common prefix of its prefix literals), if it has any.
+fn anchored_prefix(regex: &str) -> Option<String> {
+    let hir = regex_syntax::Parser::new().parse(regex).ok()?;
+    if !hir
+        .properties()
+        .look_set_prefix()
+        .contains(regex_syntax::hir::Look::Start)
+    {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let lits = seq.literals()?;
+    let first = lits.first()?.as_bytes();
+    let mut n = first.len();
+    for l in &lits[1..] {
+        n = n.min(
+            first
+                .iter()
+                .zip(l.as_bytes())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    // Cut on a character boundary: the prefix is compared as text.
+    let text = std::str::from_utf8(&first[..n]).ok().or_else(|| {
+        let valid = std::str::from_utf8(&first[..n]).err()?.valid_up_to();
+        std::str::from_utf8(&first[..valid]).ok()
+    })?;
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
 fn requires_keyword(regex: &str, keywords: &[String]) -> bool {
     let Ok(hir) = regex_syntax::Parser::new().parse(regex) else {
         return false;
@@ -531,6 +582,30 @@ mod tests {
 
     fn one(text: &str) -> Result<PatternSet, PatternError> {
         PatternSet::from_sources([("t.toml".to_owned(), text.to_owned())])
+    }
+
+    #[test]
+    fn anchored_prefixes_are_what_every_match_starts_with() {
+        assert_eq!(
+            anchored_prefix(r"^Circuit breaker OPENED: (?P<n>\d+) failures").as_deref(),
+            Some("Circuit breaker OPENED: ")
+        );
+        assert_eq!(
+            anchored_prefix(r"^Entry (REJECTED|allowed) by").as_deref(),
+            Some("Entry ")
+        );
+        assert_eq!(
+            anchored_prefix(r"Circuit breaker OPENED"),
+            None,
+            "not anchored"
+        );
+        assert_eq!(anchored_prefix(r"^(?i)circuit"), None, "no common case");
+        assert_eq!(anchored_prefix(r"^\d+ x"), None);
+        // Every built-in event pattern gets one (the fast path).
+        let set = PatternSet::load(true, &[]).unwrap();
+        for p in &set.patterns {
+            assert!(p.prefix.is_some(), "{} has no literal prefix", p.name);
+        }
     }
 
     #[test]
@@ -584,7 +659,7 @@ mod tests {
         ));
         assert!(matches!(
             set.find("K 5", Some("WARNING"), Some("risk.x")),
-            Matched::Event(_)
+            Matched::Event(..)
         ));
         assert!(matches!(
             set.find("K 5", Some("INFO"), Some("risk.x")),
@@ -594,11 +669,11 @@ mod tests {
             set.find("K 5", Some("WARNING"), Some("other")),
             Matched::Nothing
         ));
-        let Matched::Event(p) = set.find("K 5", Some("WARNING"), Some("risk.x")) else {
+        let Matched::Event(p, caps) = set.find("K 5", Some("WARNING"), Some("risk.x")) else {
             unreachable!()
         };
         let mut f = EventFields::default();
-        p.extract("K 5", &mut f).unwrap();
+        p.extract(&caps, &mut f).unwrap();
         assert_eq!(f.metadata.get("n"), Some(&Value::Int(5)));
     }
 }

@@ -101,7 +101,7 @@ struct Staged {
 
 #[derive(Default)]
 struct StagedCounts {
-    events: std::collections::HashMap<String, u64>,
+    events: std::collections::HashMap<Arc<str>, u64>,
     restart_resets: u64,
     quarantined: std::collections::HashMap<&'static str, u64>,
 }
@@ -109,13 +109,13 @@ struct StagedCounts {
 impl StagedCounts {
     fn add(&mut self, events: &[RiskEvent], quarantine: &[QuarantineRecord]) {
         for e in events {
-            match self.events.get_mut(e.event_type.as_str()) {
+            match self.events.get_mut(&e.event_type) {
                 Some(n) => *n += 1,
                 None => {
                     self.events.insert(e.event_type.clone(), 1);
                 }
             }
-            if e.event_type == "circuit_breaker_init"
+            if &*e.event_type == "circuit_breaker_init"
                 && matches!(e.old_state.as_deref(), Some("OPEN" | "HALF_OPEN"))
             {
                 self.restart_resets += 1;
@@ -381,7 +381,7 @@ impl DeltaSink {
         {
             let src = metrics::source(source);
             for (t, n) in &staged.counts.events {
-                let labels = vec![("source", source.to_owned()), ("event_type", t.clone())];
+                let labels = vec![("source", source.to_owned()), ("event_type", t.to_string())];
                 m.events.get_or_create(&labels).inc_by(*n);
             }
             for (r, n) in &staged.counts.quarantined {
