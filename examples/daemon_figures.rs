@@ -141,6 +141,17 @@ fn start(bin: &str, dir: &Path) -> Child {
         .expect("daemon starts")
 }
 
+/// CPU seconds (user + system) a process has used so far, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat(5); here indices 11 and 12.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn stop(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -153,7 +164,21 @@ fn live(bin: &str, dir: &Path, rate: u64, seconds: u64, interval_ms: u64) {
     let log = dir.join("logs/engine.log");
     let uri = dir.join("lake/risk_events").to_string_lossy().into_owned();
     let child = start(bin, dir);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("log");
+    // The yardstick: `tail -F` following the same file, in the same run.
+    let tail = Command::new("tail")
+        .args(["-F", "-n", "0"])
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tail -F");
     std::thread::sleep(Duration::from_secs(2));
+    let (cpu0, tail0) = (cpu_seconds(child.id()), cpu_seconds(tail.id()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -243,7 +268,10 @@ fn live(bin: &str, dir: &Path, rate: u64, seconds: u64, interval_ms: u64) {
     let elapsed = t0.elapsed().as_secs_f64();
     stop_flag.store(true, std::sync::atomic::Ordering::Relaxed);
     let visible = poller.join().expect("poller");
+    let cpu = cpu_seconds(child.id()) - cpu0;
+    let tail_cpu = cpu_seconds(tail.id()) - tail0;
     stop(child);
+    stop(tail);
     let mut lat: Vec<f64> = written
         .iter()
         .filter_map(|(seq, w)| {
@@ -255,9 +283,14 @@ fn live(bin: &str, dir: &Path, rate: u64, seconds: u64, interval_ms: u64) {
     let missing = written.len() - lat.len();
     let (p50, p99, max) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99), pct(&mut lat, 1.0));
     println!(
-        "rate {:.0} lines/s for {elapsed:.1} s, flush interval {interval_ms} ms, table had {before} rows: {} risk lines, latency p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms, not visible {missing}",
+        "rate {:.0} lines/s for {elapsed:.1} s, flush interval {interval_ms} ms, table had {before} rows: {} risk lines, latency p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms, not visible {missing}; \
+         CPU risktail {cpu:.2} s ({:.1} us/line written, {:.1} % of a core), tail -F {tail_cpu:.2} s ({:.1} us/line), ratio {:.1}x",
         total as f64 / elapsed,
-        written.len()
+        written.len(),
+        cpu * 1e6 / total as f64,
+        cpu * 100.0 / elapsed,
+        tail_cpu * 1e6 / total as f64,
+        cpu / tail_cpu.max(0.01),
     );
 }
 

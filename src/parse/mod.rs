@@ -109,7 +109,10 @@ impl SourceParser {
             return true;
         }
         let raw = strip_newline(line);
-        let text = String::from_utf8_lossy(raw);
+        let text = match std::str::from_utf8(raw) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         let Some(Ok(local)) = self.envelope.head_time(&text) else {
             return false;
         };
@@ -142,7 +145,12 @@ impl SourceParser {
         if !candidate && !self.track_time {
             return Outcome::Noise;
         }
-        let text = String::from_utf8_lossy(raw);
+        // Valid UTF-8 (nearly every line) is checked on the fast path and
+        // borrowed; only invalid bytes pay for the replacement.
+        let text = match std::str::from_utf8(raw) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         let Some(head) = self.envelope.parse_head(&text) else {
             // Only keyword lines count as continuations, whatever the zone, so
             // the summary does not depend on whether noise was looked at.

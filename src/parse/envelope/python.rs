@@ -154,7 +154,10 @@ fn split_default(line: &str) -> Option<(&str, &str, &str, &str)> {
     }
     let rest = line.get(26..)?;
     let mut from = 1; // the name has at least one character
-    while let Some(i) = rest.get(from..).and_then(|r| r.find(" - ")) {
+    while let Some(i) = rest
+        .get(from..)
+        .and_then(|r| memchr::memmem::find(r.as_bytes(), b" - "))
+    {
         let name_end = from + i;
         let after = &rest[name_end + 3..];
         let level_end = after.find(char::is_whitespace).unwrap_or(after.len());
@@ -279,7 +282,7 @@ impl PythonEnvelope {
     /// automaton and the time read from its first bytes, which is several
     /// times cheaper than splitting the whole line.
     pub fn head_time(&self, line: &str) -> Option<Result<LocalTime, String>> {
-        if !self.time_first {
+        if !self.time_first || self.default_layout {
             return self.parse_head(line).map(|h| h.time);
         }
         if !self.regex.is_match(line) {
@@ -291,16 +294,26 @@ impl PythonEnvelope {
 
     /// Splits a head line; `None` if the line does not have this layout.
     pub fn parse_head<'a>(&self, line: &'a str) -> Option<Head<'a>> {
-        if self.default_layout
-            && let Some((asctime, name, level, message)) = split_default(line)
-        {
-            return Some(Head {
-                time: self.time(Some(asctime), None, None),
-                level: Some(Cow::Borrowed(level)),
-                logger: Some(Cow::Borrowed(name)),
-                message: Cow::Borrowed(message),
-                extras: Vec::new(),
-            });
+        if self.default_layout {
+            if let Some((asctime, name, level, message)) = split_default(line) {
+                return Some(Head {
+                    time: self.time(Some(asctime), None, None),
+                    level: Some(Cow::Borrowed(level)),
+                    logger: Some(Cow::Borrowed(name)),
+                    message: Cow::Borrowed(message),
+                    extras: Vec::new(),
+                });
+            }
+            // The layout's regex starts with `^\d`: a line starting with an
+            // ASCII byte that is no digit (a traceback, wrapped text) cannot
+            // be a head, and needs no regex pass to say so.
+            if line
+                .as_bytes()
+                .first()
+                .is_none_or(|c| c.is_ascii() && !c.is_ascii_digit())
+            {
+                return None;
+            }
         }
         let caps = self.regex.captures(line)?;
         let mut head = Head {
