@@ -27,6 +27,11 @@ use wake::Wakes;
 
 /// The safety-net look when inotify says nothing.
 const SAFETY_POLL: Duration = Duration::from_secs(5);
+/// Reads follow the latency budget, not the engine's writes: while data keeps
+/// coming, at most one read pass per this share of the flush interval (and
+/// never more than every 50 ms), so a busy engine's writes are read in bulk.
+const READS_PER_INTERVAL: u32 = 10;
+const MAX_READ_GAP: Duration = Duration::from_millis(50);
 
 /// The running daemon.
 struct Daemon {
@@ -38,6 +43,10 @@ struct Daemon {
     backoff: Backoff,
     wakes: Wakes,
     last_poll: Instant,
+    /// When the folders were last looked at.
+    last_look: Instant,
+    /// Shortest time between read passes (see [`READS_PER_INTERVAL`]).
+    read_gap: Duration,
     /// A poll stopped at the pending bound: after the commit that makes room,
     /// go round again at once instead of waiting for the next file event
     /// (which may never come once the writer is done).
@@ -61,6 +70,7 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
         None => None,
     };
     let policy = FlushPolicy::new(config.flush_interval, config.flush_max_events);
+    let d_interval = config.flush_interval;
     let mut d = Daemon {
         config,
         rt,
@@ -70,6 +80,8 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
         backoff: Backoff::default(),
         wakes,
         last_poll: Instant::now(),
+        last_look: Instant::now(),
+        read_gap: (d_interval / READS_PER_INTERVAL).min(MAX_READ_GAP),
         more_to_read: false,
         watchdog: sd_notify::watchdog_interval().map(|w| (w, Instant::now())),
         metrics,
@@ -85,7 +97,7 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
         if asked.stop {
             return d.stop();
         }
-        d.poll();
+        d.poll(asked.look);
         d.flush_due();
         d.upkeep();
         d.pet_watchdog();
@@ -115,7 +127,7 @@ impl Daemon {
             self.sources.push(live);
         }
         for s in &mut self.sources {
-            self.rt.block_on(s.poll(&self.sink, &self.policy))?;
+            self.rt.block_on(s.poll(&self.sink, &self.policy, true))?;
         }
         Ok(())
     }
@@ -123,8 +135,23 @@ impl Daemon {
     /// How long to sleep: until the safety look, the oldest pending row's
     /// flush time, the end of a back-off or the watchdog, whichever is first.
     fn next_wait(&self) -> Duration {
+        // Data that arrives within `read_gap` of the last pass waits for the
+        // gap to end (the wake-up stays queued, nothing is missed), unless a
+        // commit falls due sooner.
+        let due = self
+            .sources
+            .iter()
+            .filter_map(|s| s.pending().due_at(&self.policy))
+            .min();
+        let mut gap = self.read_gap.saturating_sub(self.last_poll.elapsed());
+        if let Some(due) = due {
+            gap = gap.min(due.saturating_duration_since(Instant::now()));
+        }
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
         let now = Instant::now();
-        let mut wait = SAFETY_POLL.saturating_sub(self.last_poll.elapsed());
+        let mut wait = SAFETY_POLL.saturating_sub(self.last_look.elapsed());
         if self.more_to_read && !self.backoff.failing() {
             wait = Duration::ZERO;
         }
@@ -157,12 +184,17 @@ impl Daemon {
         }
     }
 
-    /// Reads what is new in every source's files.
-    fn poll(&mut self) {
+    /// Reads what is new in every source's files, looking at the folders
+    /// first when asked (or when the safety look is due).
+    fn poll(&mut self, look: bool) {
+        let look = look || self.last_look.elapsed() >= SAFETY_POLL;
+        if look {
+            self.last_look = Instant::now();
+        }
         self.last_poll = Instant::now();
         self.more_to_read = false;
         for s in &mut self.sources {
-            match self.rt.block_on(s.poll(&self.sink, &self.policy)) {
+            match self.rt.block_on(s.poll(&self.sink, &self.policy, look)) {
                 Ok(r) => self.more_to_read |= r.saturated,
                 Err(e) => {
                     tracing::warn!(source = %s.name(), error = %e, "looking up offsets failed; will retry")
@@ -215,7 +247,7 @@ impl Daemon {
         sd_notify::notify("STOPPING=1");
         tracing::info!("stopping: final flush");
         for s in &mut self.sources {
-            self.rt.block_on(s.poll(&self.sink, &self.policy))?;
+            self.rt.block_on(s.poll(&self.sink, &self.policy, true))?;
             self.rt
                 .block_on(s.flush(&mut self.sink))
                 .with_context(|| format!("final commit of source {}", s.name()))?;

@@ -2,22 +2,37 @@
 //! sources' folders, and signals, both on one channel so the loop waits in one
 //! place. A stat-based look every few seconds is the loop's safety net (and
 //! covers inotify queue overflows); it is not here.
+//!
+//! File events are coalesced where they arise: the watcher thread only sets
+//! bits (data written to a followed file; anything else: look at the folder)
+//! and sends one message while the loop has not taken them yet, so an engine
+//! writing thousands of records a second costs the loop one wake-up per pass,
+//! not one per write.
 
 use anyhow::{Context, Result};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::ModifyKind;
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 /// Why the loop woke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
-    /// Something changed in a watched folder.
+enum Wake {
+    /// File events are waiting in the bits.
     Fs,
     /// A signal arrived.
     Signal(i32),
 }
+
+/// Data was appended to a followed file.
+const DATA: u8 = 1;
+/// Something else changed in a watched folder (a file created, renamed,
+/// removed, its attributes), or the watcher reported an error.
+const LOOK: u8 = 2;
 
 /// What the wake-ups since the last wait asked for.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -26,13 +41,17 @@ pub struct Asked {
     pub stop: bool,
     /// SIGHUP: reload the pattern files.
     pub reload: bool,
-    /// A file event (or nothing: the wait timed out).
-    pub files: bool,
+    /// Data was appended to followed files: read them.
+    pub data: bool,
+    /// The folders changed (or the wait timed out): look for new, rotated
+    /// and truncated files before reading.
+    pub look: bool,
 }
 
 /// The wake-up channel and what feeds it.
 pub struct Wakes {
     rx: mpsc::Receiver<Wake>,
+    bits: Arc<AtomicU8>,
     _watcher: RecommendedWatcher,
 }
 
@@ -55,17 +74,34 @@ impl Wakes {
                 }
             }
         });
+        let paths: Vec<&String> = paths.into_iter().collect();
+        let followed: Vec<glob::Pattern> = paths
+            .iter()
+            .filter_map(|p| glob::Pattern::new(p).ok())
+            .collect();
+        let bits = Arc::new(AtomicU8::new(0));
+        let watcher_bits = bits.clone();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            // Opening, reading and closing a file (our own reads included)
-            // are access events: they say nothing new about the file, and
-            // waking on them would make every read wake the next one.
-            if let Ok(ev) = &res
-                && matches!(ev.kind, notify::EventKind::Access(_))
-            {
-                return;
+            let bit = match &res {
+                // Opening, reading and closing a file (our own reads
+                // included) say nothing new about it, and waking on them
+                // would make every read wake the next one.
+                Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => return,
+                Ok(ev)
+                    if matches!(ev.kind, EventKind::Modify(ModifyKind::Data(_)))
+                        && ev
+                            .paths
+                            .iter()
+                            .all(|p| followed.iter().any(|g| g.matches_path(p))) =>
+                {
+                    DATA
+                }
+                // Anything else, errors and queue overflows included, means "look".
+                _ => LOOK,
+            };
+            if watcher_bits.fetch_or(bit, Ordering::AcqRel) == 0 {
+                let _ = tx.send(Wake::Fs);
             }
-            // Anything else, errors and queue overflows included, means "look".
-            let _ = tx.send(Wake::Fs);
         })
         .context("starting the file watcher")?;
         for dir in watch_dirs(paths) {
@@ -75,16 +111,18 @@ impl Wakes {
         }
         Ok(Wakes {
             rx,
+            bits,
             _watcher: watcher,
         })
     }
 
     /// Waits up to `wait` for a wake-up, then takes every other one already
-    /// queued: a burst of writes costs one pass, not one per write.
+    /// queued: a burst of writes costs one pass, not one per write. A wait
+    /// that times out asks for a look (the safety net).
     pub fn wait(&self, wait: Duration) -> Asked {
         let mut asked = Asked::default();
         let mut take = |w: Wake| match w {
-            Wake::Fs => asked.files = true,
+            Wake::Fs => {}
             Wake::Signal(s) if s == signal_hook::consts::SIGHUP => asked.reload = true,
             Wake::Signal(_) => asked.stop = true,
         };
@@ -95,9 +133,12 @@ impl Wakes {
                     take(w);
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => asked.files = true,
+            Err(mpsc::RecvTimeoutError::Timeout) => asked.look = true,
             Err(mpsc::RecvTimeoutError::Disconnected) => asked.stop = true,
         }
+        let bits = self.bits.swap(0, Ordering::AcqRel);
+        asked.data |= bits & DATA != 0;
+        asked.look |= bits & LOOK != 0;
         asked
     }
 }

@@ -253,6 +253,16 @@ impl Follower {
         Ok(())
     }
 
+    /// Whether every live file still holds what was read of it (one `fstat`
+    /// and a 64-byte `pread` each): when it does, new data can be read
+    /// without a [`Follower::look`] at the folders.
+    pub fn live_intact(&self) -> bool {
+        self.gens
+            .iter()
+            .filter(|g| g.sealed.is_none())
+            .all(Generation::intact)
+    }
+
     /// Lets go of sealed generations that are read to their end, committed,
     /// and quiet.
     pub fn retire(&mut self) {
