@@ -1,6 +1,9 @@
 //! The validated configuration. [`Config::load`] reads `risktail.toml`, checks
 //! every value, compiles envelopes and loads pattern files, so a bad config
 //! fails at start with the file, the key and what is wrong, never later.
+//!
+//! Just over 450 lines with its tests (≈380 of code): every key's check, with
+//! the message that names it, lives next to the others.
 
 pub mod file;
 

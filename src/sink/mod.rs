@@ -9,25 +9,26 @@
 //! quarantine rows the quarantine table already holds, so each table gets each
 //! row exactly once.
 
+mod commit;
+mod history;
 pub mod lock;
 pub mod read;
 pub mod table;
 pub mod txn;
 pub mod upkeep;
 
-use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::{CommitConflictError, CommitProperties, TransactionError};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::DeltaWriter;
 use deltalake::{DeltaTable, DeltaTableError};
-use futures::TryStreamExt;
 use std::time::Duration;
+
+use commit::{Staged, commit_once, writer};
 
 use crate::event::batch::{events_batch, quarantine_batch};
 use crate::event::schema::{
     EVENT_PARTITION, QUARANTINE_COLUMNS, QUARANTINE_PARTITION, RISK_EVENT_COLUMNS,
 };
 use crate::event::{QuarantineRecord, RiskEvent};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::parse::SourceState;
 use crate::source::fingerprint::FileId;
 use std::sync::Arc;
@@ -89,71 +90,12 @@ pub struct DeltaSink {
     metrics: Option<Arc<Metrics>>,
 }
 
-/// Open writers holding rows for the next commit.
-#[derive(Default)]
-struct Staged {
-    events: Option<RecordBatchWriter>,
-    quarantine: Option<RecordBatchWriter>,
-    rows: usize,
-    /// What the staged rows are, for the metrics once they are committed.
-    counts: StagedCounts,
-}
-
-#[derive(Default)]
-struct StagedCounts {
-    events: std::collections::HashMap<Arc<str>, u64>,
-    restart_resets: u64,
-    quarantined: std::collections::HashMap<&'static str, u64>,
-}
-
-impl StagedCounts {
-    fn add(&mut self, events: &[RiskEvent], quarantine: &[QuarantineRecord]) {
-        for e in events {
-            match self.events.get_mut(&e.event_type) {
-                Some(n) => *n += 1,
-                None => {
-                    self.events.insert(e.event_type.clone(), 1);
-                }
-            }
-            if &*e.event_type == "circuit_breaker_init"
-                && matches!(e.old_state.as_deref(), Some("OPEN" | "HALF_OPEN"))
-            {
-                self.restart_resets += 1;
-            }
-        }
-        for q in quarantine {
-            *self.quarantined.entry(q.reason.code()).or_default() += 1;
-        }
-    }
-}
-
-/// Rows per Parquet row group: bounds the memory a writer holds while it
-/// streams a large commit (a backfill's) into its file.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
-
-/// A writer for one commit into `table`.
-fn writer(table: &DeltaTable, uri: &str) -> Result<RecordBatchWriter, SinkError> {
-    let props = deltalake::parquet::file::properties::WriterProperties::builder()
-        .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by(format!("risktail {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    Ok(RecordBatchWriter::for_table(table)
-        .map_err(|source| SinkError::Delta {
-            table: uri.to_owned(),
-            source: Box::new(source),
-        })?
-        .with_writer_properties(props))
-}
-
 /// Compaction is considered after this many commits.
 pub const COMPACT_EVERY_COMMITS: u32 = 50;
 /// Vacuum runs this often...
 pub const VACUUM_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// ...and deletes files replaced longer ago than this (Delta's default).
 pub const VACUUM_RETENTION_HOURS: i64 = 168;
-
-const MAX_COMMIT_TRIES: u32 = 8;
 
 impl DeltaSink {
     /// Opens (creating if needed) `risk_events` at `events_uri` and
@@ -225,80 +167,6 @@ impl DeltaSink {
             }));
         }
         self.state_from_history(source).await
-    }
-
-    /// Looks at the newest commits first and widens the window only when
-    /// needed: the newest commit is almost always this source's own.
-    async fn state_from_history(&self, source: &str) -> Result<Option<SourceState>, SinkError> {
-        let mut found = None;
-        self.newest_first(|info| {
-            let Some(rec) = risktail_record(info, source) else {
-                return false;
-            };
-            match rec.get("state") {
-                Some(state) => {
-                    found = serde_json::from_value(state.clone()).ok();
-                    true
-                }
-                None => false,
-            }
-        })
-        .await?;
-        Ok(found)
-    }
-
-    /// When the events table was last committed (by anyone), and when each
-    /// of `sources` last committed, from the commits' `commitInfo`, newest
-    /// first (milliseconds since the epoch). Reads back only as far as needed.
-    pub async fn last_commits(
-        &self,
-        sources: &[&str],
-    ) -> Result<(Option<i64>, Vec<Option<i64>>), SinkError> {
-        let mut newest = None;
-        let mut per_source = vec![None; sources.len()];
-        self.newest_first(|info| {
-            newest = newest.or(info.timestamp);
-            for (i, s) in sources.iter().enumerate() {
-                if per_source[i].is_none() && risktail_record(info, s).is_some() {
-                    per_source[i] = info.timestamp;
-                }
-            }
-            per_source.iter().all(Option::is_some)
-        })
-        .await?;
-        Ok((newest, per_source))
-    }
-
-    /// Calls `visit` on the commits newest first until it returns true,
-    /// widening the window of history read (50, 1000, all) only when needed.
-    async fn newest_first(
-        &self,
-        mut visit: impl FnMut(&deltalake::kernel::CommitInfo) -> bool,
-    ) -> Result<(), SinkError> {
-        let derr = |e| SinkError::Delta {
-            table: self.events_uri.clone(),
-            source: Box::new(e),
-        };
-        let total = self.events.version().map_or(0, |v| v as usize + 1);
-        let mut seen = 0;
-        for limit in [50usize, 1000, usize::MAX] {
-            let infos: Vec<_> = self
-                .events
-                .history(if limit >= total { None } else { Some(limit) })
-                .try_collect()
-                .await
-                .map_err(derr)?;
-            for info in infos.iter().skip(seen) {
-                if visit(info) {
-                    return Ok(());
-                }
-            }
-            seen = infos.len();
-            if limit >= total {
-                break;
-            }
-        }
-        Ok(())
     }
 
     /// Writes rows into the data files of the next commit without committing
@@ -379,23 +247,7 @@ impl DeltaSink {
         if result.is_ok()
             && let Some(m) = &self.metrics
         {
-            let src = metrics::source(source);
-            for (t, n) in &staged.counts.events {
-                let labels = vec![("source", source.to_owned()), ("event_type", t.to_string())];
-                m.events.get_or_create(&labels).inc_by(*n);
-            }
-            for (r, n) in &staged.counts.quarantined {
-                let labels = vec![("source", source.to_owned()), ("reason", (*r).to_owned())];
-                m.quarantined.get_or_create(&labels).inc_by(*n);
-            }
-            m.breaker_restart_resets
-                .get_or_create(&src)
-                .inc_by(staged.counts.restart_resets);
-            if state.breaker.is_some() {
-                m.breaker_state
-                    .get_or_create(&src)
-                    .set(metrics::breaker_value(state.breaker.as_deref()));
-            }
+            staged.counts.record(m, source, state);
         }
         result
     }
@@ -501,15 +353,6 @@ impl DeltaSink {
     }
 }
 
-/// risktail's record in a commit of `source`, if the commit is one.
-fn risktail_record<'a>(
-    info: &'a deltalake::kernel::CommitInfo,
-    source: &str,
-) -> Option<&'a serde_json::Value> {
-    let rec = info.info.get(txn::COMMIT_INFO_KEY)?;
-    (rec.get("source").and_then(|s| s.as_str()) == Some(source)).then_some(rec)
-}
-
 impl crate::source::offsets::Offsets for DeltaSink {
     type Error = SinkError;
 
@@ -531,110 +374,4 @@ async fn txn_version(table: &DeltaTable, uri: &str, app: &str) -> Result<u64, Si
             source: Box::new(e),
         })?;
     Ok(v.map_or(0, |v| v.max(0) as u64))
-}
-
-/// One commit of rows + txns + metadata. When it loses races to other writers
-/// (delta-rs retries 100 times in a tight loop first) it is retried with
-/// jittered backoff; before each retry the txns are re-read, so a commit that
-/// did land is not made twice.
-async fn commit_once(
-    table: &mut DeltaTable,
-    uri: &str,
-    txns: &[(String, u64)],
-    writer: RecordBatchWriter,
-    meta: serde_json::Value,
-    metrics: Option<&Metrics>,
-) -> Result<u64, SinkError> {
-    let started = std::time::Instant::now();
-    let result = commit_retrying(table, uri, txns, writer, meta, metrics).await;
-    if result.is_ok()
-        && let Some(m) = metrics
-    {
-        let labels = metrics::table(uri);
-        m.commits.get_or_create(&labels).inc();
-        // Present at 0 from the first commit, so a rate() has a start.
-        m.commit_conflicts.get_or_create(&labels).inc_by(0);
-        m.commit_duration
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
-        let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
-        m.last_commit.get_or_create(&labels).set(now);
-    }
-    result
-}
-
-async fn commit_retrying(
-    table: &mut DeltaTable,
-    uri: &str,
-    txns: &[(String, u64)],
-    writer: RecordBatchWriter,
-    meta: serde_json::Value,
-    metrics: Option<&Metrics>,
-) -> Result<u64, SinkError> {
-    let derr = |source: DeltaTableError| SinkError::Delta {
-        table: uri.to_owned(),
-        source: Box::new(source),
-    };
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let props = CommitProperties::default()
-        .with_application_transactions(
-            txns.iter()
-                .map(|(app, offset)| {
-                    Transaction::new_with_last_update(app, *offset as i64, Some(now_ms))
-                })
-                .collect(),
-        )
-        .with_metadata([(txn::COMMIT_INFO_KEY.to_owned(), meta)])
-        .with_max_retries(100);
-    let mut writer = writer.with_commit_properties(props);
-    let mut attempt = 0;
-    loop {
-        match writer.flush_and_commit(table).await {
-            Ok(v) => return Ok(v),
-            Err(DeltaTableError::Transaction {
-                source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
-            }) => {
-                return Err(SinkError::ConcurrentWriter {
-                    table: uri.to_owned(),
-                    app_id: txns
-                        .iter()
-                        .map(|(a, _)| a.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
-            // Only lost races are retried here (other writers' commits won the
-            // version): anything else (I/O, permissions, a full disk) goes back
-            // to the caller at once, whose backoff does not block reading.
-            Err(
-                e @ DeltaTableError::Transaction {
-                    source:
-                        TransactionError::MaxCommitAttempts(_)
-                        | TransactionError::VersionAlreadyExists(_),
-                },
-            ) if attempt + 1 < MAX_COMMIT_TRIES => {
-                attempt += 1;
-                if let Some(m) = metrics {
-                    m.commit_conflicts.get_or_create(&metrics::table(uri)).inc();
-                }
-                tracing::warn!(table = uri, attempt, error = %e, "commit failed; retrying");
-                let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 100);
-                tokio::time::sleep(Duration::from_millis((50u64 << attempt.min(6)) + jitter)).await;
-                table.update_incremental(None).await.map_err(derr)?;
-                // Only file offsets only grow; state codes may go down.
-                let offsets: Vec<_> = txns
-                    .iter()
-                    .filter(|(a, _)| a.starts_with("risktail/"))
-                    .collect();
-                let mut landed = !offsets.is_empty();
-                for (app, offset) in offsets {
-                    landed &= *offset > 0 && txn_version(table, uri, app).await? >= *offset;
-                }
-                if landed {
-                    return Ok(table.version().unwrap_or_default());
-                }
-            }
-            Err(e) => return Err(derr(e)),
-        }
-    }
 }

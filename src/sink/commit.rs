@@ -1,0 +1,201 @@
+//! One commit, and the rows staged for it: the open Parquet writers, what
+//! their rows are (for the metrics, counted only once the commit lands), and
+//! the commit with its retries when another writer won the version.
+
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::{CommitConflictError, CommitProperties, TransactionError};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{SinkError, txn, txn_version};
+use crate::event::{QuarantineRecord, RiskEvent};
+use crate::metrics::{self, Metrics};
+use crate::parse::SourceState;
+
+const MAX_COMMIT_TRIES: u32 = 8;
+
+/// Open writers holding rows for the next commit.
+#[derive(Default)]
+pub(super) struct Staged {
+    pub(super) events: Option<RecordBatchWriter>,
+    pub(super) quarantine: Option<RecordBatchWriter>,
+    pub(super) rows: usize,
+    /// What the staged rows are, for the metrics once they are committed.
+    pub(super) counts: StagedCounts,
+}
+
+#[derive(Default)]
+pub(super) struct StagedCounts {
+    events: std::collections::HashMap<Arc<str>, u64>,
+    restart_resets: u64,
+    quarantined: std::collections::HashMap<&'static str, u64>,
+}
+
+impl StagedCounts {
+    /// Counts committed rows in `m`, and the breaker state committed with them.
+    pub(super) fn record(&self, m: &Metrics, source: &str, state: &SourceState) {
+        let src = metrics::source(source);
+        for (t, n) in &self.events {
+            let labels = vec![("source", source.to_owned()), ("event_type", t.to_string())];
+            m.events.get_or_create(&labels).inc_by(*n);
+        }
+        for (r, n) in &self.quarantined {
+            let labels = vec![("source", source.to_owned()), ("reason", (*r).to_owned())];
+            m.quarantined.get_or_create(&labels).inc_by(*n);
+        }
+        m.breaker_restart_resets
+            .get_or_create(&src)
+            .inc_by(self.restart_resets);
+        if state.breaker.is_some() {
+            m.breaker_state
+                .get_or_create(&src)
+                .set(metrics::breaker_value(state.breaker.as_deref()));
+        }
+    }
+
+    pub(super) fn add(&mut self, events: &[RiskEvent], quarantine: &[QuarantineRecord]) {
+        for e in events {
+            match self.events.get_mut(&e.event_type) {
+                Some(n) => *n += 1,
+                None => {
+                    self.events.insert(e.event_type.clone(), 1);
+                }
+            }
+            if &*e.event_type == "circuit_breaker_init"
+                && matches!(e.old_state.as_deref(), Some("OPEN" | "HALF_OPEN"))
+            {
+                self.restart_resets += 1;
+            }
+        }
+        for q in quarantine {
+            *self.quarantined.entry(q.reason.code()).or_default() += 1;
+        }
+    }
+}
+
+/// Rows per Parquet row group: bounds the memory a writer holds while it
+/// streams a large commit (a backfill's) into its file.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// A writer for one commit into `table`.
+pub(super) fn writer(table: &DeltaTable, uri: &str) -> Result<RecordBatchWriter, SinkError> {
+    let props = deltalake::parquet::file::properties::WriterProperties::builder()
+        .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_created_by(format!("risktail {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    Ok(RecordBatchWriter::for_table(table)
+        .map_err(|source| SinkError::Delta {
+            table: uri.to_owned(),
+            source: Box::new(source),
+        })?
+        .with_writer_properties(props))
+}
+
+/// One commit of rows + txns + metadata. When it loses races to other writers
+/// (delta-rs retries 100 times in a tight loop first) it is retried with
+/// jittered backoff; before each retry the txns are re-read, so a commit that
+/// did land is not made twice.
+pub(super) async fn commit_once(
+    table: &mut DeltaTable,
+    uri: &str,
+    txns: &[(String, u64)],
+    writer: RecordBatchWriter,
+    meta: serde_json::Value,
+    metrics: Option<&Metrics>,
+) -> Result<u64, SinkError> {
+    let started = std::time::Instant::now();
+    let result = commit_retrying(table, uri, txns, writer, meta, metrics).await;
+    if result.is_ok()
+        && let Some(m) = metrics
+    {
+        let labels = metrics::table(uri);
+        m.commits.get_or_create(&labels).inc();
+        // Present at 0 from the first commit, so a rate() has a start.
+        m.commit_conflicts.get_or_create(&labels).inc_by(0);
+        m.commit_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+        m.last_commit.get_or_create(&labels).set(now);
+    }
+    result
+}
+
+async fn commit_retrying(
+    table: &mut DeltaTable,
+    uri: &str,
+    txns: &[(String, u64)],
+    writer: RecordBatchWriter,
+    meta: serde_json::Value,
+    metrics: Option<&Metrics>,
+) -> Result<u64, SinkError> {
+    let derr = |source: DeltaTableError| SinkError::Delta {
+        table: uri.to_owned(),
+        source: Box::new(source),
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let props = CommitProperties::default()
+        .with_application_transactions(
+            txns.iter()
+                .map(|(app, offset)| {
+                    Transaction::new_with_last_update(app, *offset as i64, Some(now_ms))
+                })
+                .collect(),
+        )
+        .with_metadata([(txn::COMMIT_INFO_KEY.to_owned(), meta)])
+        .with_max_retries(100);
+    let mut writer = writer.with_commit_properties(props);
+    let mut attempt = 0;
+    loop {
+        match writer.flush_and_commit(table).await {
+            Ok(v) => return Ok(v),
+            Err(DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
+            }) => {
+                return Err(SinkError::ConcurrentWriter {
+                    table: uri.to_owned(),
+                    app_id: txns
+                        .iter()
+                        .map(|(a, _)| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            // Only lost races are retried here (other writers' commits won the
+            // version): anything else (I/O, permissions, a full disk) goes back
+            // to the caller at once, whose backoff does not block reading.
+            Err(
+                e @ DeltaTableError::Transaction {
+                    source:
+                        TransactionError::MaxCommitAttempts(_)
+                        | TransactionError::VersionAlreadyExists(_),
+                },
+            ) if attempt + 1 < MAX_COMMIT_TRIES => {
+                attempt += 1;
+                if let Some(m) = metrics {
+                    m.commit_conflicts.get_or_create(&metrics::table(uri)).inc();
+                }
+                tracing::warn!(table = uri, attempt, error = %e, "commit failed; retrying");
+                let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 100);
+                tokio::time::sleep(Duration::from_millis((50u64 << attempt.min(6)) + jitter)).await;
+                table.update_incremental(None).await.map_err(derr)?;
+                // Only file offsets only grow; state codes may go down.
+                let offsets: Vec<_> = txns
+                    .iter()
+                    .filter(|(a, _)| a.starts_with("risktail/"))
+                    .collect();
+                let mut landed = !offsets.is_empty();
+                for (app, offset) in offsets {
+                    landed &= *offset > 0 && txn_version(table, uri, app).await? >= *offset;
+                }
+                if landed {
+                    return Ok(table.version().unwrap_or_default());
+                }
+            }
+            Err(e) => return Err(derr(e)),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Reading the events table's history newest first: the state a source last
+//! committed (when its `txn` codes cannot say it) and when each source last
+//! committed (for `status`). Reads only as far back as needed.
+
+use futures::TryStreamExt;
+
+use super::{DeltaSink, SinkError, txn};
+use crate::parse::SourceState;
+
+impl DeltaSink {
+    /// Looks at the newest commits first and widens the window only when
+    /// needed: the newest commit is almost always this source's own.
+    pub(super) async fn state_from_history(
+        &self,
+        source: &str,
+    ) -> Result<Option<SourceState>, SinkError> {
+        let mut found = None;
+        self.newest_first(|info| {
+            let Some(rec) = risktail_record(info, source) else {
+                return false;
+            };
+            match rec.get("state") {
+                Some(state) => {
+                    found = serde_json::from_value(state.clone()).ok();
+                    true
+                }
+                None => false,
+            }
+        })
+        .await?;
+        Ok(found)
+    }
+
+    /// When the events table was last committed (by anyone), and when each
+    /// of `sources` last committed, from the commits' `commitInfo`, newest
+    /// first (milliseconds since the epoch). Reads back only as far as needed.
+    pub async fn last_commits(
+        &self,
+        sources: &[&str],
+    ) -> Result<(Option<i64>, Vec<Option<i64>>), SinkError> {
+        let mut newest = None;
+        let mut per_source = vec![None; sources.len()];
+        self.newest_first(|info| {
+            newest = newest.or(info.timestamp);
+            for (i, s) in sources.iter().enumerate() {
+                if per_source[i].is_none() && risktail_record(info, s).is_some() {
+                    per_source[i] = info.timestamp;
+                }
+            }
+            per_source.iter().all(Option::is_some)
+        })
+        .await?;
+        Ok((newest, per_source))
+    }
+
+    /// Calls `visit` on the commits newest first until it returns true,
+    /// widening the window of history read (50, 1000, all) only when needed.
+    async fn newest_first(
+        &self,
+        mut visit: impl FnMut(&deltalake::kernel::CommitInfo) -> bool,
+    ) -> Result<(), SinkError> {
+        let derr = |e| SinkError::Delta {
+            table: self.events_uri.clone(),
+            source: Box::new(e),
+        };
+        let total = self.events.version().map_or(0, |v| v as usize + 1);
+        let mut seen = 0;
+        for limit in [50usize, 1000, usize::MAX] {
+            let infos: Vec<_> = self
+                .events
+                .history(if limit >= total { None } else { Some(limit) })
+                .try_collect()
+                .await
+                .map_err(derr)?;
+            for info in infos.iter().skip(seen) {
+                if visit(info) {
+                    return Ok(());
+                }
+            }
+            seen = infos.len();
+            if limit >= total {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// risktail's record in a commit of `source`, if the commit is one.
+fn risktail_record<'a>(
+    info: &'a deltalake::kernel::CommitInfo,
+    source: &str,
+) -> Option<&'a serde_json::Value> {
+    let rec = info.info.get(txn::COMMIT_INFO_KEY)?;
+    (rec.get("source").and_then(|s| s.as_str()) == Some(source)).then_some(rec)
+}
