@@ -143,15 +143,13 @@ pub async fn ingest_file(
     };
     known.insert(file, committed);
     let start = committed.events;
-    if start > 0 && source::content_len_hint(&found.path) == Some(start) {
-        // Read to its end before (plain size or gzip trailer agrees): no need
-        // to read, or inflate, it again.
-        report.status = FileStatus::AlreadyIngested { at: start };
-        return Ok(report);
-    }
-    if start > 0 && !lines.reader.skip_to(start).map_err(read_err)? {
-        // The content is shorter than what was committed for this identity
-        // (a copy cut short): everything it holds is already in the table.
+    // Read to its end before (plain size or gzip trailer agrees: no need to
+    // read, or inflate, it again), or shorter than what was committed for
+    // this identity (a copy cut short): the table holds all of it.
+    if start > 0
+        && (source::content_len_hint(&found.path) == Some(start)
+            || !lines.reader.skip_to(start).map_err(read_err)?)
+    {
         report.status = FileStatus::AlreadyIngested { at: start };
         return Ok(report);
     }
@@ -174,17 +172,7 @@ pub async fn ingest_file(
         &mut report.tally,
         progress,
     )
-    .await
-    .map_err(|e| match e {
-        StepError::Read(source) => IngestError::Read {
-            path: path.clone(),
-            source,
-        },
-        StepError::Sink(source) => IngestError::Sink {
-            path: path.clone(),
-            source,
-        },
-    })?;
+    .await?;
     report.commits = file.commits;
     report.status = if end > start {
         FileStatus::Ingested {
@@ -228,11 +216,6 @@ impl FileCommits<'_> {
     }
 }
 
-enum StepError {
-    Read(std::io::Error),
-    Sink(SinkError),
-}
-
 /// Reads from the reader's position to the end of the data, committing every
 /// `commit_rows` rows and once at the end; returns the offset reached. On an
 /// error, rows staged and not committed are discarded (a re-run reads them
@@ -245,7 +228,15 @@ async fn read_and_commit(
     file: &mut FileCommits<'_>,
     tally: &mut Tally,
     progress: &mut dyn FnMut(u64),
-) -> Result<u64, StepError> {
+) -> Result<u64, IngestError> {
+    let read_err = |source| IngestError::Read {
+        path: file.path.to_owned(),
+        source,
+    };
+    let sink_err = |source| IngestError::Sink {
+        path: file.path.to_owned(),
+        source,
+    };
     let file_ref = FileRef {
         id: file.id,
         path: file.path,
@@ -267,7 +258,7 @@ async fn read_and_commit(
             Ok(s) => s,
             Err(e) => {
                 sink.discard_staged();
-                return Err(StepError::Read(e));
+                return Err(read_err(e));
             }
         };
         let end = reader.offset();
@@ -281,7 +272,7 @@ async fn read_and_commit(
             if end > done || !rows.is_empty() {
                 file.commit(sink, &mut rows, end, state)
                     .await
-                    .map_err(StepError::Sink)?;
+                    .map_err(sink_err)?;
             }
             return Ok(end);
         }
@@ -289,11 +280,11 @@ async fn read_and_commit(
             if sink.staged_rows() + rows.len() >= ctx.commit_rows {
                 file.commit(sink, &mut rows, end, state)
                     .await
-                    .map_err(StepError::Sink)?;
+                    .map_err(sink_err)?;
             } else {
                 sink.stage(&rows.events, &rows.quarantine)
                     .await
-                    .map_err(StepError::Sink)?;
+                    .map_err(sink_err)?;
                 rows.clear();
             }
             stepper.now = Utc::now();
