@@ -497,23 +497,39 @@ fn a_second_writer_is_refused_with_the_holder_named() {
     assert_eq!(d.term().0, Some(0));
 }
 
-/// Row 18: `start_at = "end"` skips what a never-seen file already holds, but
-/// committed offsets win over it after a restart.
+/// Row 18: `start_at = "end"` skips what the files hold at the source's first
+/// start, rotated siblings included; after that, committed offsets win, and a
+/// file rotated in while the daemon was down is read from its first byte.
 #[test]
 fn start_at_end_applies_only_to_never_seen_files() {
     let (_t, dir) = setup("start_at = \"end\"\n");
+    // A rotated file already there, and the live file's old lines.
+    for i in 0..5 {
+        append(&dir.join("logs/engine.log.1"), &risk_line(900 + i));
+    }
     let mut w = writer(&dir, "plain", 0, 20);
     assert!(w.wait().unwrap().success());
     let d = Daemon::start(&dir);
     std::thread::sleep(Duration::from_millis(800));
     let mut w = writer(&dir, "plain", 100, 30);
     assert!(w.wait().unwrap().success());
-    expect_exactly(&dir, 30, "after start_at = end");
+    expect_exactly(
+        &dir,
+        30,
+        "after start_at = end (rotated file present at start skipped)",
+    );
     d.kill9();
     let mut w = writer(&dir, "plain", 200, 10);
     assert!(w.wait().unwrap().success());
     let d = Daemon::start(&dir);
     expect_exactly(&dir, 40, "restart resumes at the committed offset");
+    d.kill9();
+    // Rotated while down; the new live file was never seen but is not old.
+    shift_rotate(&dir);
+    let mut w = writer(&dir, "plain", 300, 10);
+    assert!(w.wait().unwrap().success());
+    let d = Daemon::start(&dir);
+    expect_exactly(&dir, 50, "a file rotated in while down is read whole");
     assert_eq!(d.term().0, Some(0));
 }
 

@@ -110,16 +110,19 @@ impl Daemon {
     fn recover(&mut self) -> Result<()> {
         for source in &self.config.sources {
             let parser = self.config.parser(source);
-            let mut state = self
-                .rt
-                .block_on(self.sink.source_state(&source.name))?
-                .unwrap_or_default();
+            let committed_state = self.rt.block_on(self.sink.source_state(&source.name))?;
+            let first_start = committed_state.is_none();
+            let mut state = committed_state.unwrap_or_default();
             let ctx = IngestContext::new(&parser, source, &self.config);
             let follow = source.follow();
-            let recovered =
-                self.rt
-                    .block_on(live::recover(&ctx, &mut self.sink, &mut state, &follow));
-            let mut live = LiveSource::new(follow, parser, state);
+            let recovered = self.rt.block_on(live::recover(
+                &ctx,
+                &mut self.sink,
+                &mut state,
+                &follow,
+                first_start,
+            ));
+            let mut live = LiveSource::new(follow, parser, state, first_start);
             if let Some(m) = &self.metrics {
                 live.set_metrics(m.clone());
                 live.recovered(&recovered);

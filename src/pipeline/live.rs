@@ -48,10 +48,16 @@ pub struct LiveSource {
 
 impl LiveSource {
     /// A source starting from the state committed in the table.
-    pub fn new(follow: FollowSettings, parser: SourceParser, state: SourceState) -> LiveSource {
+    /// `first_start` says the source has never committed (for `start_at`).
+    pub fn new(
+        follow: FollowSettings,
+        parser: SourceParser,
+        state: SourceState,
+        first_start: bool,
+    ) -> LiveSource {
         LiveSource {
             name: follow.source.clone(),
-            follower: Follower::new(follow),
+            follower: Follower::new(follow, first_start),
             parser,
             state,
             pending: Pending::default(),
@@ -238,7 +244,13 @@ pub async fn recover(
     sink: &mut DeltaSink,
     state: &mut SourceState,
     follow: &FollowSettings,
+    first_start: bool,
 ) -> Tally {
+    if follow.skip_existing(first_start) {
+        // start_at = "end" at the first start: the follower passes over what
+        // the rotated files hold (and commits their end offsets).
+        return Tally::default();
+    }
     let mut known = HashMap::new();
     let mut tally = Tally::default();
     for pattern in &follow.paths {

@@ -64,6 +64,17 @@ pub struct FollowSettings {
     pub start_at: StartAt,
 }
 
+impl FollowSettings {
+    /// Whether files found at this start are read from their end: only with
+    /// `start_at = "end"` and only when the source has never committed
+    /// anything (its very first start). After that, a file the table has no
+    /// offset for was written since (rotated while the daemon was down) and
+    /// is read from its first byte.
+    pub fn skip_existing(&self, first_start: bool) -> bool {
+        first_start && self.start_at == StartAt::End
+    }
+}
+
 /// The reader of a followed file's content.
 pub type GenReader = LineReader<Box<dyn Read + Send>>;
 
@@ -168,20 +179,22 @@ pub struct OpenFile {
 pub struct Follower {
     cfg: FollowSettings,
     gens: Vec<Generation>,
-    /// Whether this is the first look at the files (for `start_at = "end"`).
-    first_scan: bool,
+    /// The first look at the files of a source that never committed, with
+    /// `start_at = "end"`: what the files hold now is skipped.
+    skip_existing: bool,
     /// Rotated siblings already looked at, by (device, inode) → size then:
     /// a look only re-reads the head of a file that changed.
     seen: HashMap<(u64, u64), u64>,
 }
 
 impl Follower {
-    /// A follower with no file open yet.
-    pub fn new(cfg: FollowSettings) -> Follower {
+    /// A follower with no file open yet; `first_start` says the source has
+    /// never committed anything (see [`FollowSettings::skip_existing`]).
+    pub fn new(cfg: FollowSettings, first_start: bool) -> Follower {
         Follower {
+            skip_existing: cfg.skip_existing(first_start),
             cfg,
             gens: Vec::new(),
-            first_scan: true,
             seen: HashMap::new(),
         }
     }
@@ -249,7 +262,7 @@ impl Follower {
                 }
             }
         }
-        self.first_scan = false;
+        self.skip_existing = false;
         Ok(())
     }
 
@@ -305,7 +318,14 @@ impl Follower {
         if committed.events > 0 && src::content_len_hint(path) == Some(committed.events) {
             return Ok(()); // fully committed before
         }
-        if !lines.reader.skip_to(committed.events).unwrap_or(false) {
+        if committed.events == 0 && self.skip_existing {
+            // start_at = "end" at a source's first start: a rotated file
+            // already there is passed over; the offset of its end is then
+            // committed like any other, so no copy of it is read later.
+            let _ = lines.reader.skip_to(u64::MAX);
+            tracing::info!(source = %self.cfg.source, file = %path.display(), offset = lines.reader.offset(),
+                "start_at = end: skipping a rotated file present at the first start");
+        } else if !lines.reader.skip_to(committed.events).unwrap_or(false) {
             return Ok(());
         }
         let shown = path.display().to_string();
@@ -381,7 +401,7 @@ impl Follower {
         }
         let committed = offsets.committed(&self.cfg.source, id).await?;
         let mut start = committed.events;
-        if committed.events == 0 && self.first_scan && self.cfg.start_at == StartAt::End {
+        if committed.events == 0 && self.skip_existing {
             start = last_line_end(&file, meta.len());
             tracing::info!(source = %self.cfg.source, file = %shown, offset = start, "start_at = end: skipping existing content");
         }
