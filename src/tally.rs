@@ -34,6 +34,10 @@ impl Tally {
             Outcome::Ignored => self.ignored += 1,
             Outcome::Event(e) => self.count_event(&e.event_type),
             Outcome::Quarantine(q) => *self.quarantined.entry(q.reason).or_default() += 1,
+            Outcome::Fused { cut, rest } => {
+                self.count_quarantine(cut.reason);
+                self.count(rest);
+            }
         }
     }
 
@@ -111,13 +115,14 @@ impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} files, {} lines, {}: {} events, {} quarantined, {} known noise",
+            "{} files, {} lines, {}: {} events, {} quarantined, {} known noise, {} continuation lines",
             thousands(self.files),
             thousands(self.lines),
             bytes(self.bytes),
             thousands(self.event_total()),
             thousands(self.quarantine_total()),
             thousands(self.ignored),
+            thousands(self.continuation),
         )?;
         for (k, v) in &self.events {
             writeln!(f, "  event       {k:<32} {:>10}", thousands(*v))?;

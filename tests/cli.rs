@@ -235,3 +235,77 @@ fn status_json_and_its_lag_check() {
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["lagging"].as_array().map(Vec::len), Some(0));
 }
+
+/// Nothing dropped silently, in every envelope: a record cut by a crash with
+/// the restarted engine's next record on the same line gives that record's
+/// event and a quarantine row for the cut part; in JSON a keyword line that
+/// is no JSON object is quarantined, never taken as a continuation.
+#[test]
+fn fused_and_malformed_lines_keep_every_record() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let init =
+        "Circuit breaker initialized: state=CLOSED, failure_threshold=5, window=300s, cooldown=60s";
+    let json = [
+        r#"{"asctime": "2026-01-28 10:30:00,123", "name": "v6.risk", "levelname": "WARNING", "message": "Circuit breaker OPENED: 5 failures in 300s window (threshold 5)"}"#.to_owned(),
+        format!(r#"{{"asctime": "2026-01-28 10:31:00,000", "name": "v6.risk", "levelname": "WARNING", "message": "Circuit breaker OPEN{{"asctime": "2026-01-28 10:32:00,000", "name": "v6.risk", "levelname": "INFO", "message": "{init}"}}"#),
+        r#"{"asctime": "2026-01-28 10:33:00,000", "name": "v6.risk", "levelname": "INFO", "message": "Circuit breaker HALF_OPEN: cooldown of 60s elapsed, allowing test trades"}"#.to_owned(),
+        "garbage ~~ Circuit breaker ~~ \u{1}".to_owned(),
+    ];
+    let python = [
+        "2026-01-28 10:30:00,123 - v6.risk - WARNING - Circuit breaker OPENED: 5 failures in 300s window (threshold 5)".to_owned(),
+        format!("2026-01-28 10:31:00,000 - v6.risk - WARNING - Circuit breaker OPEN2026-01-28 10:32:00,000 - v6.risk - INFO - {init}"),
+        format!("  File \"/opt/engine/risk.py\", line 7, in record_fai2026-01-28 10:34:00,000 - v6.risk - INFO - {init}"),
+        "2026-01-28 10:35:00,000 - v6.risk - INFO - Circuit breaker HALF_OPEN: cooldown of 60s elapsed, allowing test trades".to_owned(),
+    ];
+    for (envelope, lines, events, quarantined) in [("json", &json, 3, 2), ("python", &python, 4, 2)]
+    {
+        let log = dir.join(format!("{envelope}.log"));
+        std::fs::write(&log, lines.join("\n") + "\n").expect("log");
+        let conf = dir.join(format!("{envelope}.toml"));
+        std::fs::write(
+            &conf,
+            format!("[table]\nuri = \"t\"\n[[source]]\nname = \"e\"\npaths = [\"{envelope}.log\"]\nenvelope = \"{envelope}\"\n"),
+        )
+        .expect("config");
+        let out = run(risktail()
+            .current_dir(dir)
+            .args(["parse", "--quarantine", "-c"])
+            .arg(&conf));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let rows: Vec<serde_json::Value> = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        let (q, e): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r["quarantine"] == true);
+        assert_eq!(e.len(), events, "{envelope} events: {rows:#?}");
+        assert_eq!(q.len(), quarantined, "{envelope} quarantine: {rows:#?}");
+        assert!(
+            q.iter().all(|r| r["reason"] == "malformed_record"),
+            "{q:#?}"
+        );
+        // The record after the cut is an event of its own, at its own offset.
+        let second = lines[0].len() as u64 + 1;
+        let inits: Vec<_> = e
+            .iter()
+            .filter(|r| r["event_type"] == "circuit_breaker_init")
+            .collect();
+        assert_eq!(
+            inits[0]["raw_line"]
+                .as_str()
+                .map(|s| s.contains(init) && !s.contains("OPEN")),
+            Some(true)
+        );
+        assert!(
+            inits[0]["source_offset"].as_u64().unwrap() > second,
+            "{:?}",
+            inits[0]
+        );
+        assert_eq!(q[0]["source_offset"].as_u64(), Some(second));
+        assert!(
+            stderr(&out).contains(&format!("{quarantined} quarantined")),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

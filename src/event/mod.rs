@@ -444,6 +444,10 @@ pub enum Reason {
     BadTimestamp,
     /// A sealed file ends in a line without its newline.
     IncompleteLine,
+    /// A keyword line that is no record: not a JSON object in the JSON
+    /// envelope, or the cut part of a record a crash cut short, followed on
+    /// the same line by the next complete record.
+    MalformedRecord,
 }
 
 impl Reason {
@@ -455,6 +459,7 @@ impl Reason {
             Reason::LineTooLong => "line_too_long",
             Reason::BadTimestamp => "bad_timestamp",
             Reason::IncompleteLine => "incomplete_line",
+            Reason::MalformedRecord => "malformed_record",
         }
     }
 }

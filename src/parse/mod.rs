@@ -35,6 +35,16 @@ pub enum Outcome {
     Event(Box<RiskEvent>),
     /// A line kept for review.
     Quarantine(Box<QuarantineRecord>),
+    /// Two records on one line: a record cut short (the engine died while
+    /// writing it) and, after it, the next record the restarted engine
+    /// appended. The cut part is kept for review; the rest is parsed as the
+    /// record it is.
+    Fused {
+        /// The cut part.
+        cut: Box<QuarantineRecord>,
+        /// What the complete record became.
+        rest: Box<Outcome>,
+    },
 }
 
 /// Where a line came from.
@@ -132,6 +142,61 @@ impl SourceParser {
         line: LineRef<'_>,
         now: DateTime<Utc>,
     ) -> Outcome {
+        let outcome = self.parse_record(state, line, now);
+        match &outcome {
+            Outcome::Quarantine(_) | Outcome::Continuation => {
+                self.unfuse(state, line, now).unwrap_or(outcome)
+            }
+            _ => outcome,
+        }
+    }
+
+    /// A keyword line that made no event may hold two records: the first cut
+    /// short by a crash, the next appended after it by the restarted engine.
+    /// When a complete record starts inside the line, the cut part becomes a
+    /// `malformed_record` quarantine row and the rest is parsed on its own
+    /// (its offset, and so its event id, is where it starts).
+    fn unfuse(
+        &self,
+        state: &mut SourceState,
+        line: LineRef<'_>,
+        now: DateTime<Utc>,
+    ) -> Option<Outcome> {
+        let raw = strip_newline(line.bytes);
+        let text = std::str::from_utf8(raw).ok()?;
+        let at = self.envelope.fused_at(text)?;
+        let cut = QuarantineRecord::new(
+            self.pos(line.path, line.offset),
+            &raw[..at],
+            at as u64,
+            Reason::MalformedRecord,
+            Some(format!(
+                "a record cut short ({at} bytes, no newline: the engine died while writing it?) and, on the same line, the next record at byte {at}"
+            )),
+            now,
+        );
+        let rest = self.parse_line(
+            state,
+            LineRef {
+                offset: line.offset + at as u64,
+                bytes: &line.bytes[at..],
+                ..line
+            },
+            now,
+        );
+        Some(Outcome::Fused {
+            cut: Box::new(cut),
+            rest: Box::new(rest),
+        })
+    }
+
+    /// One record's line (or what is left of a fused one).
+    fn parse_record(
+        &self,
+        state: &mut SourceState,
+        line: LineRef<'_>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let raw = strip_newline(line.bytes);
         // copytruncate under a writer without O_APPEND leaves a run of NULs in
         // front of the next record: the record starts after them.
@@ -153,11 +218,21 @@ impl SourceParser {
         };
         let Some(head) = self.envelope.parse_head(&text) else {
             // Only keyword lines count as continuations, whatever the zone, so
-            // the summary does not depend on whether noise was looked at.
-            return if candidate {
-                Outcome::Continuation
-            } else {
-                Outcome::Noise
+            // the summary does not depend on whether noise was looked at. In
+            // an envelope where every line is a record (JSON), a keyword line
+            // that is no record is kept for review, never taken as a
+            // continuation.
+            return match (candidate, self.envelope.every_line_is_a_record()) {
+                (false, _) => Outcome::Noise,
+                (true, false) => Outcome::Continuation,
+                (true, true) => Outcome::Quarantine(Box::new(QuarantineRecord::new(
+                    self.pos(line.path, line.offset),
+                    raw,
+                    raw.len() as u64,
+                    Reason::MalformedRecord,
+                    Some("the line holds a risk keyword but is not a JSON object (a record cut short, or text that is no record)".into()),
+                    now,
+                ))),
             };
         };
         let utc =

@@ -121,18 +121,9 @@ impl Stepper<'_> {
                     offset,
                     bytes,
                 };
-                match parser.parse_line(state, line, self.now) {
-                    Outcome::Event(e) => {
-                        tally.count_event(&e.event_type);
-                        rows.events.push(*e);
-                        return Ok(Stepped::Read);
-                    }
-                    Outcome::Quarantine(q) => *q,
-                    other => {
-                        tally.count(&other);
-                        return Ok(Stepped::Read);
-                    }
-                }
+                let outcome = parser.parse_line(state, line, self.now);
+                take(outcome, reader.offset(), file, tally, rows);
+                return Ok(Stepped::Read);
             }
             Some(Item::Oversize {
                 offset,
@@ -188,6 +179,23 @@ impl Stepper<'_> {
         tally.lines += run.lines;
         tally.bytes += run.len as u64;
         true
+    }
+}
+
+/// Puts a line's outcome where it belongs: events and quarantine records
+/// into the rows, the rest counted. `end` is the line's end offset.
+fn take(outcome: Outcome, end: u64, file: FileRef<'_>, tally: &mut Tally, rows: &mut Rows) {
+    match outcome {
+        Outcome::Event(e) => {
+            tally.count_event(&e.event_type);
+            rows.events.push(*e);
+        }
+        Outcome::Quarantine(q) => keep_quarantine(*q, end, file, tally, rows),
+        Outcome::Fused { cut, rest } => {
+            keep_quarantine(*cut, end, file, tally, rows);
+            take(*rest, end, file, tally, rows);
+        }
+        other => tally.count(&other),
     }
 }
 

@@ -50,6 +50,34 @@ impl Envelope {
         }
     }
 
+    /// Whether every physical line is a record (JSON lines): then a line the
+    /// envelope does not recognise is malformed, never a continuation.
+    pub fn every_line_is_a_record(&self) -> bool {
+        matches!(self, Envelope::Json(_))
+    }
+
+    /// Where a complete record starts inside `line`, after byte 0, if one
+    /// does: the mark of a record cut short by a crash with the restarted
+    /// engine's next record appended on the same line. Only asked of keyword
+    /// lines that made no event, so it may try many positions.
+    pub fn fused_at(&self, line: &str) -> Option<usize> {
+        let b = line.as_bytes();
+        let starts = (1..b.len()).filter(|&i| match self {
+            // A JSON record starts with `{"`.
+            Envelope::Json(_) => b[i] == b'{' && b.get(i + 1) == Some(&b'"'),
+            // Python and loguru heads start with their time (a digit after
+            // something that is not one).
+            _ => b[i].is_ascii_digit() && !b[i - 1].is_ascii_digit(),
+        });
+        for i in starts {
+            let Some(rest) = line.get(i..) else { continue };
+            if self.parse_head(rest).is_some_and(|h| h.time.is_ok()) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
     /// Only the time of a head line (`None`: not a head): what noise lines
     /// are read for, in a zone with DST.
     pub fn head_time(&self, line: &str) -> Option<Result<LocalTime, String>> {
