@@ -17,7 +17,7 @@ pub mod table;
 pub mod txn;
 pub mod upkeep;
 
-use deltalake::writer::DeltaWriter;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use std::time::Duration;
 
@@ -179,36 +179,25 @@ impl DeltaSink {
         events: &[RiskEvent],
         quarantine: &[QuarantineRecord],
     ) -> Result<(), SinkError> {
-        let derr = |uri: &str| {
-            let uri = uri.to_owned();
-            move |source| SinkError::Delta {
-                table: uri,
-                source: Box::new(source),
-            }
-        };
         if !quarantine.is_empty() {
-            let w = match &mut self.staged.quarantine {
-                Some(w) => w,
-                None => self
-                    .staged
-                    .quarantine
-                    .insert(writer(&self.quarantine, &self.quarantine_uri)?),
-            };
-            w.write(quarantine_batch(quarantine)?)
-                .await
-                .map_err(derr(&self.quarantine_uri))?;
+            let batch = quarantine_batch(quarantine)?;
+            stage_into(
+                &mut self.staged.quarantine,
+                &self.quarantine,
+                &self.quarantine_uri,
+                batch,
+            )
+            .await?;
         }
         if !events.is_empty() {
-            let w = match &mut self.staged.events {
-                Some(w) => w,
-                None => self
-                    .staged
-                    .events
-                    .insert(writer(&self.events, &self.events_uri)?),
-            };
-            w.write(events_batch(events)?)
-                .await
-                .map_err(derr(&self.events_uri))?;
+            let batch = events_batch(events)?;
+            stage_into(
+                &mut self.staged.events,
+                &self.events,
+                &self.events_uri,
+                batch,
+            )
+            .await?;
         }
         self.staged.rows += events.len() + quarantine.len();
         if self.metrics.is_some() {
@@ -351,6 +340,23 @@ impl DeltaSink {
         }
         Ok(report)
     }
+}
+
+/// Writes `batch` into the open writer of `slot`, opening one for `table` first.
+async fn stage_into(
+    slot: &mut Option<RecordBatchWriter>,
+    table: &DeltaTable,
+    uri: &str,
+    batch: deltalake::arrow::record_batch::RecordBatch,
+) -> Result<(), SinkError> {
+    let w = match slot {
+        Some(w) => w,
+        None => slot.insert(writer(table, uri)?),
+    };
+    w.write(batch).await.map_err(|source| SinkError::Delta {
+        table: uri.to_owned(),
+        source: Box::new(source),
+    })
 }
 
 impl crate::source::offsets::Offsets for DeltaSink {
