@@ -146,7 +146,11 @@ async fn commit_retrying(
                 .collect(),
         )
         .with_metadata([(txn::COMMIT_INFO_KEY.to_owned(), meta)])
-        .with_max_retries(100);
+        .with_max_retries(100)
+        // delta-rs would list the whole `_delta_log` folder after every
+        // commit to delete expired entries; the upkeep does it every
+        // COMPACT_EVERY_COMMITS commits instead (upkeep::cleanup_logs).
+        .with_cleanup_expired_logs(Some(false));
     let mut writer = writer.with_commit_properties(props);
     let mut attempt = 0;
     loop {

@@ -297,7 +297,8 @@ impl DeltaSink {
     }
 
     /// Keeps commit latency flat: every [`COMPACT_EVERY_COMMITS`] commits the
-    /// partitions with many small files are compacted, and once a day files
+    /// partitions with many small files are compacted and expired log
+    /// entries deleted (not after every commit, as delta-rs would), and once a day files
     /// replaced more than a week ago are vacuumed. Checkpoints come from the
     /// table's `checkpointInterval` on ordinary commits. Returns what compaction did.
     pub async fn upkeep(&mut self) -> Result<Option<upkeep::CompactReport>, SinkError> {
@@ -326,6 +327,11 @@ impl DeltaSink {
                     ms = (r.millis + q.millis) as u64,
                     "compacted small files"
                 );
+            }
+            let cleaned = upkeep::cleanup_logs(&self.events, &self.events_uri).await?
+                + upkeep::cleanup_logs(&self.quarantine, &self.quarantine_uri).await?;
+            if cleaned > 0 {
+                tracing::info!(entries = cleaned, "deleted expired _delta_log entries");
             }
             report = Some(r);
         }

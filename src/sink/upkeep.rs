@@ -1,4 +1,5 @@
-//! Table upkeep without DataFusion: compaction and vacuum.
+//! Table upkeep without DataFusion: compaction, log cleanup and vacuum, off
+//! the commit path.
 //!
 //! A daemon that commits every second leaves a small Parquet file per commit
 //! and partition, and commit latency grows with the number of active files
@@ -141,10 +142,12 @@ pub async fn compact(
         r.deletion_timestamp = Some(now_ms);
         Action::Remove(r)
     }));
-    let props = CommitProperties::default().with_metadata([(
-        "risktail".to_owned(),
-        serde_json::json!({ "compaction": { "files_removed": report.files_removed, "rows": report.rows } }),
-    )]);
+    let props = CommitProperties::default()
+        .with_metadata([(
+            "risktail".to_owned(),
+            serde_json::json!({ "compaction": { "files_removed": report.files_removed, "rows": report.rows } }),
+        )])
+        .with_cleanup_expired_logs(Some(false));
     let snapshot = table.snapshot().map_err(derr)?;
     CommitBuilder::from(props)
         .with_actions(actions)
@@ -182,6 +185,36 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Deletes the `_delta_log` entries older than the table's log retention
+/// that the last checkpoint made unnecessary. delta-rs would do this after
+/// every commit, listing the whole folder each time (a `stat` per entry:
+/// with a commit a second, tens of thousands); the daemon does it with its
+/// upkeep. Returns how many entries went.
+pub async fn cleanup_logs(table: &DeltaTable, uri: &str) -> Result<usize, SinkError> {
+    use deltalake::table::config::TablePropertiesExt;
+    let derr = |source: DeltaTableError| SinkError::Delta {
+        table: uri.to_owned(),
+        source: Box::new(source),
+    };
+    let Some(version) = table.version() else {
+        return Ok(0);
+    };
+    let retention = table
+        .snapshot()
+        .map_err(derr)?
+        .table_config()
+        .log_retention_duration();
+    let cutoff = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
+    deltalake::protocol::checkpoints::cleanup_expired_logs_for(
+        version,
+        table.log_store().as_ref(),
+        cutoff,
+        None,
+    )
+    .await
+    .map_err(derr)
 }
 
 /// Deletes files that compaction replaced more than `retention` ago.
