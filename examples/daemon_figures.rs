@@ -6,7 +6,10 @@
 //!   cargo run --example daemon_figures -- live BIN DIR RATE SECONDS INTERVAL_MS
 //!       runs `BIN run` on DIR (keeps an existing table), writes RATE lines/s
 //!       (1 in 50 a risk line) for SECONDS, polls the table every 20 ms and
-//!       prints line-written → row-visible latency p50/p99/max.
+//!       prints line-written → row-visible latency p50/p99/max, and the CPU
+//!       the daemon and a `tail -F` of the same file used per line written.
+//!       RISKTAIL_FIGURES_ROTATE_MS=N rotates the file every N ms the way
+//!       RotatingFileHandler does.
 //!   cargo run --example daemon_figures -- idle BIN DIR SECONDS
 //!       runs `BIN run` with files open and nothing written; CPU and RSS.
 
@@ -141,6 +144,21 @@ fn start(bin: &str, dir: &Path) -> Child {
         .expect("daemon starts")
 }
 
+/// Rotates `log` as RotatingFileHandler does and opens the new file.
+fn rotate(log: &Path) -> std::fs::File {
+    let name = |k: u32| PathBuf::from(format!("{}.{k}", log.display()));
+    let _ = std::fs::remove_file(name(5));
+    for k in (1..5).rev() {
+        let _ = std::fs::rename(name(k), name(k + 1));
+    }
+    std::fs::rename(log, name(1)).expect("rotate");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("new log")
+}
+
 /// CPU seconds (user + system) a process has used so far, from /proc.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -243,7 +261,24 @@ fn live(bin: &str, dir: &Path, rate: u64, seconds: u64, interval_ms: u64) {
     let t0 = Instant::now();
     let total = rate * seconds;
     let mut buf = String::new();
+    // RISKTAIL_FIGURES_ROTATE_MS=N: rotate like RotatingFileHandler every N ms
+    // (engine.log.k -> .k+1, engine.log -> .1, a new engine.log; 5 kept).
+    let rotate_every = std::env::var("RISKTAIL_FIGURES_ROTATE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis);
+    let mut last_rotation = Instant::now();
+    let mut rotations = 0u32;
     for i in 0..total {
+        if let Some(every) = rotate_every
+            && last_rotation.elapsed() >= every
+        {
+            f.write_all(buf.as_bytes()).expect("write");
+            buf.clear();
+            f = rotate(&log);
+            last_rotation = Instant::now();
+            rotations += 1;
+        }
         let due = t0 + Duration::from_secs_f64(i as f64 / rate as f64);
         if let Some(w) = due.checked_duration_since(Instant::now()) {
             if !buf.is_empty() {
@@ -284,7 +319,7 @@ fn live(bin: &str, dir: &Path, rate: u64, seconds: u64, interval_ms: u64) {
     let (p50, p99, max) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99), pct(&mut lat, 1.0));
     println!(
         "rate {:.0} lines/s for {elapsed:.1} s, flush interval {interval_ms} ms, table had {before} rows: {} risk lines, latency p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms, not visible {missing}; \
-         CPU risktail {cpu:.2} s ({:.1} us/line written, {:.1} % of a core), tail -F {tail_cpu:.2} s ({:.1} us/line), ratio {:.1}x",
+         CPU risktail {cpu:.2} s ({:.1} us/line written, {:.1} % of a core), tail -F {tail_cpu:.2} s ({:.1} us/line), ratio {:.1}x; {rotations} rotations",
         total as f64 / elapsed,
         written.len(),
         cpu * 1e6 / total as f64,
