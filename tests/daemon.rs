@@ -33,6 +33,29 @@ impl Daemon {
         Daemon { child }
     }
 
+    /// Starts the daemon and returns once it logged that it is ready
+    /// (recovered, first look done): a log line, not a sleep.
+    fn start_ready(dir: &Path) -> Daemon {
+        let readies = || {
+            std::fs::read_to_string(dir.join("daemon.log"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("risktail::daemon") && l.contains(" ready "))
+                .count()
+        };
+        let before = readies();
+        let mut d = Daemon::start(dir);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while readies() == before {
+            if let Some(s) = d.child.try_wait().expect("wait") {
+                panic!("daemon exited with {s} before it was ready");
+            }
+            assert!(Instant::now() < deadline, "daemon not ready in 30 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        d
+    }
+
     fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
@@ -452,8 +475,9 @@ fn partial_line_waits_for_its_newline_across_a_restart() {
         format!("2026-01-28 09:59:59,000 - v6.feed - DEBUG - hello\n{head}"),
     )
     .unwrap();
-    let d = Daemon::start(&dir);
-    std::thread::sleep(Duration::from_millis(1500));
+    let d = Daemon::start_ready(&dir);
+    // Nothing may come of it: give it several flush intervals to show.
+    std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(event_ids(&dir).len(), 0, "an unfinished line was emitted");
     d.kill9();
     use std::io::Write;
@@ -482,8 +506,7 @@ fn rt_files(dir: &Path) -> Vec<String> {
 fn a_second_writer_is_refused_with_the_holder_named() {
     let (_t, dir) = setup("");
     std::fs::write(dir.join("logs/engine.log"), "").unwrap();
-    let d = Daemon::start(&dir);
-    std::thread::sleep(Duration::from_millis(800));
+    let d = Daemon::start_ready(&dir);
     let pid = d.child.id();
     for cmd in ["run", "backfill"] {
         let out = run(risktail().current_dir(&dir).arg(cmd));
@@ -509,8 +532,7 @@ fn start_at_end_applies_only_to_never_seen_files() {
     }
     let mut w = writer(&dir, "plain", 0, 20);
     assert!(w.wait().unwrap().success());
-    let d = Daemon::start(&dir);
-    std::thread::sleep(Duration::from_millis(800));
+    let d = Daemon::start_ready(&dir);
     let mut w = writer(&dir, "plain", 100, 30);
     assert!(w.wait().unwrap().success());
     expect_exactly(
