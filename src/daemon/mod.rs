@@ -70,7 +70,7 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
         None => None,
     };
     let policy = FlushPolicy::new(config.flush_interval, config.flush_max_events);
-    let d_interval = config.flush_interval;
+    let read_gap = (config.flush_interval / READS_PER_INTERVAL).min(MAX_READ_GAP);
     let mut d = Daemon {
         config,
         rt,
@@ -81,7 +81,7 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
         wakes,
         last_poll: Instant::now(),
         last_look: Instant::now(),
-        read_gap: (d_interval / READS_PER_INTERVAL).min(MAX_READ_GAP),
+        read_gap,
         more_to_read: false,
         watchdog: sd_notify::watchdog_interval().map(|w| (w, Instant::now())),
         metrics,
