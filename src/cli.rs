@@ -59,12 +59,16 @@ pub enum Command {
     /// end with `start_at = "end"`. Rows are visible within `flush.interval_ms`.
     /// SIGTERM/SIGINT commit what was read and exit 0; SIGHUP reloads the pattern
     /// files (a broken file keeps the old set). Logs go to stderr (journald);
-    /// RISKTAIL_LOG=debug shows each commit.
+    /// RISKTAIL_LOG=debug shows each commit. With `[metrics] listen` it serves
+    /// Prometheus metrics at /metrics.
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Show, per source and file, the committed offset and the bytes behind.
     ///
-    /// Reads the table and the files; changes nothing. Examples:
+    /// Reads the table and the files; changes nothing. `--json` is for
+    /// machines, `--max-lag-seconds` makes it a health check.
+    ///
+    /// Examples:
     ///   risktail status
     ///   risktail status --json | jq '.sources[].bytes_behind'
     ///   risktail status --max-lag-seconds 300 || alert "risktail lags"

@@ -19,7 +19,7 @@ fn help_teaches() {
         "{text}"
     );
     // Each example on its own line, ready to copy.
-    for cmd in ["parse", "backfill", "state", "report"] {
+    for cmd in ["parse", "backfill", "status", "state", "report"] {
         let text = stdout(&run(risktail().args([cmd, "--help"])));
         let examples: Vec<&str> = text
             .lines()
