@@ -66,14 +66,14 @@ pub enum Command {
     /// Show, per source and file, the committed offset and the bytes behind.
     ///
     /// Reads the table and the files; changes nothing. `--json` is for
-    /// machines, `--max-lag-seconds` makes it a health check.
+    /// machines, `--max-lag-seconds` makes it a health check. Exit status: 0
+    /// fine, 1 a file unreadable or a source lagging more than
+    /// --max-lag-seconds, 2 bad config or table.
     ///
     /// Examples:
     ///   risktail status
     ///   risktail status --json | jq '.sources[].bytes_behind'
-    ///   risktail status --max-lag-seconds 300 || alert "risktail lags"
-    /// Exit status: 0 fine, 1 a file unreadable or a source lagging more than
-    /// --max-lag-seconds, 2 bad config or table.
+    ///   risktail status --max-lag-seconds 300 || echo "risktail lags"
     #[command(verbatim_doc_comment)]
     Status(StatusArgs),
     /// Reconstruct the risk state at an instant, from the table: the post-mortem.
