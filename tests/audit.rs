@@ -502,3 +502,82 @@ fn readme_polars_and_duckdb_queries_agree() {
         t["breaker"]["engine"]["restart_resets"]
     );
 }
+
+/// Question 1 when half of the ACTIVATED/UPDATED/TRIGGERED lines carry no
+/// `[exec=… sym=…]` prefix and up to four stops are open at once: every add,
+/// activation and trigger the engine logged is counted, each unprefixed line
+/// is tied to its stop by the values it repeats, and no stop is invented.
+/// The expected counts are what the Python engine below knows it logged.
+#[test]
+fn report_counts_every_stop_event_when_lines_carry_no_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).unwrap();
+    let engine = r#"
+import json, logging, random, sys
+random.seed(11)
+h = logging.FileHandler(sys.argv[1], mode="w")
+h.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+log = logging.getLogger("v6.risk.trailing_stop")
+log.addHandler(h); log.setLevel(logging.INFO); log.propagate = False
+opened, counts, k = [], {"add": 0, "activate": 0, "update": 0, "trigger": 0}, 0
+def prefix(s):
+    return f"[exec={s['id']} sym={s['sym']}] " if random.random() < 0.5 else ""
+for step in range(3000):
+    if len(opened) < 4 and (not opened or random.random() < 0.25):
+        k += 1
+        s = {"id": f"8f14e45f-ceea-4c2a-9a8d-{k:012d}", "sym": random.choice(["SPY", "QQQ"]),
+             "entry": round(1.0 + k * 0.0137, 6), "act": False}
+        s["peak"] = s["entry"]; s["stop"] = round(s["entry"] * 0.985, 6)
+        opened.append(s); counts["add"] += 1
+        log.info("[exec=%s sym=%s] Trailing stop added: execution_id=%s symbol=%s entry=%.6f activation=2.0%% trailing=1.5%%",
+                 s["id"], s["sym"], s["id"], s["sym"], s["entry"])
+        continue
+    s = random.choice(opened)
+    if not s["act"]:
+        s["act"] = True; s["peak"] = round(s["entry"] * 1.021, 6); s["stop"] = round(s["peak"] * 0.985, 6)
+        counts["activate"] += 1
+        log.info("%sTrailing stop ACTIVATED: entry=%.6f, peak=%.6f, stop=%.6f", prefix(s), s["entry"], s["peak"], s["stop"])
+    elif random.random() < 0.6:
+        was = s["stop"]; s["peak"] = round(s["peak"] * 1.003 + 0.0001 * k, 6); s["stop"] = round(s["peak"] * 0.985, 6)
+        counts["update"] += 1
+        log.info("%sTrailing stop UPDATED: peak=%.6f, stop=%.6f (was %.6f)", prefix(s), s["peak"], s["stop"], was)
+    else:
+        counts["trigger"] += 1; opened.remove(s)
+        log.info("%sTrailing stop TRIGGERED: current=%.6f, stop=%.6f, peak=%.6f", prefix(s), s["stop"] - 0.000001, s["stop"], s["peak"])
+h.close()
+print(json.dumps(counts))
+"#;
+    let out = run_python(
+        &["-c", engine, &dir.join("logs/engine.log").to_string_lossy()],
+        dir,
+    );
+    let logged: Value = serde_json::from_slice(&out.stdout).unwrap();
+    std::fs::write(
+        dir.join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+    )
+    .unwrap();
+    let b = run(risktail().current_dir(dir).arg("backfill"));
+    assert!(b.status.success(), "{}", stderr(&b));
+    let r = json(dir, &["report"]);
+    let t = &r["total"];
+    assert!(logged["add"].as_u64().unwrap() > 100, "{logged}");
+    assert_eq!(t["stops_added"], logged["add"], "{t}");
+    assert_eq!(t["stops_activated"], logged["activate"], "{t}");
+    assert_eq!(t["stops_triggered"], logged["trigger"], "{t}");
+    // Unique values: every unprefixed line finds its stop.
+    assert_eq!(t["stop_events_unattributed"], 0, "{t}");
+    let per_symbol: u64 = t["triggers_by_symbol"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(Some(per_symbol), logged["trigger"].as_u64());
+    assert_eq!(
+        t["stops_other_exit"].as_u64().unwrap(),
+        logged["add"].as_u64().unwrap() - logged["trigger"].as_u64().unwrap(),
+        "the stops still open at the end"
+    );
+}

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use super::AuditError;
 use super::breaker::{self, Transition, secs};
 use super::load::{Days, ReadStats, Row, TableFiles};
-use super::stops::{Stop, StopBook};
+use super::stops::{Stop, StopBook, Stray};
 
 /// Per activation/trailing setting.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,8 +87,14 @@ pub struct Answers {
     pub stops_activated: u64,
     /// Stops triggered.
     pub stops_triggered: u64,
-    /// Stops that ended without a trigger line (or are still open).
+    /// Stops that ended without a trigger line (or are still open): closed
+    /// by another exit, which risk lines do not say (the engine's alerts
+    /// table does), or still open.
     pub stops_other_exit: u64,
+    /// Stop events (activations, updates, triggers) whose line names no
+    /// execution and whose symbol and values fit no single open stop; their
+    /// activations and triggers are counted above all the same.
+    pub stop_events_unattributed: u64,
     /// Triggers per symbol.
     pub triggers_by_symbol: BTreeMap<String, u64>,
     /// Entries checked by the limits.
@@ -232,6 +238,12 @@ pub fn compute(
         for s in book.take_done() {
             credit(s, &mut accs, &mut total);
         }
+        for s in book.take_strays() {
+            if let Some(a) = accs.get_mut(&s.at.date_naive()) {
+                a.stray(&s);
+                total.stray(&s);
+            }
+        }
         if charted.contains(day) {
             chart_rows.extend(rows);
         }
@@ -305,10 +317,27 @@ struct Acc {
 }
 
 impl Acc {
+    /// A stop event tied to no stop: a trigger is a trigger all the same.
+    fn stray(&mut self, s: &Stray) {
+        let a = &mut self.a;
+        a.stop_events_unattributed += 1;
+        match s.action.as_str() {
+            "ACTIVATE" => a.stops_activated += 1,
+            "TRIGGER" => {
+                a.stops_triggered += 1;
+                *a.triggers_by_symbol
+                    .entry(s.symbol.clone().unwrap_or_else(|| "?".into()))
+                    .or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+
     /// A stop whose life is known (ended, or open at the end of the data).
     fn stop(&mut self, s: &Stop) {
         let a = &mut self.a;
-        a.stops_added += 1;
+        // A stop whose add is not in the data read was added before it.
+        a.stops_added += u64::from(s.path.first().is_some_and(|p| p.action == "ADD"));
         let activated = s.activated();
         let triggered = s.trigger().is_some();
         a.stops_activated += u64::from(activated);

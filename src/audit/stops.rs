@@ -1,8 +1,10 @@
 //! Trailing stops rebuilt from their events: added, activated, updated,
 //! triggered. The engine names the execution in the `added` line and, through
-//! the `[exec=… sym=…]` prefix, in the later ones; lines without it are
-//! matched by symbol, or to the only open stop of the source, and counted as
-//! unattributed when that is ambiguous — never guessed. An engine restart
+//! the `[exec=… sym=…]` prefix, in the later ones. Lines without it are
+//! matched by symbol, then by the values they repeat (ACTIVATED repeats the
+//! add's entry, UPDATED the stop it replaces, TRIGGERED the current stop and
+//! peak), and kept as unattributed events when that is still ambiguous —
+//! never guessed, and never made into a stop of their own. An engine restart
 //! (`circuit_breaker_init`) ends every open stop of its source: the engine
 //! keeps them in memory. A stop closed by another exit leaves no risk line, so
 //! it stays open in this view until a restart or the end of the data.
@@ -129,6 +131,18 @@ pub fn rebuild(rows: &[Row]) -> (Vec<Stop>, BTreeMap<String, usize>) {
     (all, book.unattributed)
 }
 
+/// A stop event that could not be tied to one stop: it still counts (a
+/// trigger is a trigger), it just belongs to no stop's path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stray {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `ACTIVATE`, `UPDATE`, `TRIGGER`.
+    pub action: String,
+    /// The instrument, if the line named it.
+    pub symbol: Option<String>,
+}
+
 /// Stops rebuilt incrementally, for reading a long period one day at a time:
 /// feed rows in the audit order; stops that ended move to `done`.
 #[derive(Debug, Default)]
@@ -136,14 +150,59 @@ pub struct StopBook {
     /// Stops not ended yet.
     pub open: Vec<Stop>,
     done: Vec<Stop>,
+    strays: Vec<Stray>,
     /// Per source, stop events that could not be tied to a stop.
     pub unattributed: BTreeMap<String, usize>,
+}
+
+fn same(a: Option<f64>, b: Option<f64>) -> bool {
+    matches!((a, b), (Some(x), Some(y)) if (x - y).abs() <= 1e-9 * x.abs().max(1.0))
 }
 
 impl StopBook {
     /// Takes the stops that ended since the last call.
     pub fn take_done(&mut self) -> Vec<Stop> {
         std::mem::take(&mut self.done)
+    }
+
+    /// Takes the unattributed events seen since the last call.
+    pub fn take_strays(&mut self) -> Vec<Stray> {
+        std::mem::take(&mut self.strays)
+    }
+
+    /// The open stop of `r`'s source a line without an execution id is
+    /// about: the only candidate with its symbol (if it names one), else the
+    /// only one whose values the line repeats.
+    fn by_values(&self, r: &Row, action: &str) -> Option<usize> {
+        let candidates: Vec<usize> = self
+            .open
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.source == r.source && (r.symbol.is_none() || s.symbol == r.symbol))
+            .map(|(i, _)| i)
+            .collect();
+        if candidates.len() == 1 {
+            return Some(candidates[0]);
+        }
+        let last = |s: &Stop| {
+            let (_, peak, stop, _) = s.as_of(DateTime::<Utc>::MAX_UTC);
+            (peak, stop)
+        };
+        let was = r.meta().f64("previous_stop");
+        let fits = |s: &Stop| match action {
+            "ACTIVATE" => !s.activated() && same(s.entry, r.entry_premium),
+            "UPDATE" => s.activated() && same(last(s).1, was),
+            "TRIGGER" => {
+                let (peak, stop) = last(s);
+                same(stop, r.stop_premium) && same(peak, r.highest_premium)
+            }
+            _ => false,
+        };
+        let mut fitting = candidates.into_iter().filter(|&i| fits(&self.open[i]));
+        match (fitting.next(), fitting.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
+        }
     }
 
     fn end(&mut self, i: usize, how: End, at: DateTime<Utc>) {
@@ -186,35 +245,28 @@ impl StopBook {
             self.open.push(s);
             return;
         }
-        let mine = |s: &Stop| s.source == r.source;
-        let idx = match (&r.execution_id, &r.symbol) {
-            (Some(id), _) => self
+        let idx = match &r.execution_id {
+            Some(id) => self
                 .open
                 .iter()
-                .rposition(|s| mine(s) && s.execution_id.as_ref() == Some(id)),
-            (None, sym) => {
-                let mut c = self
-                    .open
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| mine(s) && (sym.is_none() || s.symbol == *sym))
-                    .map(|(i, _)| i);
-                match (c.next(), c.next()) {
-                    (Some(i), None) => Some(i),
-                    _ => None,
-                }
-            }
+                .rposition(|s| s.source == r.source && s.execution_id.as_ref() == Some(id)),
+            None => self.by_values(r, &action),
         };
         let idx = match idx {
             Some(i) => i,
-            // A stop added before the data read (or by a line the patterns did
-            // not know): start it here, with the entry the line may carry.
+            // A stop added before the data read: the line names its
+            // execution, so it is that stop, started here.
             None if r.execution_id.is_some() => {
                 self.open.push(Stop::starting_at(r));
                 self.open.len() - 1
             }
             None => {
                 *self.unattributed.entry(r.source.clone()).or_default() += 1;
+                self.strays.push(Stray {
+                    at: r.timestamp,
+                    action,
+                    symbol: r.symbol.clone(),
+                });
                 return;
             }
         };

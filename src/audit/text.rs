@@ -231,7 +231,7 @@ pub fn report(r: &Report) -> String {
     let _ = writeln!(
         o,
         "   {:<10} {:>6} {:>9} {:>9} {:>10}  triggers by symbol",
-        "day", "added", "activated", "triggered", "other exit"
+        "day", "added", "activated", "triggered", "no trigger"
     );
     for a in &all {
         let syms: Vec<String> = a
@@ -248,6 +248,18 @@ pub fn report(r: &Report) -> String {
             a.stops_triggered,
             a.stops_other_exit,
             syms.join(", ")
+        );
+    }
+
+    let _ = writeln!(
+        o,
+        "   \"no trigger\": stops closed by another exit (take profit, stop loss, …) or still open;\n   which exit closed them is in the engine's alerts table, not in its risk lines."
+    );
+    if r.total.stop_events_unattributed > 0 {
+        let _ = writeln!(
+            o,
+            "   {} stop events named no execution and fit no single open stop (counted above, tied to no stop).",
+            r.total.stop_events_unattributed
         );
     }
 
