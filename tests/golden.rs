@@ -1,6 +1,8 @@
 //! The corpus: every `tests/corpus/<case>/` is parsed by the real binary and
 //! its output compared with the reviewed `expected.jsonl` (events and
-//! quarantine records) and `expected.summary` (the stderr summary).
+//! quarantine records) and `expected.summary` (the stderr summary), and, for
+//! the envelope cases, with `oracle.jsonl`: what the generator knows it
+//! logged (event, UTC time, columns), independent of risktail's output.
 //!
 //! `RISKTAIL_BLESS=1 cargo test --test integration golden` writes the expected
 //! files from the current output; they are then read and checked by a person
@@ -158,6 +160,57 @@ fn every_envelope_gives_the_same_events() {
     }
 }
 
+/// The events of the four envelope cases are what the engine logged, by the
+/// generator's own account (`oracle.jsonl`, written by `generate.py` from the
+/// dialect page and the pinned record times, never from risktail's output):
+/// one event per risk record, in order, at the UTC millisecond it was logged,
+/// with every column the dialect gives it.
+#[test]
+fn corpus_events_are_what_the_engine_logged() {
+    let mut checked = 0;
+    for case in cases() {
+        let dir = root().join("tests/corpus").join(&case);
+        let Ok(oracle) = std::fs::read_to_string(dir.join("oracle.jsonl")) else {
+            continue;
+        };
+        let want: Vec<serde_json::Value> = oracle
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("oracle line"))
+            .collect();
+        let config = format!("tests/corpus/{case}/config.toml");
+        let out = run(risktail().args(["parse", "--config", &config]));
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        let got: Vec<serde_json::Value> = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        assert_eq!(got.len(), want.len(), "{case}: events");
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            let ts = g["timestamp"].as_str().expect("timestamp");
+            let ms = chrono::DateTime::parse_from_rfc3339(ts)
+                .expect("rfc3339")
+                .timestamp_millis();
+            assert_eq!(Some(ms), w["utc_ms"].as_i64(), "{case} #{i}: time {ts}");
+            for (k, v) in w.as_object().expect("object") {
+                if k == "utc_ms" {
+                    continue;
+                }
+                let same = match (v.as_f64(), g[k].as_f64()) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+                    _ => *v == g[k],
+                };
+                assert!(
+                    same,
+                    "{case} #{i} ({}): {k} is {}, the engine logged {v}",
+                    w["event_type"], g[k]
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4 * 23, "checked {checked} events");
+}
+
 /// The corpus inputs are what Python's own `logging`, loguru and
 /// python-json-logger write: regenerating them gives the same bytes.
 #[test]
@@ -174,7 +227,7 @@ fn corpus_inputs_are_what_the_python_tools_write() {
                 .expect("name")
                 .to_string_lossy()
                 .into_owned();
-            if !name.starts_with("input") && name != "config.toml" {
+            if !name.starts_with("input") && name != "config.toml" && name != "oracle.jsonl" {
                 continue;
             }
             let fresh = std::fs::read(tmp.path().join(&case).join(&name))

@@ -3,9 +3,12 @@
 
 Each case folder gets its log file(s) written by Python's `logging` handlers,
 loguru or python-json-logger, with record times pinned so the bytes are the
-same on every run. Expected outputs (`expected.jsonl`) are not written here:
-they come from `RISKTAIL_BLESS=1 cargo test --test integration golden`, once,
-and are then read and checked by a person.
+same on every run. The envelope cases also get `oracle.jsonl`: what each risk
+record means (event, UTC time, columns), from the dialect page and the
+pinned times, which the golden test holds risktail's events to. The full
+expected outputs (`expected.jsonl`) are not written here: they come from
+`RISKTAIL_BLESS=1 cargo test --test integration golden`, once, and are then
+read and checked by a person.
 
 Run: python3 tests/corpus/generate.py [--out DIR]   (needs: loguru, python-json-logger)
 """
@@ -46,6 +49,48 @@ DIALECT = [
     ("v6.risk.portfolio_limits", "INFO", "Entry allowed by portfolio limits: QQQ delta=-0.75 (portfolio -1.25/5.00, symbol -0.75/2.00)"),
     ("v6.risk.portfolio_limits", "WARNING", "Portfolio health warning: portfolio_delta at 92% of limit (4.60/5.00)"),
 ]
+
+# What each row of DIALECT means, written from the dialect page, not from
+# risktail's output: the event and the columns it must have. The breaker's
+# old_state follows the order of DIALECT (the first breaker line sees none).
+S = "circuit_breaker_state_change"
+MEANING = [
+    {"event_type": "circuit_breaker_init", "new_state": "CLOSED", "old_state": None},
+    {"event_type": "circuit_breaker_failure", "failure_count": 3},
+    {"event_type": S, "new_state": "OPEN", "old_state": "CLOSED", "failure_count": 5},
+    {"event_type": S, "new_state": "HALF_OPEN", "old_state": "OPEN"},
+    {"event_type": "circuit_breaker_success"},
+    {"event_type": S, "new_state": "OPEN", "old_state": "HALF_OPEN"},
+    {"event_type": S, "new_state": "HALF_OPEN", "old_state": "OPEN"},
+    {"event_type": S, "new_state": "CLOSED", "old_state": "HALF_OPEN"},
+    {"event_type": S, "new_state": "OPEN", "old_state": "CLOSED", "failure_count": 6},
+    {"event_type": "trailing_stop_add", "action": "ADD", "execution_id": EXEC, "symbol": "SPY", "entry_premium": 2.5},
+    {"event_type": "trailing_stop_activate", "action": "ACTIVATE", "execution_id": EXEC, "symbol": "SPY",
+     "entry_premium": 2.5, "highest_premium": 2.55, "stop_premium": 2.51},
+    {"event_type": "trailing_stop_update", "action": "UPDATE", "execution_id": EXEC, "symbol": "SPY",
+     "highest_premium": 2.8, "stop_premium": 2.76},
+    {"event_type": "trailing_stop_trigger", "action": "TRIGGER", "execution_id": EXEC, "symbol": "SPY",
+     "current_premium": 2.74, "stop_premium": 2.76, "highest_premium": 2.8},
+    {"event_type": "trailing_stop_add", "action": "ADD", "execution_id": "0b9c-77", "symbol": "NDX", "entry_premium": 1e-05},
+    {"event_type": "trailing_stop_update", "action": "UPDATE", "execution_id": "0b9c-77",
+     "highest_premium": 1234.5, "stop_premium": 1215.98},
+    {"event_type": "portfolio_limit_check", "allowed": False, "limit_type": "portfolio_delta", "current_value": 5.2,
+     "limit_value": 5.0, "rejection_reason": "Portfolio delta 5.20 would exceed limit 5.00"},
+    {"event_type": "portfolio_limit_check", "allowed": False, "limit_type": "symbol_delta", "symbol": "SPY",
+     "current_value": 2.1, "limit_value": 2.0},
+    {"event_type": "portfolio_limit_check", "allowed": False, "limit_type": "position_count", "current_value": 11.0,
+     "limit_value": 10.0},
+    {"event_type": "portfolio_limit_check", "allowed": False, "limit_type": "total_exposure", "current_value": 52300.0,
+     "limit_value": 50000.0},
+    {"event_type": "portfolio_limit_check", "allowed": False, "limit_type": None,
+     "rejection_reason": "Market closed for SPY (halted)"},
+    {"event_type": "portfolio_limit_check", "allowed": True, "limit_type": "portfolio_delta", "symbol": "SPY",
+     "current_value": 3.1, "limit_value": 5.0},
+    {"event_type": "portfolio_limit_check", "allowed": True, "limit_type": "portfolio_delta", "symbol": "QQQ",
+     "current_value": -1.25, "limit_value": 5.0},
+    {"event_type": "portfolio_health_warning", "limit_type": "portfolio_delta", "current_value": 4.6, "limit_value": 5.0},
+]
+assert len(MEANING) == len(DIALECT)
 
 # log-dialect.md §3: lines that must not become events.
 NEAR_MISSES = [
@@ -111,6 +156,20 @@ def emit(handler, clock, logger, level, msg, lineno=88, exc_info=None, extra=Non
     rec.msecs = int((created - int(created)) * 1000) + 0.0
     rec.relativeCreated = 0.0
     handler.handle(rec)
+    return created
+
+
+def write_oracle(d, rows):
+    """`oracle.jsonl`: what each risk record of the case means, in order, with
+    its UTC time in milliseconds, from what was logged (the golden test
+    compares risktail's events with it)."""
+    import json
+    with open(d / "oracle.jsonl", "w") as f:
+        for created, meaning in rows:
+            # The millisecond as the line prints it: logging truncates
+            # (`msecs = int((created - int(created)) * 1000)`).
+            ms = int(created) * 1000 + int((created - int(created)) * 1000)
+            f.write(json.dumps({"utc_ms": ms, **meaning}, sort_keys=True) + "\n")
 
 
 class CaptureHandler(logging.Handler):
@@ -129,8 +188,7 @@ class CaptureHandler(logging.Handler):
 
 
 def write_all(handler, clock, rows):
-    for logger, level, msg in rows:
-        emit(handler, clock, logger, level, msg)
+    return [emit(handler, clock, logger, level, msg) for logger, level, msg in rows]
 
 
 def with_traceback(handler, clock):
@@ -156,11 +214,12 @@ def python_case(name, fmt, datefmt, tz, start):
     set_tz(tz)
     clock = PinnedClock(start)
     h = python_logger(d / "input.log", fmt, datefmt)
-    write_all(h, clock, DIALECT[:5])
+    times = write_all(h, clock, DIALECT[:5])
     write_all(h, clock, NEAR_MISSES)
     with_traceback(h, clock)
-    write_all(h, clock, DIALECT[5:])
+    times += write_all(h, clock, DIALECT[5:])
     h.close()
+    write_oracle(d, zip(times, MEANING))
     lines = [f"name = \"engine\"", "paths = [\"input.log\"]", "envelope = \"python\"",
              f"format = {toml_str(fmt)}"]
     if datefmt:
@@ -184,15 +243,22 @@ def loguru_case(start):
     sink = d / "input.log"
     sink.unlink(missing_ok=True)
 
+    times = []
+
     def pin(record):
-        t = dt.datetime.fromtimestamp(clock.next(), tz)
+        times.append(clock.next())
+        t = dt.datetime.fromtimestamp(times[-1], tz)
         record["time"] = ldt(t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond, tzinfo=t.tzinfo)
         record["name"], record["function"], record["line"] = record["extra"].get("lg", "v6"), "check", 88
 
     hid = logger.add(sink, colorize=False, enqueue=False)
     log = logger.patch(pin)
-    for lg, level, msg in DIALECT[:5] + NEAR_MISSES + DIALECT[5:]:
+    oracle = []
+    for i, (lg, level, msg) in enumerate(DIALECT[:5] + NEAR_MISSES + DIALECT[5:]):
         log.bind(lg=lg).log(level, msg)
+        if i < 5 or i >= 5 + len(NEAR_MISSES):
+            oracle.append((times[-1], MEANING[i if i < 5 else i - len(NEAR_MISSES)]))
+    write_oracle(d, oracle)
     try:
         exec(compile('raise RuntimeError("Circuit breaker OPENED: refusing order SPY-1")', "/opt/engine/v6/execution.py", "exec"))
     except RuntimeError:
@@ -209,13 +275,21 @@ def json_case(start):
     clock = PinnedClock(start)
     fmt = JsonFormatter("%(asctime)s %(name)s %(levelname)s %(message)s")
     h = python_logger(d / "input.log", None, formatter=fmt)
+    oracle = []
     for i, (lg, level, msg) in enumerate(DIALECT[:5] + NEAR_MISSES + DIALECT[5:]):
         extra = {"execution_id": None}
         if "SPY" in msg and i % 2 == 0:
             extra = {"execution_id": EXEC, "symbol": "SPY", "strategy": "0dte_momentum", "attempt": i}
-        emit(h, clock, lg, level, msg, extra=extra)
+        created = emit(h, clock, lg, level, msg, extra=extra)
+        if i < 5 or i >= 5 + len(NEAR_MISSES):
+            meaning = dict(MEANING[i if i < 5 else i - len(NEAR_MISSES)])
+            if extra.get("execution_id"):
+                # The record's extra keys fill the columns of their name.
+                meaning.update(execution_id=EXEC, symbol="SPY")
+            oracle.append((created, meaning))
     with_traceback(h, clock)
     h.close()
+    write_oracle(d, oracle)
     config(d, '[[source]]\nname = "engine"\npaths = ["input.log"]\nenvelope = "json"\n')
 
 
