@@ -581,3 +581,80 @@ print(json.dumps(counts))
         "the stops still open at the end"
     );
 }
+
+/// Question 1 with the engine's alerts table (`[audit] alerts_uri`, written
+/// here with the real `deltalake` package in the alerts schema): every stop's
+/// position is counted under the rule of the CLOSE decision that closed it,
+/// as the engine's own account says; without the table the answer is null.
+#[test]
+fn report_counts_exits_by_rule_from_the_alerts_table() {
+    let s = sample();
+    let without = json(&s.dir, &["report"]);
+    assert!(without["total"]["exits_by_rule"].is_null());
+    let writer = r#"
+import datetime as dt, json, sys
+import pyarrow as pa
+from deltalake import write_deltalake
+facts = json.load(open(sys.argv[1]))
+rows = []
+for i, s in enumerate(facts["stops"]):
+    at = lambda ms: dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc)
+    if s["close_rule"]:
+        rows.append({"alert_id": f"c{i}", "type": "CLOSE", "severity": "INFO", "status": "EXECUTED",
+                     "title": f"Decision CLOSE for {s['symbol']}", "message": s["close_rule"],
+                     "rule": s["close_rule"], "symbol": s["symbol"], "strategy_id": s["exec"],
+                     "metadata": "{}", "created_at": at(s["closed_ms"])})
+    # Other alerts the engine raises: not exits.
+    rows.append({"alert_id": f"o{i}", "type": "RISK", "severity": "WARNING", "status": "OPEN",
+                 "title": "Breaker watch", "message": "", "rule": "TakeProfit", "symbol": s["symbol"],
+                 "strategy_id": s["exec"], "metadata": "{}", "created_at": at(s["added_ms"])})
+schema = pa.schema([(c, pa.string()) for c in ["alert_id", "type", "severity", "status", "title", "message", "rule", "symbol", "strategy_id", "metadata"]]
+                   + [("created_at", pa.timestamp("us", tz="UTC"))])
+write_deltalake(sys.argv[2], pa.Table.from_pylist(rows, schema))
+"#;
+    run_python(
+        &[
+            "-c",
+            writer,
+            &s.dir.join("facts.json").to_string_lossy(),
+            &s.dir.join("lake/alerts").to_string_lossy(),
+        ],
+        &s.dir,
+    );
+    let conf = std::fs::read_to_string(s.dir.join("risktail.toml")).unwrap();
+    std::fs::write(
+        s.dir.join("risktail.toml"),
+        format!("{conf}\n[audit]\nalerts_uri = \"lake/alerts\"\n"),
+    )
+    .unwrap();
+    let with = json(&s.dir, &["report"]);
+    let stops = s.facts["stops"].as_array().unwrap();
+    let count = |rule: Option<&str>| {
+        stops
+            .iter()
+            .filter(|x| x["close_rule"].as_str() == rule)
+            .count() as u64
+    };
+    let mut want = BTreeMap::new();
+    for (rule, n) in [
+        ("TrailingStop", count(Some("TrailingStop"))),
+        ("TimeExit", count(Some("TimeExit"))),
+        ("unmatched", count(None)),
+    ] {
+        if n > 0 {
+            want.insert(rule.to_owned(), n);
+        }
+    }
+    assert!(want["TrailingStop"] > 0 && want["TimeExit"] > 0, "{want:?}");
+    assert_eq!(
+        with["total"]["exits_by_rule"],
+        serde_json::to_value(&want).unwrap(),
+        "{}",
+        with["total"]
+    );
+    let text = stdout(&run(risktail().current_dir(&s.dir).arg("report")));
+    assert!(
+        text.contains("TrailingStop") && text.contains("TimeExit"),
+        "{text}"
+    );
+}

@@ -7,6 +7,7 @@
 //! [`breaker`] and [`stops`] rebuild the breaker's transitions and the
 //! trailing stops' lives from their events; [`text`] prints them for a terminal.
 
+pub mod alerts;
 pub mod breaker;
 pub mod html;
 pub mod load;

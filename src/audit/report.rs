@@ -23,6 +23,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use super::AuditError;
+use super::alerts::Exits;
 use super::breaker::{self, Transition, secs};
 use super::load::{Days, ReadStats, Row, TableFiles};
 use super::stops::{Stop, StopBook, Stray};
@@ -97,6 +98,10 @@ pub struct Answers {
     pub stop_events_unattributed: u64,
     /// Triggers per symbol.
     pub triggers_by_symbol: BTreeMap<String, u64>,
+    /// How the stops' positions were closed, by the rule of the engine's
+    /// CLOSE decision in its alerts table (`unmatched`: no decision found);
+    /// null without `[audit] alerts_uri`, since risk lines do not say it.
+    pub exits_by_rule: Option<BTreeMap<String, u64>>,
     /// Entries checked by the limits.
     pub entries_checked: u64,
     /// Of those, allowed.
@@ -163,6 +168,7 @@ pub fn compute(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     sources: &[String],
+    mut exits: Option<Exits>,
 ) -> Result<Report, AuditError> {
     let all_days = files.days();
     let (Some(first), Some(last)) = (all_days.first().copied(), all_days.last().copied()) else {
@@ -196,6 +202,11 @@ pub fn compute(
     let charted = &period[period.len().saturating_sub(CHART_DAYS)..];
     let mut accs: BTreeMap<NaiveDate, Acc> = period.iter().map(|d| (*d, Acc::default())).collect();
     let mut total = Acc::default();
+    if exits.is_some() {
+        for a in accs.values_mut().chain([&mut total]) {
+            a.a.exits_by_rule = Some(BTreeMap::new());
+        }
+    }
     let mut book = StopBook::default();
     let mut chart_rows = Vec::new();
     let mut chart_stops = Vec::new();
@@ -203,9 +214,21 @@ pub fn compute(
     let mut last_seen: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
     let mut credit = |s: Stop, accs: &mut BTreeMap<NaiveDate, Acc>, total: &mut Acc| {
         let day = s.added_at.date_naive();
+        let rule = exits
+            .as_mut()
+            .map(|x| x.rule_of(&s).unwrap_or_else(|| "unmatched".into()));
         if let Some(a) = accs.get_mut(&day) {
             a.stop(&s);
             total.stop(&s);
+            if let Some(rule) = rule {
+                for acc in [a, total] {
+                    *acc.a
+                        .exits_by_rule
+                        .get_or_insert_with(BTreeMap::new)
+                        .entry(rule.clone())
+                        .or_default() += 1;
+                }
+            }
         }
         if charted.contains(&day) {
             chart_stops.push(s);

@@ -251,10 +251,30 @@ pub fn report(r: &Report) -> String {
         );
     }
 
-    let _ = writeln!(
-        o,
-        "   \"no trigger\": stops closed by another exit (take profit, stop loss, …) or still open;\n   which exit closed them is in the engine's alerts table, not in its risk lines."
-    );
+    match &r.total.exits_by_rule {
+        Some(_) => {
+            let _ = writeln!(
+                o,
+                "   how the positions were closed (the engine's CLOSE decisions, alerts table):"
+            );
+            for a in &all {
+                let Some(by_rule) = &a.exits_by_rule else {
+                    continue;
+                };
+                let parts: Vec<String> = crate::audit::alerts::shares(by_rule)
+                    .into_iter()
+                    .map(|(rule, n, pct)| format!("{rule} {n} ({pct:.1}%)"))
+                    .collect();
+                let _ = writeln!(o, "   {:<10} {}", label(a), parts.join(", "));
+            }
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "   \"no trigger\": stops closed by another exit (take profit, stop loss, …) or still open;\n   which exit closed them is in the engine's alerts table: set [audit] alerts_uri to count them."
+            );
+        }
+    }
     if r.total.stop_events_unattributed > 0 {
         let _ = writeln!(
             o,

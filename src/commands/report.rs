@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 
 use super::runtime;
 use super::state::{selected_sources, zones};
-use crate::audit::{html, load::TableFiles, report, text};
+use crate::audit::{alerts::Exits, html, load::TableFiles, report, text};
 use crate::cli::ReportArgs;
 use crate::config::Config;
 
@@ -15,7 +15,14 @@ pub fn run(args: &ReportArgs) -> Result<bool> {
     let sources = selected_sources(&config, args.source.as_deref())?;
     let rt = runtime()?;
     let files = rt.block_on(TableFiles::open(&config.table_uri))?;
-    let r = report::compute(&files, args.from, args.to, &sources)?;
+    let exits = match &config.alerts_uri {
+        Some(uri) => Some(
+            rt.block_on(Exits::load(uri))
+                .with_context(|| format!("audit.alerts_uri {uri}"))?,
+        ),
+        None => None,
+    };
+    let r = report::compute(&files, args.from, args.to, &sources, exits)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

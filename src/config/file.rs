@@ -18,6 +18,9 @@ pub struct ConfigFile {
     /// `[metrics]`
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// `[audit]`
+    #[serde(default)]
+    pub audit: AuditSection,
     /// `[[source]]`
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceSection>,
@@ -46,6 +49,15 @@ pub struct FlushSection {
     /// Commit when this many rows are pending.
     #[serde(default = "default_max_events")]
     pub max_events: usize,
+}
+
+/// `[audit]`: what `report` reads beside the table.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// The engine's alerts Delta table (its CLOSE decisions and their rules),
+    /// a local path relative to the config file; optional.
+    pub alerts_uri: Option<String>,
 }
 
 /// `[metrics]`: the Prometheus endpoint of `risktail run`.

@@ -99,6 +99,8 @@ pub struct Config {
     pub backfill_commit_rows: usize,
     /// `[metrics] listen`: where `run` serves `/metrics`, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[audit] alerts_uri`: the engine's alerts table, if `report` may read it.
+    pub alerts_uri: Option<String>,
     /// The sources, in file order.
     pub sources: Vec<SourceConfig>,
     /// The loaded pattern set.
@@ -317,6 +319,11 @@ impl Config {
             flush_max_events: raw.flush.max_events,
             backfill_commit_rows: raw.backfill.commit_rows,
             metrics_listen,
+            alerts_uri: raw
+                .audit
+                .alerts_uri
+                .as_deref()
+                .map(|u| resolve_uri(&base, u)),
             sources,
             patterns: Arc::new(patterns),
             pattern_dirs,

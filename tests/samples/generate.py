@@ -131,12 +131,15 @@ class Engine:
             self.facts["warnings"].append({"ms": self.ms(), "limit_type": "portfolio_delta"})
             self.log("v6.risk.portfolio_limits", "WARNING", f"Portfolio health warning: portfolio_delta at {pd / 5 * 100:.0f}% of limit ({pd:.2f}/5.00)", "portfolio_health_warning")
         entry = round(self.rng.uniform(1.0, 4.0), 2)
-        stop_fact = {"exec": ex, "symbol": sym, "entry": entry, "added_ms": self.ms(), "activated_ms": None, "triggered_ms": None, "ended_ms": None, "exit": None, "peak": None, "stop": None}
+        stop_fact = {"exec": ex, "symbol": sym, "entry": entry, "added_ms": self.ms(), "activated_ms": None, "triggered_ms": None, "ended_ms": None, "exit": None, "peak": None, "stop": None,
+                     "close_rule": None, "closed_ms": None}
         self.facts["stops"].append(stop_fact)
         self.log("v6.risk.trailing_stop", "INFO", f"Trailing stop added: execution_id={ex} symbol={sym} entry={entry:.2f} activation=2.0% trailing=1.5%", "trailing_stop_add")
         self.noise(self.rng.randint(5, 30))
         peak = entry * self.rng.uniform(0.97, 1.10)
         if peak < entry * 1.02:
+            # The decision the engine's alerts table records (rule TimeExit).
+            stop_fact.update(close_rule="TimeExit", closed_ms=self.ms())
             self.log("v6.decision", "INFO", f"Decision CLOSE for {sym}: time exit")
             return
         stop = peak * 0.985
@@ -152,6 +155,7 @@ class Engine:
         cur = stop * 0.995
         stop_fact.update(triggered_ms=self.ms(), ended_ms=self.ms(), exit=round(cur, 2))
         self.log("v6.risk.trailing_stop", "WARNING", f"[exec={ex} sym={sym}] Trailing stop TRIGGERED: current={cur:.2f}, stop={stop:.2f}, peak={peak:.2f}", "trailing_stop_trigger")
+        stop_fact.update(close_rule="TrailingStop", closed_ms=self.ms())
         self.log("v6.decision", "INFO", f"Decision CLOSE for {sym}: Trailing stop triggered at {stop:.2f} (peak {peak:.2f})")
 
 
