@@ -359,3 +359,112 @@ fn a_failed_file_is_named_and_fails_the_run() {
     let seen = readers(dir);
     assert!(seen["polars"]["rows"].as_u64().unwrap() > 0);
 }
+
+/// Enrichment in time order: an archive backfilled after newer logs is
+/// enriched with the breaker state the table has *before* it in time, not
+/// with the newest state, and it never replaces the state the source resumes
+/// from. The expected `old_state`s follow from the engine's sequence below.
+#[test]
+fn an_archive_backfilled_after_newer_logs_is_enriched_as_of_its_own_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::create_dir_all(dir.join("archive")).unwrap();
+    let engine = r#"
+import logging, sys, datetime as dt
+path, start, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+h = logging.FileHandler(path, mode=mode)
+h.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+t = dt.datetime.fromisoformat(start).replace(tzinfo=dt.timezone.utc).timestamp()
+for i, msg in enumerate(sys.argv[4:]):
+    rec = logging.getLogger("v6.risk.circuit_breaker").makeRecord("v6.risk.circuit_breaker", logging.WARNING, "x.py", 1, msg, None, None)
+    rec.created = t + 60 * i
+    rec.msecs = 0.0
+    h.handle(rec)
+h.close()
+"#;
+    let init =
+        "Circuit breaker initialized: state=CLOSED, failure_threshold=5, window=300s, cooldown=60s";
+    let opened = "Circuit breaker OPENED: 5 failures in 300s window (threshold 5)";
+    let half = "Circuit breaker HALF_OPEN: cooldown of 60s elapsed, allowing test trades";
+    let reopened =
+        "Circuit breaker re-OPENED: failure during HALF_OPEN (Order rejected: price moved)";
+    let write = |path: &str, start: &str, mode: &str, msgs: &[&str]| {
+        let mut args = vec!["-c", engine, path, start, mode];
+        args.extend_from_slice(msgs);
+        run_python(&args, dir);
+    };
+    std::fs::write(
+        dir.join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+    )
+    .unwrap();
+    let backfill = |args: &[&str]| {
+        let out = run(risktail().current_dir(dir).arg("backfill").args(args));
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    // The newer logs first (a daemon had been running): ends OPEN.
+    write(
+        "logs/engine.log",
+        "2026-01-20T10:00:00",
+        "w",
+        &[init, opened, half, reopened],
+    );
+    backfill(&[]);
+    // Then last month's archive: ends HALF_OPEN.
+    write(
+        "archive/engine.log.2026-01-10",
+        "2026-01-10T10:00:00",
+        "w",
+        &[init, opened, half],
+    );
+    backfill(&["archive/engine.log.2026-01-10"]);
+    // The engine restarts and the live file goes on: the state before it is
+    // the newer logs' OPEN, not the archive's HALF_OPEN.
+    write("logs/engine.log", "2026-01-20T11:00:00", "a", &[init]);
+    backfill(&[]);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let uri = dir.join("lake/risk_events").to_string_lossy().into_owned();
+    let files = rt.block_on(risktail::sink::read::data_files(&uri)).unwrap();
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for b in risktail::sink::read::read_columns(&files, &["source_file", "raw_line", "old_state"])
+        .unwrap()
+    {
+        let col = |name: &str| {
+            let i = b.schema().index_of(name).expect("column");
+            risktail::sink::read::strings(&b, i)
+        };
+        let (f, l, o) = (col("source_file"), col("raw_line"), col("old_state"));
+        for i in 0..f.len() {
+            rows.push((f[i].clone(), l[i].clone(), o[i].clone()));
+        }
+    }
+    rows.sort();
+    let got = &rows;
+    let by_line = |which: &str, time: &str| -> String {
+        rows.iter()
+            .find(|(f, l, _)| f.contains(which) && l.starts_with(time))
+            .map(|(_, _, o)| o.clone())
+            .unwrap_or_else(|| panic!("no {which} row at {time}: {got:?}"))
+    };
+    // The archive: nothing before it in the table, then its own sequence.
+    assert_eq!(
+        by_line("archive", "2026-01-10 10:00:00"),
+        "",
+        "archive init: no state before it"
+    );
+    assert_eq!(by_line("archive", "2026-01-10 10:01:00"), "CLOSED");
+    assert_eq!(by_line("archive", "2026-01-10 10:02:00"), "OPEN");
+    // The live file, before and after the archive was read.
+    assert_eq!(by_line("logs", "2026-01-20 10:01:00"), "CLOSED");
+    assert_eq!(by_line("logs", "2026-01-20 10:03:00"), "HALF_OPEN");
+    assert_eq!(
+        by_line("logs", "2026-01-20 11:00:00"),
+        "OPEN",
+        "the restart after the archive was read: the state before it is the newer logs' OPEN"
+    );
+}

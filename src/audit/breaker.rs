@@ -131,6 +131,26 @@ pub fn last_before(
     Ok((found, read))
 }
 
+/// The state `source`'s breaker was in just before `t`, by its last
+/// transition before `t` in the table (`None`: none is recorded).
+pub fn state_before(
+    files: &TableFiles,
+    source: &str,
+    t: DateTime<Utc>,
+) -> Result<Option<String>, AuditError> {
+    let day = t.date_naive();
+    let (rows, _) = files.read(Days::one(day), Some(source))?;
+    let timelines = timelines(&rows);
+    if let Some(tr) = timelines
+        .get(source)
+        .and_then(|v| v.iter().rev().find(|x| x.at < t))
+    {
+        return Ok(Some(tr.to.clone()));
+    }
+    let (found, _) = last_before(files, day, &[source.to_owned()])?;
+    Ok(found.get(source).map(|tr| tr.to.clone()))
+}
+
 /// The transition in force at `t`: the last one at or before it.
 pub fn at(transitions: &[Transition], t: DateTime<Utc>) -> Option<&Transition> {
     let n = transitions.partition_point(|x| x.at <= t);

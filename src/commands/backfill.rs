@@ -51,14 +51,30 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         for (i, found) in files.iter().enumerate() {
             bar.set_message(found.path.display().to_string());
             let mut progress = |n: u64| bar.inc(n);
-            match rt.block_on(ingest_file(
-                &ctx,
-                &mut sink,
-                &mut state,
-                found,
-                &mut known,
-                &mut progress,
-            )) {
+            let archive = archive_state(&rt, &sink, &config, &parser, source, found, &state)?;
+            let result = match archive {
+                // An archive older than what the table holds: enriched as of
+                // its own time, and the source keeps the state it has.
+                Some(mut old) => rt.block_on(ingest_file(
+                    &ctx,
+                    &mut sink,
+                    &mut old,
+                    Some(&state),
+                    found,
+                    &mut known,
+                    &mut progress,
+                )),
+                None => rt.block_on(ingest_file(
+                    &ctx,
+                    &mut sink,
+                    &mut state,
+                    None,
+                    found,
+                    &mut known,
+                    &mut progress,
+                )),
+            };
+            match result {
                 Ok(r) => reports.push((source.name.clone(), r)),
                 Err(e) => {
                     // Later files of this source would be read with a state
@@ -87,6 +103,61 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         eprintln!("risktail backfill: error: {f}");
     }
     Ok(failures.is_empty())
+}
+
+/// Lines read to find a file's first record (a head line with a time).
+const FIRST_RECORD_WITHIN: usize = 1000;
+
+/// When `found` is a file the table has never read whose first record is
+/// older than the source's latest committed time (an archive backfilled
+/// after newer logs), the state to enrich its lines with: the breaker as the
+/// table has it just before that record. `None` for every other file, which
+/// continues the source's state.
+fn archive_state(
+    rt: &tokio::runtime::Runtime,
+    sink: &DeltaSink,
+    config: &Config,
+    parser: &crate::parse::SourceParser,
+    source: &SourceConfig,
+    found: &Found,
+    state: &crate::parse::SourceState,
+) -> Result<Option<crate::parse::SourceState>> {
+    let Some(latest) = state.last_time else {
+        return Ok(None);
+    };
+    let Ok(mut lines) = crate::source::open_content(&found.path)
+        .and_then(|c| crate::source::lines(c, source.max_line_bytes))
+    else {
+        return Ok(None); // ingest_file reports the error
+    };
+    let Some(id) = lines.id else { return Ok(None) };
+    if rt.block_on(sink.committed(&source.name, id))?.events > 0 {
+        return Ok(None); // resumed: it is where the source left off
+    }
+    let mut first = None;
+    for _ in 0..FIRST_RECORD_WITHIN {
+        match lines.reader.next_item() {
+            Ok(Some(crate::source::reader::Item::Line { bytes, .. })) => {
+                if let Some(t) = parser.head_utc(bytes) {
+                    first = Some(t);
+                    break;
+                }
+            }
+            Ok(Some(crate::source::reader::Item::Oversize { .. })) => {}
+            _ => break,
+        }
+    }
+    let Some(first) = first.filter(|t| *t < latest) else {
+        return Ok(None);
+    };
+    let files = rt.block_on(crate::audit::load::TableFiles::open(&config.table_uri))?;
+    let breaker = crate::audit::breaker::state_before(&files, &source.name, first)?;
+    tracing::info!(file = %found.path.display(), first = %first, latest = %latest, breaker = ?breaker,
+        "older than the source's committed data: enriched as of its own time; the source keeps its state");
+    Ok(Some(crate::parse::SourceState {
+        breaker,
+        last_time: None,
+    }))
 }
 
 /// Which files of which source, in order.

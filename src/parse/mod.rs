@@ -135,6 +135,14 @@ impl SourceParser {
         }
     }
 
+    /// The UTC time of a head line (`None` for a continuation or a line
+    /// without a usable time): where a file sits in the source's time.
+    pub fn head_utc(&self, line: &[u8]) -> Option<DateTime<Utc>> {
+        let text = std::str::from_utf8(strip_newline(line)).ok()?;
+        let local = self.envelope.head_time(text)?.ok()?;
+        time::to_utc(local, self.tz, None).ok()
+    }
+
     /// Parses one complete line.
     pub fn parse_line(
         &self,

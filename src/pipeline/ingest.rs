@@ -101,13 +101,17 @@ impl<'a> IngestContext<'a> {
 }
 
 /// Reads `found` from its committed offset to its end and commits what it
-/// holds. `known` caches committed offsets by identity (a file and its `.gz`
-/// copy share one) and is updated after each commit. `progress` is told the
-/// bytes of content consumed as they are read.
+/// holds. `state` enriches its lines (and follows them); the commits carry
+/// it too, unless `keep_state` is given: then they carry that one, so a file
+/// older than what the table holds (an archive) does not replace the state
+/// the source resumes from. `known` caches committed offsets by identity (a
+/// file and its `.gz` copy share one) and is updated after each commit.
+/// `progress` is told the bytes of content consumed as they are read.
 pub async fn ingest_file(
     ctx: &IngestContext<'_>,
     sink: &mut DeltaSink,
     state: &mut SourceState,
+    keep_state: Option<&SourceState>,
     found: &Found,
     known: &mut HashMap<FileId, Committed>,
     progress: &mut dyn FnMut(u64),
@@ -162,6 +166,7 @@ pub async fn ingest_file(
         committed,
         commits: 0,
         known,
+        keep_state,
     };
     let end = read_and_commit(
         ctx,
@@ -195,6 +200,8 @@ struct FileCommits<'a> {
     committed: Committed,
     commits: u32,
     known: &'a mut HashMap<FileId, Committed>,
+    /// The state the commits carry instead of the file's own (an archive's).
+    keep_state: Option<&'a SourceState>,
 }
 
 impl FileCommits<'_> {
@@ -207,6 +214,7 @@ impl FileCommits<'_> {
         state: &SourceState,
     ) -> Result<(), SinkError> {
         let offsets = [(self.id, end)];
+        let state = self.keep_state.unwrap_or(state);
         sink.commit(self.source, &offsets, &rows.events, &rows.quarantine, state)
             .await?;
         self.commits += 1;

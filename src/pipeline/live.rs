@@ -258,7 +258,7 @@ pub async fn recover(
             if found.live {
                 continue;
             }
-            match ingest_file(ctx, sink, state, &found, &mut known, &mut |_| {}).await {
+            match ingest_file(ctx, sink, state, None, &found, &mut known, &mut |_| {}).await {
                 Ok(r) => {
                     tracing::info!(source = %follow.source, file = %r.path, status = ?r.status, "recovered rotated file");
                     tally.add(&r.tally);
