@@ -673,6 +673,67 @@ fn row_16_sink_outage_back_pressure_then_catch_up() {
     assert_eq!(d.term().0, Some(0));
 }
 
+/// A failed events commit never duplicates quarantine rows: the quarantine
+/// table is written first, and its rows are not committed again while the
+/// events commit is retried (the events table's log made immutable, the
+/// quarantine table's not).
+#[test]
+fn a_failed_events_commit_does_not_commit_quarantine_rows_again() {
+    let (_t, dir) = setup("");
+    let log = dir.join("logs/engine.log");
+    append(&log, &risk_line(0));
+    let d = Daemon::start_ready(&dir);
+    expect_exactly(&dir, 1, "before the outage");
+    let delta_log = dir.join("lake/risk_events/_delta_log");
+    let chattr = |flag: &str| {
+        let st = Command::new("chattr")
+            .arg(flag)
+            .arg(&delta_log)
+            .status()
+            .expect("chattr (e2fsprogs)");
+        assert!(
+            st.success(),
+            "chattr {flag} failed: the test needs an ext2/3/4 /tmp"
+        );
+    };
+    chattr("+i");
+    for i in 1..=3 {
+        append(
+            &log,
+            &format!(
+                "2026-01-28 10:00:0{i},000 - v6.risk - WARNING - Circuit breaker says something new {i}\n"
+            ),
+        );
+        append(&log, &risk_line(i));
+    }
+    // Synchronise on the daemon's own account: three failed tries.
+    let failures = || {
+        std::fs::read_to_string(dir.join("daemon.log"))
+            .unwrap_or_default()
+            .matches("commit failed; holding rows and retrying")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while failures() < 3 {
+        assert!(Instant::now() < deadline, "the outage was not reported");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    chattr("-i");
+    expect_exactly(&dir, 4, "after the outage");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let quarantined = rt
+        .block_on(risktail::sink::read::string_column(
+            &dir.join("lake/risk_events_quarantine").to_string_lossy(),
+            "raw_line",
+        ))
+        .expect("quarantine table");
+    assert_eq!(quarantined.len(), 3, "{quarantined:#?}");
+    assert_eq!(d.term().0, Some(0));
+}
+
 /// SIGHUP reloads the pattern files; a broken file keeps the set in use.
 /// Row 15 too: nothing but the table (and its lock) is written.
 #[test]

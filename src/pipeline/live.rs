@@ -166,7 +166,7 @@ impl LiveSource {
             return Ok(false);
         }
         let started = Instant::now();
-        let version = sink
+        let committed = sink
             .commit(
                 &self.name,
                 &offsets,
@@ -174,7 +174,18 @@ impl LiveSource {
                 &rows.quarantine,
                 &self.state,
             )
-            .await?;
+            .await;
+        let version = match committed {
+            Ok(v) => v,
+            Err(SinkError::QuarantineLanded(e)) => {
+                // Those rows are in the quarantine table now: the retry
+                // commits the events alone.
+                self.pending.rows.quarantine.clear();
+                self.follower.quarantine_committed(&offsets);
+                return Err(*e);
+            }
+            Err(e) => return Err(e),
+        };
         tracing::debug!(source = %self.name, version, events = rows.events.len(), quarantined = rows.quarantine.len(),
             files = offsets.len(), ms = started.elapsed().as_millis() as u64, "committed");
         self.follower.committed(&offsets);

@@ -34,6 +34,14 @@ pub(super) struct StagedCounts {
 }
 
 impl StagedCounts {
+    /// Counts the quarantine rows alone (their commit landed, the events' did not).
+    pub(super) fn record_quarantine(&self, m: &Metrics, source: &str) {
+        for (r, n) in &self.quarantined {
+            let labels = vec![("source", source.to_owned()), ("reason", (*r).to_owned())];
+            m.quarantined.get_or_create(&labels).inc_by(*n);
+        }
+    }
+
     /// Counts committed rows in `m`, and the breaker state committed with them.
     pub(super) fn record(&self, m: &Metrics, source: &str, state: &SourceState) {
         let src = metrics::source(source);

@@ -7,7 +7,9 @@
 //! offset in *that* table's `txn`), then the events with theirs. After a crash
 //! between the two, a restart resumes at the events offset and drops the
 //! quarantine rows the quarantine table already holds, so each table gets each
-//! row exactly once.
+//! row exactly once. Without a crash, an events commit that fails after its
+//! quarantine rows landed says so (`SinkError::QuarantineLanded`), and the
+//! caller retries the events alone.
 
 mod commit;
 mod history;
@@ -70,6 +72,11 @@ pub enum SinkError {
         /// The app id both carried.
         app_id: String,
     },
+    /// The quarantine rows of a commit landed, then the events commit failed:
+    /// the caller must not commit those quarantine rows again (the offsets in
+    /// the quarantine table say so after a restart too).
+    #[error("{0} (the quarantine rows of this commit landed and are not committed again)")]
+    QuarantineLanded(Box<SinkError>),
     /// Building the batch failed (a bug: the schema is ours).
     #[error("building a batch: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
@@ -233,10 +240,12 @@ impl DeltaSink {
             .commit_staged(source, offsets, events, quarantine, state)
             .await;
         let staged = std::mem::take(&mut self.staged);
-        if result.is_ok()
-            && let Some(m) = &self.metrics
-        {
-            staged.counts.record(m, source, state);
+        if let Some(m) = &self.metrics {
+            match &result {
+                Ok(_) => staged.counts.record(m, source, state),
+                Err(SinkError::QuarantineLanded(_)) => staged.counts.record_quarantine(m, source),
+                Err(_) => {}
+            }
         }
         result
     }
@@ -268,6 +277,7 @@ impl DeltaSink {
             .iter()
             .map(|(f, o)| (f.to_string(), serde_json::json!(o)))
             .collect();
+        let mut quarantine_landed = false;
         if let Some(w) = self.staged.quarantine.take() {
             let meta = serde_json::json!({ "source": source, "offsets": files });
             let m = self.metrics.as_deref();
@@ -280,20 +290,30 @@ impl DeltaSink {
                 m,
             )
             .await?;
+            quarantine_landed = true;
         }
-        let w = match self.staged.events.take() {
-            Some(w) => w,
-            None => writer(&self.events, &self.events_uri)?,
-        };
         let meta = serde_json::json!({
             "source": source,
             "offsets": files,
             "state": state,
         });
         let m = self.metrics.as_deref();
-        let v = commit_once(&mut self.events, &self.events_uri, &state_txns, w, meta, m).await?;
-        self.commits_since_compaction += 1;
-        Ok(v)
+        let events = match self.staged.events.take() {
+            Some(w) => Ok(w),
+            None => writer(&self.events, &self.events_uri),
+        };
+        let result = match events {
+            Ok(w) => commit_once(&mut self.events, &self.events_uri, &state_txns, w, meta, m).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(v) => {
+                self.commits_since_compaction += 1;
+                Ok(v)
+            }
+            Err(e) if quarantine_landed => Err(SinkError::QuarantineLanded(Box::new(e))),
+            Err(e) => Err(e),
+        }
     }
 
     /// Keeps commit latency flat: every [`COMPACT_EVERY_COMMITS`] commits the

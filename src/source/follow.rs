@@ -232,6 +232,16 @@ impl Follower {
             .collect()
     }
 
+    /// Records that the quarantine table holds every quarantine row up to
+    /// `offsets` (its commit landed, the events' did not).
+    pub fn quarantine_committed(&mut self, offsets: &[(FileId, u64)]) {
+        for g in &mut self.gens {
+            if let Some((_, o)) = offsets.iter().find(|(id, _)| *id == g.id) {
+                g.committed.quarantine = g.committed.quarantine.max(*o);
+            }
+        }
+    }
+
     /// Records a commit of `offsets`.
     pub fn committed(&mut self, offsets: &[(FileId, u64)]) {
         for g in &mut self.gens {
