@@ -468,3 +468,78 @@ h.close()
         "the restart after the archive was read: the state before it is the newer logs' OPEN"
     );
 }
+
+/// Creating the table is a race every loser wins too: four backfills (four
+/// sources) started at once on a table that does not exist yet all succeed,
+/// exactly one `_delta_log` entry holds the table's metadata (a losing
+/// creation does not land as a later version replacing it), and every row is
+/// there once. Five rounds.
+#[test]
+fn four_writers_creating_one_table_at_once_all_adopt_it() {
+    let line = |i: usize| {
+        format!(
+            "2026-01-28 10:00:{:02},000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10\n",
+            i % 60
+        )
+    };
+    for round in 0..5 {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::create_dir(dir.join("logs")).unwrap();
+        for s in 0..4 {
+            let text: String = (0..25).map(|i| line(s * 100 + i)).collect();
+            std::fs::write(dir.join(format!("logs/e{s}.log")), text).unwrap();
+            std::fs::write(
+                dir.join(format!("c{s}.toml")),
+                format!(
+                    "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine-{s}\"\npaths = [\"logs/e{s}.log\"]\nenvelope = \"python\"\n"
+                ),
+            )
+            .unwrap();
+        }
+        let children: Vec<_> = (0..4)
+            .map(|s| {
+                risktail()
+                    .current_dir(dir)
+                    .args(["backfill", "-c", &format!("c{s}.toml")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let with_metadata = std::fs::read_dir(dir.join("lake/risk_events/_delta_log"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .contains("\"metaData\"")
+            })
+            .count();
+        assert_eq!(
+            with_metadata, 1,
+            "round {round}: metadata written more than once"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ids = rt
+            .block_on(risktail::sink::read::event_ids(
+                &dir.join("lake/risk_events").to_string_lossy(),
+            ))
+            .unwrap();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!((ids.len(), distinct.len()), (100, 100), "round {round}");
+    }
+}

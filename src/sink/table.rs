@@ -85,9 +85,16 @@ pub async fn open_or_create(
             for (k, v) in properties() {
                 create = create.with_configuration_property(k, Some(v));
             }
+            // No retries: a creation that loses the race to another writer
+            // must fail, not land as a later version that replaces the
+            // winner's metadata (delta-rs's commit loop would do that).
+            let create = create.with_commit_properties(
+                deltalake::kernel::transaction::CommitProperties::default().with_max_retries(0),
+            );
             match create.await {
                 Ok(t) => Ok(t),
-                // Another process created it between our load and create.
+                // Another process created it between our load and create: the
+                // loser adopts the winner's table when its schema is ours.
                 Err(_) => {
                     let url = deltalake::ensure_table_uri(uri).map_err(err)?;
                     let t = deltalake::open_table(url).await.map_err(err)?;
