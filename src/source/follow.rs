@@ -185,6 +185,9 @@ pub struct Follower {
     /// Rotated siblings already looked at, by (device, inode) → size then:
     /// a look only re-reads the head of a file that changed.
     seen: HashMap<(u64, u64), u64>,
+    /// The last look found a file at a configured path it could not follow
+    /// yet (no complete line, shorter than committed, unreadable).
+    unfollowed: bool,
 }
 
 impl Follower {
@@ -196,6 +199,7 @@ impl Follower {
             cfg,
             gens: Vec::new(),
             seen: HashMap::new(),
+            unfollowed: false,
         }
     }
 
@@ -258,6 +262,7 @@ impl Follower {
     /// generation, in rotation order.
     pub async fn look<O: Offsets>(&mut self, offsets: &O) -> Result<(), O::Error> {
         let patterns = self.cfg.paths.clone();
+        self.unfollowed = false;
         for pattern in &patterns {
             let mut paths: Vec<PathBuf> = glob::glob(pattern)
                 .map(|g| g.filter_map(Result::ok).collect())
@@ -276,14 +281,17 @@ impl Follower {
         Ok(())
     }
 
-    /// Whether every live file still holds what was read of it (one `fstat`
-    /// and a 64-byte `pread` each): when it does, new data can be read
-    /// without a [`Follower::look`] at the folders.
+    /// Whether new data can be read without a [`Follower::look`] at the
+    /// folders: every file at a configured path is followed, and every live
+    /// one still holds what was read of it (one `fstat` and a 64-byte
+    /// `pread` each).
     pub fn live_intact(&self) -> bool {
-        self.gens
-            .iter()
-            .filter(|g| g.sealed.is_none())
-            .all(Generation::intact)
+        !self.unfollowed
+            && self
+                .gens
+                .iter()
+                .filter(|g| g.sealed.is_none())
+                .all(Generation::intact)
     }
 
     /// Lets go of sealed generations that are read to their end, committed,
@@ -400,10 +408,16 @@ impl Follower {
             tracing::info!(source = %self.cfg.source, file = %shown, "file rotated away; reading it to its end");
             g.sealed = Some(Instant::now());
         }
+        // Until this file is followed, every pass looks again (see
+        // `unfollowed`): data written to a file we hold no descriptor of
+        // could be lost to a rotation that compresses and deletes it before
+        // the safety look.
         let Ok(mut file) = File::open(path) else {
+            self.unfollowed = true;
             return Ok(());
         };
         let Ok((_, Some(id))) = fingerprint::read_head(&mut file) else {
+            self.unfollowed = true;
             return Ok(()); // no complete line yet: try again on the next look
         };
         if self.gens.iter().any(|g| g.id == id) {
@@ -415,9 +429,12 @@ impl Follower {
             start = last_line_end(&file, meta.len());
             tracing::info!(source = %self.cfg.source, file = %shown, offset = start, "start_at = end: skipping existing content");
         }
-        if let Some(g) = self.open_live(file, &shown, inode, id, committed, start) {
-            tracing::info!(source = %self.cfg.source, file = %shown, id = %id, offset = start, "following file");
-            self.gens.push(g);
+        match self.open_live(file, &shown, inode, id, committed, start) {
+            Some(g) => {
+                tracing::info!(source = %self.cfg.source, file = %shown, id = %id, offset = start, "following file");
+                self.gens.push(g);
+            }
+            None => self.unfollowed = true, // shorter than committed: wait for it
         }
         Ok(())
     }
