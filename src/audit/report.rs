@@ -16,7 +16,8 @@
 //!
 //! Stops and breaker outages count on the day they began.
 //!
-//! Just over 450 lines: the five questions share one pass over each day.
+//! About 530 lines: the five questions (and the exits by rule) share one
+//! pass over each day, and their tallies are one structure.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;

@@ -19,8 +19,8 @@
 //! the pipeline's (`pipeline::live`), and offsets come from [`Offsets`].
 //! the pipeline's (`pipeline::live`), and offsets come from [`Offsets`].
 //!
-//! Just over 450 lines: sealing, truncation and the reconcile of rotated
-//! siblings are one state machine over the same generations.
+//! About 550 lines: sealing, truncation, the reconcile of rotated siblings
+//! and `start_at` are one state machine over the same generations.
 
 use serde::Deserialize;
 use std::collections::HashMap;
