@@ -125,8 +125,9 @@ pub async fn ingest_file(
         path: path.clone(),
         source,
     };
-    let content = source::open_content(&found.path).map_err(read_err)?;
-    let mut lines = source::lines(content, ctx.max_line_bytes).map_err(read_err)?;
+    let mut lines = source::open_content(&found.path)
+        .and_then(|c| source::lines(c, ctx.max_line_bytes))
+        .map_err(read_err)?;
     let mut report = FileReport {
         path: path.clone(),
         file: lines.id,
@@ -138,14 +139,9 @@ pub async fn ingest_file(
         return Ok(report);
     };
     report.tally.files = 1;
-    let committed = match known.get(&file) {
-        Some(c) => *c,
-        None => sink
-            .committed(ctx.parser.source(), file)
-            .await
-            .map_err(sink_err)?,
-    };
-    known.insert(file, committed);
+    let committed = committed_of(ctx, sink, file, known)
+        .await
+        .map_err(sink_err)?;
     let start = committed.events;
     // Read to its end before (plain size or gzip trailer agrees: no need to
     // read, or inflate, it again), or shorter than what was committed for
@@ -188,6 +184,21 @@ pub async fn ingest_file(
         FileStatus::AlreadyIngested { at: start }
     };
     Ok(report)
+}
+
+/// What the table holds of `file` (from `known`, or looked up and noted there).
+async fn committed_of(
+    ctx: &IngestContext<'_>,
+    sink: &DeltaSink,
+    file: FileId,
+    known: &mut HashMap<FileId, Committed>,
+) -> Result<Committed, SinkError> {
+    let committed = match known.get(&file) {
+        Some(c) => *c,
+        None => sink.committed(ctx.parser.source(), file).await?,
+    };
+    known.insert(file, committed);
+    Ok(committed)
 }
 
 /// A file being read: its identity, what is committed of it, and the
