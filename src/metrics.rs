@@ -56,8 +56,8 @@ pub struct Metrics {
 impl Metrics {
     /// A registry with every series, none observed yet.
     pub fn new() -> Arc<Metrics> {
-        let mut registry = Registry::with_prefix("risktail");
-        let m = Metrics {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("risktail"),
             lines_read: Family::default(),
             bytes_read: Family::default(),
             events: Family::default(),
@@ -69,9 +69,8 @@ impl Metrics {
             last_commit: Family::default(),
             breaker_state: Family::default(),
             breaker_restart_resets: Family::default(),
-            registry: Registry::default(),
         };
-        let r = &mut registry;
+        let r = &mut m.registry;
         r.register(
             "lines_read",
             "Lines read from the source's files",
@@ -123,7 +122,7 @@ impl Metrics {
             "Engine restarts that initialized the breaker while it was OPEN or HALF_OPEN",
             m.breaker_restart_resets.clone(),
         );
-        Arc::new(Metrics { registry, ..m })
+        Arc::new(m)
     }
 
     /// The OpenMetrics text of every series.

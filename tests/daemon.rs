@@ -644,17 +644,7 @@ fn row_16_sink_outage_back_pressure_then_catch_up() {
     let d = Daemon::start(&dir);
     expect_exactly(&dir, 1, "before the outage");
     let delta_log = dir.join("lake/risk_events/_delta_log");
-    let chattr = |flag: &str| {
-        let st = Command::new("chattr")
-            .arg(flag)
-            .arg(&delta_log)
-            .status()
-            .expect("chattr (e2fsprogs)");
-        assert!(
-            st.success(),
-            "chattr {flag} failed: the test needs an ext2/3/4 /tmp"
-        );
-    };
+    let chattr = |flag: &str| chattr(&delta_log, flag);
     chattr("+i");
     for i in 1..=300 {
         append(&log, &risk_line(i));
@@ -685,17 +675,7 @@ fn a_failed_events_commit_does_not_commit_quarantine_rows_again() {
     let d = Daemon::start_ready(&dir);
     expect_exactly(&dir, 1, "before the outage");
     let delta_log = dir.join("lake/risk_events/_delta_log");
-    let chattr = |flag: &str| {
-        let st = Command::new("chattr")
-            .arg(flag)
-            .arg(&delta_log)
-            .status()
-            .expect("chattr (e2fsprogs)");
-        assert!(
-            st.success(),
-            "chattr {flag} failed: the test needs an ext2/3/4 /tmp"
-        );
-    };
+    let chattr = |flag: &str| chattr(&delta_log, flag);
     chattr("+i");
     for i in 1..=3 {
         append(
@@ -732,6 +712,20 @@ fn a_failed_events_commit_does_not_commit_quarantine_rows_again() {
         .expect("quarantine table");
     assert_eq!(quarantined.len(), 3, "{quarantined:#?}");
     assert_eq!(d.term().0, Some(0));
+}
+
+/// Makes `path` immutable (`+i`) or not (`-i`): the table made unwritable
+/// under a running daemon.
+fn chattr(path: &Path, flag: &str) {
+    let st = Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .status()
+        .expect("chattr (e2fsprogs)");
+    assert!(
+        st.success(),
+        "chattr {flag} failed: the test needs an ext2/3/4 /tmp"
+    );
 }
 
 /// SIGHUP reloads the pattern files; a broken file keeps the set in use.

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use super::AuditError;
 use super::stops::Stop;
@@ -74,16 +74,6 @@ impl Exits {
             }
         }
         x
-    }
-
-    /// How many exits the table holds.
-    pub fn len(&self) -> usize {
-        self.all.len()
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.all.is_empty()
     }
 
     /// The rule that closed `stop`'s position, if an exit matches it (each
@@ -161,13 +151,4 @@ fn exits_of(b: &RecordBatch) -> Result<Vec<Exit>, String> {
         });
     }
     Ok(out)
-}
-
-/// Shares of a rule count, for the report: `(rule, count, percent)`.
-pub fn shares(by_rule: &BTreeMap<String, u64>) -> Vec<(String, u64, f64)> {
-    let total: u64 = by_rule.values().sum();
-    by_rule
-        .iter()
-        .map(|(r, n)| (r.clone(), *n, *n as f64 * 100.0 / total.max(1) as f64))
-        .collect()
 }

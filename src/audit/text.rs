@@ -261,7 +261,7 @@ pub fn report(r: &Report) -> String {
                 let Some(by_rule) = &a.exits_by_rule else {
                     continue;
                 };
-                let parts: Vec<String> = crate::audit::alerts::shares(by_rule)
+                let parts: Vec<String> = shares(by_rule)
                     .into_iter()
                     .map(|(rule, n, pct)| format!("{rule} {n} ({pct:.1}%)"))
                     .collect();
@@ -395,4 +395,13 @@ pub fn report(r: &Report) -> String {
         }
     }
     o
+}
+
+/// Shares of a rule count, for the report: `(rule, count, percent)`.
+fn shares(by_rule: &BTreeMap<String, u64>) -> Vec<(String, u64, f64)> {
+    let total: u64 = by_rule.values().sum();
+    by_rule
+        .iter()
+        .map(|(r, n)| (r.clone(), *n, *n as f64 * 100.0 / total.max(1) as f64))
+        .collect()
 }

@@ -90,6 +90,7 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
     sd_notify::notify("READY=1\nSTATUS=following log files");
     tracing::info!(table = %d.config.table_uri, sources = d.sources.len(), "ready");
     loop {
+        d.pace();
         let asked = d.wakes.wait(d.next_wait());
         if asked.reload {
             d.reload();
@@ -135,33 +136,37 @@ impl Daemon {
         Ok(())
     }
 
-    /// How long to sleep: until the safety look, the oldest pending row's
-    /// flush time, the end of a back-off or the watchdog, whichever is first.
-    fn next_wait(&self) -> Duration {
-        // Data that arrives within `read_gap` of the last pass waits for the
-        // gap to end (the wake-up stays queued, nothing is missed), unless a
-        // commit falls due sooner.
-        let due = self
-            .sources
+    /// When the oldest pending row of any source must be committed.
+    fn next_due(&self) -> Option<Instant> {
+        self.sources
             .iter()
             .filter_map(|s| s.pending().due_at(&self.policy))
-            .min();
+            .min()
+    }
+
+    /// Lets `read_gap` pass since the last read, unless a commit falls due
+    /// sooner: data arriving meanwhile is read in one pass (its wake-up stays
+    /// queued, nothing is missed).
+    fn pace(&self) {
         let mut gap = self.read_gap.saturating_sub(self.last_poll.elapsed());
-        if let Some(due) = due {
+        if let Some(due) = self.next_due() {
             gap = gap.min(due.saturating_duration_since(Instant::now()));
         }
         if !gap.is_zero() {
             std::thread::sleep(gap);
         }
+    }
+
+    /// How long to sleep: until the safety look, the oldest pending row's
+    /// flush time, the end of a back-off or the watchdog, whichever is first.
+    fn next_wait(&self) -> Duration {
         let now = Instant::now();
         let mut wait = SAFETY_POLL.saturating_sub(self.last_look.elapsed());
         if self.more_to_read && !self.backoff.failing() {
             wait = Duration::ZERO;
         }
-        for s in &self.sources {
-            if let Some(at) = s.pending().due_at(&self.policy) {
-                wait = wait.min(at.saturating_duration_since(now));
-            }
+        if let Some(at) = self.next_due() {
+            wait = wait.min(at.saturating_duration_since(now));
         }
         if let Some(at) = self.backoff.retry_at() {
             wait = wait.max(at.saturating_duration_since(now));

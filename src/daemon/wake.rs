@@ -41,8 +41,6 @@ pub struct Asked {
     pub stop: bool,
     /// SIGHUP: reload the pattern files.
     pub reload: bool,
-    /// Data was appended to followed files: read them.
-    pub data: bool,
     /// The folders changed (or the wait timed out): look for new, rotated
     /// and truncated files before reading.
     pub look: bool,
@@ -136,9 +134,8 @@ impl Wakes {
             Err(mpsc::RecvTimeoutError::Timeout) => asked.look = true,
             Err(mpsc::RecvTimeoutError::Disconnected) => asked.stop = true,
         }
-        let bits = self.bits.swap(0, Ordering::AcqRel);
-        asked.data |= bits & DATA != 0;
-        asked.look |= bits & LOOK != 0;
+        // DATA alone only had to wake the loop: every pass reads.
+        asked.look |= self.bits.swap(0, Ordering::AcqRel) & LOOK != 0;
         asked
     }
 }

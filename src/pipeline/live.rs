@@ -18,7 +18,7 @@ use crate::metrics::{self, Metrics};
 use crate::parse::{SourceParser, SourceState};
 use crate::sink::{DeltaSink, SinkError};
 use crate::source::discover;
-use crate::source::follow::{FollowSettings, Follower, Generation, OpenFile};
+use crate::source::follow::{FollowSettings, Follower, Generation};
 use crate::tally::Tally;
 use std::sync::Arc;
 
@@ -41,8 +41,9 @@ pub struct LiveSource {
     parser: SourceParser,
     state: SourceState,
     pending: Pending,
-    /// Lines read, events and quarantined since start.
-    pub tally: Tally,
+    /// Lines read, events and quarantined since start (a poll's report is
+    /// what it added).
+    tally: Tally,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -71,11 +72,6 @@ impl LiveSource {
         self.metrics = Some(metrics);
     }
 
-    /// Bytes of the open files not yet committed.
-    pub fn bytes_behind(&self) -> u64 {
-        self.follower.bytes_behind()
-    }
-
     /// Counts what recovery read before the source went live.
     pub fn recovered(&mut self, tally: &Tally) {
         self.observe(&PollReport {
@@ -90,7 +86,7 @@ impl LiveSource {
             let labels = metrics::source(&self.name);
             m.lines_read.get_or_create(&labels).inc_by(report.lines);
             m.bytes_read.get_or_create(&labels).inc_by(report.bytes);
-            let behind = i64::try_from(self.bytes_behind()).unwrap_or(i64::MAX);
+            let behind = i64::try_from(self.follower.bytes_behind()).unwrap_or(i64::MAX);
             m.bytes_behind.get_or_create(&labels).set(behind);
         }
     }
@@ -112,13 +108,7 @@ impl LiveSource {
 
     /// Whether a commit is due under `policy`.
     pub fn due(&self, policy: &FlushPolicy) -> bool {
-        self.pending
-            .due(policy, !self.follower.advanced().is_empty())
-    }
-
-    /// Open files (for status and tests).
-    pub fn open_files(&self) -> Vec<OpenFile> {
-        self.follower.open_files()
+        self.pending.due(policy, self.follower.has_advanced())
     }
 
     /// Looks for new, rotated and truncated files (when `look` is asked, or

@@ -49,10 +49,7 @@ impl StagedCounts {
             let labels = vec![("source", source.to_owned()), ("event_type", t.to_string())];
             m.events.get_or_create(&labels).inc_by(*n);
         }
-        for (r, n) in &self.quarantined {
-            let labels = vec![("source", source.to_owned()), ("reason", (*r).to_owned())];
-            m.quarantined.get_or_create(&labels).inc_by(*n);
-        }
+        self.record_quarantine(m, source);
         m.breaker_restart_resets
             .get_or_create(&src)
             .inc_by(self.restart_resets);

@@ -160,21 +160,6 @@ impl Generation {
     }
 }
 
-/// One open file, for status and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenFile {
-    /// The path it was opened as.
-    pub path: String,
-    /// Its identity.
-    pub id: FileId,
-    /// Read to.
-    pub offset: u64,
-    /// Committed to.
-    pub committed: u64,
-    /// Rotated away.
-    pub sealed: bool,
-}
-
 /// A source's files, followed through rotation.
 pub struct Follower {
     cfg: FollowSettings,
@@ -208,23 +193,14 @@ impl Follower {
         &mut self.gens
     }
 
-    /// Open files (for status and tests).
-    pub fn open_files(&self) -> Vec<OpenFile> {
-        self.gens
-            .iter()
-            .map(|g| OpenFile {
-                path: g.path.clone(),
-                id: g.id,
-                offset: g.offset(),
-                committed: g.committed.events,
-                sealed: g.sealed.is_some(),
-            })
-            .collect()
-    }
-
     /// Bytes of the open files not yet committed.
     pub fn bytes_behind(&self) -> u64 {
         self.gens.iter().map(Generation::bytes_behind).sum()
+    }
+
+    /// Whether any file was read past its committed offset.
+    pub fn has_advanced(&self) -> bool {
+        self.gens.iter().any(|g| g.offset() > g.committed.events)
     }
 
     /// Offsets read past what is committed: what the next commit carries.
@@ -333,7 +309,9 @@ impl Follower {
             return Ok(()); // a generation we hold, renamed or compressed
         }
         let committed = offsets.committed(&self.cfg.source, id).await?;
-        if committed.events > 0 && src::content_len_hint(path) == Some(committed.events) {
+        // A rotated file no longer grows: its length is read once.
+        let sealed_len = src::content_len_hint(path);
+        if committed.events > 0 && sealed_len == Some(committed.events) {
             return Ok(()); // fully committed before
         }
         if committed.events == 0 && self.skip_existing {
@@ -366,7 +344,7 @@ impl Follower {
                 sealed: Some(Instant::now()),
                 marker: Vec::new(),
                 idle_since: None,
-                sealed_len: src::content_len_hint(path),
+                sealed_len,
             },
         );
         Ok(())
