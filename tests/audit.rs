@@ -591,6 +591,8 @@ fn report_counts_exits_by_rule_from_the_alerts_table() {
     let s = sample();
     let without = json(&s.dir, &["report"]);
     assert!(without["total"]["exits_by_rule"].is_null());
+    let text = stdout(&run(risktail().current_dir(&s.dir).arg("report")));
+    eprintln!("report without the alerts table:\n{text}");
     let writer = r#"
 import datetime as dt, json, sys
 import pyarrow as pa
@@ -653,6 +655,7 @@ write_deltalake(sys.argv[2], pa.Table.from_pylist(rows, schema))
         with["total"]
     );
     let text = stdout(&run(risktail().current_dir(&s.dir).arg("report")));
+    eprintln!("report with the alerts table:\n{text}");
     assert!(
         text.contains("TrailingStop") && text.contains("TimeExit"),
         "{text}"

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{risktail, root, run, run_python, stderr, stdout};
+use crate::util::{risktail, root, run, run_python, stderr, stdout, table_rows_by};
 
 fn write_config(dir: &Path, max_events: usize, extra: &str) {
     std::fs::write(
@@ -541,5 +541,229 @@ fn four_writers_creating_one_table_at_once_all_adopt_it() {
             .unwrap();
         let distinct: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!((ids.len(), distinct.len()), (100, 100), "round {round}");
+    }
+}
+
+/// Failure mode 11: an engine that writes a fixed banner before its first
+/// record gives every file the same first line. Two such files are still two
+/// files: after the first is ingested and rotated away, the second (shorter
+/// than the first) is read from its start, not taken for the first one and
+/// resumed at its offset. Then the daemon follows a third one the same way.
+#[test]
+fn files_that_start_with_the_same_banner_are_two_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    write_config(dir, 1000, "");
+    let engine = r#"
+import logging, sys
+path, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+h = logging.FileHandler(path, mode="w")
+h.stream.write("=== v6 trading engine: risk layers armed ===\n")
+h.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+lg = logging.getLogger("v6.risk.portfolio_limits")
+lg.addHandler(h)
+for i in range(first, first + count):
+    lg.warning("Entry REJECTED by portfolio limits: Position count %d would exceed limit 10", i)
+h.close()
+"#;
+    let write = |first: usize, count: usize| {
+        run_python(
+            &[
+                "-c",
+                engine,
+                "logs/engine.log",
+                &first.to_string(),
+                &count.to_string(),
+            ],
+            dir,
+        );
+    };
+    let counts_in_table = || -> Vec<usize> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let uri = dir.join("lake/risk_events").to_string_lossy().into_owned();
+        let files = rt.block_on(risktail::sink::read::data_files(&uri)).unwrap();
+        let mut got = Vec::new();
+        for b in risktail::sink::read::read_columns(&files, &["raw_line"]).unwrap() {
+            let i = b.schema().index_of("raw_line").unwrap();
+            for line in risktail::sink::read::strings(&b, i) {
+                let n = line
+                    .split("Position count ")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next());
+                got.push(n.and_then(|n| n.parse().ok()).expect("a writer line"));
+            }
+        }
+        got.sort_unstable();
+        got
+    };
+    write(0, 5);
+    let out = backfill(dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::rename(dir.join("logs/engine.log"), dir.join("logs/engine.log.1")).unwrap();
+    write(5, 2);
+    let out = backfill(dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(counts_in_table(), (0..7).collect::<Vec<_>>(), "backfill");
+
+    // The daemon: a third file with the same banner, rotated in under it.
+    std::fs::rename(dir.join("logs/engine.log.1"), dir.join("logs/engine.log.2")).unwrap();
+    std::fs::rename(dir.join("logs/engine.log"), dir.join("logs/engine.log.1")).unwrap();
+    write(7, 3);
+    let mut daemon = risktail()
+        .current_dir(dir)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while counts_in_table().len() < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let status = daemon.wait().expect("daemon exits");
+    assert_eq!(counts_in_table(), (0..10).collect::<Vec<_>>(), "run");
+    assert!(status.success(), "run exit status {status}");
+}
+
+/// Enrichment in time order, whichever order the files come in: three
+/// archives (October; 1 November across the autumn hour, when New York's
+/// clocks show 01:00–02:00 twice; 10 November as the live file) are
+/// backfilled in time order into one table, and live first, then the
+/// October archive, then the November one into another, then the engine
+/// restarts on the live file in both. Every row, `old_state` and the autumn
+/// hour's `timestamp` included, is the same in both tables, but one: the live
+/// file's first line, read when nothing before it was in the table (rows are
+/// never rewritten). The restart after the archives, and the archives
+/// themselves, agree: a late archive neither takes the newer state nor
+/// replaces the one the source resumes from.
+#[test]
+fn archives_in_any_order_give_the_rows_of_a_time_ordered_ingest() {
+    let engine = r#"
+import logging, os, sys, time, datetime as dt
+os.environ["TZ"] = "America/New_York"
+time.tzset()
+path, mode, start, step = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+h = logging.FileHandler(path, mode=mode)
+h.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+t = dt.datetime.fromisoformat(start).timestamp()
+for i, msg in enumerate(sys.argv[5:]):
+    rec = logging.getLogger("v6.risk.circuit_breaker").makeRecord("v6.risk.circuit_breaker", logging.WARNING, "x.py", 1, msg, None, None)
+    rec.created = t + step * i
+    rec.msecs = 0.0
+    h.handle(rec)
+h.close()
+"#;
+    let init =
+        "Circuit breaker initialized: state=CLOSED, failure_threshold=5, window=300s, cooldown=60s";
+    let opened = "Circuit breaker OPENED: 5 failures in 300s window (threshold 5)";
+    let half = "Circuit breaker HALF_OPEN: cooldown of 60s elapsed, allowing test trades";
+    let closed = "Circuit breaker CLOSED: 3 consecutive successes in HALF_OPEN";
+    let reopened =
+        "Circuit breaker re-OPENED: failure during HALF_OPEN (Order rejected: price moved)";
+    let write = |dir: &Path, path: &str, mode: &str, start: &str, step: &str, msgs: &[&str]| {
+        let mut args = vec!["-c", engine, path, mode, start, step];
+        args.extend_from_slice(msgs);
+        run_python(&args, dir);
+    };
+    let files = |dir: &Path| {
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        std::fs::create_dir_all(dir.join("archive")).unwrap();
+        write_config(dir, 1000, "");
+        // October: ends OPEN.
+        write(
+            dir,
+            "archive/engine.log.2026-10-20",
+            "w",
+            "2026-10-20T14:00:00+00:00",
+            "60",
+            &[init, opened, half, reopened],
+        );
+        // 1 November, every 20 minutes from 00:40 EDT to 02:00 EST: the
+        // clock shows 01:00, 01:20 and 01:40 twice. Ends HALF_OPEN.
+        write(
+            dir,
+            "archive/engine.log.2026-11-01",
+            "w",
+            "2026-11-01T04:40:00+00:00",
+            "1200",
+            &[opened, half, closed, opened, half, reopened, half],
+        );
+        // 10 November, the live file: an engine restart, then a cycle.
+        write(
+            dir,
+            "logs/engine.log",
+            "w",
+            "2026-11-10T15:00:00+00:00",
+            "60",
+            &[init, opened, half, closed],
+        );
+    };
+    let backfill_args = |dir: &Path, args: &[&str]| {
+        let out = run(risktail().current_dir(dir).arg("backfill").args(args));
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let restart = |dir: &Path| {
+        write(
+            dir,
+            "logs/engine.log",
+            "a",
+            "2026-11-10T16:00:00+00:00",
+            "60",
+            &[init, opened],
+        );
+        backfill_args(dir, &[]);
+    };
+
+    let in_order = tempfile::tempdir().unwrap();
+    files(in_order.path());
+    backfill_args(in_order.path(), &["archive/engine.log.2026-10-20"]);
+    backfill_args(in_order.path(), &["archive/engine.log.2026-11-01"]);
+    backfill_args(in_order.path(), &[]);
+    restart(in_order.path());
+
+    let any_order = tempfile::tempdir().unwrap();
+    files(any_order.path());
+    backfill_args(any_order.path(), &[]);
+    backfill_args(any_order.path(), &["archive/engine.log.2026-10-20"]);
+    backfill_args(any_order.path(), &["archive/engine.log.2026-11-01"]);
+    restart(any_order.path());
+
+    let a = table_rows_by(&in_order.path().join("lake/risk_events"), false, "event_id");
+    let b = table_rows_by(
+        &any_order.path().join("lake/risk_events"),
+        false,
+        "event_id",
+    );
+    assert_eq!(a.len(), 17, "every line a row: {a:#?}");
+    // The expected autumn times, from what the writer wrote: 05:00Z is
+    // 01:00 EDT, 06:00Z is 01:00 EST.
+    let times: Vec<&String> = a.values().filter(|r| r.contains("2026-11-01")).collect();
+    for utc in ["T05:00:00", "T06:00:00", "T05:40:00", "T06:40:00"] {
+        assert!(
+            times.iter().any(|r| r.contains(utc)),
+            "no row at {utc}: {times:#?}"
+        );
+    }
+    assert_eq!(a.len(), b.len());
+    for (id, row) in &a {
+        let other = b
+            .get(id)
+            .unwrap_or_else(|| panic!("row {id} missing: {row}"));
+        // The one row that cannot agree: the live file's first line was
+        // read before the archives were, when nothing came before it.
+        if row.contains("source_offset=0 ") && row.contains("source_file=logs/engine.log ") {
+            assert!(row.contains("old_state=HALF_OPEN "), "{row}");
+            assert!(other.contains("old_state= "), "{other}");
+            assert_eq!(row.replace("old_state=HALF_OPEN ", "old_state= "), *other);
+            continue;
+        }
+        assert_eq!(row, other, "row {id} differs");
     }
 }

@@ -891,3 +891,107 @@ fn ten_sigkills_in_one_run_lose_and_double_nothing() {
         assert_eq!(daemon.take().expect("daemon").term().0, Some(0), "{mode}");
     }
 }
+
+/// The state before each of the writer's breaker lines, as the writer knows
+/// it: line i enters the cycle's state i % 3 (OPEN, HALF_OPEN, CLOSED), so
+/// the state before line i is the one line i-1 entered (none before line 0).
+fn breaker_state_before(i: usize) -> &'static str {
+    match i {
+        0 => "",
+        _ => ["OPEN", "HALF_OPEN", "CLOSED"][(i - 1) % 3],
+    }
+}
+
+/// (raw line, old_state) of every row.
+fn raw_lines_and_old_states(dir: &Path) -> Vec<(String, String)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let uri = dir.join("lake/risk_events").to_string_lossy().into_owned();
+    let files = rt
+        .block_on(risktail::sink::read::data_files(&uri))
+        .expect("table files");
+    let mut rows = Vec::new();
+    for b in risktail::sink::read::read_columns(&files, &["raw_line", "old_state"]).expect("read") {
+        let col = |name: &str| {
+            let i = b.schema().index_of(name).expect("column");
+            risktail::sink::read::strings(&b, i)
+        };
+        let (raw, old) = (col("raw_line"), col("old_state"));
+        rows.extend(raw.into_iter().zip(old));
+    }
+    rows
+}
+
+/// Enrichment in time order under the worst rotation: the engine writes a
+/// breaker transition every four lines through a `RotatingFileHandler` whose
+/// rotator gzips each rotated file (a new file about every 0.1 s), while the
+/// daemon is SIGKILLed ten times, so restarts find many rotated files, renamed
+/// again while they are read. Every transition is a row once, and each row's
+/// `old_state` is the state the writer was in before it: files read out of
+/// time order would feed the state machine out of order (`OPEN → OPEN`).
+#[test]
+fn breaker_state_stays_in_time_order_under_fast_gzip_rotation_and_kills() {
+    const EVENTS: usize = 6000;
+    let (_t, dir) = setup("");
+    let mut seed: u64 = 0x5eed_0013;
+    let mut times: Vec<u64> = (0..10)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            300 + (seed >> 33) % 6000
+        })
+        .collect();
+    times.sort_unstable();
+    let mut daemon = Some(Daemon::start(&dir));
+    let mut w = Command::new(python())
+        .arg(root().join("tests/samples/writer.py"))
+        .args([
+            "breaker-gz",
+            "logs/engine.log",
+            "0",
+            &EVENTS.to_string(),
+            "0.01",
+        ])
+        .current_dir(&dir)
+        .spawn()
+        .expect("python writer starts (set RISKTAIL_PYTHON)");
+    let t0 = Instant::now();
+    for t in &times {
+        if let Some(wait) = Duration::from_millis(*t).checked_sub(t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        kill_and_restart(&dir, &mut daemon);
+    }
+    assert!(w.wait().expect("writer").success(), "writer failed");
+    let rotated = std::fs::read_dir(dir.join("logs")).expect("logs").count();
+    expect_exactly(&dir, EVENTS, "breaker-gz");
+    let number = regex::Regex::new(r"Circuit breaker \w+: (\d+)|cooldown of (\d+)s").expect("re");
+    let mut wrong = Vec::new();
+    for (raw, old) in raw_lines_and_old_states(&dir) {
+        let caps = number
+            .captures(&raw)
+            .unwrap_or_else(|| panic!("not a writer line: {raw}"));
+        let i: usize = caps
+            .get(1)
+            .or(caps.get(2))
+            .and_then(|m| m.as_str().parse().ok())
+            .expect("number");
+        if old != breaker_state_before(i) {
+            wrong.push(format!(
+                "line {i}: old_state {old:?}, the writer was {:?}",
+                breaker_state_before(i)
+            ));
+        }
+    }
+    wrong.sort();
+    assert!(
+        wrong.is_empty(),
+        "{} of {EVENTS} rows with the wrong old_state ({rotated} files): {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
+    assert_eq!(daemon.take().expect("daemon").term().0, Some(0));
+}

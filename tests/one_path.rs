@@ -8,55 +8,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
-use risktail::event::schema::{QUARANTINE_COLUMNS, RISK_EVENT_COLUMNS, name};
 use serde_json::Value;
 
-use crate::util::{risktail, root, run, stderr, stdout};
-
-/// Rows of a table keyed by `source_offset`, every stored column but
-/// `ingested_at` (when it was read) and the partition (not in the files).
-fn table_rows(uri: &Path, quarantine: bool) -> BTreeMap<i64, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let files = rt
-        .block_on(risktail::sink::read::data_files(&uri.to_string_lossy()))
-        .unwrap_or_default();
-    let cols: Vec<&str> = if quarantine {
-        &QUARANTINE_COLUMNS[..]
-    } else {
-        &RISK_EVENT_COLUMNS[..]
-    }
-    .iter()
-    .map(|c| c.name)
-    .filter(|n| ![name::INGESTED_AT, name::EVENT_DATE, name::INGEST_DATE].contains(n))
-    .collect();
-    let mut out = BTreeMap::new();
-    for b in risktail::sink::read::read_columns(&files, &cols).expect("read") {
-        let schema = b.schema();
-        let fmts: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).expect("fmt"))
-            .collect();
-        let off = schema.index_of(name::SOURCE_OFFSET).expect("offset col");
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = fmts
-                .iter()
-                .enumerate()
-                .map(|(i, f)| format!("{}={}", schema.field(i).name(), f.value(r)))
-                .collect();
-            let key: i64 = fmts[off].value(r).to_string().parse().expect("offset");
-            assert!(
-                out.insert(key, cells.join(" | ")).is_none(),
-                "offset {key} twice"
-            );
-        }
-    }
-    out
-}
+use crate::util::{risktail, root, run, stderr, stdout, table_rows};
 
 fn config(dir: &Path, table: &str) -> std::path::PathBuf {
     let p = dir.join(format!("{table}.toml"));

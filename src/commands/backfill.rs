@@ -126,11 +126,13 @@ fn archive_state(
         return Ok(None);
     };
     let Ok(mut lines) = crate::source::open_content(&found.path)
-        .and_then(|c| crate::source::lines(c, source.max_line_bytes))
+        .and_then(|c| crate::source::lines(c, source.max_line_bytes, &parser.heads()))
     else {
         return Ok(None); // ingest_file reports the error
     };
-    let Some(id) = lines.id else { return Ok(None) };
+    let Some(id) = lines.finished_id else {
+        return Ok(None);
+    };
     if rt.block_on(sink.committed(&source.name, id))?.events > 0 {
         return Ok(None); // resumed: it is where the source left off
     }

@@ -131,12 +131,12 @@ fn parse_stream<W: Write>(
     tally: &mut Tally,
     printer: &mut Printer<'_, W>,
 ) -> io::Result<()> {
-    let mut lines = source::lines(content, max_line)?;
+    let mut lines = source::lines(content, max_line, &parser.heads())?;
     tally.files += 1;
-    // A stream with no complete line has no identity; it can only hold a
-    // fragment, whose quarantine record does not use one.
+    // A stream given to `parse` is finished. An empty one has no identity
+    // and no line that would use one.
     let file = FileRef {
-        id: lines.id.unwrap_or_else(|| FileId::from_head(&[])),
+        id: lines.finished_id.unwrap_or_else(|| FileId::from_head(&[])),
         path: name,
         quarantined_to: 0,
     };

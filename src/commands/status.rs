@@ -83,8 +83,8 @@ pub fn run(args: &StatusArgs) -> Result<bool> {
             for f in discover::family(pattern).unwrap_or_default() {
                 let size = source::content_len_hint(&f.path).unwrap_or(0);
                 let id = source::open_content(&f.path)
-                    .and_then(|c| source::lines(c, s.max_line_bytes))
-                    .map(|l| l.id);
+                    .and_then(|c| source::lines(c, s.max_line_bytes, &config.parser(s).heads()))
+                    .map(|l| if f.live { l.id } else { l.finished_id });
                 let (identity, committed, error) = match id {
                     Ok(Some(id)) => {
                         let c = rt.block_on(sink.committed(&s.name, id))?;

@@ -17,6 +17,7 @@ use crate::parse::envelope::{
 };
 use crate::parse::patterns::{PatternError, PatternSet};
 use crate::parse::time::DateFormat;
+use crate::source::fingerprint::Heads;
 use crate::source::follow::FollowSettings;
 use crate::source::reader::DEFAULT_MAX_LINE_BYTES;
 pub use file::{EnvelopeKind, StartAt};
@@ -368,8 +369,10 @@ impl Config {
 
 impl SourceConfig {
     /// What following this source's files needs to know.
-    pub fn follow(&self) -> FollowSettings {
+    /// `heads` tells its records' first lines (its parser's).
+    pub fn follow(&self, heads: Heads) -> FollowSettings {
         FollowSettings {
+            heads,
             source: self.name.clone(),
             paths: self.paths.clone(),
             max_line_bytes: self.max_line_bytes,

@@ -115,7 +115,7 @@ impl Daemon {
             let first_start = committed_state.is_none();
             let mut state = committed_state.unwrap_or_default();
             let ctx = IngestContext::new(&parser, source, &self.config);
-            let follow = source.follow();
+            let follow = source.follow(parser.heads());
             let recovered = self.rt.block_on(live::recover(
                 &ctx,
                 &mut self.sink,

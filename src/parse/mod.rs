@@ -17,7 +17,7 @@ use crate::event::{
     EventFields, EventOrigin, Field, LinePos, QuarantineRecord, Reason, RiskEvent, Value,
     ValueKind, event_id,
 };
-use crate::source::fingerprint::FileId;
+use crate::source::fingerprint::{FileId, Heads};
 pub use enrich::SourceState;
 use envelope::Envelope;
 use patterns::{Matched, PatternSet};
@@ -141,6 +141,21 @@ impl SourceParser {
         let text = std::str::from_utf8(strip_newline(line)).ok()?;
         let local = self.envelope.head_time(text)?.ok()?;
         time::to_utc(local, self.tz, None).ok()
+    }
+
+    /// What this source's envelope calls a record's first line, with its
+    /// time: files are named by their first record and ordered by its time
+    /// ([`crate::source::fingerprint`]).
+    pub fn heads(&self) -> Heads {
+        let (envelope, tz) = (self.envelope.clone(), self.tz);
+        Heads::new(move |line| {
+            let text = String::from_utf8_lossy(strip_newline(line));
+            let time = envelope.head_time(&text)?;
+            Some(
+                time.ok()
+                    .and_then(|local| time::to_utc(local, tz, None).ok()),
+            )
+        })
     }
 
     /// Parses one complete line.

@@ -18,7 +18,7 @@ use crate::parse::{SourceParser, SourceState};
 use crate::sink::{Committed, DeltaSink, SinkError};
 use crate::source;
 use crate::source::discover::Found;
-use crate::source::fingerprint::FileId;
+use crate::source::fingerprint::{FileId, Heads};
 use crate::tally::Tally;
 
 /// What went wrong with a file.
@@ -86,6 +86,8 @@ pub struct IngestContext<'a> {
     pub max_events: usize,
     /// Rows per commit (at least one batch).
     pub commit_rows: usize,
+    /// The parser's record heads (name files).
+    pub heads: Heads,
 }
 
 impl<'a> IngestContext<'a> {
@@ -96,6 +98,7 @@ impl<'a> IngestContext<'a> {
             max_line_bytes: source.max_line_bytes,
             max_events: config.flush_max_events,
             commit_rows: config.backfill_commit_rows,
+            heads: parser.heads(),
         }
     }
 }
@@ -116,6 +119,36 @@ pub async fn ingest_file(
     known: &mut HashMap<FileId, Committed>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FileReport, IngestError> {
+    let opened = source::open(&found.path, ctx.max_line_bytes, &ctx.heads).map_err(|source| {
+        IngestError::Read {
+            path: found.path.display().to_string(),
+            source,
+        }
+    })?;
+    ingest_opened(
+        ctx,
+        sink,
+        state,
+        keep_state,
+        (found, opened),
+        known,
+        progress,
+    )
+    .await
+}
+
+/// [`ingest_file`] of a file already opened (recovery opens a source's rotated
+/// files first, then reads them in time order, whatever their names say by
+/// then).
+pub async fn ingest_opened(
+    ctx: &IngestContext<'_>,
+    sink: &mut DeltaSink,
+    state: &mut SourceState,
+    keep_state: Option<&SourceState>,
+    (found, opened): (&Found, source::Opened),
+    known: &mut HashMap<FileId, Committed>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FileReport, IngestError> {
     let path = found.path.display().to_string();
     let read_err = |source| IngestError::Read {
         path: path.clone(),
@@ -125,17 +158,25 @@ pub async fn ingest_file(
         path: path.clone(),
         source,
     };
-    let mut lines = source::open_content(&found.path)
-        .and_then(|c| source::lines(c, ctx.max_line_bytes))
-        .map_err(read_err)?;
+    let source::Opened {
+        mut lines,
+        len_hint,
+        ..
+    } = opened;
+    // A live file may still grow into its identity; any other is finished.
+    let id = if found.live {
+        lines.id
+    } else {
+        lines.finished_id
+    };
     let mut report = FileReport {
         path: path.clone(),
-        file: lines.id,
+        file: id,
         status: FileStatus::NoCompleteLine,
         tally: Tally::default(),
         commits: 0,
     };
-    let Some(file) = lines.id else {
+    let Some(file) = id else {
         return Ok(report);
     };
     report.tally.files = 1;
@@ -146,10 +187,7 @@ pub async fn ingest_file(
     // Read to its end before (plain size or gzip trailer agrees: no need to
     // read, or inflate, it again), or shorter than what was committed for
     // this identity (a copy cut short): the table holds all of it.
-    if start > 0
-        && (source::content_len_hint(&found.path) == Some(start)
-            || !lines.reader.skip_to(start).map_err(read_err)?)
-    {
+    if start > 0 && (len_hint == Some(start) || !lines.reader.skip_to(start).map_err(read_err)?) {
         report.status = FileStatus::AlreadyIngested { at: start };
         return Ok(report);
     }

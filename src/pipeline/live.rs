@@ -8,16 +8,17 @@
 //! before the live files, so the state machine sees the source in order.
 
 use chrono::Utc;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use super::ingest::{IngestContext, ingest_file};
+use super::ingest::{IngestContext, ingest_opened};
 use super::pending::{FlushPolicy, Pending};
 use super::step::{AtFragment, FileRef, NoiseSkip, Stepped, Stepper};
 use crate::metrics::{self, Metrics};
 use crate::parse::{SourceParser, SourceState};
 use crate::sink::{DeltaSink, SinkError};
-use crate::source::discover;
+use crate::source;
+use crate::source::discover::{self, Found};
 use crate::source::follow::{FollowSettings, Follower, Generation};
 use crate::tally::Tally;
 use std::sync::Arc;
@@ -134,11 +135,19 @@ impl LiveSource {
             policy,
             now: Utc::now(),
         };
-        for g in self.follower.generations_mut() {
-            if pass.pending.full(policy) {
+        // Oldest first, and a generation not read to its end (the rows
+        // bound, a read error) holds back the newer ones: the state machine
+        // must see the source in time order.
+        // A rotated file still being compressed holds back everything
+        // newer: nothing is read until a look takes it in.
+        let gens = match self.follower.waiting() {
+            true => &mut [],
+            false => self.follower.generations_mut(),
+        };
+        for g in gens {
+            if pass.pending.full(policy) || !pass.read(g, &mut report) {
                 break;
             }
-            pass.read(g, &mut report);
         }
         report.saturated = self.pending.full(policy);
         self.follower.retire();
@@ -197,8 +206,9 @@ struct Pass<'a> {
 
 impl Pass<'_> {
     /// Reads one generation's new lines until its data ends or the pending
-    /// rows reach the bound.
-    fn read(&mut self, g: &mut Generation, report: &mut PollReport) {
+    /// rows reach the bound. Returns whether its data ended (what it holds
+    /// now is read).
+    fn read(&mut self, g: &mut Generation, report: &mut PollReport) -> bool {
         // A line without its newline is never emitted; once the file is
         // sealed and quiet, nobody will finish it.
         let stepper = Stepper {
@@ -217,13 +227,19 @@ impl Pass<'_> {
         };
         let (lines, bytes, start) = (self.tally.lines, self.tally.bytes, g.reader.offset());
         let mut skip = NoiseSkip::default();
+        let mut ended = false;
         while !self.pending.full(self.policy) {
             let rows = &mut self.pending.rows;
             match stepper.step(&mut g.reader, file, self.state, &mut skip, self.tally, rows) {
                 Ok(Stepped::Read) => {}
-                Ok(Stepped::End) => break,
+                Ok(Stepped::End) => {
+                    ended = true;
+                    break;
+                }
                 Err(e) => {
-                    tracing::warn!(source = %self.parser.source(), file = %g.path, error = %e, "read failed; will retry");
+                    tracing::warn!(source = %self.parser.source(), file = %g.path, offset = g.reader.offset(), error = %e,
+                        "read failed; newer files wait, and this one is read again from here");
+                    g.reopen();
                     break;
                 }
             }
@@ -233,7 +249,54 @@ impl Pass<'_> {
         report.bytes += self.tally.bytes - bytes;
         let moved = g.reader.offset() > start;
         g.read_done(moved);
+        ended
     }
+}
+
+/// Opens every rotated file of `pattern` once (by identity), newest first.
+/// The engine may rotate while this runs, and a name listed a moment ago can
+/// name a newer file by the time it is opened; an open descriptor keeps its
+/// content. Newest first, because a rotation renames every file one place
+/// older: the files not opened yet move further along the list, not behind
+/// it; what moved past its end is caught by listing again (up to three times,
+/// until a listing opens nothing new).
+fn open_rotated(
+    pattern: &str,
+    ctx: &IngestContext<'_>,
+    source: &str,
+) -> Vec<(Found, source::Opened)> {
+    let mut files: Vec<(Found, source::Opened)> = Vec::new();
+    let mut ids = HashSet::new();
+    for _ in 0..3 {
+        let mut added = false;
+        for found in discover::family(pattern)
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+        {
+            if found.live {
+                continue;
+            }
+            match source::open(&found.path, ctx.max_line_bytes, &ctx.heads) {
+                Ok(opened) => {
+                    let Some(id) = opened.lines.finished_id else {
+                        continue; // empty: nothing to read
+                    };
+                    if ids.insert(id) {
+                        files.push((found, opened));
+                        added = true;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(source, file = %found.path.display(), error = %e, "cannot open rotated file (renamed meanwhile?)")
+                }
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+    files
 }
 
 /// Finishes the rotated files of `follow`'s source that the table has not
@@ -255,17 +318,31 @@ pub async fn recover(
     let mut known = HashMap::new();
     let mut tally = Tally::default();
     for pattern in &follow.paths {
-        for found in discover::family(pattern).unwrap_or_default() {
-            if found.live {
-                continue;
-            }
-            match ingest_file(ctx, sink, state, None, &found, &mut known, &mut |_| {}).await {
+        let mut files = open_rotated(pattern, ctx, &follow.source);
+        // By the first record's time when every file has one; otherwise
+        // (a file without a record or a readable time) in rotation order.
+        if files.iter().all(|(_, o)| o.lines.first.is_some()) {
+            files.sort_by_key(|(_, o)| o.lines.first);
+        } else {
+            files.reverse();
+        }
+        for (found, opened) in files {
+            let file = (&found, opened);
+            let before = state.clone();
+            match ingest_opened(ctx, sink, state, None, file, &mut known, &mut |_| {}).await {
                 Ok(r) => {
                     tracing::info!(source = %follow.source, file = %r.path, status = ?r.status, "recovered rotated file");
                     tally.add(&r.tally);
                 }
                 Err(e) => {
-                    tracing::error!(source = %follow.source, error = %e, "cannot recover rotated file; continuing with the live file")
+                    // What it read is not committed, so the state goes back
+                    // to where the table has it, and the newer files wait:
+                    // the follower reads this one and them as rotated
+                    // siblings, in time order (a gzip still being written
+                    // by a rotator ends in such an error).
+                    *state = before;
+                    tracing::warn!(source = %follow.source, error = %e, "cannot finish a rotated file now; the follower reads it and the newer ones in order");
+                    break;
                 }
             }
         }

@@ -30,15 +30,20 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::fingerprint::{self, FileId};
+use super::fingerprint::{self, FileId, Heads};
 use super::offsets::{Committed, Offsets};
 use super::reader::{BEHIND_MAX, LineReader};
 use super::{self as src, discover};
+use chrono::{DateTime, Utc};
 
 /// How long a sealed generation must sit at its end before it is let go (or its
 /// unterminated tail quarantined): a writer may still finish a line it started
 /// before the rename reached it.
 pub const SEAL_GRACE: Duration = Duration::from_secs(2);
+
+/// How recently a rotated file that cannot be read yet must have been written
+/// to for newer lines to wait for it (see `Follower::unreadable`).
+pub const WRITING_GRACE: Duration = Duration::from_secs(5);
 
 /// Where a never-seen file starts being read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -62,6 +67,8 @@ pub struct FollowSettings {
     pub max_line_bytes: usize,
     /// Where never-seen files start.
     pub start_at: StartAt,
+    /// Its records' first lines: what names a file and orders rotated ones.
+    pub heads: Heads,
 }
 
 impl FollowSettings {
@@ -82,6 +89,9 @@ pub type GenReader = LineReader<Box<dyn Read + Send>>;
 pub struct Generation {
     /// Its identity.
     pub id: FileId,
+    /// The time of its first record, if known: rotated files found late are
+    /// read in this order, so the state machine sees the source in time.
+    first: Option<DateTime<Utc>>,
     /// The path it was opened as (the `source_file` of its rows).
     pub path: String,
     /// (device, inode) of the descriptor; None once truncated (the inode now
@@ -91,6 +101,11 @@ pub struct Generation {
     file: Option<File>,
     /// Its lines.
     pub reader: GenReader,
+    /// For a rotated file read through its path (plain or gzip), the
+    /// descriptor its content comes from: after a read error (a gzip file
+    /// still being written by a rotator) its content is read again from
+    /// there, at the offset reached.
+    origin: Option<File>,
     /// What the table holds of it.
     pub committed: Committed,
     sealed: Option<Instant>,
@@ -141,6 +156,19 @@ impl Generation {
         }
     }
 
+    /// After a read error: a fresh reader at the offset reached, from the
+    /// kept descriptor (a gzip decoder does not resume after an error). The
+    /// rows read so far stay read. Without a kept descriptor (a live plain
+    /// file), the same reader is tried again.
+    pub fn reopen(&mut self) {
+        let Some(origin) = &self.origin else { return };
+        match src::reopen(origin, self.offset(), self.reader.max_line_bytes()) {
+            Ok(Some(reader)) => self.reader = reader,
+            Ok(None) => {} // shorter than what was read: try again later
+            Err(e) => tracing::warn!(file = %self.path, error = %e, "cannot reopen"),
+        }
+    }
+
     /// Whether the content before the read offset is still what was read.
     fn intact(&self) -> bool {
         let Some(f) = &self.file else { return true };
@@ -173,6 +201,9 @@ pub struct Follower {
     /// The last look found a file at a configured path it could not follow
     /// yet (no complete line, shorter than committed, unreadable).
     unfollowed: bool,
+    /// The last look found a rotated file still being written (a rotator
+    /// compressing it): nothing is read until a look reads it.
+    waiting: bool,
 }
 
 impl Follower {
@@ -185,7 +216,14 @@ impl Follower {
             gens: Vec::new(),
             seen: HashMap::new(),
             unfollowed: false,
+            waiting: false,
         }
+    }
+
+    /// Whether reading must wait for a look to take in a rotated file that
+    /// is still being written (its lines come before every newer line).
+    pub fn waiting(&self) -> bool {
+        self.waiting
     }
 
     /// The generations, oldest first.
@@ -239,6 +277,7 @@ impl Follower {
     pub async fn look<O: Offsets>(&mut self, offsets: &O) -> Result<(), O::Error> {
         let patterns = self.cfg.paths.clone();
         self.unfollowed = false;
+        self.waiting = false;
         for pattern in &patterns {
             let mut paths: Vec<PathBuf> = glob::glob(pattern)
                 .map(|g| g.filter_map(Result::ok).collect())
@@ -247,11 +286,7 @@ impl Follower {
             for path in paths {
                 self.look_at(&path, pattern, offsets).await?;
             }
-            for found in discover::family(pattern).unwrap_or_default() {
-                if !found.live {
-                    self.look_at_sibling(&found.path, offsets).await?;
-                }
-            }
+            self.look_at_siblings(pattern, offsets).await?;
         }
         self.skip_existing = false;
         Ok(())
@@ -263,6 +298,7 @@ impl Follower {
     /// `pread` each).
     pub fn live_intact(&self) -> bool {
         !self.unfollowed
+            && !self.waiting
             && self
                 .gens
                 .iter()
@@ -283,34 +319,125 @@ impl Follower {
         });
     }
 
+    /// Where a rotated file found late goes among the generations: before
+    /// the first one whose first record is later than `first`, live or
+    /// sealed (the file at the live path may have rotated since it was looked
+    /// at, and then this file is newer than it). Rotations can rename files
+    /// while a look lists them, so names do not tell the order; the content
+    /// does. Without a time, after every sealed generation.
+    fn sealed_slot(&self, first: Option<DateTime<Utc>>) -> usize {
+        let live = self
+            .gens
+            .iter()
+            .position(|g| g.sealed.is_none())
+            .unwrap_or(self.gens.len());
+        let Some(first) = first else { return live };
+        self.gens
+            .iter()
+            .position(|g| g.first.is_some_and(|t| t > first))
+            .unwrap_or(self.gens.len())
+    }
+
+    /// The rotated siblings of `pattern` that no generation holds and the
+    /// table has not finished, taken in as sealed generations in time order.
+    /// Scanned newest first: a rotation renaming every file one place older
+    /// while the scan runs then moves the files not yet scanned further along
+    /// the scan, never behind it. A scan that found something is repeated
+    /// (up to three times) to catch a file a rename still hid from it.
+    async fn look_at_siblings<O: Offsets>(
+        &mut self,
+        pattern: &str,
+        offsets: &O,
+    ) -> Result<(), O::Error> {
+        for _ in 0..3 {
+            let mut found: Vec<Generation> = Vec::new();
+            let family = discover::family(pattern).unwrap_or_default();
+            for f in family.iter().rev().filter(|f| !f.live) {
+                self.look_at_sibling(&f.path, offsets, &mut found).await?;
+            }
+            if found.is_empty() {
+                break;
+            }
+            // Oldest first, so files without a readable time keep
+            // rotation order among themselves.
+            for g in found.into_iter().rev() {
+                let at = self.sealed_slot(g.first);
+                self.gens.insert(at, g);
+            }
+        }
+        Ok(())
+    }
+
+    /// A rotated file that cannot be read now. Written to within
+    /// [`WRITING_GRACE`] (a rotator still compressing it: a gzip read before
+    /// its end is an error), it holds back every newer line until a later
+    /// look reads it; the state machine must not see newer lines first.
+    /// Untouched for longer, it is broken (a cut or corrupt gzip): that is
+    /// logged, and the source goes on without it.
+    fn unreadable(
+        &mut self,
+        path: &Path,
+        inode: (u64, u64),
+        meta: &std::fs::Metadata,
+        e: &std::io::Error,
+    ) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return; // renamed meanwhile: the next scan finds it
+        }
+        let recent = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_none_or(|age| age < WRITING_GRACE);
+        if recent {
+            self.seen.remove(&inode);
+            self.waiting = true;
+        } else {
+            tracing::error!(source = %self.cfg.source, file = %path.display(), error = %e,
+                "rotated file cannot be read (a cut or corrupt gzip?); going on without the part that cannot be read");
+        }
+    }
+
     async fn look_at_sibling<O: Offsets>(
         &mut self,
         path: &Path,
         offsets: &O,
+        found: &mut Vec<Generation>,
     ) -> Result<(), O::Error> {
         let Ok(meta) = std::fs::metadata(path) else {
             return Ok(());
         };
         let inode = (meta.dev(), meta.ino());
-        if self.gens.iter().any(|g| g.inode == Some(inode))
+        if self
+            .gens
+            .iter()
+            .chain(found.iter())
+            .any(|g| g.inode == Some(inode))
             || self.seen.get(&inode) == Some(&meta.len())
         {
             return Ok(());
         }
         self.seen.insert(inode, meta.len());
-        let Some(mut lines) = src::open_content(path)
-            .ok()
-            .and_then(|c| src::lines(c, self.cfg.max_line_bytes).ok())
-        else {
+        let opened = match src::open(path, self.cfg.max_line_bytes, &self.cfg.heads) {
+            Ok(o) => o,
+            Err(e) => {
+                self.unreadable(path, inode, &meta, &e);
+                return Ok(());
+            }
+        };
+        let src::Opened {
+            mut lines,
+            len_hint: sealed_len,
+            file: origin,
+        } = opened;
+        let Some(id) = lines.finished_id else {
             return Ok(());
         };
-        let Some(id) = lines.id else { return Ok(()) };
-        if self.gens.iter().any(|g| g.id == id) {
+        if self.gens.iter().chain(found.iter()).any(|g| g.id == id) {
             return Ok(()); // a generation we hold, renamed or compressed
         }
         let committed = offsets.committed(&self.cfg.source, id).await?;
         // A rotated file no longer grows: its length is read once.
-        let sealed_len = src::content_len_hint(path);
         if committed.events > 0 && sealed_len == Some(committed.events) {
             return Ok(()); // fully committed before
         }
@@ -321,32 +448,34 @@ impl Follower {
             let _ = lines.reader.skip_to(u64::MAX);
             tracing::info!(source = %self.cfg.source, file = %path.display(), offset = lines.reader.offset(),
                 "start_at = end: skipping a rotated file present at the first start");
-        } else if !lines.reader.skip_to(committed.events).unwrap_or(false) {
-            return Ok(());
+        } else {
+            match lines.reader.skip_to(committed.events) {
+                Ok(true) => {}
+                // A copy cut short: the table holds all of it.
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    self.unreadable(path, inode, &meta, &e);
+                    return Ok(());
+                }
+            }
         }
         let shown = path.display().to_string();
         tracing::info!(source = %self.cfg.source, file = %shown, id = %id, offset = committed.events,
             "rotated file not fully read yet: reading it");
-        let at = self
-            .gens
-            .iter()
-            .position(|g| g.sealed.is_none())
-            .unwrap_or(self.gens.len());
-        self.gens.insert(
-            at,
-            Generation {
-                id,
-                path: shown,
-                inode: Some(inode),
-                file: None,
-                reader: lines.reader,
-                committed,
-                sealed: Some(Instant::now()),
-                marker: Vec::new(),
-                idle_since: None,
-                sealed_len,
-            },
-        );
+        found.push(Generation {
+            id,
+            first: lines.first,
+            path: shown,
+            inode: Some(inode),
+            file: None,
+            reader: lines.reader,
+            origin: Some(origin),
+            committed,
+            sealed: Some(Instant::now()),
+            marker: Vec::new(),
+            idle_since: None,
+            sealed_len,
+        });
         Ok(())
     }
 
@@ -394,10 +523,11 @@ impl Follower {
             self.unfollowed = true;
             return Ok(());
         };
-        let Ok((_, Some(id))) = fingerprint::read_head(&mut file) else {
+        let Ok((_, Some(named))) = fingerprint::read_head(&mut file, &self.cfg.heads) else {
             self.unfollowed = true;
             return Ok(()); // no complete line yet: try again on the next look
         };
+        let id = named.id;
         if self.gens.iter().any(|g| g.id == id) {
             return Ok(());
         }
@@ -407,7 +537,7 @@ impl Follower {
             start = last_line_end(&file, meta.len());
             tracing::info!(source = %self.cfg.source, file = %shown, offset = start, "start_at = end: skipping existing content");
         }
-        match self.open_live(file, &shown, inode, id, committed, start) {
+        match self.open_live(file, &shown, inode, named, committed, start) {
             Some(g) => {
                 tracing::info!(source = %self.cfg.source, file = %shown, id = %id, offset = start, "following file");
                 self.gens.push(g);
@@ -424,7 +554,7 @@ impl Follower {
         mut file: File,
         path: &str,
         inode: (u64, u64),
-        id: FileId,
+        named: fingerprint::Named,
         committed: Committed,
         start: u64,
     ) -> Option<Generation> {
@@ -450,11 +580,13 @@ impl Follower {
             _ => Vec::new(),
         };
         Some(Generation {
-            id,
+            id: named.id,
+            first: named.first,
             path: path.to_owned(),
             inode: Some(inode),
             file: stat,
             reader,
+            origin: None,
             committed,
             sealed: None,
             marker,
@@ -469,6 +601,7 @@ impl Follower {
     fn truncated(&mut self, i: usize, pattern: &str) {
         let (id, offset) = (self.gens[i].id, self.gens[i].offset());
         let max_line = self.cfg.max_line_bytes;
+        let heads = self.cfg.heads.clone();
         let g = &mut self.gens[i];
         g.inode = None;
         g.file = None;
@@ -480,22 +613,23 @@ impl Follower {
             .flatten()
             .filter(|f| !f.live)
             .find_map(|f| {
-                let content = src::open_content(&f.path).ok()?;
-                let mut lines = src::lines(content, max_line).ok()?;
-                if lines.id != Some(id) {
+                let mut opened = src::open(&f.path, max_line, &heads).ok()?;
+                if opened.lines.finished_id != Some(id) {
                     return None;
                 }
-                lines
+                opened
+                    .lines
                     .reader
                     .skip_to(offset)
                     .ok()?
-                    .then_some((f.path, lines))
+                    .then_some((f.path, opened))
             });
         match copy {
-            Some((path, lines)) => {
+            Some((path, opened)) => {
                 tracing::info!(source = %self.cfg.source, copy = %path.display(), offset, "finishing from the rotated copy");
                 g.path = path.display().to_string();
-                g.reader = lines.reader;
+                g.reader = opened.lines.reader;
+                g.origin = Some(opened.file);
             }
             None => {
                 // Nothing holds the rest: what was read is all that survived

@@ -15,7 +15,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
 use std::path::Path;
 
-use fingerprint::FileId;
+use chrono::{DateTime, Utc};
+use fingerprint::{FileId, Heads};
 use reader::LineReader;
 
 /// The bytes a gzip stream starts with.
@@ -28,7 +29,11 @@ pub type Content = Box<dyn Read + Send>;
 /// (logrotate's `compress` and hand-made copies disagree on names), and read
 /// as a multi-member stream.
 pub fn open_content(path: &Path) -> io::Result<Content> {
-    let mut file = File::open(path)?;
+    content_of(File::open(path)?)
+}
+
+/// The content of an open file, from its current position (its start).
+fn content_of(mut file: File) -> io::Result<Content> {
     let mut magic = [0u8; 2];
     let mut got = 0;
     while got < 2 {
@@ -55,39 +60,102 @@ pub fn open_content(path: &Path) -> io::Result<Content> {
 /// file, or the size a gzip trailer records (exact for a single-member file
 /// under 4 GiB; a multi-member file may disagree, and then it is read).
 pub fn content_len_hint(path: &Path) -> Option<u64> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = File::open(path).ok()?;
+    len_hint_of(&File::open(path).ok()?)
+}
+
+/// [`content_len_hint`] of an open file (positional reads: its offset stays).
+fn len_hint_of(f: &File) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
     let len = f.metadata().ok()?.len();
     let mut magic = [0u8; 2];
-    if f.read_exact(&mut magic).is_err() || magic != GZIP_MAGIC {
+    if f.read_exact_at(&mut magic, 0).is_err() || magic != GZIP_MAGIC {
         return Some(len);
     }
     if len < 18 {
         return None;
     }
     let mut isize = [0u8; 4];
-    f.seek(SeekFrom::End(-4)).ok()?;
-    f.read_exact(&mut isize).ok()?;
+    f.read_exact_at(&mut isize, len - 4).ok()?;
     Some(u64::from(u32::from_le_bytes(isize)))
+}
+
+/// A file opened once: its lines and its content's length as
+/// [`content_len_hint`] reads it, both from one descriptor, so a rotation
+/// renaming files meanwhile cannot pair one file's length with another's
+/// lines, and the content stays this file's whatever its path names later.
+pub struct Opened {
+    /// Its lines and identity.
+    pub lines: Lines,
+    /// Its content's length, if cheap to know.
+    pub len_hint: Option<u64>,
+    /// The descriptor, to read the content again from its start with
+    /// [`reopen`] (a gzip file read while it was still being written ends
+    /// in an error, and a decoder does not resume after one).
+    pub file: File,
+}
+
+/// Opens `path` once for [`Opened`].
+pub fn open(path: &Path, max_line_bytes: usize, heads: &Heads) -> io::Result<Opened> {
+    let file = File::open(path)?;
+    let len_hint = len_hint_of(&file);
+    let kept = file.try_clone()?;
+    let lines = lines(content_of(file)?, max_line_bytes, heads)?;
+    Ok(Opened {
+        lines,
+        len_hint,
+        file: kept,
+    })
+}
+
+/// A new line reader over the content of `file` (kept by [`Opened`]),
+/// positioned at `offset`; `None` when the content now ends before it.
+pub fn reopen(
+    file: &File,
+    offset: u64,
+    max_line_bytes: usize,
+) -> io::Result<Option<LineReader<Content>>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(0))?;
+    let mut reader = LineReader::new(content_of(f)?, 0, max_line_bytes);
+    Ok(reader.skip_to(offset)?.then_some(reader))
 }
 
 /// A file opened for reading lines: its identity (once decidable) and a line
 /// reader positioned at the start of its content.
 pub struct Lines {
-    /// The identity; `None` when the content has no complete line yet and is
-    /// under 1 KiB (then it has no lines to give either).
+    /// The identity; `None` while the content has no complete record line
+    /// and is under 1 KiB (see [`fingerprint`]).
     pub id: Option<FileId>,
+    /// The time of its first record, when the identity holds one.
+    pub first: Option<DateTime<Utc>>,
+    /// The identity the content has if it is finished (a rotated file, an
+    /// archive): [`Lines::id`], or, for content under 1 KiB without a record
+    /// line (a banner only, garbage), all of it, so that such a file is still
+    /// read and its lines quarantined rather than passed over. Never used
+    /// for a live file, which may still grow.
+    pub finished_id: Option<FileId>,
     /// The reader.
     pub reader: LineReader<Content>,
 }
 
 /// Reads the identifying head of `content` and returns a line reader over the
 /// whole content (head included: nothing is read twice from the source).
-pub fn lines(mut content: Content, max_line_bytes: usize) -> io::Result<Lines> {
-    let (head, id) = fingerprint::read_head(&mut content)?;
+pub fn lines(mut content: Content, max_line_bytes: usize, heads: &Heads) -> io::Result<Lines> {
+    let (head, named) = fingerprint::read_head(&mut content, heads)?;
+    let finished_id = match named {
+        Some(n) => Some(n.id),
+        None if head.is_empty() => None,
+        None => Some(FileId::from_head(&head)),
+    };
     let chained: Content = Box::new(Cursor::new(head).chain(content));
     let reader = LineReader::new(chained, 0, max_line_bytes);
-    Ok(Lines { id, reader })
+    Ok(Lines {
+        id: named.map(|n| n.id),
+        first: named.and_then(|n| n.first),
+        finished_id,
+        reader,
+    })
 }
 
 #[cfg(test)]
@@ -111,8 +179,8 @@ mod tests {
             out.extend(enc.finish().unwrap());
         }
         std::fs::write(&gz, out).unwrap();
-        let mut a = lines(open_content(&plain).unwrap(), 1 << 20).unwrap();
-        let mut b = lines(open_content(&gz).unwrap(), 1 << 20).unwrap();
+        let mut a = lines(open_content(&plain).unwrap(), 1 << 20, &Heads::any_line()).unwrap();
+        let mut b = lines(open_content(&gz).unwrap(), 1 << 20, &Heads::any_line()).unwrap();
         assert!(a.id.is_some());
         assert_eq!(a.id, b.id);
         loop {
@@ -125,15 +193,53 @@ mod tests {
         }
     }
 
+    /// A rotator gzipping a file is seen half way: the content ends in an
+    /// error, never in a clean end that would pass for the whole file, and
+    /// once the file is complete, [`reopen`] goes on from the offset reached.
+    #[test]
+    fn a_gzip_still_being_written_ends_in_an_error_then_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..2000)
+            .map(|i| format!("2026-01-28 10:00:00,000 - a - INFO - line {i}\n"))
+            .collect();
+        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+        enc.write_all(text.as_bytes()).unwrap();
+        let gz = enc.finish().unwrap();
+        let p = dir.path().join("x.log.1.gz");
+        std::fs::write(&p, &gz[..gz.len() / 2]).unwrap();
+        let mut opened = open(&p, 1 << 20, &Heads::any_line()).unwrap();
+        let mut got = Vec::new();
+        let failed = loop {
+            match opened.lines.reader.next_item() {
+                Ok(Some(reader::Item::Line { bytes, .. })) => got.push(bytes.to_vec()),
+                Ok(Some(other)) => panic!("{other:?}"),
+                Ok(None) => break false,
+                Err(_) => break true,
+            }
+        };
+        assert!(
+            failed,
+            "a cut gzip must not end cleanly ({} lines)",
+            got.len()
+        );
+        std::fs::write(&p, &gz).unwrap();
+        let at = opened.lines.reader.offset();
+        let mut again = reopen(&opened.file, at, 1 << 20).unwrap().unwrap();
+        while let Some(reader::Item::Line { bytes, .. }) = again.next_item().unwrap() {
+            got.push(bytes.to_vec());
+        }
+        assert_eq!(got.concat(), text.as_bytes());
+    }
+
     #[test]
     fn tiny_and_empty_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.log");
         std::fs::write(&p, b"x").unwrap();
-        let l = lines(open_content(&p).unwrap(), 100).unwrap();
+        let l = lines(open_content(&p).unwrap(), 100, &Heads::any_line()).unwrap();
         assert_eq!(l.id, None);
         std::fs::write(&p, b"").unwrap();
-        let mut l = lines(open_content(&p).unwrap(), 100).unwrap();
+        let mut l = lines(open_content(&p).unwrap(), 100, &Heads::any_line()).unwrap();
         assert_eq!(l.id, None);
         assert_eq!(l.reader.next_item().unwrap(), None);
     }

@@ -103,6 +103,11 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// The longest line it hands out whole.
+    pub fn max_line_bytes(&self) -> usize {
+        self.max_line
+    }
+
     /// Offset just after the last line handed out: where a restart resumes.
     pub fn offset(&self) -> u64 {
         match &self.skipping {

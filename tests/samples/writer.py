@@ -8,12 +8,21 @@ Usage: writer.py MODE PATH START COUNT [PACE]
          timed     TimedRotatingFileHandler(when="S", interval=1)
          watched   WatchedFileHandler (reopens after an external rename)
          plain     FileHandler, append (for logrotate copytruncate)
+         breaker-gz  RotatingFileHandler(maxBytes=40000, backupCount=2000),
+                   rotated files gzipped by a rotator (a new file every ~0.1 s
+                   at the default pace); risk line i is a circuit breaker
+                   transition instead, in the cycle OPENED (i % 3 == 0),
+                   HALF_OPEN (1), CLOSED (2), with i in its text, so the state
+                   before line i is known: the one line i-1 entered
   Risk line i (START <= i < START+COUNT):
          "Entry REJECTED by portfolio limits: Position count <i> would exceed limit 10"
   PACE   seconds to sleep after every 10 risk lines (default 0.02)
 """
+import gzip
 import logging
 import logging.handlers
+import os
+import shutil
 import sys
 import time
 
@@ -26,6 +35,16 @@ elif mode == "rotating-delete":
     h = logging.handlers.RotatingFileHandler(path, maxBytes=6000, backupCount=2)
 elif mode == "timed":
     h = logging.handlers.TimedRotatingFileHandler(path, when="S", interval=1, backupCount=0)
+elif mode == "breaker-gz":
+    h = logging.handlers.RotatingFileHandler(path, maxBytes=40000, backupCount=2000)
+    h.namer = lambda name: name + ".gz"
+
+    def rotator(source, dest):
+        with open(source, "rb") as src, gzip.open(dest, "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.remove(source)
+
+    h.rotator = rotator
 elif mode == "watched":
     h = logging.handlers.WatchedFileHandler(path)
 else:
@@ -37,9 +56,23 @@ for lg in (risk, noise):
     lg.addHandler(h)
     lg.setLevel(logging.DEBUG)
     lg.propagate = False
+breaker = logging.getLogger("v6.risk.circuit_breaker")
+breaker.addHandler(h)
+breaker.setLevel(logging.DEBUG)
+breaker.propagate = False
+cycle = [
+    "Circuit breaker OPENED: %d failures in 300s window (threshold 5)",
+    "Circuit breaker HALF_OPEN: cooldown of %ds elapsed, allowing test trades",
+    "Circuit breaker CLOSED: %d consecutive successes in HALF_OPEN",
+]
 for i in range(start, start + count):
     noise.debug("quote SPY bid=2.50 ask=2.55 seq=%d", i)
-    risk.warning("Entry REJECTED by portfolio limits: Position count %d would exceed limit 10", i)
+    if mode == "breaker-gz":
+        for k in range(3):
+            noise.debug("quote QQQ bid=1.10 ask=1.12 seq=%d.%d", i, k)
+        breaker.warning(cycle[i % 3], i)
+    else:
+        risk.warning("Entry REJECTED by portfolio limits: Position count %d would exceed limit 10", i)
     if i % 10 == 9:
         time.sleep(pace)
 h.close()

@@ -3,8 +3,12 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
+use risktail::event::schema::{QUARANTINE_COLUMNS, RISK_EVENT_COLUMNS, name};
 
 /// The crate root: integration tests run the binary from here so paths in
 /// golden files are stable relative paths.
@@ -54,5 +58,57 @@ pub fn run_python(args: &[&str], cwd: &Path) -> Output {
         "{py} {args:?} failed (set RISKTAIL_PYTHON to a Python with .ci/requirements.txt installed):\n{}",
         stderr(&out)
     );
+    out
+}
+
+/// Rows of a table keyed by `source_offset`, every stored column but
+/// `ingested_at` (when it was read) and the partition (not in the files).
+pub fn table_rows(uri: &Path, quarantine: bool) -> BTreeMap<i64, String> {
+    table_rows_by(uri, quarantine, name::SOURCE_OFFSET)
+        .into_iter()
+        .map(|(k, v)| (k.parse().expect("offset"), v))
+        .collect()
+}
+
+/// [`table_rows`] keyed by the column `key` (each value once).
+pub fn table_rows_by(uri: &Path, quarantine: bool, key: &str) -> BTreeMap<String, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let files = rt
+        .block_on(risktail::sink::read::data_files(&uri.to_string_lossy()))
+        .unwrap_or_default();
+    let cols: Vec<&str> = if quarantine {
+        &QUARANTINE_COLUMNS[..]
+    } else {
+        &RISK_EVENT_COLUMNS[..]
+    }
+    .iter()
+    .map(|c| c.name)
+    .filter(|n| ![name::INGESTED_AT, name::EVENT_DATE, name::INGEST_DATE].contains(n))
+    .collect();
+    let mut out = BTreeMap::new();
+    for b in risktail::sink::read::read_columns(&files, &cols).expect("read") {
+        let schema = b.schema();
+        let fmts: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).expect("fmt"))
+            .collect();
+        let off = schema.index_of(key).expect("key column");
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = fmts
+                .iter()
+                .enumerate()
+                .map(|(i, f)| format!("{}={}", schema.field(i).name(), f.value(r)))
+                .collect();
+            let k = fmts[off].value(r).to_string();
+            assert!(
+                out.insert(k.clone(), cells.join(" | ")).is_none(),
+                "{key} {k} twice"
+            );
+        }
+    }
     out
 }
