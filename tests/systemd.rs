@@ -8,9 +8,61 @@ use crate::util::{risktail, root, stderr, stdout};
 
 #[test]
 fn unit_exposure_is_at_most_1_5() {
+    exposure_at_most_1_5(&root().join("systemd/risktail.service"));
+}
+
+/// The unit with `systemd/objectstore.conf` applied as its drop-in (its
+/// `[Unit]` and `[Service]` lines after the unit's own, as systemd merges
+/// them): still verifies clean and stays at exposure ≤ 1.5 with the network
+/// open.
+#[test]
+fn object_store_drop_in_keeps_exposure_at_most_1_5() {
+    let unit = std::fs::read_to_string(root().join("systemd/risktail.service")).unwrap();
+    let drop_in = std::fs::read_to_string(root().join("systemd/objectstore.conf")).unwrap();
+    let lines = |section: &str| -> String {
+        let body = drop_in
+            .split(&format!("[{section}]\n"))
+            .nth(1)
+            .unwrap_or("");
+        body.split("\n[")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let (unit_lines, service_lines) = (lines("Unit"), lines("Service"));
+    assert!(
+        service_lines.contains("IPAddressDeny=\n"),
+        "{service_lines}"
+    );
+    let merged = unit
+        .replacen("\n[Service]\n", &format!("\n{unit_lines}\n[Service]\n"), 1)
+        .replacen(
+            "\n[Install]\n",
+            &format!("\n{service_lines}\n[Install]\n"),
+            1,
+        )
+        .replace("/usr/bin/risktail", env!("CARGO_BIN_EXE_risktail"));
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("risktail.service");
+    std::fs::write(&path, merged).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let level = exposure_at_most_1_5(&path);
+    assert!(level > 0.5, "the network is open: exposure {level}");
+}
+
+/// Asserts the unit's exposure is ≤ 1.5 and returns it.
+fn exposure_at_most_1_5(unit: &std::path::Path) -> f64 {
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true"])
-        .arg(root().join("systemd/risktail.service"))
+        .arg(unit)
         .output()
         .expect("systemd-analyze is installed (.ci/run installs systemd)");
     let text = stdout(&out) + &stderr(&out);
@@ -24,6 +76,7 @@ fn unit_exposure_is_at_most_1_5() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
     assert!(level <= 1.5, "exposure {level}:\n{text}");
+    level
 }
 
 #[test]

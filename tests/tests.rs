@@ -12,6 +12,7 @@ mod golden;
 mod loggen;
 mod metrics;
 mod numbers;
+mod objectstore;
 mod one_path;
 mod package;
 mod systemd;

@@ -44,12 +44,12 @@ pub struct Exits {
 }
 
 impl Exits {
-    /// Reads the CLOSE decisions of the (local) Delta table at `uri`.
+    /// Reads the CLOSE decisions of the Delta table at `uri` (local or on an
+    /// object store).
     pub async fn load(uri: &str) -> Result<Exits, AuditError> {
-        let files = read::data_files(uri).await?;
         let cols = ["type", "rule", "symbol", "strategy_id", "created_at"];
         let mut all = Vec::new();
-        for b in read::read_columns(&files, &cols)? {
+        for b in read::table_columns(uri, &cols).await? {
             all.extend(exits_of(&b).map_err(|message| AuditError::Table {
                 table: uri.to_owned(),
                 message,

@@ -102,7 +102,7 @@ pub fn timelines(rows: &[Row]) -> BTreeMap<String, Vec<Transition>> {
 /// state in force when a window of days starts. Walks back one day's
 /// partition at a time, each read once for all the sources still looking,
 /// until every one has its transition or the table's first day is passed.
-pub fn last_before(
+pub async fn last_before(
     files: &TableFiles,
     before: NaiveDate,
     sources: &[String],
@@ -115,7 +115,7 @@ pub fn last_before(
             break;
         }
         let only = (wanted.len() == 1).then(|| wanted[0].as_str());
-        let (rows, r) = files.read(Days::one(day), only)?;
+        let (rows, r) = files.read(Days::one(day), only).await?;
         read.files_total = r.files_total;
         read.files_read += r.files_read;
         read.rows += r.rows;
@@ -133,13 +133,13 @@ pub fn last_before(
 
 /// The state `source`'s breaker was in just before `t`, by its last
 /// transition before `t` in the table (`None`: none is recorded).
-pub fn state_before(
+pub async fn state_before(
     files: &TableFiles,
     source: &str,
     t: DateTime<Utc>,
 ) -> Result<Option<String>, AuditError> {
     let day = t.date_naive();
-    let (rows, _) = files.read(Days::one(day), Some(source))?;
+    let (rows, _) = files.read(Days::one(day), Some(source)).await?;
     let timelines = timelines(&rows);
     if let Some(tr) = timelines
         .get(source)
@@ -147,7 +147,7 @@ pub fn state_before(
     {
         return Ok(Some(tr.to.clone()));
     }
-    let (found, _) = last_before(files, day, &[source.to_owned()])?;
+    let (found, _) = last_before(files, day, &[source.to_owned()]).await?;
     Ok(found.get(source).map(|tr| tr.to.clone()))
 }
 

@@ -11,7 +11,6 @@ use deltalake::arrow::array::{
 };
 use deltalake::arrow::datatypes::TimeUnit;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use super::AuditError;
 use crate::event::schema::{EVENT_PARTITION, name};
@@ -167,8 +166,10 @@ pub struct TableFiles {
     pub uri: String,
     /// The version read.
     pub version: Option<u64>,
-    /// (day, local path) of each data file, sorted.
-    files: Vec<(NaiveDate, PathBuf)>,
+    /// (day, path relative to the table's root) of each data file, sorted.
+    files: Vec<(NaiveDate, String)>,
+    /// The table, whose object store serves the files (local or remote).
+    table: deltalake::DeltaTable,
 }
 
 /// What a read did, for `--verbose` and benchmarks.
@@ -189,21 +190,13 @@ impl TableFiles {
             table: uri.to_owned(),
             message: e.to_string(),
         };
-        let url = deltalake::ensure_table_uri(uri).map_err(derr)?;
-        let table = match deltalake::open_table(url).await {
+        let table = match crate::sink::store::open(uri).await {
             Ok(t) => t,
             Err(deltalake::DeltaTableError::NotATable(_)) => {
                 return Err(AuditError::NoTable(uri.to_owned()));
             }
             Err(e) => return Err(derr(e)),
         };
-        let root = table
-            .table_url()
-            .to_file_path()
-            .map_err(|()| AuditError::Table {
-                table: uri.to_owned(),
-                message: "only local tables can be audited (a file path, not a URL)".into(),
-            })?;
         let mut files = Vec::new();
         for f in table.snapshot().map_err(derr)?.log_data().iter() {
             let day = f
@@ -216,13 +209,14 @@ impl TableFiles {
                     table: uri.to_owned(),
                     message: format!("data file {} has no event_date partition value", f.path()),
                 })?;
-            files.push((day, root.join(f.path().as_ref())));
+            files.push((day, f.path().to_string()));
         }
         files.sort();
         Ok(TableFiles {
             uri: uri.to_owned(),
             version: table.version(),
             files,
+            table,
         })
     }
 
@@ -238,7 +232,7 @@ impl TableFiles {
 
     /// Reads the rows of the days in `days` (optionally of one source),
     /// sorted by source, time and position in the file.
-    pub fn read(
+    pub async fn read(
         &self,
         days: Days,
         source: Option<&str>,
@@ -253,7 +247,13 @@ impl TableFiles {
                 continue;
             }
             stats.files_read += 1;
-            read_file(path, source, &mut rows)?;
+            let bytes = crate::sink::store::read_file(&self.table, path)
+                .await
+                .map_err(|e| AuditError::File {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?;
+            read_file(path, bytes, source, &mut rows)?;
         }
         stats.rows = rows.len();
         sort(&mut rows);
@@ -275,16 +275,16 @@ pub fn sort(rows: &mut [Row]) {
 }
 
 fn read_file(
-    path: &std::path::Path,
+    path: &str,
+    bytes: bytes::Bytes,
     source: Option<&str>,
     out: &mut Vec<Row>,
 ) -> Result<(), AuditError> {
     let err = |m: String| AuditError::File {
-        path: path.to_owned(),
+        path: path.into(),
         message: m,
     };
-    let name = path.to_string_lossy().into_owned();
-    let batches = crate::sink::read::read_columns(std::slice::from_ref(&name), &COLUMNS)?;
+    let batches = crate::sink::read::read_bytes_columns(path, bytes, &COLUMNS)?;
     for batch in &batches {
         rows_of(batch, source, out).map_err(err)?;
     }

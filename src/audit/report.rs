@@ -164,7 +164,7 @@ fn day_start(d: NaiveDate) -> DateTime<Utc> {
 /// Reads one day's partition at a time and keeps only running tallies, the
 /// breaker's transitions, the stops still open and the rows of the last
 /// [`CHART_DAYS`] days, so a year costs the memory of a day.
-pub fn compute(
+pub async fn compute(
     files: &TableFiles,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
@@ -191,7 +191,7 @@ pub fn compute(
     };
     // The state in force when the period starts, from the last earlier day
     // that changed it.
-    let (earlier, r) = breaker::last_before(files, from, sources)?;
+    let (earlier, r) = breaker::last_before(files, from, sources).await?;
     add(r);
     let mut timelines: BTreeMap<String, Vec<Transition>> =
         earlier.into_iter().map(|(s, t)| (s, vec![t])).collect();
@@ -236,7 +236,7 @@ pub fn compute(
         }
     };
     for day in &period {
-        let (mut rows, r) = files.read(Days::one(*day), only)?;
+        let (mut rows, r) = files.read(Days::one(*day), only).await?;
         add(r);
         rows.retain(|r| sources.contains(&r.source));
         events += rows.len() as u64;

@@ -126,7 +126,7 @@ pub struct StateAt {
 
 /// Answers `state --at`. `sources` are the names to report (the config's);
 /// a source with no data gets an empty entry, so silence is visible.
-pub fn compute(
+pub async fn compute(
     files: &TableFiles,
     at: DateTime<Utc>,
     sources: &[String],
@@ -138,7 +138,7 @@ pub fn compute(
         to: Some(at.date_naive()),
     };
     let only = (sources.len() == 1).then(|| sources[0].as_str());
-    let (mut rows, mut read) = files.read(days, only)?;
+    let (mut rows, mut read) = files.read(days, only).await?;
     rows.retain(|r| r.timestamp <= at && sources.contains(&r.source));
     let mut timelines = breaker::timelines(&rows);
     // Walk back for the sources whose breaker last changed before the lookback.
@@ -151,7 +151,7 @@ pub fn compute(
         })
         .cloned()
         .collect();
-    let (earlier, r) = breaker::last_before(files, start.date_naive(), &quiet)?;
+    let (earlier, r) = breaker::last_before(files, start.date_naive(), &quiet).await?;
     read.files_read += r.files_read;
     read.rows += r.rows;
     for (s, t) in earlier {

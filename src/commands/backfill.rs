@@ -19,7 +19,7 @@ use crate::tally::{Tally, bytes, thousands};
 
 /// Runs the command. Returns whether every file was ingested.
 pub fn run(args: &BackfillArgs) -> Result<bool> {
-    let config = Config::load(&args.config)?;
+    let config = super::load_config(&args.config)?;
     let plan = plan(&config, args)?;
     let total: u64 = plan
         .iter()
@@ -153,7 +153,11 @@ fn archive_state(
         return Ok(None);
     };
     let files = rt.block_on(crate::audit::load::TableFiles::open(&config.table_uri))?;
-    let breaker = crate::audit::breaker::state_before(&files, &source.name, first)?;
+    let breaker = rt.block_on(crate::audit::breaker::state_before(
+        &files,
+        &source.name,
+        first,
+    ))?;
     tracing::info!(file = %found.path.display(), first = %first, latest = %latest, breaker = ?breaker,
         "older than the source's committed data: enriched as of its own time; the source keeps its state");
     Ok(Some(crate::parse::SourceState {

@@ -10,6 +10,14 @@ pub mod status;
 use anyhow::Context;
 use std::path::PathBuf;
 
+/// Loads the configuration and makes its `[table.storage]` options those of
+/// every table this process opens.
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
+    let config = crate::config::Config::load(path)?;
+    crate::sink::store::set_storage_options(config.storage_options.clone());
+    Ok(config)
+}
+
 /// A current-thread runtime for the table's async API (the commands do one
 /// thing at a time; the daemon builds its own).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -9,7 +9,6 @@ use std::io::{self, Write};
 
 use super::{Input, expand_inputs};
 use crate::cli::ParseArgs;
-use crate::config::Config;
 use crate::event::{QuarantineRecord, RiskEvent};
 use crate::parse::{SourceParser, SourceState};
 use crate::pipeline::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepper};
@@ -25,7 +24,7 @@ struct Marked<'a> {
 
 /// Runs the command. Returns whether every input could be read.
 pub fn run(args: &ParseArgs) -> Result<bool> {
-    let config = Config::load(&args.config)?;
+    let config = super::load_config(&args.config)?;
     let source = config
         .source(args.source.as_deref())
         .map_err(anyhow::Error::msg)?;

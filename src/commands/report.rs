@@ -7,11 +7,10 @@ use super::runtime;
 use super::state::{selected_sources, zones};
 use crate::audit::{alerts::Exits, html, load::TableFiles, report, text};
 use crate::cli::ReportArgs;
-use crate::config::Config;
 
 /// Runs the command.
 pub fn run(args: &ReportArgs) -> Result<bool> {
-    let config = Config::load(&args.config)?;
+    let config = super::load_config(&args.config)?;
     let sources = selected_sources(&config, args.source.as_deref())?;
     let rt = runtime()?;
     let files = rt.block_on(TableFiles::open(&config.table_uri))?;
@@ -22,7 +21,7 @@ pub fn run(args: &ReportArgs) -> Result<bool> {
         ),
         None => None,
     };
-    let r = report::compute(&files, args.from, args.to, &sources, exits)?;
+    let r = rt.block_on(report::compute(&files, args.from, args.to, &sources, exits))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

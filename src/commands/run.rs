@@ -4,12 +4,11 @@
 use anyhow::Result;
 
 use crate::cli::RunArgs;
-use crate::config::Config;
 use crate::sink::{DeltaSink, lock};
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(args: &RunArgs) -> Result<bool> {
-    let config = Config::load(&args.config)?;
+    let config = super::load_config(&args.config)?;
     let _locks: Vec<lock::SourceLock> = config
         .sources
         .iter()

@@ -12,19 +12,19 @@ use crate::config::Config;
 
 /// Runs the command.
 pub fn run(args: &StateArgs) -> Result<bool> {
-    let config = Config::load(&args.config)?;
+    let config = super::load_config(&args.config)?;
     let sources = selected_sources(&config, args.source.as_deref())?;
     let zones = zones(&config);
     let zone = common_zone(&config, &sources);
     let at = parse_instant(&args.at, zone)?;
     let rt = super::runtime()?;
     let files = rt.block_on(TableFiles::open(&config.table_uri))?;
-    let s = state::compute(
+    let s = rt.block_on(state::compute(
         &files,
         at,
         &sources,
         TimeDelta::hours(i64::from(args.lookback_hours)),
-    )?;
+    ))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {

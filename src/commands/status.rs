@@ -7,7 +7,6 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
-use crate::config::Config;
 use crate::sink::DeltaSink;
 use crate::source::{self, discover};
 use crate::tally::{bytes, thousands};
@@ -50,7 +49,7 @@ struct FileStatus {
 /// Prints the status. Returns false when a file could not be looked at or a
 /// source lags more than `--max-lag-seconds`.
 pub fn run(args: &StatusArgs) -> Result<bool> {
-    let config = Config::load(&args.config)?;
+    let config = super::load_config(&args.config)?;
     let rt = super::runtime()?;
     let sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
     let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();

@@ -37,6 +37,11 @@ pub struct TableSection {
     pub uri: String,
     /// Where the quarantine table lives; default: `<uri>_quarantine`.
     pub quarantine_uri: Option<String>,
+    /// `[table.storage]`: object store options passed through to delta-rs
+    /// (e.g. `aws_endpoint_url`, `aws_region`, `azure_storage_account_name`),
+    /// on top of the standard environment variables.
+    #[serde(default)]
+    pub storage: std::collections::BTreeMap<String, String>,
 }
 
 /// `[flush]`

@@ -92,6 +92,8 @@ pub struct Config {
     pub table_uri: String,
     /// `risk_events_quarantine` location.
     pub quarantine_uri: String,
+    /// `[table.storage]`: storage options for object-store tables.
+    pub storage_options: std::collections::HashMap<String, String>,
     /// `[flush] interval_ms`.
     pub flush_interval: std::time::Duration,
     /// `[flush] max_events`.
@@ -153,6 +155,18 @@ impl Config {
             Some(q) => resolve_uri(&base, q),
             None => format!("{}_quarantine", table_uri.trim_end_matches('/')),
         };
+        for (key, uri) in [
+            ("table.uri", &table_uri),
+            ("table.quarantine_uri", &quarantine_uri),
+        ] {
+            check_scheme(uri).map_err(|why| invalid(key.into(), why))?;
+        }
+        if let Some((k, _)) = raw.table.storage.iter().find(|(_, v)| v.trim().is_empty()) {
+            return Err(invalid(
+                format!("table.storage.{k}"),
+                "must not be empty".into(),
+            ));
+        }
         if quarantine_uri == table_uri {
             return Err(invalid(
                 "table.quarantine_uri".into(),
@@ -196,21 +210,22 @@ impl Config {
         let mut sources = Vec::new();
         for (i, s) in raw.sources.iter().enumerate() {
             let key = |k: &str| format!("source[{i}] ({}).{k}", s.name);
-            if s.name.is_empty()
-                || !s
-                    .name
+            // `{host}` makes one config serve every host of a shared table.
+            let name = s.name.replace("{host}", &host_name());
+            if name.is_empty()
+                || !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
             {
                 return Err(invalid(
                     key("name"),
                     format!(
-                        "{:?}: use letters, digits, '_', '-' or '.' (it names the source's offsets in the table)",
-                        s.name
+                        "{:?}: use letters, digits, '_', '-' or '.', and {{host}} for this host's name (it names the source's offsets in the table)",
+                        name
                     ),
                 ));
             }
-            if sources.iter().any(|o: &SourceConfig| o.name == s.name) {
+            if sources.iter().any(|o: &SourceConfig| o.name == name) {
                 return Err(invalid(key("name"), "another source has this name".into()));
             }
             if s.paths.is_empty() {
@@ -288,7 +303,7 @@ impl Config {
                 ));
             }
             sources.push(SourceConfig {
-                name: s.name.clone(),
+                name,
                 paths,
                 envelope_kind: s.envelope,
                 envelope,
@@ -316,6 +331,7 @@ impl Config {
             path: path.to_owned(),
             table_uri,
             quarantine_uri,
+            storage_options: raw.table.storage.clone().into_iter().collect(),
             flush_interval: std::time::Duration::from_millis(raw.flush.interval_ms),
             flush_max_events: raw.flush.max_events,
             backfill_commit_rows: raw.backfill.commit_rows,
@@ -381,6 +397,32 @@ impl SourceConfig {
     }
 }
 
+/// This host's name (for `{host}` in source names): the kernel's, as
+/// `hostname` prints it; `localhost` if it cannot be read.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The URL schemes a table can have: a local path or `file://`, and the
+/// object stores delta-rs serves.
+const TABLE_SCHEMES: &[&str] = &[
+    "file", "s3", "s3a", "az", "azure", "abfs", "abfss", "adl", "gs",
+];
+
+fn check_scheme(uri: &str) -> Result<(), String> {
+    match uri.split_once("://") {
+        None => Ok(()),
+        Some((scheme, _)) if TABLE_SCHEMES.contains(&scheme) => Ok(()),
+        Some((scheme, _)) => Err(format!(
+            "unknown scheme {scheme:?}: a local path, file://, s3://, az:// or abfss://, or gs://"
+        )),
+    }
+}
+
 /// A local path relative to the config file becomes absolute-ish (joined to
 /// the config's folder); URLs (`s3://…`, `file://…`) are kept.
 fn resolve_uri(base: &Path, uri: &str) -> String {
@@ -407,6 +449,38 @@ timezone = "America/New_York"
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         Config::from_str(Path::new("/etc/risktail/risktail.toml"), text)
+    }
+
+    #[test]
+    fn object_store_tables_and_their_storage_options() {
+        let c = load(&GOOD.replace(
+            "uri = \"lake/risk_events\"",
+            "uri = \"s3://lake/risk_events\"\n[table.storage]\naws_region = \"eu-west-1\"",
+        ))
+        .unwrap();
+        assert_eq!(c.table_uri, "s3://lake/risk_events");
+        assert_eq!(c.quarantine_uri, "s3://lake/risk_events_quarantine");
+        assert_eq!(
+            c.storage_options.get("aws_region").map(String::as_str),
+            Some("eu-west-1")
+        );
+        let c = load(&GOOD.replace("name = \"engine\"", "name = \"engine-{host}\"")).unwrap();
+        assert_eq!(c.sources[0].name, format!("engine-{}", host_name()));
+        let e = load(&GOOD.replace("lake/risk_events", "s4://lake/risk_events")).unwrap_err();
+        assert!(
+            e.to_string().contains("table.uri") && e.to_string().contains("s4"),
+            "{e}"
+        );
+        let e = load(&GOOD.replace(
+            "uri = \"lake/risk_events\"",
+            "uri = \"gs://lake/t\"\n[table.storage]\ngoogle_service_account = \"\"",
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("table.storage.google_service_account"),
+            "{e}"
+        );
     }
 
     #[test]

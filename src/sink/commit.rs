@@ -101,8 +101,11 @@ pub(super) fn writer(table: &DeltaTable, uri: &str) -> Result<RecordBatchWriter,
 
 /// One commit of rows + txns + metadata. When it loses races to other writers
 /// (delta-rs retries 100 times in a tight loop first) it is retried with
-/// jittered backoff; before each retry the txns are re-read, so a commit that
-/// did land is not made twice.
+/// jittered backoff. After *any* failure (a lost race, a timeout, a 5xx, a
+/// connection reset after the store kept the object) the table is reloaded
+/// and its `txn` versions say whether this commit landed, so a commit is
+/// never made twice; `uncertain` asks for that check before the first try
+/// too (an earlier commit of these rows failed, and its outcome is unknown).
 pub(super) async fn commit_once(
     table: &mut DeltaTable,
     uri: &str,
@@ -110,8 +113,17 @@ pub(super) async fn commit_once(
     writer: RecordBatchWriter,
     meta: serde_json::Value,
     metrics: Option<&Metrics>,
+    uncertain: bool,
 ) -> Result<u64, SinkError> {
     let started = std::time::Instant::now();
+    if uncertain && let Some(v) = landed(table, uri, txns).await? {
+        tracing::info!(
+            table = uri,
+            version = v,
+            "an earlier commit of these rows had landed: not committing them again"
+        );
+        return Ok(v);
+    }
     let result = commit_retrying(table, uri, txns, writer, meta, metrics).await;
     if result.is_ok()
         && let Some(m) = metrics
@@ -159,11 +171,19 @@ async fn commit_retrying(
     let mut writer = writer.with_commit_properties(props);
     let mut attempt = 0;
     loop {
-        match writer.flush_and_commit(table).await {
+        let err = match writer.flush_and_commit(table).await {
             Ok(v) => return Ok(v),
-            Err(DeltaTableError::Transaction {
+            Err(e) => e,
+        };
+        // Whatever failed, the table says whether the commit landed.
+        if let Some(v) = landed(table, uri, txns).await? {
+            tracing::warn!(table = uri, version = v, error = %err, "commit reported a failure but had landed");
+            return Ok(v);
+        }
+        match err {
+            DeltaTableError::Transaction {
                 source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
-            }) => {
+            } => {
                 return Err(SinkError::ConcurrentWriter {
                     table: uri.to_owned(),
                     app_id: txns
@@ -173,38 +193,59 @@ async fn commit_retrying(
                         .join(", "),
                 });
             }
-            // Only lost races are retried here (other writers' commits won the
-            // version): anything else (I/O, permissions, a full disk) goes back
+            // Lost races (other writers' commits won the version, or changed
+            // the protocol or metadata under an old snapshot) are retried
+            // here from the fresh snapshot `landed` loaded; anything else
+            // (I/O, permissions, a full disk, an unreachable store) goes back
             // to the caller at once, whose backoff does not block reading.
-            Err(
-                e @ DeltaTableError::Transaction {
-                    source:
-                        TransactionError::MaxCommitAttempts(_)
-                        | TransactionError::VersionAlreadyExists(_),
-                },
-            ) if attempt + 1 < MAX_COMMIT_TRIES => {
+            e @ DeltaTableError::Transaction {
+                source:
+                    TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::CommitConflict(_),
+            } if attempt + 1 < MAX_COMMIT_TRIES => {
                 attempt += 1;
                 if let Some(m) = metrics {
                     m.commit_conflicts.get_or_create(&metrics::table(uri)).inc();
                 }
-                tracing::warn!(table = uri, attempt, error = %e, "commit failed; retrying");
-                let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 100);
+                tracing::warn!(table = uri, attempt, error = %e, "commit lost a race; retrying");
+                let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros())
+                    % (25u64 << attempt.min(6));
                 tokio::time::sleep(Duration::from_millis((50u64 << attempt.min(6)) + jitter)).await;
-                table.update_incremental(None).await.map_err(derr)?;
-                // Only file offsets only grow; state codes may go down.
-                let offsets: Vec<_> = txns
-                    .iter()
-                    .filter(|(a, _)| a.starts_with("risktail/"))
-                    .collect();
-                let mut landed = !offsets.is_empty();
-                for (app, offset) in offsets {
-                    landed &= *offset > 0 && txn_version(table, uri, app).await? >= *offset;
-                }
-                if landed {
-                    return Ok(table.version().unwrap_or_default());
-                }
             }
-            Err(e) => return Err(derr(e)),
+            e => return Err(derr(e)),
         }
     }
+}
+
+/// Reloads `table` and says whether a commit of `txns` is in it: every file
+/// offset it carries (app ids `risktail/…`; offsets only grow, while state
+/// codes may go down) is at or past the table's. Returns the version then.
+/// A table that cannot be reloaded (the store is unreachable) is an error:
+/// nothing may be committed before the outcome is known.
+async fn landed(
+    table: &mut DeltaTable,
+    uri: &str,
+    txns: &[(String, u64)],
+) -> Result<Option<u64>, SinkError> {
+    let offsets: Vec<_> = txns
+        .iter()
+        .filter(|(a, o)| a.starts_with("risktail/") && *o > 0)
+        .collect();
+    if offsets.is_empty() {
+        return Ok(None);
+    }
+    table
+        .update_incremental(None)
+        .await
+        .map_err(|source| SinkError::Delta {
+            table: uri.to_owned(),
+            source: Box::new(source),
+        })?;
+    for (app, offset) in offsets {
+        if txn_version(table, uri, app).await? < *offset {
+            return Ok(None);
+        }
+    }
+    Ok(Some(table.version().unwrap_or_default()))
 }

@@ -3,6 +3,12 @@
 //! released by the kernel however it ends (kill -9 included). Delta readers
 //! ignore `_`-prefixed folders. The file says who holds it, so the second
 //! writer's refusal can name the process.
+//!
+//! A table on an object store has no folder to lock: the lock file is then
+//! this host's, under `$RUNTIME_DIRECTORY` (systemd's `RuntimeDirectory=`)
+//! or the temporary folder, named after the table's URL. It keeps two
+//! processes of one host off one source; across hosts, source names must
+//! differ (the default includes the host name).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -46,7 +52,7 @@ pub enum LockError {
 /// Takes the lock of `source` on the local table at `table_uri`; `what` says
 /// which command holds it (for the other process's message).
 pub fn acquire(table_uri: &str, source: &str, what: &str) -> Result<SourceLock, LockError> {
-    let dir = Path::new(table_uri).join("_risktail");
+    let dir = lock_dir(table_uri);
     let path = dir.join(format!("{source}.lock"));
     let io = |error| LockError::Io {
         path: path.clone(),
@@ -86,6 +92,19 @@ pub fn acquire(table_uri: &str, source: &str, what: &str) -> Result<SourceLock, 
     Ok(SourceLock { _file: file, path })
 }
 
+/// Where the locks of the table at `table_uri` live (see the module doc).
+fn lock_dir(table_uri: &str) -> PathBuf {
+    if super::store::is_local(table_uri) {
+        let local = table_uri.strip_prefix("file://").unwrap_or(table_uri);
+        return Path::new(local).join("_risktail");
+    }
+    let base = std::env::var_os("RUNTIME_DIRECTORY")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let name = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, table_uri.as_bytes());
+    base.join("risktail-locks").join(name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +125,15 @@ mod tests {
         );
         drop(first);
         assert!(acquire(&uri, "engine", "backfill").is_ok());
+    }
+
+    #[test]
+    fn an_object_store_table_is_locked_on_this_host_not_in_the_working_folder() {
+        let d = lock_dir("s3://lake/risk_events");
+        assert!(!d.starts_with("s3:"), "{}", d.display());
+        assert!(
+            d.starts_with(std::env::temp_dir()) || std::env::var_os("RUNTIME_DIRECTORY").is_some()
+        );
+        assert_ne!(d, lock_dir("s3://lake/other"));
     }
 }

@@ -15,6 +15,7 @@ mod commit;
 mod history;
 pub mod lock;
 pub mod read;
+pub mod store;
 pub mod table;
 pub mod txn;
 pub mod upkeep;
@@ -94,6 +95,8 @@ pub struct DeltaSink {
     last_vacuum: Option<std::time::Instant>,
     /// Rows written into data files and not committed yet (see [`DeltaSink::stage`]).
     staged: Staged,
+    /// Sources whose last commit failed: whether it landed is not known yet.
+    uncertain: std::collections::HashSet<String>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -130,6 +133,7 @@ impl DeltaSink {
             commits_since_compaction: 0,
             last_vacuum: None,
             staged: Staged::default(),
+            uncertain: Default::default(),
             metrics: None,
         })
     }
@@ -239,6 +243,13 @@ impl DeltaSink {
         let result = self
             .commit_staged(source, offsets, events, quarantine, state)
             .await;
+        // After a failure the source's next commit first asks the tables
+        // whether these rows landed after all (a lost response, a timeout).
+        if result.is_ok() {
+            self.uncertain.remove(source);
+        } else {
+            self.uncertain.insert(source.to_owned());
+        }
         let staged = std::mem::take(&mut self.staged);
         if let Some(m) = &self.metrics {
             match &result {
@@ -288,6 +299,7 @@ impl DeltaSink {
                 w,
                 meta,
                 m,
+                self.uncertain.contains(source),
             )
             .await?;
             quarantine_landed = true;
@@ -303,7 +315,11 @@ impl DeltaSink {
             None => writer(&self.events, &self.events_uri),
         };
         let result = match events {
-            Ok(w) => commit_once(&mut self.events, &self.events_uri, &state_txns, w, meta, m).await,
+            Ok(w) => {
+                let table = &mut self.events;
+                let check = self.uncertain.contains(source);
+                commit_once(table, &self.events_uri, &state_txns, w, meta, m, check).await
+            }
             Err(e) => Err(e),
         };
         match result {

@@ -6,7 +6,7 @@
 use deltalake::kernel::{DataType, PrimitiveType, StructField};
 use deltalake::{DeltaTable, DeltaTableError, TableProperty};
 
-use super::SinkError;
+use super::{SinkError, store};
 use crate::event::schema::{ColType, ColumnDef};
 
 fn delta_type(t: ColType) -> DataType {
@@ -64,8 +64,7 @@ pub async fn open_or_create(
             source,
         })?;
     }
-    let url = deltalake::ensure_table_uri(uri).map_err(err)?;
-    let mut table = DeltaTable::try_from_url(url).await.map_err(err)?;
+    let mut table = store::table(uri).map_err(err)?;
     match table.load().await {
         Ok(()) => {
             check_schema(uri, &table, columns, partition)?;
@@ -96,8 +95,7 @@ pub async fn open_or_create(
                 // Another process created it between our load and create: the
                 // loser adopts the winner's table when its schema is ours.
                 Err(_) => {
-                    let url = deltalake::ensure_table_uri(uri).map_err(err)?;
-                    let t = deltalake::open_table(url).await.map_err(err)?;
+                    let t = store::open(uri).await.map_err(err)?;
                     check_schema(uri, &t, columns, partition)?;
                     Ok(t)
                 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::SinkError;
-use super::read::read_columns;
+use super::read::read_bytes_columns;
 use crate::event::batch::arrow_schema;
 use crate::event::schema::ColumnDef;
 
@@ -99,11 +99,13 @@ pub async fn compact(
                 path: uri.to_owned(),
                 source: std::io::Error::other(format!("partition value {value:?}: {e}")),
             })?;
-        let paths: Vec<String> = files
-            .iter()
-            .map(|r| format!("{}/{}", uri.trim_end_matches('/'), percent_decode(&r.path)))
-            .collect();
-        for batch in read_columns(&paths, &data_columns)? {
+        let mut batches = Vec::new();
+        for r in &files {
+            let path = percent_decode(&r.path);
+            let bytes = super::store::read_file(table, &path).await.map_err(derr)?;
+            batches.extend(read_bytes_columns(&path, bytes, &data_columns)?);
+        }
+        for batch in batches {
             let n = batch.num_rows();
             let mut cols: Vec<ArrayRef> = Vec::with_capacity(columns.len());
             for c in columns {

@@ -1,0 +1,133 @@
+//! Where a table lives: a local path, or an object store URL (`s3://`,
+//! `az://` / `abfss://`, `gs://`), opened with the storage options of
+//! `[table.storage]` on top of what the environment says.
+//!
+//! Credentials and endpoints come the way every tool of each cloud takes
+//! them: delta-rs's object stores read the standard environment variables
+//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, …, `AZURE_*`,
+//! `GOOGLE_*`) and instance or workload identity; `[table.storage]` adds or
+//! overrides keys, passed through unchanged. One process writes one
+//! configuration's tables, so the options are set once per process
+//! ([`set_storage_options`]) rather than threaded through every reader.
+
+use bytes::Bytes;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use object_store::ObjectStoreExt;
+use std::collections::HashMap;
+use std::sync::{Once, OnceLock};
+
+static STORAGE_OPTIONS: OnceLock<HashMap<String, String>> = OnceLock::new();
+static HANDLERS: Once = Once::new();
+
+/// Sets the storage options every table of this process is opened with
+/// (`[table.storage]`). The first call wins; later ones are ignored.
+pub fn set_storage_options(options: HashMap<String, String>) {
+    let _ = STORAGE_OPTIONS.set(options);
+}
+
+fn options() -> HashMap<String, String> {
+    STORAGE_OPTIONS.get().cloned().unwrap_or_default()
+}
+
+/// Makes the object stores built into this binary known to delta-rs.
+fn register_handlers() {
+    HANDLERS.call_once(|| {
+        #[cfg(feature = "s3")]
+        deltalake::aws::register_handlers(None);
+        #[cfg(feature = "azure")]
+        deltalake::azure::register_handlers(None);
+        #[cfg(feature = "gcs")]
+        deltalake::gcp::register_handlers(None);
+    });
+}
+
+/// Whether `uri` names a local table (a path or a `file://` URL): only those
+/// have a folder to create and a local lock file.
+pub fn is_local(uri: &str) -> bool {
+    !uri.contains("://") || uri.starts_with("file://")
+}
+
+/// The table at `uri`, not loaded yet (to create it if there is none).
+pub fn table(uri: &str) -> Result<DeltaTable, DeltaTableError> {
+    register_handlers();
+    let url = deltalake::ensure_table_uri(uri)?;
+    DeltaTableBuilder::from_url(url)
+        .map_err(|e| unknown_scheme(uri, e))?
+        .with_storage_options(options())
+        .build()
+}
+
+/// The table at `uri`, loaded at its latest version.
+pub async fn open(uri: &str) -> Result<DeltaTable, DeltaTableError> {
+    let mut t = table(uri)?;
+    t.load().await?;
+    Ok(t)
+}
+
+/// A data file of `table` (a path relative to its root, as the log names
+/// it), read whole through the table's object store.
+pub async fn read_file(table: &DeltaTable, path: &str) -> Result<Bytes, DeltaTableError> {
+    let store = table.object_store();
+    let location =
+        deltalake::Path::parse(path).map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+    let got = store.get(&location).await?;
+    Ok(got.bytes().await?)
+}
+
+/// A scheme this binary was built without gets a message that says so.
+fn unknown_scheme(uri: &str, e: DeltaTableError) -> DeltaTableError {
+    let scheme = uri.split("://").next().unwrap_or("");
+    let feature = match scheme {
+        "s3" | "s3a" => Some("s3"),
+        "az" | "abfs" | "abfss" | "azure" | "adl" => Some("azure"),
+        "gs" => Some("gcs"),
+        _ => None,
+    };
+    match feature {
+        Some(f) if !built_with(f) => DeltaTableError::Generic(format!(
+            "{uri}: this risktail was built without the `{f}` feature (cargo build --features {f}); {e}"
+        )),
+        _ => e,
+    }
+}
+
+fn built_with(feature: &str) -> bool {
+    let built = [
+        ("s3", cfg!(feature = "s3")),
+        ("azure", cfg!(feature = "azure")),
+        ("gcs", cfg!(feature = "gcs")),
+    ];
+    built.iter().any(|(f, on)| *f == feature && *on)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_or_not() {
+        assert!(is_local("lake/risk_events"));
+        assert!(is_local("/var/lib/risktail/lake"));
+        assert!(is_local("file:///var/lib/risktail/lake"));
+        assert!(!is_local("s3://lake/risk_events"));
+        assert!(!is_local("abfss://c@acct.dfs.core.windows.net/risk_events"));
+        assert!(!is_local("gs://lake/risk_events"));
+    }
+
+    #[test]
+    fn object_store_schemes_are_known() {
+        for uri in [
+            "s3://lake/t",
+            "az://c/t",
+            "abfss://c@a.dfs.core.windows.net/t",
+            "gs://lake/t",
+        ] {
+            // Azure wants an account before it builds; a missing one is not
+            // an unknown scheme.
+            if let Err(e) = table(uri) {
+                let e = e.to_string();
+                assert!(e.contains("Account must be specified"), "{uri}: {e}");
+            }
+        }
+    }
+}

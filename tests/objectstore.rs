@@ -1,0 +1,248 @@
+//! Tables on object storage, against a real S3-compatible server started
+//! here on 127.0.0.1 (moto's server, one request at a time, so its
+//! conditional put is atomic as S3's is): every command works on an `s3://`
+//! table configured through `[table.storage]`, the real polars, deltalake and
+//! DuckDB read it back, and writers racing to create it all land.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{python, risktail, root, run, run_python, stderr, stdout};
+
+/// The S3 server; killed when dropped.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    /// Starts it with the bucket `lake` and returns once it says it is ready.
+    fn start() -> S3Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut child = Command::new(python())
+            .arg(root().join("tests/support/s3_server.py"))
+            .args([&port.to_string(), "lake"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python starts the S3 server (set RISKTAIL_PYTHON)");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("server output");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the S3 server did not start (moto[server] installed?)"
+        );
+        S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// `[table.storage]` for it.
+    fn storage(&self) -> String {
+        format!(
+            "[table.storage]\naws_endpoint_url = \"{}\"\naws_access_key_id = \"test\"\n\
+             aws_secret_access_key = \"test\"\naws_region = \"us-east-1\"\naws_allow_http = \"true\"\n",
+            self.endpoint
+        )
+    }
+
+    /// What the readers see of the table at `uri` (tests/readers/check_s3.py).
+    fn readers(&self, uri: &str, dir: &Path) -> Value {
+        let out = run_python(
+            &[
+                &root().join("tests/readers/check_s3.py").to_string_lossy(),
+                uri,
+                &self.endpoint,
+            ],
+            dir,
+        );
+        serde_json::from_slice(&out.stdout).expect("check_s3.py prints JSON")
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_lines(dir: &Path, start: usize, count: usize) {
+    let out = Command::new(python())
+        .arg(root().join("tests/samples/writer.py"))
+        .args([
+            "rotating",
+            "logs/engine.log",
+            &start.to_string(),
+            &count.to_string(),
+            "0",
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("writer runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Every reader's row count and distinct event ids.
+fn counts(seen: &Value) -> Vec<(String, u64, u64)> {
+    ["polars", "deltalake", "duckdb_dataset", "duckdb_delta_scan"]
+        .iter()
+        .map(|r| {
+            let v = &seen[*r];
+            let rows = v["rows"].as_u64().unwrap_or_else(|| panic!("{r}: {seen}"));
+            let ids = v["distinct_event_ids"].as_u64().unwrap_or(rows);
+            ((*r).to_owned(), rows, ids)
+        })
+        .collect()
+}
+
+/// `backfill`, `run`, `status`, `state` and `report` on an `s3://` table:
+/// the engine's lines (the writer knows how many) land once, a second
+/// backfill adds nothing, the daemon follows new lines and exits 0 on
+/// SIGTERM, and polars, deltalake and DuckDB (over deltalake's dataset and
+/// through its own `delta_scan`) all read every row once.
+#[test]
+fn an_s3_table_takes_every_command_and_every_reader_reads_it() {
+    let s3 = S3Server::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"s3://lake/risk_events\"\n{}\n[flush]\ninterval_ms = 200\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+            s3.storage()
+        ),
+    )
+    .expect("config");
+    write_lines(dir, 0, 300);
+    let out = run(risktail().current_dir(dir).arg("backfill"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("300 events"), "{}", stdout(&out));
+    let again = run(risktail().current_dir(dir).arg("backfill"));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("0 events"), "{}", stdout(&again));
+
+    let log = std::fs::File::create(dir.join("daemon.log")).expect("log");
+    let mut daemon = risktail()
+        .current_dir(dir)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("run starts");
+    write_lines(dir, 300, 200);
+    // Synchronise on the table: every file committed to its end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = run(risktail().current_dir(dir).args(["status", "--json"]));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let behind = v["sources"][0]["bytes_behind"].as_u64();
+        if out.status.success() && behind == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not caught up: {v}\n{}",
+            std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let status = daemon.wait().expect("daemon exits");
+    assert!(status.success(), "run exited {status}");
+
+    for cmd in [
+        &["report"][..],
+        &["state", "--at", "2030-01-01T00:00:00Z"][..],
+    ] {
+        let out = run(risktail().current_dir(dir).args(cmd));
+        assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("table version"),
+            "{cmd:?}: {}",
+            stdout(&out)
+        );
+    }
+    let seen = s3.readers("s3://lake/risk_events", dir);
+    for (reader, rows, ids) in counts(&seen) {
+        assert_eq!((rows, ids), (500, 500), "{reader}: {seen}");
+    }
+}
+
+/// Creating an `s3://` table is a race every loser wins too: four backfills
+/// (four sources) started at once on a table that does not exist yet all
+/// succeed, only version 0 of the log holds the table's metadata, and every
+/// row is there once.
+#[test]
+fn four_writers_creating_one_s3_table_at_once_all_land() {
+    let s3 = S3Server::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    let mut config = format!("[table]\nuri = \"s3://lake/race\"\n{}\n", s3.storage());
+    for n in 0..4 {
+        let line = format!(
+            "2026-01-28 10:00:0{n},000 - v6.risk.portfolio_limits - WARNING - Entry REJECTED by portfolio limits: Position count {n} would exceed limit 10\n"
+        );
+        std::fs::write(dir.join(format!("logs/e{n}.log")), line.repeat(25)).expect("log");
+        config.push_str(&format!(
+            "[[source]]\nname = \"e{n}\"\npaths = [\"logs/e{n}.log\"]\nenvelope = \"python\"\n"
+        ));
+    }
+    std::fs::write(dir.join("risktail.toml"), config).expect("config");
+    let children: Vec<Child> = (0..4)
+        .map(|n| {
+            risktail()
+                .current_dir(dir)
+                .args([
+                    "backfill",
+                    "--source",
+                    &format!("e{n}"),
+                    &format!("logs/e{n}.log"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("backfill starts")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("backfill ends");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let seen = s3.readers("s3://lake/race", dir);
+    for (reader, rows, ids) in counts(&seen) {
+        assert_eq!((rows, ids), (100, 100), "{reader}: {seen}");
+    }
+    let metadata_versions = run_python(
+        &[
+            "-c",
+            "import boto3, sys\n\
+             s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1')\n\
+             keys = [o['Key'] for o in s3.list_objects_v2(Bucket='lake', Prefix='race/_delta_log/')['Contents'] if o['Key'].endswith('.json')]\n\
+             print(sum('\"metaData\"' in s3.get_object(Bucket='lake', Key=k)['Body'].read().decode() for k in keys))",
+            &s3.endpoint,
+        ],
+        dir,
+    );
+    assert_eq!(
+        stdout(&metadata_versions).trim(),
+        "1",
+        "log entries holding metaData"
+    );
+}
