@@ -246,3 +246,203 @@ fn four_writers_creating_one_s3_table_at_once_all_land() {
         "log entries holding metaData"
     );
 }
+
+/// A `risktail run` as if on `host`: its own runtime folder, so the
+/// host-local lock of another "host" does not meet it and the table's lease
+/// is what decides.
+fn daemon_on(dir: &Path, host: &str) -> Child {
+    let runtime = dir.join(format!("run-{host}"));
+    std::fs::create_dir_all(&runtime).expect("runtime dir");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{host}.log")))
+        .expect("log");
+    risktail()
+        .current_dir(dir)
+        .arg("run")
+        .env("RISKTAIL_HOST", host)
+        .env("RUNTIME_DIRECTORY", &runtime)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("run starts")
+}
+
+/// Waits until every file of the source is committed to its end.
+fn caught_up(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = run(risktail().current_dir(dir).args(["status", "--json"]));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if out.status.success() && v["sources"][0]["bytes_behind"].as_u64() == Some(0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not caught up: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A daemon that must refuse: it exits non-zero within 30 s, naming `holder`.
+fn refused(dir: &Path, host: &str, holder: &str) {
+    let mut d = daemon_on(dir, host);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = d.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = d.kill();
+            panic!("{host} was not refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "{host} exited {status}");
+    let log = std::fs::read_to_string(dir.join(format!("{host}.log"))).unwrap_or_default();
+    assert!(
+        log.contains(&format!("is held by {holder}:")),
+        "{host}'s refusal does not name {holder}:\n{log}"
+    );
+}
+
+fn term(mut d: Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .args(["-TERM", &d.id().to_string()])
+        .status();
+    d.wait().expect("daemon exits")
+}
+
+/// Who owns a source across hosts: two daemons on two "hosts" claim one
+/// source of one `s3://` table. The second is refused with the first named;
+/// after the first is SIGKILLed it is still refused until the lease (3 s)
+/// runs out, then it takes over and ingests; the first, restarted, is
+/// refused with the second named; a SIGTERM gives the lease back and the
+/// other host claims at once. Every line is in the table once.
+#[test]
+fn one_source_one_owner_across_hosts_through_the_table() {
+    let s3 = S3Server::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"s3://lake/owned\"\nlease_seconds = 3\n{}\n[flush]\ninterval_ms = 200\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+            s3.storage()
+        ),
+    )
+    .expect("config");
+    write_lines(dir, 0, 100);
+    let a = daemon_on(dir, "host-a");
+    caught_up(dir);
+    refused(dir, "host-b", "host-a");
+
+    let mut a = a;
+    a.kill().expect("SIGKILL");
+    a.wait().expect("reaped");
+    // The lease outlives its holder for 3 s: refused at first, then taken.
+    let mut refusals = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let b = loop {
+        let mut b = daemon_on(dir, "host-b");
+        std::thread::sleep(Duration::from_millis(1500));
+        match b.try_wait().expect("wait") {
+            None => break b,
+            Some(_) => refusals += 1,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "host-b never took the lease over"
+        );
+    };
+    assert!(
+        refusals >= 1,
+        "host-b took over a lease that had not run out"
+    );
+    write_lines(dir, 100, 100);
+    caught_up(dir);
+    refused(dir, "host-a", "host-b");
+
+    assert!(term(b).success(), "host-b on SIGTERM");
+    let a = daemon_on(dir, "host-a");
+    write_lines(dir, 200, 50);
+    caught_up(dir);
+    assert!(term(a).success(), "host-a on SIGTERM");
+
+    let seen = s3.readers("s3://lake/owned", dir);
+    for (reader, rows, ids) in counts(&seen) {
+        assert_eq!((rows, ids), (250, 250), "{reader}: {seen}");
+    }
+}
+
+/// Fencing: a holder that stalls past the lease time (SIGSTOP) loses the
+/// source to another host; woken again, it finds the later claim at its next
+/// commit and exits non-zero, naming the new holder, without writing.
+#[test]
+fn a_stalled_holder_is_fenced_off_by_the_next_claim() {
+    let s3 = S3Server::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"s3://lake/fenced\"\nlease_seconds = 2\n{}\n[flush]\ninterval_ms = 200\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+            s3.storage()
+        ),
+    )
+    .expect("config");
+    write_lines(dir, 0, 50);
+    let mut a = daemon_on(dir, "host-a");
+    caught_up(dir);
+    let pid = a.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let b = loop {
+        let mut b = daemon_on(dir, "host-b");
+        std::thread::sleep(Duration::from_millis(1000));
+        if b.try_wait().expect("wait").is_none() {
+            break b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "host-b never took the lease over"
+        );
+    };
+    write_lines(dir, 50, 50);
+    caught_up(dir);
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = a.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "host-a went on writing after losing its lease"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "host-a exited {status}");
+    let log = std::fs::read_to_string(dir.join("host-a.log")).unwrap_or_default();
+    assert!(log.contains("was claimed by host-b:"), "{log}");
+    assert!(term(b).success(), "host-b on SIGTERM");
+    let seen = s3.readers("s3://lake/fenced", dir);
+    for (reader, rows, ids) in counts(&seen) {
+        assert_eq!((rows, ids), (100, 100), "{reader}: {seen}");
+    }
+}

@@ -39,6 +39,10 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         .map(|(s, _)| crate::sink::lock::acquire(&config.table_uri, &s.name, "backfill"))
         .collect::<Result<Vec<_>, _>>()?;
     let mut sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
+    let me = crate::sink::lease::Holder::this_process(&crate::config::host_name());
+    for (s, _) in &plan {
+        rt.block_on(sink.claim(&s.name, &me, config.lease))?;
+    }
     let mut reports: Vec<(String, FileReport)> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     for (source, files) in &plan {
@@ -93,6 +97,11 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         }
     }
     bar.finish_and_clear();
+    for (s, _) in &plan {
+        if let Err(e) = rt.block_on(sink.release(&s.name)) {
+            tracing::warn!(source = %s.name, error = %e, "could not release the source's lease; it expires by itself");
+        }
+    }
     print_summary(
         &reports,
         started.elapsed().as_secs_f64(),

@@ -4,6 +4,7 @@
 use anyhow::Result;
 
 use crate::cli::RunArgs;
+use crate::sink::lease::Holder;
 use crate::sink::{DeltaSink, lock};
 
 /// Runs the daemon until SIGTERM/SIGINT.
@@ -15,7 +16,11 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         .map(|s| lock::acquire(&config.table_uri, &s.name, "run"))
         .collect::<Result<_, _>>()?;
     let rt = super::runtime()?;
-    let sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
+    let mut sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
+    let me = Holder::this_process(&crate::config::host_name());
+    for s in &config.sources {
+        rt.block_on(sink.claim(&s.name, &me, config.lease))?;
+    }
     crate::daemon::run(config, sink, rt)?;
     Ok(true)
 }

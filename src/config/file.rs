@@ -42,6 +42,8 @@ pub struct TableSection {
     /// on top of the standard environment variables.
     #[serde(default)]
     pub storage: std::collections::BTreeMap<String, String>,
+    /// How long a silent writer keeps its sources (seconds; default 60).
+    pub lease_seconds: Option<u64>,
 }
 
 /// `[flush]`

@@ -94,6 +94,8 @@ pub struct Config {
     pub quarantine_uri: String,
     /// `[table.storage]`: storage options for object-store tables.
     pub storage_options: std::collections::HashMap<String, String>,
+    /// `[table] lease_seconds`: how long a silent writer keeps its sources.
+    pub lease: std::time::Duration,
     /// `[flush] interval_ms`.
     pub flush_interval: std::time::Duration,
     /// `[flush] max_events`.
@@ -167,6 +169,16 @@ impl Config {
                 "must not be empty".into(),
             ));
         }
+        let lease = match raw.table.lease_seconds {
+            None => crate::sink::lease::DEFAULT_LEASE,
+            Some(s) if (2..=86_400).contains(&s) => std::time::Duration::from_secs(s),
+            Some(s) => {
+                return Err(invalid(
+                    "table.lease_seconds".into(),
+                    format!("{s}: between 2 and 86400"),
+                ));
+            }
+        };
         if quarantine_uri == table_uri {
             return Err(invalid(
                 "table.quarantine_uri".into(),
@@ -332,6 +344,7 @@ impl Config {
             table_uri,
             quarantine_uri,
             storage_options: raw.table.storage.clone().into_iter().collect(),
+            lease,
             flush_interval: std::time::Duration::from_millis(raw.flush.interval_ms),
             flush_max_events: raw.flush.max_events,
             backfill_commit_rows: raw.backfill.commit_rows,
@@ -397,11 +410,14 @@ impl SourceConfig {
     }
 }
 
-/// This host's name (for `{host}` in source names): the kernel's, as
-/// `hostname` prints it; `localhost` if it cannot be read.
+/// This host's name (for `{host}` in source names, and to name a lease's
+/// holder): `RISKTAIL_HOST` if set (containers whose host name changes at
+/// every start), else the kernel's, as `hostname` prints it; `localhost` if
+/// neither can be read.
 pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    std::env::var("RISKTAIL_HOST")
         .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())

@@ -21,7 +21,7 @@ use crate::metrics::{self, Metrics};
 use crate::pipeline::ingest::IngestContext;
 use crate::pipeline::live::{self, LiveSource};
 use crate::pipeline::pending::{Backoff, FlushPolicy};
-use crate::sink::DeltaSink;
+use crate::sink::{DeltaSink, SinkError};
 use std::sync::Arc;
 use wake::Wakes;
 
@@ -53,6 +53,8 @@ struct Daemon {
     more_to_read: bool,
     watchdog: Option<(Duration, Instant)>,
     metrics: Option<Arc<Metrics>>,
+    /// When each source last renewed its lease (any commit does).
+    beats: std::collections::HashMap<String, Instant>,
 }
 
 /// Runs until SIGTERM/SIGINT, on the table `sink` holds open. Returns after
@@ -85,6 +87,7 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
         more_to_read: false,
         watchdog: sd_notify::watchdog_interval().map(|w| (w, Instant::now())),
         metrics,
+        beats: std::collections::HashMap::new(),
     };
     d.recover()?;
     sd_notify::notify("READY=1\nSTATUS=following log files");
@@ -99,7 +102,8 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
             return d.stop();
         }
         d.poll(asked.look);
-        d.flush_due();
+        d.flush_due()?;
+        d.heartbeat()?;
         d.upkeep();
         d.pet_watchdog();
     }
@@ -211,17 +215,22 @@ impl Daemon {
         }
     }
 
-    /// Commits each source whose rows are due, unless backing off.
-    fn flush_due(&mut self) {
+    /// Commits each source whose rows are due, unless backing off. Fails
+    /// only when a source's lease was taken by another process.
+    fn flush_due(&mut self) -> Result<()> {
         if self.backoff.waiting() {
-            return;
+            return Ok(());
         }
         for s in &mut self.sources {
             if !s.due(&self.policy) {
                 continue;
             }
             match self.rt.block_on(s.flush(&mut self.sink)) {
-                Ok(_) => self.backoff.succeeded(),
+                Ok(_) => {
+                    self.backoff.succeeded();
+                    self.beats.insert(s.name().to_owned(), Instant::now());
+                }
+                Err(e @ SinkError::LeaseLost { .. }) => return Err(e.into()),
                 Err(e) => {
                     let next = self.backoff.failed();
                     tracing::error!(source = %s.name(), error = %e, retry_in_ms = next.as_millis() as u64,
@@ -229,6 +238,32 @@ impl Daemon {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Renews the lease of each source that has not committed for a third
+    /// of the lease time (an idle engine), so no other host takes it over.
+    fn heartbeat(&mut self) -> Result<()> {
+        let every = self.config.lease / 3;
+        for s in &self.sources {
+            if self
+                .beats
+                .get(s.name())
+                .is_some_and(|t| t.elapsed() < every)
+            {
+                continue;
+            }
+            match self.rt.block_on(self.sink.heartbeat(s.name())) {
+                Ok(()) => {
+                    self.beats.insert(s.name().to_owned(), Instant::now());
+                }
+                Err(e @ SinkError::LeaseLost { .. }) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(source = %s.name(), error = %e, "lease heartbeat failed; retrying")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Compaction and vacuum, when the table is being written.
@@ -259,6 +294,9 @@ impl Daemon {
             self.rt
                 .block_on(s.flush(&mut self.sink))
                 .with_context(|| format!("final commit of source {}", s.name()))?;
+            if let Err(e) = self.rt.block_on(self.sink.release(s.name())) {
+                tracing::warn!(source = %s.name(), error = %e, "could not release the source's lease; it expires by itself");
+            }
         }
         Ok(())
     }

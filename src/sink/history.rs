@@ -55,7 +55,7 @@ impl DeltaSink {
 
     /// Calls `visit` on the commits newest first until it returns true,
     /// widening the window of history read (50, 1000, all) only when needed.
-    async fn newest_first(
+    pub(super) async fn newest_first(
         &self,
         mut visit: impl FnMut(&deltalake::kernel::CommitInfo) -> bool,
     ) -> Result<(), SinkError> {

@@ -13,6 +13,7 @@
 
 mod commit;
 mod history;
+pub mod lease;
 pub mod lock;
 pub mod read;
 pub mod store;
@@ -22,6 +23,7 @@ pub mod upkeep;
 
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use commit::{Staged, commit_once, writer};
@@ -73,6 +75,33 @@ pub enum SinkError {
         /// The app id both carried.
         app_id: String,
     },
+    /// Another live process holds the source's lease (see [`lease`]).
+    #[error(
+        "source {source_name:?} of table {table} is held by {holder} (last heartbeat {age_s} s ago): run one writer per source; a source name must be unique per table (name = \"engine-{{host}}\")"
+    )]
+    SourceHeld {
+        /// The source.
+        source_name: String,
+        /// The table.
+        table: String,
+        /// Who holds it (`host:pid`).
+        holder: String,
+        /// Seconds since its last heartbeat.
+        age_s: u64,
+    },
+    /// This process's lease of a source was taken by another (it stalled
+    /// past the lease time): it must stop writing the source.
+    #[error(
+        "source {source_name:?} of table {table} was claimed by {holder} while this process held it (stalled past the lease time?); stopping its writes"
+    )]
+    LeaseLost {
+        /// The source.
+        source_name: String,
+        /// The table.
+        table: String,
+        /// Who holds it now.
+        holder: String,
+    },
     /// The quarantine rows of a commit landed, then the events commit failed:
     /// the caller must not commit those quarantine rows again (the offsets in
     /// the quarantine table say so after a restart too).
@@ -97,6 +126,8 @@ pub struct DeltaSink {
     staged: Staged,
     /// Sources whose last commit failed: whether it landed is not known yet.
     uncertain: std::collections::HashSet<String>,
+    /// The sources whose lease this process holds.
+    leases: HashMap<String, lease::Held>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -134,6 +165,7 @@ impl DeltaSink {
             last_vacuum: None,
             staged: Staged::default(),
             uncertain: Default::default(),
+            leases: HashMap::new(),
             metrics: None,
         })
     }
@@ -243,6 +275,16 @@ impl DeltaSink {
         let result = self
             .commit_staged(source, offsets, events, quarantine, state)
             .await;
+        // A conflict on the source's own app ids: another process claimed it?
+        let result = match result {
+            Err(SinkError::ConcurrentWriter { .. }) if self.leases.contains_key(source) => {
+                match self.refresh_events().await {
+                    Ok(()) => self.check_lease(source).await.and(result),
+                    Err(_) => result,
+                }
+            }
+            other => other,
+        };
         // After a failure the source's next commit first asks the tables
         // whether these rows landed after all (a lost response, a timeout).
         if result.is_ok() {
@@ -284,6 +326,12 @@ impl DeltaSink {
         {
             state_txns.push((txn::last_time_app_id(source), t.timestamp_micros() as u64));
         }
+        let held = self.leases.get(source).cloned();
+        if let Some(h) = &held {
+            self.check_lease(source).await?;
+            let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+            state_txns.extend(h.txns(source, now));
+        }
         let files: serde_json::Map<String, serde_json::Value> = offsets
             .iter()
             .map(|(f, o)| (f.to_string(), serde_json::json!(o)))
@@ -304,11 +352,14 @@ impl DeltaSink {
             .await?;
             quarantine_landed = true;
         }
-        let meta = serde_json::json!({
+        let mut meta = serde_json::json!({
             "source": source,
             "offsets": files,
             "state": state,
         });
+        if let Some(h) = &held {
+            meta["holder"] = serde_json::json!(h.holder);
+        }
         let m = self.metrics.as_deref();
         let events = match self.staged.events.take() {
             Some(w) => Ok(w),
