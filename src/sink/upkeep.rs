@@ -144,11 +144,34 @@ pub async fn compact(
         r.deletion_timestamp = Some(now_ms);
         Action::Remove(r)
     }));
+    // Many writers may compact one table. Delta's conflict check ignores
+    // removes that change no data (a compaction's), so two compactions of
+    // the same files would both land and every row would be there twice.
+    // Hence: reload, make sure every file to remove is still in the table,
+    // and commit only as the very next version (no rebase onto another
+    // writer's commit); a compaction that loses is dropped and tried again
+    // at the next upkeep, from a fresh snapshot.
+    table.update_incremental(None).await.map_err(derr)?;
+    let present: std::collections::HashSet<String> = table
+        .snapshot()
+        .map_err(derr)?
+        .log_data()
+        .iter()
+        .map(|f| f.path().to_string())
+        .collect();
+    if let Some(gone) = actions.iter().find_map(|a| match a {
+        Action::Remove(r) if !present.contains(&percent_decode(&r.path)) && !present.contains(&r.path) => Some(r.path.clone()),
+        _ => None,
+    }) {
+        tracing::info!(table = uri, file = %gone, "another writer compacted these files first; skipping");
+        return Ok(CompactReport::default());
+    }
     let props = CommitProperties::default()
         .with_metadata([(
             "risktail".to_owned(),
             serde_json::json!({ "compaction": { "files_removed": report.files_removed, "rows": report.rows } }),
         )])
+        .with_max_retries(0)
         .with_cleanup_expired_logs(Some(false));
     let snapshot = table.snapshot().map_err(derr)?;
     CommitBuilder::from(props)
