@@ -995,3 +995,84 @@ fn breaker_state_stays_in_time_order_under_fast_gzip_rotation_and_kills() {
     );
     assert_eq!(daemon.take().expect("daemon").term().0, Some(0));
 }
+
+/// Many daemons, one new table: `n` daemons (one source each, their own
+/// config) started in the same instant against a table that does not exist
+/// yet, each engine writing 200 risk lines; every line is a row once, no
+/// daemon wedges (each commits all its lines, then exits 0 on SIGTERM).
+/// `rounds` times each for two and for four daemons.
+fn daemons_creating_one_table(n: usize, rounds: usize) {
+    for round in 0..rounds {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        std::fs::create_dir(dir.join("logs")).expect("logs");
+        for k in 0..n {
+            std::fs::write(
+                dir.join(format!("e{k}.toml")),
+                format!(
+                    "[table]\nuri = \"lake/risk_events\"\n[flush]\ninterval_ms = 100\n\
+                     [[source]]\nname = \"e{k}\"\npaths = [\"logs/e{k}.log\"]\nenvelope = \"python\"\n"
+                ),
+            )
+            .expect("config");
+        }
+        let mut daemons: Vec<Child> = (0..n)
+            .map(|k| {
+                risktail()
+                    .current_dir(dir)
+                    .args(["run", "--config", &format!("e{k}.toml")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("run starts")
+            })
+            .collect();
+        let writers: Vec<Child> = (0..n)
+            .map(|k| {
+                Command::new(python())
+                    .arg(root().join("tests/samples/writer.py"))
+                    .args(["plain", &format!("logs/e{k}.log"), &(k * 1000).to_string(), "200", "0.002"])
+                    .current_dir(dir)
+                    .spawn()
+                    .expect("writer starts")
+            })
+            .collect();
+        for mut w in writers {
+            assert!(w.wait().expect("writer").success());
+        }
+        let want = 200 * n;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut ids = event_ids(dir);
+        while ids.len() < want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            ids = event_ids(dir);
+        }
+        let distinct: HashSet<&String> = ids.iter().collect();
+        for d in &mut daemons {
+            let _ = Command::new("kill").args(["-TERM", &d.id().to_string()]).status();
+        }
+        let mut errors = String::new();
+        for d in daemons {
+            let out = d.wait_with_output().expect("daemon exits");
+            if !out.status.success() {
+                errors.push_str(&format!("exit {}: {}\n", out.status, stderr(&out)));
+            }
+        }
+        assert!(errors.is_empty(), "{n} daemons, round {round}:\n{errors}");
+        assert_eq!(
+            (ids.len(), distinct.len()),
+            (want, want),
+            "{n} daemons, round {round}: rows, distinct"
+        );
+    }
+}
+
+#[test]
+fn two_daemons_creating_one_table_twenty_times() {
+    daemons_creating_one_table(2, 20);
+}
+
+#[test]
+fn four_daemons_creating_one_table_twenty_times() {
+    daemons_creating_one_table(4, 20);
+}
