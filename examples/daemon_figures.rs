@@ -12,6 +12,12 @@
 //!       RotatingFileHandler does.
 //!   cargo run --example daemon_figures -- idle BIN DIR SECONDS
 //!       runs `BIN run` with files open and nothing written; CPU and RSS.
+//!   cargo run --example daemon_figures -- writers URI N SECONDS
+//!       N writers (one source each, each its own table handle and thread)
+//!       commit one-row commits back to back to the table at URI (an
+//!       object store configured through the environment, e.g. AWS_*) for
+//!       SECONDS; commit latency p50/p99/max and commits per second, per
+//!       writer and in all.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -385,9 +391,86 @@ fn idle(bin: &str, dir: &Path, seconds: u64) {
     );
 }
 
+/// One writer of `writers`: one-row commits until `until`; latencies in ms.
+fn one_writer(uri: &str, k: usize, until: Instant) -> Vec<f64> {
+    let text = format!(
+        "[table]\nuri = \"{uri}\"\n[[source]]\nname = \"w{k}\"\npaths = [\"x.log\"]\nenvelope = \"python\"\n"
+    );
+    let cfg = Config::from_str(Path::new("/tmp/risktail.toml"), &text).expect("config");
+    let parser = cfg.parser(&cfg.sources[0]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let mut sink = rt
+        .block_on(DeltaSink::open(&cfg.table_uri, &cfg.quarantine_uri))
+        .expect("sink");
+    let file = FileId::from_head(format!("writer {k}\n").as_bytes());
+    let mut state = SourceState::default();
+    let mut offset = rt
+        .block_on(sink.committed(&cfg.sources[0].name, file))
+        .expect("committed")
+        .events;
+    let mut ms = Vec::new();
+    let mut i = 0u64;
+    while Instant::now() < until {
+        let line = format!(
+            "2026-01-28 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10\n"
+        );
+        i += 1;
+        let Outcome::Event(e) = parser.parse_line(
+            &mut state,
+            LineRef {
+                file,
+                path: "x.log",
+                offset,
+                bytes: line.as_bytes(),
+            },
+            Utc::now(),
+        ) else {
+            panic!("not an event")
+        };
+        offset += line.len() as u64;
+        let t = Instant::now();
+        let source = cfg.sources[0].name.clone();
+        rt.block_on(sink.commit(&source, &[(file, offset)], &[*e], &[], &state))
+            .expect("commit");
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms
+}
+
+fn writers(uri: &str, n: usize, seconds: u64) {
+    // Create the table first, so the figures are of appends, not of the race.
+    drop(one_writer(uri, 999, Instant::now()));
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let handles: Vec<_> = (0..n)
+        .map(|k| {
+            let uri = uri.to_owned();
+            std::thread::spawn(move || one_writer(&uri, k, until))
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.join().expect("writer thread"));
+    }
+    let commits = all.len();
+    let (p50, p99, max) = (pct(&mut all, 0.5), pct(&mut all, 0.99), pct(&mut all, 1.0));
+    println!(
+        "writers {n:>2}: {commits:>6} commits in {seconds} s = {:>7.1}/s in all, {:>6.1}/s per writer; latency p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+        commits as f64 / seconds as f64,
+        commits as f64 / seconds as f64 / n as f64
+    );
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     match a.get(1).map(String::as_str) {
+        Some("writers") => writers(
+            &a[2],
+            a[3].parse().expect("N"),
+            a[4].parse().expect("seconds"),
+        ),
         Some("commits") => commits(Path::new(&a[2]), a[3].parse().expect("N")),
         Some("live") => live(
             &a[2],

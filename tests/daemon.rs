@@ -1031,7 +1031,13 @@ fn daemons_creating_one_table(n: usize, rounds: usize) {
             .map(|k| {
                 Command::new(python())
                     .arg(root().join("tests/samples/writer.py"))
-                    .args(["plain", &format!("logs/e{k}.log"), &(k * 1000).to_string(), "200", "0.002"])
+                    .args([
+                        "plain",
+                        &format!("logs/e{k}.log"),
+                        &(k * 1000).to_string(),
+                        "200",
+                        "0.002",
+                    ])
                     .current_dir(dir)
                     .spawn()
                     .expect("writer starts")
@@ -1049,7 +1055,9 @@ fn daemons_creating_one_table(n: usize, rounds: usize) {
         }
         let distinct: HashSet<&String> = ids.iter().collect();
         for d in &mut daemons {
-            let _ = Command::new("kill").args(["-TERM", &d.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &d.id().to_string()])
+                .status();
         }
         let mut errors = String::new();
         for d in daemons {

@@ -208,19 +208,28 @@ fn two_writers_compacting_the_same_files_do_not_double_rows() {
     let uri = t.uri();
     let mut a = t.rt.block_on(store::open(&uri)).unwrap();
     let mut b = t.rt.block_on(store::open(&uri)).unwrap();
-    let first = t
-        .rt
-        .block_on(upkeep::compact(&mut a, &uri, &RISK_EVENT_COLUMNS, EVENT_PARTITION))
+    let first =
+        t.rt.block_on(upkeep::compact(
+            &mut a,
+            &uri,
+            &RISK_EVENT_COLUMNS,
+            EVENT_PARTITION,
+        ))
         .unwrap();
     assert!(first.files_removed >= 8, "{first:?}");
-    let second = t
-        .rt
-        .block_on(upkeep::compact(&mut b, &uri, &RISK_EVENT_COLUMNS, EVENT_PARTITION));
+    let second = t.rt.block_on(upkeep::compact(
+        &mut b,
+        &uri,
+        &RISK_EVENT_COLUMNS,
+        EVENT_PARTITION,
+    ));
     assert!(
         second.as_ref().map_or(true, |r| r.files_removed == 0),
         "the second compaction landed too: {second:?}"
     );
-    let ids = t.rt.block_on(risktail::sink::read::event_ids(&uri)).unwrap();
+    let ids =
+        t.rt.block_on(risktail::sink::read::event_ids(&uri))
+            .unwrap();
     let distinct: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!((ids.len(), distinct.len()), (30, 30));
 }

@@ -16,11 +16,16 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         .map(|s| lock::acquire(&config.table_uri, &s.name, "run"))
         .collect::<Result<_, _>>()?;
     let rt = super::runtime()?;
-    let mut sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
     let me = Holder::this_process(&crate::config::host_name());
-    for s in &config.sources {
-        rt.block_on(sink.claim(&s.name, &me, config.lease))?;
-    }
+    let sink = crate::sink::until_reachable(|| {
+        rt.block_on(async {
+            let mut sink = DeltaSink::open(&config.table_uri, &config.quarantine_uri).await?;
+            for s in &config.sources {
+                sink.claim(&s.name, &me, config.lease).await?;
+            }
+            Ok(sink)
+        })
+    })?;
     crate::daemon::run(config, sink, rt)?;
     Ok(true)
 }

@@ -115,7 +115,9 @@ impl Daemon {
     fn recover(&mut self) -> Result<()> {
         for source in &self.config.sources {
             let parser = self.config.parser(source);
-            let committed_state = self.rt.block_on(self.sink.source_state(&source.name))?;
+            let (rt, sink) = (&self.rt, &self.sink);
+            let committed_state =
+                crate::sink::until_reachable(|| rt.block_on(sink.source_state(&source.name)))?;
             let first_start = committed_state.is_none();
             let mut state = committed_state.unwrap_or_default();
             let ctx = IngestContext::new(&parser, source, &self.config);
@@ -135,7 +137,8 @@ impl Daemon {
             self.sources.push(live);
         }
         for s in &mut self.sources {
-            self.rt.block_on(s.poll(&self.sink, &self.policy, true))?;
+            let (rt, sink, policy) = (&self.rt, &self.sink, &self.policy);
+            crate::sink::until_reachable(|| rt.block_on(s.poll(sink, policy, true)))?;
         }
         Ok(())
     }

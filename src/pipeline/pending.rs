@@ -99,7 +99,10 @@ impl Pending {
     }
 }
 
-/// Exponential back-off after failed commits: 0.5 s doubling to 30 s.
+/// Exponential back-off after failed commits: 0.5 s doubling to 5 s. The cap
+/// is short because a sidecar must catch up soon after an outage ends (a
+/// try costs a few requests); a quarter of each delay is random, so daemons
+/// that failed together do not retry in step.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Backoff {
     until: Option<(Instant, Duration)>,
@@ -109,14 +112,18 @@ impl Backoff {
     /// First and last delay.
     pub const FIRST: Duration = Duration::from_millis(500);
     /// The longest delay.
-    pub const MAX: Duration = Duration::from_secs(30);
+    pub const MAX: Duration = Duration::from_secs(5);
 
-    /// Records a failure; returns the delay before the next try.
+    /// Records a failure; returns the delay before the next try (the
+    /// doubled delay, less up to a quarter of it at random).
     pub fn failed(&mut self) -> Duration {
-        let next = self
+        let base = self
             .until
             .map_or(Self::FIRST, |(_, d)| (d * 2).min(Self::MAX));
-        self.until = Some((Instant::now() + next, next));
+        let quarter = (base / 4).as_micros().max(1) as u64;
+        let jitter = u64::from(chrono::Utc::now().timestamp_subsec_nanos()) % quarter;
+        let next = base - Duration::from_micros(jitter);
+        self.until = Some((Instant::now() + next, base));
         next
     }
 
@@ -149,9 +156,11 @@ mod tests {
     fn backoff_doubles_to_its_cap_and_resets() {
         let mut b = Backoff::default();
         let delays: Vec<_> = (0..9).map(|_| b.failed()).collect();
-        assert_eq!(delays[0], Backoff::FIRST);
-        assert_eq!(delays[1], Backoff::FIRST * 2);
-        assert_eq!(*delays.last().unwrap(), Backoff::MAX);
+        // Each delay is its step, less at most a quarter of it.
+        let within = |d: Duration, step: Duration| d <= step && d >= step * 3 / 4;
+        assert!(within(delays[0], Backoff::FIRST), "{delays:?}");
+        assert!(within(delays[1], Backoff::FIRST * 2), "{delays:?}");
+        assert!(within(*delays.last().unwrap(), Backoff::MAX), "{delays:?}");
         assert!(b.waiting() && b.failing());
         b.succeeded();
         assert!(!b.waiting() && !b.failing());

@@ -114,6 +114,28 @@ pub enum SinkError {
 
 pub use crate::source::offsets::Committed;
 
+/// Runs `attempt` until it succeeds or fails for a reason waiting cannot
+/// mend. A sidecar that starts while its table is unreachable (an object
+/// store outage, a network not up yet) waits for it, logging each try, rather
+/// than exiting; READY=1 is sent only once it has the table. A table with
+/// another schema, or a source another process holds, ends the start.
+pub fn until_reachable<T>(
+    mut attempt: impl FnMut() -> Result<T, SinkError>,
+) -> Result<T, SinkError> {
+    let mut wait = std::time::Duration::from_millis(500);
+    loop {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(e @ (SinkError::Delta { .. } | SinkError::Io { .. })) => {
+                tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot open the table yet; retrying");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Both tables, open.
 pub struct DeltaSink {
     events: DeltaTable,

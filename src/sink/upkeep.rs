@@ -160,7 +160,11 @@ pub async fn compact(
         .map(|f| f.path().to_string())
         .collect();
     if let Some(gone) = actions.iter().find_map(|a| match a {
-        Action::Remove(r) if !present.contains(&percent_decode(&r.path)) && !present.contains(&r.path) => Some(r.path.clone()),
+        Action::Remove(r)
+            if !present.contains(&percent_decode(&r.path)) && !present.contains(&r.path) =>
+        {
+            Some(r.path.clone())
+        }
         _ => None,
     }) {
         tracing::info!(table = uri, file = %gone, "another writer compacted these files first; skipping");

@@ -5,7 +5,8 @@ deltalake's DeltaTable with storage options, DuckDB over the deltalake
 package's pyarrow dataset, and DuckDB's own delta_scan through an S3 secret
 (delta and httpfs extensions loaded from their PyPI wheels).
 
-Usage: check_s3.py S3_URI ENDPOINT (http://127.0.0.1:PORT; key "test")
+Usage: check_s3.py S3_URI ENDPOINT [QUARANTINE_URI]   (ENDPOINT http://127.0.0.1:PORT; key "test")
+With QUARANTINE_URI, also "quarantine": its rows and distinct raw lines (polars).
 """
 import json
 import sys
@@ -47,4 +48,7 @@ con.execute(
 )
 n, ids = con.execute(f"select count(*), count(distinct event_id) from delta_scan('{uri}')").fetchone()
 out["duckdb_delta_scan"] = {"rows": n, "distinct_event_ids": ids}
+if len(sys.argv) > 3:
+    q = pl.read_delta(sys.argv[3], storage_options=opts)
+    out["quarantine"] = {"rows": q.height, "distinct_raw_lines": q["raw_line"].n_unique()}
 print(json.dumps(out))

@@ -5,6 +5,7 @@ chosen Python logging handler, at a steady pace.
 Usage: writer.py MODE PATH START COUNT [PACE]
   MODE   rotating  RotatingFileHandler(maxBytes=6000, backupCount=200)
          rotating-delete  the same with backupCount=2 (old files are deleted)
+         rotating-large   RotatingFileHandler(maxBytes=300000, backupCount=200)
          timed     TimedRotatingFileHandler(when="S", interval=1)
          watched   WatchedFileHandler (reopens after an external rename)
          plain     FileHandler, append (for logrotate copytruncate)
@@ -17,6 +18,9 @@ Usage: writer.py MODE PATH START COUNT [PACE]
   Risk line i (START <= i < START+COUNT):
          "Entry REJECTED by portfolio limits: Position count <i> would exceed limit 10"
   PACE   seconds to sleep after every 10 risk lines (default 0.02)
+  WRITER_QUARANTINE_EVERY=N (environment): after every Nth risk line, also a
+         line risktail must quarantine (a breaker keyword no pattern knows):
+         "Circuit breaker state unclear: probe <i> returned nothing"
 """
 import gzip
 import logging
@@ -30,6 +34,8 @@ mode, path, start, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.a
 pace = float(sys.argv[5]) if len(sys.argv) > 5 else 0.02
 if mode == "rotating":
     h = logging.handlers.RotatingFileHandler(path, maxBytes=6000, backupCount=200)
+elif mode == "rotating-large":
+    h = logging.handlers.RotatingFileHandler(path, maxBytes=300000, backupCount=200)
 elif mode == "rotating-delete":
     # backupCount=2: the oldest file is deleted at every rotation.
     h = logging.handlers.RotatingFileHandler(path, maxBytes=6000, backupCount=2)
@@ -56,6 +62,7 @@ for lg in (risk, noise):
     lg.addHandler(h)
     lg.setLevel(logging.DEBUG)
     lg.propagate = False
+quarantine_every = int(os.environ.get("WRITER_QUARANTINE_EVERY", "0"))
 breaker = logging.getLogger("v6.risk.circuit_breaker")
 breaker.addHandler(h)
 breaker.setLevel(logging.DEBUG)
@@ -73,6 +80,8 @@ for i in range(start, start + count):
         breaker.warning(cycle[i % 3], i)
     else:
         risk.warning("Entry REJECTED by portfolio limits: Position count %d would exceed limit 10", i)
+    if quarantine_every and i % quarantine_every == 0:
+        breaker.warning("Circuit breaker state unclear: probe %d returned nothing", i)
     if i % 10 == 9:
         time.sleep(pace)
 h.close()
