@@ -12,9 +12,11 @@
 //!       RotatingFileHandler does.
 //!   cargo run --example daemon_figures -- idle BIN DIR SECONDS
 //!       runs `BIN run` with files open and nothing written; CPU and RSS.
-//!   cargo run --example daemon_figures -- writers URI N SECONDS
+//!   cargo run --example daemon_figures -- writers URI N SECONDS [INTERVAL_MS]
 //!       N writers (one source each, each its own table handle and thread)
-//!       commit one-row commits back to back to the table at URI (an
+//!       commit one-row commits, one every INTERVAL_MS (a daemon's flush;
+//!       default 0: back to back), each followed by the upkeep as in the
+//!       daemon, to the table at URI (an
 //!       object store configured through the environment, e.g. AWS_*) for
 //!       SECONDS; commit latency p50/p99/max and commits per second, per
 //!       writer and in all.
@@ -391,8 +393,9 @@ fn idle(bin: &str, dir: &Path, seconds: u64) {
     );
 }
 
-/// One writer of `writers`: one-row commits until `until`; latencies in ms.
-fn one_writer(uri: &str, k: usize, until: Instant) -> Vec<f64> {
+/// One writer of `writers`: one-row commits until `until`, one every
+/// `every` (back to back when zero); latencies in ms.
+fn one_writer(uri: &str, k: usize, until: Instant, every: Duration) -> Vec<f64> {
     let text = format!(
         "[table]\nuri = \"{uri}\"\n[[source]]\nname = \"w{k}\"\npaths = [\"x.log\"]\nenvelope = \"python\"\n"
     );
@@ -413,7 +416,13 @@ fn one_writer(uri: &str, k: usize, until: Instant) -> Vec<f64> {
         .events;
     let mut ms = Vec::new();
     let mut i = 0u64;
+    // Writers start spread over one interval, as independent daemons do.
+    let mut next = Instant::now() + every.mul_f64((k % 97) as f64 / 97.0);
     while Instant::now() < until {
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        next += every;
         let line = format!(
             "2026-01-28 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10\n"
         );
@@ -436,40 +445,79 @@ fn one_writer(uri: &str, k: usize, until: Instant) -> Vec<f64> {
         rt.block_on(sink.commit(&source, &[(file, offset)], &[*e], &[], &state))
             .expect("commit");
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        // As a daemon does: compaction and log cleanup every 50 commits
+        // (RISKTAIL_FIGURES_NO_UPKEEP=1 leaves it out, to tell its share).
+        if std::env::var_os("RISKTAIL_FIGURES_NO_UPKEEP").is_some() {
+            continue;
+        }
+        if let Err(e) = rt.block_on(sink.upkeep()) {
+            eprintln!("writer {k}: upkeep: {e}");
+        }
     }
     ms
 }
 
-fn writers(uri: &str, n: usize, seconds: u64) {
+/// N writers as N processes (independent daemons share nothing; threads of
+/// one process would share delta-rs's one background executor thread).
+fn writers(uri: &str, n: usize, seconds: u64, every: Duration) {
     // Create the table first, so the figures are of appends, not of the race.
-    drop(one_writer(uri, 999, Instant::now()));
-    let until = Instant::now() + Duration::from_secs(seconds);
-    let handles: Vec<_> = (0..n)
+    drop(one_writer(uri, 999, Instant::now(), Duration::ZERO));
+    let me = std::env::current_exe().expect("own path");
+    let children: Vec<_> = (0..n)
         .map(|k| {
-            let uri = uri.to_owned();
-            std::thread::spawn(move || one_writer(&uri, k, until))
+            Command::new(&me)
+                .args([
+                    "writer-one",
+                    uri,
+                    &k.to_string(),
+                    &seconds.to_string(),
+                    &every.as_millis().to_string(),
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("writer process")
         })
         .collect();
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.join().expect("writer thread"));
+    let mut all: Vec<f64> = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().expect("writer process ends");
+        all.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|v| v.parse::<f64>().ok()),
+        );
     }
     let commits = all.len();
     let (p50, p99, max) = (pct(&mut all, 0.5), pct(&mut all, 0.99), pct(&mut all, 1.0));
     println!(
-        "writers {n:>2}: {commits:>6} commits in {seconds} s = {:>7.1}/s in all, {:>6.1}/s per writer; latency p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+        "writers {n:>2} (every {:>4} ms): {commits:>6} commits in {seconds} s = {:>7.1}/s in all, {:>6.1}/s per writer; latency p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+        every.as_millis(),
         commits as f64 / seconds as f64,
         commits as f64 / seconds as f64 / n as f64
     );
 }
 
 fn main() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("RISKTAIL_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let a: Vec<String> = std::env::args().collect();
     match a.get(1).map(String::as_str) {
+        Some("writer-one") => {
+            let until = Instant::now() + Duration::from_secs(a[4].parse().expect("seconds"));
+            let every = Duration::from_millis(a[5].parse().expect("interval ms"));
+            let ms = one_writer(&a[2], a[3].parse().expect("k"), until, every);
+            let text: Vec<String> = ms.iter().map(|m| format!("{m:.3}")).collect();
+            println!("{}", text.join(" "));
+        }
         Some("writers") => writers(
             &a[2],
             a[3].parse().expect("N"),
             a[4].parse().expect("seconds"),
+            Duration::from_millis(a.get(5).map_or(0, |m| m.parse().expect("interval ms"))),
         ),
         Some("commits") => commits(Path::new(&a[2]), a[3].parse().expect("N")),
         Some("live") => live(
