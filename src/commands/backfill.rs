@@ -41,7 +41,7 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
     let mut sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
     let me = crate::sink::lease::Holder::this_process(&crate::config::host_name());
     for (s, _) in &plan {
-        rt.block_on(sink.claim(&s.name, &me, config.lease))?;
+        rt.block_on(sink.claim(&s.name, &me, config.lease, false))?;
     }
     let mut reports: Vec<(String, FileReport)> = Vec::new();
     let mut failures: Vec<String> = Vec::new();

@@ -21,7 +21,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         rt.block_on(async {
             let mut sink = DeltaSink::open(&config.table_uri, &config.quarantine_uri).await?;
             for s in &config.sources {
-                sink.claim(&s.name, &me, config.lease).await?;
+                sink.claim(&s.name, &me, config.lease, true).await?;
             }
             Ok(sink)
         })

@@ -9,7 +9,9 @@
 //! holder (`host:pid`) in its `commitInfo`, which is where a refusal finds
 //! the name.
 //!
-//! - **Claim** (at `run` and `backfill` start): the lease is free when no one
+//! - **Claim** (at `run` start, with a commit of its own; a `backfill` claims
+//!   with its first commit of rows, so one with nothing to add writes
+//!   nothing): the lease is free when no one
 //!   ever held it, its heartbeat is older than the lease time (the holder
 //!   died), it was released (a clean exit), or its holder is this host (the
 //!   host-local lock already proved that process gone). Then a commit
@@ -62,6 +64,9 @@ pub(super) struct Held {
     pub(super) epoch: u64,
     pub(super) host: u64,
     pub(super) holder: String,
+    /// Whether a commit carrying this epoch has landed: until then the
+    /// claim is only intended (a backfill claims with its first commit).
+    pub(super) claimed: bool,
 }
 
 fn epoch_app(source: &str) -> String {
@@ -104,11 +109,16 @@ impl Held {
 impl DeltaSink {
     /// Takes the lease of `source` for `holder`, or refuses naming the
     /// process that holds it (see the module doc).
+    ///
+    /// `at_once`: the claim is a commit of its own now (the daemon, which
+    /// then holds the source while idle); otherwise it rides in the first
+    /// commit of rows, so a backfill with nothing to add writes nothing.
     pub async fn claim(
         &mut self,
         source: &str,
         holder: &Holder,
         lease: Duration,
+        at_once: bool,
     ) -> Result<(), SinkError> {
         self.refresh_events().await?;
         let epoch = txn_version(&self.events, &self.events_uri, &epoch_app(source)).await?;
@@ -119,14 +129,20 @@ impl DeltaSink {
         if epoch > 0 && beat > RELEASED && age < lease && host != me {
             return Err(self.held_error(source, age).await);
         }
-        let held = Held {
+        let mut held = Held {
             epoch: epoch + 1,
             host: me,
             holder: holder.to_string(),
+            claimed: false,
         };
+        if !at_once {
+            self.leases.insert(source.to_owned(), held);
+            return Ok(());
+        }
         match self.commit_lease(source, &held, now_ms(), "claim").await {
             Ok(_) => {
                 tracing::info!(source, epoch = held.epoch, holder = %held.holder, "source claimed");
+                held.claimed = true;
                 self.leases.insert(source.to_owned(), held);
                 Ok(())
             }
@@ -164,6 +180,10 @@ impl DeltaSink {
         let Some(held) = self.leases.get(source).cloned() else {
             return Ok(());
         };
+        if !held.claimed {
+            self.leases.remove(source);
+            return Ok(()); // never committed: nothing to give back
+        }
         self.check_lease(source).await?;
         self.commit_lease(source, &held, RELEASED, "release")
             .await?;
@@ -178,6 +198,10 @@ impl DeltaSink {
             return Ok(());
         };
         let epoch = txn_version(&self.events, &self.events_uri, &epoch_app(source)).await?;
+        if !held.claimed && epoch >= held.epoch {
+            // Another process claimed it between our look and our first commit.
+            return Err(self.held_error(source, Duration::ZERO).await);
+        }
         if epoch > held.epoch {
             return Err(SinkError::LeaseLost {
                 source_name: source.to_owned(),

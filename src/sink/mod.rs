@@ -307,6 +307,11 @@ impl DeltaSink {
             }
             other => other,
         };
+        if result.is_ok()
+            && let Some(h) = self.leases.get_mut(source)
+        {
+            h.claimed = true;
+        }
         // After a failure the source's next commit first asks the tables
         // whether these rows landed after all (a lost response, a timeout).
         if result.is_ok() {
