@@ -804,3 +804,60 @@ fn an_azure_table_through_azurite() {
         "polars rows, distinct ids; deltalake rows"
     );
 }
+
+/// The ambiguous outcome, on purpose: the proxy drops the answer to half of
+/// the commits' PUTs after the store kept them (a commit landed, the writer
+/// is not told). A backfill committing file by file still lands every line
+/// once: after each failure the table's offsets say whether the commit
+/// landed, and nothing is committed twice.
+#[test]
+fn commits_whose_answer_is_lost_are_not_made_twice() {
+    let s3 = S3Server::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    let proxy = FaultProxy::start(s3.port, dir, 7);
+    let storage = s3
+        .storage()
+        .replace(&s3.endpoint, &format!("http://127.0.0.1:{}", proxy.port));
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"s3://lake/lost\"\n{storage}\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"
+        ),
+    )
+    .expect("config");
+    let out = Command::new(python())
+        .arg(root().join("tests/samples/writer.py"))
+        .args(["rotating", "logs/engine.log", "0", "400", "0"])
+        .env("WRITER_QUARANTINE_EVERY", "20")
+        .current_dir(dir)
+        .output()
+        .expect("writer");
+    assert!(out.status.success());
+    // The table is created without faults; then half the commit answers go.
+    let first = run(risktail().current_dir(dir).args(["status"]));
+    assert!(first.status.success(), "{}", stderr(&first));
+    proxy.set("lose_commit=0.5");
+    let out = run(risktail().current_dir(dir).arg("backfill"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    proxy.set("");
+    let faults = std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default();
+    let lost = faults
+        .lines()
+        .filter(|l| l.starts_with("lost answer") && l.contains("PUT"))
+        .count();
+    assert!(lost >= 3, "only {lost} commit answers were lost:\n{faults}");
+    let seen = s3.readers_with(&["s3://lake/lost", "s3://lake/lost_quarantine"], dir);
+    for (reader, rows, ids) in counts(&seen) {
+        assert_eq!((rows, ids), (400, 400), "{reader}: {seen}");
+    }
+    assert_eq!(seen["quarantine"]["rows"].as_u64(), Some(20), "{seen}");
+    assert_eq!(
+        seen["quarantine"]["distinct_raw_lines"].as_u64(),
+        Some(20),
+        "{seen}"
+    );
+    eprintln!("{lost} commit answers lost; every row once");
+}

@@ -11,6 +11,8 @@ CONTROL_FILE is read before every request; its words (any order):
   lose=P      a request reaches the store, which stores and answers, but the
               answer is dropped and the connection closed, with probability P:
               the ambiguous outcome (did my commit land?)
+  lose_commit=P  like lose, for the PUT of a Delta commit (_delta_log/*.json)
+              only: the commit landed, the writer is not told
   delay=MS    every answer is delayed by MS milliseconds
 An empty or missing file means a well-behaved store. Prints "ready" once
 listening, and on stderr one line per fault it caused.
@@ -30,7 +32,7 @@ def settings():
         words = open(control).read().split()
     except OSError:
         words = []
-    out = {"down": "down" in words, "fail": 0.0, "lose": 0.0, "delay": 0.0}
+    out = {"down": "down" in words, "fail": 0.0, "lose": 0.0, "lose_commit": 0.0, "delay": 0.0}
     for w in words:
         if "=" in w:
             k, v = w.split("=", 1)
@@ -67,7 +69,8 @@ class Proxy(BaseHTTPRequestHandler):
         resp = conn.getresponse()
         data = resp.read()
         conn.close()
-        if rng.random() < s["lose"]:
+        commit = self.command == "PUT" and "_delta_log/" in self.path and self.path.endswith(".json")
+        if rng.random() < s["lose"] or (commit and rng.random() < s["lose_commit"]):
             sys.stderr.write(f"lost answer {resp.status} {self.command} {self.path}\n")
             self.close_connection = True
             return
