@@ -19,8 +19,9 @@
 //! the pipeline's (`pipeline::live`), and offsets come from [`Offsets`].
 //! the pipeline's (`pipeline::live`), and offsets come from [`Offsets`].
 //!
-//! About 550 lines: sealing, truncation, the reconcile of rotated siblings
-//! and `start_at` are one state machine over the same generations.
+//! About 650 lines: sealing, truncation, the reconcile of rotated siblings
+//! (in time order, waiting for a file still being compressed) and
+//! `start_at` are one state machine over the same generations.
 
 use serde::Deserialize;
 use std::collections::HashMap;
