@@ -453,8 +453,9 @@ fn a_stalled_holder_is_fenced_off_by_the_next_claim() {
     }
 }
 
-/// Kills the processes it was given when dropped: a failing test leaves no
-/// daemon behind.
+/// Kills the processes it was given, and not reaped since, when dropped: a
+/// failing test leaves no daemon behind. (A reaped process's pid may belong
+/// to another process by then, so reaped ones are forgotten.)
 #[derive(Default)]
 struct KillOnDrop(std::cell::RefCell<Vec<u32>>);
 
@@ -462,6 +463,10 @@ impl KillOnDrop {
     fn add(&self, child: Child) -> Child {
         self.0.borrow_mut().push(child.id());
         child
+    }
+
+    fn reaped(&self, pid: u32) {
+        self.0.borrow_mut().retain(|p| *p != pid);
     }
 }
 
@@ -619,6 +624,7 @@ fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
             Some(k) => {
                 let _ = daemons[k].kill();
                 let _ = daemons[k].wait();
+                reap.reaped(daemons[k].id());
                 daemons[k] = start(k);
             }
             None => {
@@ -651,10 +657,12 @@ fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
     let caught_up = last_fault.elapsed();
     let mut exits = String::new();
     for d in daemons {
+        let pid = d.id();
         let _ = Command::new("kill")
-            .args(["-TERM", &d.id().to_string()])
+            .args(["-TERM", &pid.to_string()])
             .status();
         let out = d.wait_with_output().expect("daemon exits");
+        reap.reaped(pid);
         if !out.status.success() {
             exits.push_str(&format!("exit {}\n", out.status));
         }

@@ -134,9 +134,14 @@ fn notify_protocol_ready_watchdog_stopping() {
         .spawn()
         .unwrap();
     let mut buf = [0u8; 512];
-    let mut recv = || {
-        let n = sock.recv(&mut buf).expect("a notification");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+    // A signal to this test process (the object-store clients' SIGCHLD
+    // handling) can interrupt the wait: wait again.
+    let mut recv = || loop {
+        match sock.recv(&mut buf) {
+            Ok(n) => break String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("a notification: {e}"),
+        }
     };
     assert!(recv().starts_with("READY=1"));
     let t = Instant::now();
