@@ -54,22 +54,92 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// One-row commits through the sink, as a daemon's flush makes them: a risk
+/// line parsed, committed with its file's offset, then the upkeep.
+struct OneRowCommits {
+    cfg: Config,
+    parser: risktail::parse::SourceParser,
+    rt: tokio::runtime::Runtime,
+    sink: DeltaSink,
+    file: FileId,
+    state: SourceState,
+    offset: u64,
+    i: u64,
+}
+
+impl OneRowCommits {
+    /// For the (only) source of `cfg`, into a file named by `head`.
+    fn new(cfg: Config, head: &str) -> OneRowCommits {
+        let parser = cfg.parser(&cfg.sources[0]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let sink = rt
+            .block_on(DeltaSink::open(&cfg.table_uri, &cfg.quarantine_uri))
+            .expect("sink");
+        let file = FileId::from_head(head.as_bytes());
+        let offset = rt
+            .block_on(sink.committed(&cfg.sources[0].name, file))
+            .expect("committed")
+            .events;
+        OneRowCommits {
+            cfg,
+            parser,
+            rt,
+            sink,
+            file,
+            state: SourceState::default(),
+            offset,
+            i: 0,
+        }
+    }
+
+    /// One commit; returns its latency in ms.
+    fn commit(&mut self) -> f64 {
+        let line = format!(
+            "2026-01-28 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count {} would exceed limit 10\n",
+            self.i
+        );
+        self.i += 1;
+        let Outcome::Event(e) = self.parser.parse_line(
+            &mut self.state,
+            LineRef {
+                file: self.file,
+                path: "x.log",
+                offset: self.offset,
+                bytes: line.as_bytes(),
+            },
+            Utc::now(),
+        ) else {
+            panic!("not an event")
+        };
+        self.offset += line.len() as u64;
+        let source = &self.cfg.sources[0].name;
+        let t = Instant::now();
+        self.rt
+            .block_on(self.sink.commit(
+                source,
+                &[(self.file, self.offset)],
+                &[*e],
+                &[],
+                &self.state,
+            ))
+            .expect("commit");
+        t.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// The daemon's upkeep after a commit; what compaction did, if it ran.
+    fn upkeep(
+        &mut self,
+    ) -> Result<Option<risktail::sink::upkeep::CompactReport>, risktail::sink::SinkError> {
+        self.rt.block_on(self.sink.upkeep())
+    }
+}
+
 fn commits(dir: &Path, n: usize) {
     let cfg = Config::load(&config(dir, 1000)).expect("config");
-    let parser = cfg.parser(&cfg.sources[0]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let mut sink = rt
-        .block_on(DeltaSink::open(&cfg.table_uri, &cfg.quarantine_uri))
-        .expect("sink");
-    let file = FileId::from_head(b"daemon_figures commits\n");
-    let mut state = SourceState::default();
-    let mut offset = rt
-        .block_on(sink.committed("engine", file))
-        .expect("committed")
-        .events;
+    let mut c = OneRowCommits::new(cfg, "daemon_figures commits\n");
     let mut window = Vec::new();
     let mut upkeep_ms = Vec::new();
     println!(
@@ -77,37 +147,18 @@ fn commits(dir: &Path, n: usize) {
         "commits", "p50 ms", "p99 ms", "max ms", "files"
     );
     for i in 0..n {
-        let line = format!(
-            "2026-01-28 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10\n"
-        );
-        let Outcome::Event(e) = parser.parse_line(
-            &mut state,
-            LineRef {
-                file,
-                path: "x.log",
-                offset,
-                bytes: line.as_bytes(),
-            },
-            Utc::now(),
-        ) else {
-            panic!("not an event")
-        };
-        offset += line.len() as u64;
+        window.push(c.commit());
         let t = Instant::now();
-        rt.block_on(sink.commit("engine", &[(file, offset)], &[*e], &[], &state))
-            .expect("commit");
-        window.push(t.elapsed().as_secs_f64() * 1000.0);
-        let t = Instant::now();
-        if let Some(r) = rt.block_on(sink.upkeep()).expect("upkeep")
+        if let Some(r) = c.upkeep().expect("upkeep")
             && r.files_removed > 0
         {
             upkeep_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         if (i + 1) % 1000 == 0 {
-            let files = rt
-                .block_on(risktail::sink::read::data_files(&cfg.table_uri))
-                .map(|f| f.len())
-                .unwrap_or(0);
+            let files =
+                c.rt.block_on(risktail::sink::read::data_files(&c.cfg.table_uri))
+                    .map(|f| f.len())
+                    .unwrap_or(0);
             let (p50, p99, max) = (
                 pct(&mut window, 0.5),
                 pct(&mut window, 0.99),
@@ -400,22 +451,8 @@ fn one_writer(uri: &str, k: usize, until: Instant, every: Duration) -> Vec<f64> 
         "[table]\nuri = \"{uri}\"\n[[source]]\nname = \"w{k}\"\npaths = [\"x.log\"]\nenvelope = \"python\"\n"
     );
     let cfg = Config::from_str(Path::new("/tmp/risktail.toml"), &text).expect("config");
-    let parser = cfg.parser(&cfg.sources[0]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let mut sink = rt
-        .block_on(DeltaSink::open(&cfg.table_uri, &cfg.quarantine_uri))
-        .expect("sink");
-    let file = FileId::from_head(format!("writer {k}\n").as_bytes());
-    let mut state = SourceState::default();
-    let mut offset = rt
-        .block_on(sink.committed(&cfg.sources[0].name, file))
-        .expect("committed")
-        .events;
+    let mut c = OneRowCommits::new(cfg, &format!("writer {k}\n"));
     let mut ms = Vec::new();
-    let mut i = 0u64;
     // Writers start spread over one interval, as independent daemons do.
     let mut next = Instant::now() + every.mul_f64((k % 97) as f64 / 97.0);
     while Instant::now() < until {
@@ -423,42 +460,20 @@ fn one_writer(uri: &str, k: usize, until: Instant, every: Duration) -> Vec<f64> 
             std::thread::sleep(wait);
         }
         next += every;
-        let line = format!(
-            "2026-01-28 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10\n"
-        );
-        i += 1;
-        let Outcome::Event(e) = parser.parse_line(
-            &mut state,
-            LineRef {
-                file,
-                path: "x.log",
-                offset,
-                bytes: line.as_bytes(),
-            },
-            Utc::now(),
-        ) else {
-            panic!("not an event")
-        };
-        offset += line.len() as u64;
-        let t = Instant::now();
-        let source = cfg.sources[0].name.clone();
-        rt.block_on(sink.commit(&source, &[(file, offset)], &[*e], &[], &state))
-            .expect("commit");
-        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        ms.push(c.commit());
         // As a daemon does: compaction and log cleanup every 50 commits
         // (RISKTAIL_FIGURES_NO_UPKEEP=1 leaves it out, to tell its share).
         if std::env::var_os("RISKTAIL_FIGURES_NO_UPKEEP").is_some() {
             continue;
         }
-        if let Err(e) = rt.block_on(sink.upkeep()) {
+        if let Err(e) = c.upkeep() {
             eprintln!("writer {k}: upkeep: {e}");
         }
     }
     ms
 }
 
-/// N writers as N processes (independent daemons share nothing; threads of
-/// one process would share delta-rs's one background executor thread).
+/// N writers as N processes, as independent daemons are.
 fn writers(uri: &str, n: usize, seconds: u64, every: Duration) {
     // Create the table first, so the figures are of appends, not of the race.
     drop(one_writer(uri, 999, Instant::now(), Duration::ZERO));

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{risktail, root, run, run_python, stderr, stdout, table_rows_by};
+use crate::util::{
+    Seeded, risktail, root, run, run_python, stderr, stdout, string_rows, table_rows_by,
+};
 
 fn write_config(dir: &Path, max_events: usize, extra: &str) {
     std::fs::write(
@@ -263,7 +265,7 @@ fn kill_nine_at_ten_random_moments_then_rerun_equals_one_clean_run() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     // Deterministic pseudo-random kill delays (an LCG), spread over the run.
-    let mut seed: u64 = 0x5eed_1234;
+    let mut seed = Seeded(0x5eed_1234);
     let mut kills = 0;
     let mut attempts = 0;
     while kills < 10 {
@@ -272,10 +274,7 @@ fn kill_nine_at_ten_random_moments_then_rerun_equals_one_clean_run() {
             attempts < 60,
             "could not land 10 kills in 60 attempts ({kills} landed)"
         );
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let frac = (seed >> 33) as f64 / (1u64 << 31) as f64;
+        let frac = seed.next31() as f64 / (1u64 << 31) as f64;
         // Each killed run still commits some batches, so delays are a small
         // share of the clean run: ten kills then fall at ten different places.
         let delay = Duration::from_secs_f64(0.002 + frac * clean_time.as_secs_f64() * 0.08);
@@ -360,6 +359,47 @@ fn a_failed_file_is_named_and_fails_the_run() {
     assert!(seen["polars"]["rows"].as_u64().unwrap() > 0);
 }
 
+/// The engine's breaker, through Python's `logging` in zone `tz`: writes
+/// `msgs` to `path` (mode "w" or "a"), the first at `start` (ISO 8601 with
+/// its offset), the next `step` seconds apart, milliseconds zero.
+fn write_breaker(
+    dir: &Path,
+    tz: &str,
+    path: &str,
+    mode: &str,
+    start: &str,
+    step: u64,
+    msgs: &[&str],
+) {
+    let engine = r#"
+import logging, os, sys, time, datetime as dt
+os.environ["TZ"] = sys.argv[1]
+time.tzset()
+path, mode, start, step = sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+h = logging.FileHandler(path, mode=mode)
+h.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+t = dt.datetime.fromisoformat(start).timestamp()
+for i, msg in enumerate(sys.argv[6:]):
+    rec = logging.getLogger("v6.risk.circuit_breaker").makeRecord("v6.risk.circuit_breaker", logging.WARNING, "x.py", 1, msg, None, None)
+    rec.created = t + step * i
+    rec.msecs = 0.0
+    h.handle(rec)
+h.close()
+"#;
+    let step = step.to_string();
+    let mut args = vec!["-c", engine, tz, path, mode, start, &step];
+    args.extend_from_slice(msgs);
+    run_python(&args, dir);
+}
+
+const INIT: &str =
+    "Circuit breaker initialized: state=CLOSED, failure_threshold=5, window=300s, cooldown=60s";
+const OPENED: &str = "Circuit breaker OPENED: 5 failures in 300s window (threshold 5)";
+const HALF_OPEN: &str = "Circuit breaker HALF_OPEN: cooldown of 60s elapsed, allowing test trades";
+const CLOSED: &str = "Circuit breaker CLOSED: 3 consecutive successes in HALF_OPEN";
+const REOPENED: &str =
+    "Circuit breaker re-OPENED: failure during HALF_OPEN (Order rejected: price moved)";
+
 /// Enrichment in time order: an archive backfilled after newer logs is
 /// enriched with the breaker state the table has *before* it in time, not
 /// with the newest state, and it never replaces the state the source resumes
@@ -370,29 +410,9 @@ fn an_archive_backfilled_after_newer_logs_is_enriched_as_of_its_own_time() {
     let dir = tmp.path();
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     std::fs::create_dir_all(dir.join("archive")).unwrap();
-    let engine = r#"
-import logging, sys, datetime as dt
-path, start, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-h = logging.FileHandler(path, mode=mode)
-h.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
-t = dt.datetime.fromisoformat(start).replace(tzinfo=dt.timezone.utc).timestamp()
-for i, msg in enumerate(sys.argv[4:]):
-    rec = logging.getLogger("v6.risk.circuit_breaker").makeRecord("v6.risk.circuit_breaker", logging.WARNING, "x.py", 1, msg, None, None)
-    rec.created = t + 60 * i
-    rec.msecs = 0.0
-    h.handle(rec)
-h.close()
-"#;
-    let init =
-        "Circuit breaker initialized: state=CLOSED, failure_threshold=5, window=300s, cooldown=60s";
-    let opened = "Circuit breaker OPENED: 5 failures in 300s window (threshold 5)";
-    let half = "Circuit breaker HALF_OPEN: cooldown of 60s elapsed, allowing test trades";
-    let reopened =
-        "Circuit breaker re-OPENED: failure during HALF_OPEN (Order rejected: price moved)";
+    let (init, opened, half, reopened) = (INIT, OPENED, HALF_OPEN, REOPENED);
     let write = |path: &str, start: &str, mode: &str, msgs: &[&str]| {
-        let mut args = vec!["-c", engine, path, start, mode];
-        args.extend_from_slice(msgs);
-        run_python(&args, dir);
+        write_breaker(dir, "UTC", path, mode, &format!("{start}+00:00"), 60, msgs);
     };
     std::fs::write(
         dir.join("risktail.toml"),
@@ -424,25 +444,12 @@ h.close()
     write("logs/engine.log", "2026-01-20T11:00:00", "a", &[init]);
     backfill(&[]);
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let uri = dir.join("lake/risk_events").to_string_lossy().into_owned();
-    let files = rt.block_on(risktail::sink::read::data_files(&uri)).unwrap();
-    let mut rows: Vec<(String, String, String)> = Vec::new();
-    for b in risktail::sink::read::read_columns(&files, &["source_file", "raw_line", "old_state"])
-        .unwrap()
-    {
-        let col = |name: &str| {
-            let i = b.schema().index_of(name).expect("column");
-            risktail::sink::read::strings(&b, i)
-        };
-        let (f, l, o) = (col("source_file"), col("raw_line"), col("old_state"));
-        for i in 0..f.len() {
-            rows.push((f[i].clone(), l[i].clone(), o[i].clone()));
-        }
-    }
+    let columns = ["source_file", "raw_line", "old_state"];
+    let mut rows: Vec<(String, String, String)> =
+        string_rows(&dir.join("lake/risk_events"), &columns)
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
+            .collect();
     rows.sort();
     let got = &rows;
     let by_line = |which: &str, time: &str| -> String {
@@ -580,23 +587,16 @@ h.close()
         );
     };
     let counts_in_table = || -> Vec<usize> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let uri = dir.join("lake/risk_events").to_string_lossy().into_owned();
-        let files = rt.block_on(risktail::sink::read::data_files(&uri)).unwrap();
-        let mut got = Vec::new();
-        for b in risktail::sink::read::read_columns(&files, &["raw_line"]).unwrap() {
-            let i = b.schema().index_of("raw_line").unwrap();
-            for line in risktail::sink::read::strings(&b, i) {
-                let n = line
+        let mut got: Vec<usize> = string_rows(&dir.join("lake/risk_events"), &["raw_line"])
+            .iter()
+            .map(|row| {
+                let n = row[0]
                     .split("Position count ")
                     .nth(1)
                     .and_then(|r| r.split(' ').next());
-                got.push(n.and_then(|n| n.parse().ok()).expect("a writer line"));
-            }
-        }
+                n.and_then(|n| n.parse().ok()).expect("a writer line")
+            })
+            .collect();
         got.sort_unstable();
         got
     };
@@ -645,32 +645,9 @@ h.close()
 /// replaces the one the source resumes from.
 #[test]
 fn archives_in_any_order_give_the_rows_of_a_time_ordered_ingest() {
-    let engine = r#"
-import logging, os, sys, time, datetime as dt
-os.environ["TZ"] = "America/New_York"
-time.tzset()
-path, mode, start, step = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-h = logging.FileHandler(path, mode=mode)
-h.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
-t = dt.datetime.fromisoformat(start).timestamp()
-for i, msg in enumerate(sys.argv[5:]):
-    rec = logging.getLogger("v6.risk.circuit_breaker").makeRecord("v6.risk.circuit_breaker", logging.WARNING, "x.py", 1, msg, None, None)
-    rec.created = t + step * i
-    rec.msecs = 0.0
-    h.handle(rec)
-h.close()
-"#;
-    let init =
-        "Circuit breaker initialized: state=CLOSED, failure_threshold=5, window=300s, cooldown=60s";
-    let opened = "Circuit breaker OPENED: 5 failures in 300s window (threshold 5)";
-    let half = "Circuit breaker HALF_OPEN: cooldown of 60s elapsed, allowing test trades";
-    let closed = "Circuit breaker CLOSED: 3 consecutive successes in HALF_OPEN";
-    let reopened =
-        "Circuit breaker re-OPENED: failure during HALF_OPEN (Order rejected: price moved)";
-    let write = |dir: &Path, path: &str, mode: &str, start: &str, step: &str, msgs: &[&str]| {
-        let mut args = vec!["-c", engine, path, mode, start, step];
-        args.extend_from_slice(msgs);
-        run_python(&args, dir);
+    let (init, opened, half, closed, reopened) = (INIT, OPENED, HALF_OPEN, CLOSED, REOPENED);
+    let write = |dir: &Path, path: &str, mode: &str, start: &str, step: u64, msgs: &[&str]| {
+        write_breaker(dir, "America/New_York", path, mode, start, step, msgs);
     };
     let files = |dir: &Path| {
         std::fs::create_dir_all(dir.join("logs")).unwrap();
@@ -682,7 +659,7 @@ h.close()
             "archive/engine.log.2026-10-20",
             "w",
             "2026-10-20T14:00:00+00:00",
-            "60",
+            60,
             &[init, opened, half, reopened],
         );
         // 1 November, every 20 minutes from 00:40 EDT to 02:00 EST: the
@@ -692,7 +669,7 @@ h.close()
             "archive/engine.log.2026-11-01",
             "w",
             "2026-11-01T04:40:00+00:00",
-            "1200",
+            1200,
             &[opened, half, closed, opened, half, reopened, half],
         );
         // 10 November, the live file: an engine restart, then a cycle.
@@ -701,7 +678,7 @@ h.close()
             "logs/engine.log",
             "w",
             "2026-11-10T15:00:00+00:00",
-            "60",
+            60,
             &[init, opened, half, closed],
         );
     };
@@ -715,7 +692,7 @@ h.close()
             "logs/engine.log",
             "a",
             "2026-11-10T16:00:00+00:00",
-            "60",
+            60,
             &[init, opened],
         );
         backfill_args(dir, &[]);

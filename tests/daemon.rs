@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{python, risktail, root, run, stderr};
+use crate::util::{Seeded, python, risktail, root, run, stderr, string_rows};
 
 struct Daemon {
     child: Child,
@@ -861,19 +861,11 @@ fn ten_sigkills_in_one_run_lose_and_double_nothing() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let modes = ["rotating", "timed", "watched"];
-    let mut seed: u64 = 0x00c0_ffee;
+    let mut seed = Seeded(0x00c0_ffee);
     for round in 0..rounds {
         let mode = modes[round % modes.len()];
         let (_t, dir) = setup("");
-        let mut times: Vec<u64> = (0..10)
-            .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                200 + (seed >> 33) % 3000
-            })
-            .collect();
-        times.sort_unstable();
+        let times = seed.moments(10, 200, 3000);
         let mut daemon = Some(Daemon::start(&dir));
         let mut w = writer(&dir, mode, 0, 2500);
         let t0 = Instant::now();
@@ -904,24 +896,10 @@ fn breaker_state_before(i: usize) -> &'static str {
 
 /// (raw line, old_state) of every row.
 fn raw_lines_and_old_states(dir: &Path) -> Vec<(String, String)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let uri = dir.join("lake/risk_events").to_string_lossy().into_owned();
-    let files = rt
-        .block_on(risktail::sink::read::data_files(&uri))
-        .expect("table files");
-    let mut rows = Vec::new();
-    for b in risktail::sink::read::read_columns(&files, &["raw_line", "old_state"]).expect("read") {
-        let col = |name: &str| {
-            let i = b.schema().index_of(name).expect("column");
-            risktail::sink::read::strings(&b, i)
-        };
-        let (raw, old) = (col("raw_line"), col("old_state"));
-        rows.extend(raw.into_iter().zip(old));
-    }
-    rows
+    string_rows(&dir.join("lake/risk_events"), &["raw_line", "old_state"])
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect()
 }
 
 /// Enrichment in time order under the worst rotation: the engine writes a
@@ -935,16 +913,7 @@ fn raw_lines_and_old_states(dir: &Path) -> Vec<(String, String)> {
 fn breaker_state_stays_in_time_order_under_fast_gzip_rotation_and_kills() {
     const EVENTS: usize = 6000;
     let (_t, dir) = setup("");
-    let mut seed: u64 = 0x5eed_0013;
-    let mut times: Vec<u64> = (0..10)
-        .map(|_| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            300 + (seed >> 33) % 6000
-        })
-        .collect();
-    times.sort_unstable();
+    let times = Seeded(0x5eed_0013).moments(10, 300, 6000);
     let mut daemon = Some(Daemon::start(&dir));
     let mut w = Command::new(python())
         .arg(root().join("tests/samples/writer.py"))

@@ -10,11 +10,52 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{python, risktail, root, run, run_python, stderr, stdout};
+use crate::util::{Seeded, python, risktail, root, run, run_python, stderr, stdout};
+
+/// A server process the tests started; killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts `cmd` (a script of tests/support, which prints "ready" once it
+/// listens) and returns once it said so.
+fn started(cmd: &mut Command, what: &str) -> Server {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python starts {what} (set RISKTAIL_PYTHON): {e}"));
+    let out = child.stdout.take().expect("stdout");
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).expect("output");
+    assert_eq!(line.trim(), "ready", "{what} did not start");
+    server
+}
+
+/// A folder with `logs/` and `risktail.toml` holding `config`.
+fn table_dir(config: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(tmp.path().join("logs")).expect("logs");
+    std::fs::write(tmp.path().join("risktail.toml"), config).expect("config");
+    tmp
+}
 
 /// The S3 server; killed when dropped.
 struct S3Server {
-    child: Child,
+    _server: Server,
     endpoint: String,
     port: u16,
 }
@@ -22,32 +63,25 @@ struct S3Server {
 impl S3Server {
     /// Starts it with the bucket `lake` and returns once it says it is ready.
     fn start() -> S3Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut child = Command::new(python())
-            .arg(root().join("tests/support/s3_server.py"))
-            .args([&port.to_string(), "lake"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python starts the S3 server (set RISKTAIL_PYTHON)");
-        let out = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(out)
-            .read_line(&mut line)
-            .expect("server output");
-        assert_eq!(
-            line.trim(),
-            "ready",
-            "the S3 server did not start (moto[server] installed?)"
+        let port = free_port();
+        let server = started(
+            Command::new(python())
+                .arg(root().join("tests/support/s3_server.py"))
+                .args([&port.to_string(), "lake"])
+                .stderr(Stdio::null()),
+            "the S3 server (moto[server])",
         );
         S3Server {
-            child,
+            _server: server,
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
         }
+    }
+
+    /// `[table.storage]` for it, reached through `proxy`.
+    fn storage_via(&self, proxy: &FaultProxy) -> String {
+        self.storage()
+            .replace(&self.endpoint, &format!("http://127.0.0.1:{}", proxy.port))
     }
 
     /// `[table.storage]` for it.
@@ -77,40 +111,38 @@ impl S3Server {
     }
 }
 
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn write_lines(dir: &Path, start: usize, count: usize) {
+    write_lines_with(dir, "rotating", start, count, 0);
 }
 
-fn write_lines(dir: &Path, start: usize, count: usize) {
+/// [`write_lines`] through the writer's `mode`, with a line to quarantine
+/// after every `every`th risk line (none when 0).
+fn write_lines_with(dir: &Path, mode: &str, start: usize, count: usize, every: usize) {
     let out = Command::new(python())
         .arg(root().join("tests/samples/writer.py"))
         .args([
-            "rotating",
+            mode,
             "logs/engine.log",
             &start.to_string(),
             &count.to_string(),
             "0",
         ])
+        .env("WRITER_QUARANTINE_EVERY", every.to_string())
         .current_dir(dir)
         .output()
         .expect("writer runs");
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// Every reader's row count and distinct event ids.
-fn counts(seen: &Value) -> Vec<(String, u64, u64)> {
-    ["polars", "deltalake", "duckdb_dataset", "duckdb_delta_scan"]
-        .iter()
-        .map(|r| {
-            let v = &seen[*r];
-            let rows = v["rows"].as_u64().unwrap_or_else(|| panic!("{r}: {seen}"));
-            let ids = v["distinct_event_ids"].as_u64().unwrap_or(rows);
-            ((*r).to_owned(), rows, ids)
-        })
-        .collect()
+/// Asserts that every reader (`check_s3.py`) saw `n` rows and `n` distinct
+/// event ids; `context` goes into the message.
+fn every_reader_saw(seen: &Value, n: u64, context: &str) {
+    for r in ["polars", "deltalake", "duckdb_dataset", "duckdb_delta_scan"] {
+        let v = &seen[r];
+        let rows = v["rows"].as_u64().unwrap_or_else(|| panic!("{r}: {seen}"));
+        let ids = v["distinct_event_ids"].as_u64().unwrap_or(rows);
+        assert_eq!((rows, ids), (n, n), "{r}: {seen}{context}");
+    }
 }
 
 /// `backfill`, `run`, `status`, `state` and `report` on an `s3://` table:
@@ -121,18 +153,12 @@ fn counts(seen: &Value) -> Vec<(String, u64, u64)> {
 #[test]
 fn an_s3_table_takes_every_command_and_every_reader_reads_it() {
     let s3 = S3Server::start();
-    let tmp = tempfile::tempdir().expect("tmp");
+    let tmp = table_dir(&format!(
+        "[table]\nuri = \"s3://lake/risk_events\"\n{}\n[flush]\ninterval_ms = 200\n\
+         [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+        s3.storage()
+    ));
     let dir = tmp.path();
-    std::fs::create_dir(dir.join("logs")).expect("logs");
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"s3://lake/risk_events\"\n{}\n[flush]\ninterval_ms = 200\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
-            s3.storage()
-        ),
-    )
-    .expect("config");
     write_lines(dir, 0, 300);
     let out = run(risktail().current_dir(dir).arg("backfill"));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -142,7 +168,7 @@ fn an_s3_table_takes_every_command_and_every_reader_reads_it() {
     assert!(stdout(&again).contains("0 events"), "{}", stdout(&again));
 
     let log = std::fs::File::create(dir.join("daemon.log")).expect("log");
-    let mut daemon = risktail()
+    let daemon = risktail()
         .current_dir(dir)
         .arg("run")
         .stdout(Stdio::null())
@@ -151,25 +177,8 @@ fn an_s3_table_takes_every_command_and_every_reader_reads_it() {
         .expect("run starts");
     write_lines(dir, 300, 200);
     // Synchronise on the table: every file committed to its end.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = run(risktail().current_dir(dir).args(["status", "--json"]));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        let behind = v["sources"][0]["bytes_behind"].as_u64();
-        if out.status.success() && behind == Some(0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not caught up: {v}\n{}",
-            std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
-    let status = daemon.wait().expect("daemon exits");
+    caught_up(dir);
+    let status = term(daemon);
     assert!(status.success(), "run exited {status}");
 
     for cmd in [
@@ -185,9 +194,7 @@ fn an_s3_table_takes_every_command_and_every_reader_reads_it() {
         );
     }
     let seen = s3.readers("s3://lake/risk_events", dir);
-    for (reader, rows, ids) in counts(&seen) {
-        assert_eq!((rows, ids), (500, 500), "{reader}: {seen}");
-    }
+    every_reader_saw(&seen, 500, "");
 }
 
 /// Creating an `s3://` table is a race every loser wins too: four backfills
@@ -232,9 +239,7 @@ fn four_writers_creating_one_s3_table_at_once_all_land() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let seen = s3.readers("s3://lake/race", dir);
-    for (reader, rows, ids) in counts(&seen) {
-        assert_eq!((rows, ids), (100, 100), "{reader}: {seen}");
-    }
+    every_reader_saw(&seen, 100, "");
     let metadata_versions = run_python(
         &[
             "-c",
@@ -278,15 +283,21 @@ fn daemon_on(dir: &Path, host: &str) -> Child {
 /// Waits until every file of the source is committed to its end.
 fn caught_up(dir: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = run(risktail().current_dir(dir).args(["status", "--json"]));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        if out.status.success() && v["sources"][0]["bytes_behind"].as_u64() == Some(0) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not caught up: {v}");
+    while behind(dir, "risktail.toml") != Some(0) {
+        assert!(Instant::now() < deadline, "not caught up");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The bytes not yet committed of the (first) source of `config`, as
+/// `status` sees them; `None` when it cannot say.
+fn behind(dir: &Path, config: &str) -> Option<u64> {
+    let out = run(risktail()
+        .current_dir(dir)
+        .args(["status", "--json", "--config", config]));
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    out.status.success().then_some(())?;
+    v["sources"][0]["bytes_behind"].as_u64()
 }
 
 /// A daemon that must refuse: it exits non-zero within 30 s, naming `holder`.
@@ -327,18 +338,12 @@ fn term(mut d: Child) -> std::process::ExitStatus {
 #[test]
 fn one_source_one_owner_across_hosts_through_the_table() {
     let s3 = S3Server::start();
-    let tmp = tempfile::tempdir().expect("tmp");
+    let tmp = table_dir(&format!(
+        "[table]\nuri = \"s3://lake/owned\"\nlease_seconds = 3\n{}\n[flush]\ninterval_ms = 200\n\
+         [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+        s3.storage()
+    ));
     let dir = tmp.path();
-    std::fs::create_dir(dir.join("logs")).expect("logs");
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"s3://lake/owned\"\nlease_seconds = 3\n{}\n[flush]\ninterval_ms = 200\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
-            s3.storage()
-        ),
-    )
-    .expect("config");
     write_lines(dir, 0, 100);
     let a = daemon_on(dir, "host-a");
     caught_up(dir);
@@ -377,9 +382,7 @@ fn one_source_one_owner_across_hosts_through_the_table() {
     assert!(term(a).success(), "host-a on SIGTERM");
 
     let seen = s3.readers("s3://lake/owned", dir);
-    for (reader, rows, ids) in counts(&seen) {
-        assert_eq!((rows, ids), (250, 250), "{reader}: {seen}");
-    }
+    every_reader_saw(&seen, 250, "");
 }
 
 /// Fencing: a holder that stalls past the lease time (SIGSTOP) loses the
@@ -388,18 +391,12 @@ fn one_source_one_owner_across_hosts_through_the_table() {
 #[test]
 fn a_stalled_holder_is_fenced_off_by_the_next_claim() {
     let s3 = S3Server::start();
-    let tmp = tempfile::tempdir().expect("tmp");
+    let tmp = table_dir(&format!(
+        "[table]\nuri = \"s3://lake/fenced\"\nlease_seconds = 2\n{}\n[flush]\ninterval_ms = 200\n\
+         [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+        s3.storage()
+    ));
     let dir = tmp.path();
-    std::fs::create_dir(dir.join("logs")).expect("logs");
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"s3://lake/fenced\"\nlease_seconds = 2\n{}\n[flush]\ninterval_ms = 200\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
-            s3.storage()
-        ),
-    )
-    .expect("config");
     write_lines(dir, 0, 50);
     let mut a = daemon_on(dir, "host-a");
     caught_up(dir);
@@ -448,9 +445,7 @@ fn a_stalled_holder_is_fenced_off_by_the_next_claim() {
     assert!(log.contains("was claimed by host-b:"), "{log}");
     assert!(term(b).success(), "host-b on SIGTERM");
     let seen = s3.readers("s3://lake/fenced", dir);
-    for (reader, rows, ids) in counts(&seen) {
-        assert_eq!((rows, ids), (100, 100), "{reader}: {seen}");
-    }
+    every_reader_saw(&seen, 100, "");
 }
 
 /// Kills the processes it was given, and not reaped since, when dropped: a
@@ -478,43 +473,44 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// An S3 server with a fault proxy before it (`seed` for its faults), and a
+/// folder with `logs/`, which also holds the proxy's control file and log.
+fn s3_behind_proxy(seed: u64) -> (S3Server, tempfile::TempDir, FaultProxy) {
+    let s3 = S3Server::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(tmp.path().join("logs")).expect("logs");
+    let proxy = FaultProxy::start(s3.port, tmp.path(), seed);
+    (s3, tmp, proxy)
+}
+
 /// A proxy between risktail and the S3 server that misbehaves as its
 /// control file says (tests/support/fault_proxy.py); killed when dropped.
 struct FaultProxy {
-    child: Child,
+    _server: Server,
     port: u16,
     control: std::path::PathBuf,
 }
 
 impl FaultProxy {
     fn start(upstream: u16, dir: &Path, seed: u64) -> FaultProxy {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let control = dir.join("faults");
         std::fs::write(&control, "").expect("control");
         let log = std::fs::File::create(dir.join("proxy.log")).expect("proxy log");
-        let mut child = Command::new(python())
-            .arg(root().join("tests/support/fault_proxy.py"))
-            .args([
-                &port.to_string(),
-                &upstream.to_string(),
-                &control.to_string_lossy().into_owned(),
-                &seed.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("python starts the proxy");
-        let out = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(out)
-            .read_line(&mut line)
-            .expect("proxy output");
-        assert_eq!(line.trim(), "ready");
+        let server = started(
+            Command::new(python())
+                .arg(root().join("tests/support/fault_proxy.py"))
+                .args([
+                    &port.to_string(),
+                    &upstream.to_string(),
+                    &control.to_string_lossy().into_owned(),
+                    &seed.to_string(),
+                ])
+                .stderr(log),
+            "the fault proxy",
+        );
         FaultProxy {
-            child,
+            _server: server,
             port,
             control,
         }
@@ -522,13 +518,6 @@ impl FaultProxy {
 
     fn set(&self, faults: &str) {
         std::fs::write(&self.control, faults).expect("control");
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -546,14 +535,9 @@ impl Drop for FaultProxy {
 fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
     const N: usize = 4;
     const LINES: usize = 6000;
-    let s3 = S3Server::start();
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (s3, tmp, proxy) = s3_behind_proxy(14);
     let dir = tmp.path();
-    std::fs::create_dir(dir.join("logs")).expect("logs");
-    let proxy = FaultProxy::start(s3.port, dir, 14);
-    let storage = s3
-        .storage()
-        .replace(&s3.endpoint, &format!("http://127.0.0.1:{}", proxy.port));
+    let storage = s3.storage_via(&proxy);
     for k in 0..N {
         std::fs::create_dir(dir.join(format!("logs/e{k}"))).expect("logs");
         std::fs::write(
@@ -602,14 +586,11 @@ fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
         })
         .collect();
     // Five kills per daemon at seeded moments, two outages of 3 s.
-    let mut seed: u64 = 0x0f_a017;
+    let mut seed = Seeded(0x0f_a017);
     let mut steps: Vec<(u64, Option<usize>)> = Vec::new();
     for k in 0..N {
         for _ in 0..5 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            steps.push((300 + (seed >> 33) % 8000, Some(k)));
+            steps.push((300 + seed.next31() % 8000, Some(k)));
         }
     }
     steps.extend([(1500, None), (4500, None), (6000, None), (9000, None)]);
@@ -640,18 +621,9 @@ fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
     let last_fault = Instant::now();
     let want = (N * LINES) as u64;
     // Caught up: every source's files committed to their end (`status`).
-    let behind = |k: usize| -> Option<u64> {
-        let out = run(risktail().current_dir(dir).args([
-            "status",
-            "--json",
-            "--config",
-            &format!("e{k}.toml"),
-        ]));
-        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["sources"][0]["bytes_behind"].as_u64()
-    };
     let deadline = last_fault + Duration::from_secs(60);
-    while (0..N).any(|k| behind(k) != Some(0)) && Instant::now() < deadline {
+    while (0..N).any(|k| behind(dir, &format!("e{k}.toml")) != Some(0)) && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     let caught_up = last_fault.elapsed();
@@ -687,9 +659,7 @@ fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
         .join("\n");
     assert!(exits.is_empty(), "{exits}{logs}");
     let seen = s3.readers_with(&["s3://lake/faults", "s3://lake/faults_quarantine"], dir);
-    for (reader, rows, ids) in counts(&seen) {
-        assert_eq!((rows, ids), (want, want), "{reader}: {seen}\n{logs}");
-    }
+    every_reader_saw(&seen, want, &format!("\n{logs}"));
     let q = (N * LINES.div_ceil(25)) as u64;
     assert_eq!(seen["quarantine"]["rows"].as_u64(), Some(q), "{seen}");
     assert_eq!(
@@ -710,7 +680,7 @@ fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
 /// `.ci/run` sets it, else `azurite-blob` on the PATH), with the container
 /// `lake`; killed when dropped.
 struct Azurite {
-    child: Child,
+    _server: Server,
     endpoint: String,
     _data: tempfile::TempDir,
 }
@@ -721,19 +691,17 @@ const AZURITE_KEY: &str =
 
 impl Azurite {
     fn start() -> Azurite {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let data = tempfile::tempdir().expect("azurite data");
         let bin = std::env::var("RISKTAIL_AZURITE").unwrap_or_else(|_| "azurite-blob".into());
-        let child = Command::new(&bin)
+        let server = Command::new(&bin)
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
             .args(["--loose", "--skipApiVersionCheck", "--silent", "--location"])
             .arg(data.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(Server)
             .unwrap_or_else(|e| {
                 panic!("cannot start {bin} ({e}): run .ci/run once, or set RISKTAIL_AZURITE")
             });
@@ -749,17 +717,10 @@ impl Azurite {
             \x20       time.sleep(0.1)\n";
         run_python(&["-c", create, &endpoint, AZURITE_KEY], data.path());
         Azurite {
-            child,
+            _server: server,
             endpoint,
             _data: data,
         }
-    }
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -769,19 +730,13 @@ impl Drop for Azurite {
 #[test]
 fn an_azure_table_through_azurite() {
     let az = Azurite::start();
-    let tmp = tempfile::tempdir().expect("tmp");
+    let tmp = table_dir(&format!(
+        "[table]\nuri = \"az://lake/risk_events\"\n[table.storage]\n\
+         azure_storage_account_name = \"devstoreaccount1\"\nazure_storage_account_key = \"{AZURITE_KEY}\"\n\
+         azure_storage_use_emulator = \"true\"\n\
+         [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"
+    ));
     let dir = tmp.path();
-    std::fs::create_dir(dir.join("logs")).expect("logs");
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"az://lake/risk_events\"\n[table.storage]\n\
-             azure_storage_account_name = \"devstoreaccount1\"\nazure_storage_account_key = \"{AZURITE_KEY}\"\n\
-             azure_storage_use_emulator = \"true\"\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"
-        ),
-    )
-    .expect("config");
     write_lines(dir, 0, 300);
     let cmd = |args: &[&str]| {
         let out = run(risktail()
@@ -820,14 +775,9 @@ fn an_azure_table_through_azurite() {
 /// landed, and nothing is committed twice.
 #[test]
 fn commits_whose_answer_is_lost_are_not_made_twice() {
-    let s3 = S3Server::start();
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (s3, tmp, proxy) = s3_behind_proxy(7);
     let dir = tmp.path();
-    std::fs::create_dir(dir.join("logs")).expect("logs");
-    let proxy = FaultProxy::start(s3.port, dir, 7);
-    let storage = s3
-        .storage()
-        .replace(&s3.endpoint, &format!("http://127.0.0.1:{}", proxy.port));
+    let storage = s3.storage_via(&proxy);
     std::fs::write(
         dir.join("risktail.toml"),
         format!(
@@ -858,9 +808,7 @@ fn commits_whose_answer_is_lost_are_not_made_twice() {
         .count();
     assert!(lost >= 3, "only {lost} commit answers were lost:\n{faults}");
     let seen = s3.readers_with(&["s3://lake/lost", "s3://lake/lost_quarantine"], dir);
-    for (reader, rows, ids) in counts(&seen) {
-        assert_eq!((rows, ids), (400, 400), "{reader}: {seen}");
-    }
+    every_reader_saw(&seen, 400, "");
     assert_eq!(seen["quarantine"]["rows"].as_u64(), Some(20), "{seen}");
     assert_eq!(
         seen["quarantine"]["distinct_raw_lines"].as_u64(),
@@ -868,4 +816,65 @@ fn commits_whose_answer_is_lost_are_not_made_twice() {
         "{seen}"
     );
     eprintln!("{lost} commit answers lost; every row once");
+}
+
+/// The ambiguous outcome in the live daemon: a commit lands, its answer is
+/// lost, and the store is then unreachable for 3 s, so the daemon cannot ask
+/// at once whether it landed; meanwhile the engine writes on. The commit
+/// after, which carries the new lines too, must not carry the landed ones
+/// again. Twice: once the events commit's answer is lost (no quarantine
+/// lines), once the quarantine commit's (it goes first). Every line once in
+/// each table.
+#[test]
+fn a_lost_answer_the_daemon_cannot_ask_about_at_once_is_not_committed_twice() {
+    let (s3, tmp, proxy) = s3_behind_proxy(11);
+    let dir = tmp.path();
+    let storage = s3.storage_via(&proxy);
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"s3://lake/unsure\"\n{storage}\n[flush]\ninterval_ms = 200\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"
+        ),
+    )
+    .expect("config");
+    let lost = || {
+        std::fs::read_to_string(dir.join("proxy.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("lost answer") && l.contains("PUT"))
+            .count()
+    };
+    // One file appended to (FileHandler): the lines written after the lost
+    // answer extend the file whose commit landed.
+    write_lines_with(dir, "plain", 0, 100, 0);
+    let daemon = daemon_on(dir, "host-a");
+    caught_up(dir);
+    for (round, quarantine_every) in [(1, 0), (2, 10)] {
+        let start = round * 200 - 100;
+        proxy.set("lose_commit=1 down_after_lost=8000");
+        write_lines_with(dir, "plain", start, 100, quarantine_every);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while lost() < round {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no commit answer was lost"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        proxy.set("");
+        // Written while the store is unreachable: read, held, committed later.
+        write_lines_with(dir, "plain", start + 100, 100, quarantine_every);
+        caught_up(dir);
+    }
+    assert!(term(daemon).success(), "run on SIGTERM");
+    assert_eq!(lost(), 2, "one lost answer per round");
+    let seen = s3.readers_with(&["s3://lake/unsure", "s3://lake/unsure_quarantine"], dir);
+    every_reader_saw(&seen, 500, "");
+    assert_eq!(seen["quarantine"]["rows"].as_u64(), Some(20), "{seen}");
+    assert_eq!(
+        seen["quarantine"]["distinct_raw_lines"].as_u64(),
+        Some(20),
+        "{seen}"
+    );
 }

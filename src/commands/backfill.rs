@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::expand_inputs;
 use crate::cli::BackfillArgs;
 use crate::config::{Config, SourceConfig};
-use crate::pipeline::ingest::{FileReport, FileStatus, IngestContext, ingest_file};
+use crate::pipeline::ingest::{FileReport, FileStatus, IngestContext, IngestError, ingest_file};
 use crate::sink::DeltaSink;
 use crate::source::discover::{self, Found};
 use crate::tally::{Tally, bytes, thousands};
@@ -55,28 +55,41 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         for (i, found) in files.iter().enumerate() {
             bar.set_message(found.path.display().to_string());
             let mut progress = |n: u64| bar.inc(n);
-            let archive = archive_state(&rt, &sink, &config, &parser, source, found, &state)?;
-            let result = match archive {
-                // An archive older than what the table holds: enriched as of
-                // its own time, and the source keeps the state it has.
-                Some(mut old) => rt.block_on(ingest_file(
-                    &ctx,
-                    &mut sink,
-                    &mut old,
-                    Some(&state),
-                    found,
-                    &mut known,
-                    &mut progress,
-                )),
-                None => rt.block_on(ingest_file(
-                    &ctx,
-                    &mut sink,
-                    &mut state,
-                    None,
-                    found,
-                    &mut known,
-                    &mut progress,
-                )),
+            // Opened once: its identity and first record's time decide how
+            // it is enriched, and the same descriptor is then read.
+            let result = match crate::source::open(&found.path, ctx.max_line_bytes, &ctx.heads) {
+                Err(e) => Err(IngestError::Read {
+                    path: found.path.display().to_string(),
+                    source: e,
+                }),
+                Ok(opened) => {
+                    let archive =
+                        archive_state(&rt, &sink, &config, source, found, &opened, &state)?;
+                    let file = (found, opened);
+                    match archive {
+                        // An archive older than what the table holds:
+                        // enriched as of its own time, and the source keeps
+                        // the state it has.
+                        Some(mut old) => rt.block_on(ingest_file(
+                            &ctx,
+                            &mut sink,
+                            &mut old,
+                            Some(&state),
+                            file,
+                            &mut known,
+                            &mut progress,
+                        )),
+                        None => rt.block_on(ingest_file(
+                            &ctx,
+                            &mut sink,
+                            &mut state,
+                            None,
+                            file,
+                            &mut known,
+                            &mut progress,
+                        )),
+                    }
+                }
             };
             match result {
                 Ok(r) => reports.push((source.name.clone(), r)),
@@ -114,53 +127,30 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
     Ok(failures.is_empty())
 }
 
-/// Lines read to find a file's first record (a head line with a time).
-const FIRST_RECORD_WITHIN: usize = 1000;
-
-/// When `found` is a file the table has never read whose first record is
-/// older than the source's latest committed time (an archive backfilled
-/// after newer logs), the state to enrich its lines with: the breaker as the
-/// table has it just before that record. `None` for every other file, which
-/// continues the source's state.
+/// When `opened` is a file the table has never read whose first record
+/// (the one its identity holds) is older than the source's latest committed
+/// time (an archive backfilled after newer logs), the state to enrich its
+/// lines with: the breaker as the table has it just before that record.
+/// `None` for every other file, which continues the source's state.
 fn archive_state(
     rt: &tokio::runtime::Runtime,
     sink: &DeltaSink,
     config: &Config,
-    parser: &crate::parse::SourceParser,
     source: &SourceConfig,
     found: &Found,
+    opened: &crate::source::Opened,
     state: &crate::parse::SourceState,
 ) -> Result<Option<crate::parse::SourceState>> {
-    let Some(latest) = state.last_time else {
+    let (Some(latest), Some(first), Some(id)) = (
+        state.last_time,
+        opened.lines.first,
+        opened.lines.finished_id,
+    ) else {
         return Ok(None);
     };
-    let Ok(mut lines) = crate::source::open_content(&found.path)
-        .and_then(|c| crate::source::lines(c, source.max_line_bytes, &parser.heads()))
-    else {
-        return Ok(None); // ingest_file reports the error
-    };
-    let Some(id) = lines.finished_id else {
-        return Ok(None);
-    };
-    if rt.block_on(sink.committed(&source.name, id))?.events > 0 {
-        return Ok(None); // resumed: it is where the source left off
+    if first >= latest || rt.block_on(sink.committed(&source.name, id))?.events > 0 {
+        return Ok(None); // not older, or resumed: it is where the source left off
     }
-    let mut first = None;
-    for _ in 0..FIRST_RECORD_WITHIN {
-        match lines.reader.next_item() {
-            Ok(Some(crate::source::reader::Item::Line { bytes, .. })) => {
-                if let Some(t) = parser.head_utc(bytes) {
-                    first = Some(t);
-                    break;
-                }
-            }
-            Ok(Some(crate::source::reader::Item::Oversize { .. })) => {}
-            _ => break,
-        }
-    }
-    let Some(first) = first.filter(|t| *t < latest) else {
-        return Ok(None);
-    };
     let files = rt.block_on(crate::audit::load::TableFiles::open(&config.table_uri))?;
     let breaker = rt.block_on(crate::audit::breaker::state_before(
         &files,

@@ -78,12 +78,13 @@ pub fn run(args: &StatusArgs) -> Result<bool> {
             files: Vec::new(),
         };
         let mut newest_write: Option<std::time::SystemTime> = None;
+        let heads = config.parser(s).heads();
         for pattern in &s.paths {
             for f in discover::family(pattern).unwrap_or_default() {
-                let size = source::content_len_hint(&f.path).unwrap_or(0);
-                let id = source::open_content(&f.path)
-                    .and_then(|c| source::lines(c, s.max_line_bytes, &config.parser(s).heads()))
-                    .map(|l| if f.live { l.id } else { l.finished_id });
+                // One descriptor for the size and the identity.
+                let opened = source::open(&f.path, s.max_line_bytes, &heads);
+                let size = opened.as_ref().ok().and_then(|o| o.len_hint).unwrap_or(0);
+                let id = opened.map(|o| o.lines.identity(f.live));
                 let (identity, committed, error) = match id {
                     Ok(Some(id)) => {
                         let c = rt.block_on(sink.committed(&s.name, id))?;

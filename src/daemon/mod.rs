@@ -53,8 +53,6 @@ struct Daemon {
     more_to_read: bool,
     watchdog: Option<(Duration, Instant)>,
     metrics: Option<Arc<Metrics>>,
-    /// When each source last renewed its lease (any commit does).
-    beats: std::collections::HashMap<String, Instant>,
 }
 
 /// Runs until SIGTERM/SIGINT, on the table `sink` holds open. Returns after
@@ -87,7 +85,6 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
         more_to_read: false,
         watchdog: sd_notify::watchdog_interval().map(|w| (w, Instant::now())),
         metrics,
-        beats: std::collections::HashMap::new(),
     };
     d.recover()?;
     sd_notify::notify("READY=1\nSTATUS=following log files");
@@ -229,10 +226,7 @@ impl Daemon {
                 continue;
             }
             match self.rt.block_on(s.flush(&mut self.sink)) {
-                Ok(_) => {
-                    self.backoff.succeeded();
-                    self.beats.insert(s.name().to_owned(), Instant::now());
-                }
+                Ok(_) => self.backoff.succeeded(),
                 Err(e @ SinkError::LeaseLost { .. }) => return Err(e.into()),
                 Err(e) => {
                     let next = self.backoff.failed();
@@ -249,17 +243,8 @@ impl Daemon {
     fn heartbeat(&mut self) -> Result<()> {
         let every = self.config.lease / 3;
         for s in &self.sources {
-            if self
-                .beats
-                .get(s.name())
-                .is_some_and(|t| t.elapsed() < every)
-            {
-                continue;
-            }
-            match self.rt.block_on(self.sink.heartbeat(s.name())) {
-                Ok(()) => {
-                    self.beats.insert(s.name().to_owned(), Instant::now());
-                }
+            match self.rt.block_on(self.sink.heartbeat(s.name(), every)) {
+                Ok(()) => {}
                 Err(e @ SinkError::LeaseLost { .. }) => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(source = %s.name(), error = %e, "lease heartbeat failed; retrying")

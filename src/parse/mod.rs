@@ -71,6 +71,16 @@ pub struct SourceParser {
     track_time: bool,
 }
 
+/// A line as text: valid UTF-8 (nearly every line) is checked on
+/// `from_utf8`'s fast path and borrowed; only invalid bytes pay for the
+/// replacement.
+fn text_of(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(raw),
+    }
+}
+
 fn strip_newline(b: &[u8]) -> &[u8] {
     let b = b.strip_suffix(b"\n").unwrap_or(b);
     b.strip_suffix(b"\r").unwrap_or(b)
@@ -119,10 +129,7 @@ impl SourceParser {
             return true;
         }
         let raw = strip_newline(line);
-        let text = match std::str::from_utf8(raw) {
-            Ok(s) => std::borrow::Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(raw),
-        };
+        let text = text_of(raw);
         let Some(Ok(local)) = self.envelope.head_time(&text) else {
             return false;
         };
@@ -135,21 +142,13 @@ impl SourceParser {
         }
     }
 
-    /// The UTC time of a head line (`None` for a continuation or a line
-    /// without a usable time): where a file sits in the source's time.
-    pub fn head_utc(&self, line: &[u8]) -> Option<DateTime<Utc>> {
-        let text = std::str::from_utf8(strip_newline(line)).ok()?;
-        let local = self.envelope.head_time(text)?.ok()?;
-        time::to_utc(local, self.tz, None).ok()
-    }
-
     /// What this source's envelope calls a record's first line, with its
     /// time: files are named by their first record and ordered by its time
     /// ([`crate::source::fingerprint`]).
     pub fn heads(&self) -> Heads {
         let (envelope, tz) = (self.envelope.clone(), self.tz);
         Heads::new(move |line| {
-            let text = String::from_utf8_lossy(strip_newline(line));
+            let text = text_of(strip_newline(line));
             let time = envelope.head_time(&text)?;
             Some(
                 time.ok()
@@ -233,12 +232,7 @@ impl SourceParser {
         if !candidate && !self.track_time {
             return Outcome::Noise;
         }
-        // Valid UTF-8 (nearly every line) is checked on the fast path and
-        // borrowed; only invalid bytes pay for the replacement.
-        let text = match std::str::from_utf8(raw) {
-            Ok(s) => std::borrow::Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(raw),
-        };
+        let text = text_of(raw);
         let Some(head) = self.envelope.parse_head(&text) else {
             // Only keyword lines count as continuations, whatever the zone, so
             // the summary does not depend on whether noise was looked at. In

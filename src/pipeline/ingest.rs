@@ -103,44 +103,17 @@ impl<'a> IngestContext<'a> {
     }
 }
 
-/// Reads `found` from its committed offset to its end and commits what it
-/// holds. `state` enriches its lines (and follows them); the commits carry
-/// it too, unless `keep_state` is given: then they carry that one, so a file
-/// older than what the table holds (an archive) does not replace the state
-/// the source resumes from. `known` caches committed offsets by identity (a
-/// file and its `.gz` copy share one) and is updated after each commit.
-/// `progress` is told the bytes of content consumed as they are read.
+/// Reads `found`, already opened (`source::open`: who opens it decides from
+/// its identity and first record how to enrich it, and recovery opens a
+/// source's rotated files before reading them in time order, whatever their
+/// names say by then), from its committed offset to its end, and commits
+/// what it holds. `state` enriches its lines (and follows them); the commits
+/// carry it too, unless `keep_state` is given: then they carry that one, so
+/// a file older than what the table holds (an archive) does not replace the
+/// state the source resumes from. `known` caches committed offsets by
+/// identity (a file and its `.gz` copy share one) and is updated after each
+/// commit. `progress` is told the bytes of content consumed as they are read.
 pub async fn ingest_file(
-    ctx: &IngestContext<'_>,
-    sink: &mut DeltaSink,
-    state: &mut SourceState,
-    keep_state: Option<&SourceState>,
-    found: &Found,
-    known: &mut HashMap<FileId, Committed>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<FileReport, IngestError> {
-    let opened = source::open(&found.path, ctx.max_line_bytes, &ctx.heads).map_err(|source| {
-        IngestError::Read {
-            path: found.path.display().to_string(),
-            source,
-        }
-    })?;
-    ingest_opened(
-        ctx,
-        sink,
-        state,
-        keep_state,
-        (found, opened),
-        known,
-        progress,
-    )
-    .await
-}
-
-/// [`ingest_file`] of a file already opened (recovery opens a source's rotated
-/// files first, then reads them in time order, whatever their names say by
-/// then).
-pub async fn ingest_opened(
     ctx: &IngestContext<'_>,
     sink: &mut DeltaSink,
     state: &mut SourceState,
@@ -163,12 +136,7 @@ pub async fn ingest_opened(
         len_hint,
         ..
     } = opened;
-    // A live file may still grow into its identity; any other is finished.
-    let id = if found.live {
-        lines.id
-    } else {
-        lines.finished_id
-    };
+    let id = lines.identity(found.live);
     let mut report = FileReport {
         path: path.clone(),
         file: id,

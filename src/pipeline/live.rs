@@ -11,9 +11,9 @@ use chrono::Utc;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use super::ingest::{IngestContext, ingest_opened};
+use super::ingest::{IngestContext, ingest_file};
 use super::pending::{FlushPolicy, Pending};
-use super::step::{AtFragment, FileRef, NoiseSkip, Stepped, Stepper};
+use super::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepper};
 use crate::metrics::{self, Metrics};
 use crate::parse::{SourceParser, SourceState};
 use crate::sink::{DeltaSink, SinkError};
@@ -46,6 +46,8 @@ pub struct LiveSource {
     /// what it added).
     tally: Tally,
     metrics: Option<Arc<Metrics>>,
+    /// The last commit failed: what of it landed is not known yet.
+    unsure: bool,
 }
 
 impl LiveSource {
@@ -65,6 +67,7 @@ impl LiveSource {
             pending: Pending::default(),
             tally: Tally::default(),
             metrics: None,
+            unsure: false,
         }
     }
 
@@ -140,9 +143,10 @@ impl LiveSource {
         // must see the source in time order.
         // A rotated file still being compressed holds back everything
         // newer: nothing is read until a look takes it in.
-        let gens = match self.follower.waiting() {
-            true => &mut [],
-            false => self.follower.generations_mut(),
+        let gens = if self.follower.waiting() {
+            &mut []
+        } else {
+            self.follower.generations_mut()
         };
         for g in gens {
             if pass.pending.full(policy) || !pass.read(g, &mut report) {
@@ -156,12 +160,19 @@ impl LiveSource {
     }
 
     /// Commits the pending rows and every advanced offset in one commit.
-    /// On failure nothing changes, and the next flush tries again. Returns
+    /// On failure the rows stay pending and the next flush tries again, after
+    /// asking the table what landed (see [`LiveSource::reconcile`]). Returns
     /// whether anything was committed.
     pub async fn flush(&mut self, sink: &mut DeltaSink) -> Result<bool, SinkError> {
+        if self.unsure {
+            self.reconcile(sink).await?;
+        }
         let offsets = self.follower.advanced();
         let rows = &self.pending.rows;
         if offsets.is_empty() && rows.is_empty() {
+            if self.pending.first().is_some() {
+                self.pending.committed(); // all of it had landed
+            }
             return Ok(false);
         }
         let started = Instant::now();
@@ -176,14 +187,10 @@ impl LiveSource {
             .await;
         let version = match committed {
             Ok(v) => v,
-            Err(SinkError::QuarantineLanded(e)) => {
-                // Those rows are in the quarantine table now: the retry
-                // commits the events alone.
-                self.pending.rows.quarantine.clear();
-                self.follower.quarantine_committed(&offsets);
-                return Err(*e);
+            Err(e) => {
+                self.unsure = true;
+                return Err(e);
             }
-            Err(e) => return Err(e),
         };
         tracing::debug!(source = %self.name, version, events = rows.events.len(), quarantined = rows.quarantine.len(),
             files = offsets.len(), ms = started.elapsed().as_millis() as u64, "committed");
@@ -191,6 +198,45 @@ impl LiveSource {
         self.pending.committed();
         self.observe(&PollReport::default());
         Ok(true)
+    }
+
+    /// After a failed commit, what of it landed, as the reloaded tables say:
+    /// its quarantine rows (committed first), or all of it (an answer lost
+    /// after the store kept it). Pending rows below what landed are dropped
+    /// (and counted as committed), so the next commit, which carries the
+    /// rows read since as well, makes none of them twice. Fails, keeping
+    /// everything, while the tables cannot be read.
+    async fn reconcile(&mut self, sink: &mut DeltaSink) -> Result<(), SinkError> {
+        sink.refresh().await?;
+        let mut landed = Rows::default();
+        for g in self.follower.generations_mut() {
+            if g.offset() <= g.committed.events {
+                continue;
+            }
+            let table = sink.committed(&self.name, g.id).await?;
+            if table == g.committed {
+                continue;
+            }
+            let path = g.path.as_str();
+            let rows = &mut self.pending.rows;
+            let below = |file: &str, offset: i64, end: u64| file == path && (offset as u64) < end;
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut rows.events)
+                .into_iter()
+                .partition(|e| below(&e.source_file, e.source_offset, table.events));
+            rows.events = kept;
+            landed.events.extend(gone);
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut rows.quarantine)
+                .into_iter()
+                .partition(|q| below(&q.source_file, q.source_offset, table.quarantine));
+            rows.quarantine = kept;
+            landed.quarantine.extend(gone);
+            tracing::info!(source = %self.name, file = %g.path, events = table.events, quarantine = table.quarantine,
+                "a failed commit had landed (in part): not committing its rows again");
+            g.committed = table;
+        }
+        sink.record_landed(&self.name, &landed.events, &landed.quarantine, &self.state);
+        self.unsure = false;
+        Ok(())
     }
 }
 
@@ -329,18 +375,25 @@ pub async fn recover(
         for (found, opened) in files {
             let file = (&found, opened);
             let before = state.clone();
-            match ingest_opened(ctx, sink, state, None, file, &mut known, &mut |_| {}).await {
+            match ingest_file(ctx, sink, state, None, file, &mut known, &mut |_| {}).await {
                 Ok(r) => {
                     tracing::info!(source = %follow.source, file = %r.path, status = ?r.status, "recovered rotated file");
                     tally.add(&r.tally);
                 }
                 Err(e) => {
-                    // What it read is not committed, so the state goes back
-                    // to where the table has it, and the newer files wait:
-                    // the follower reads this one and them as rotated
-                    // siblings, in time order (a gzip still being written
-                    // by a rotator ends in such an error).
-                    *state = before;
+                    // What it read past its last commit is not committed,
+                    // so the state goes back to where the table has it (a
+                    // large file may have committed part of itself), and
+                    // the newer files wait: the follower reads this one and
+                    // them as rotated siblings, in time order (a gzip still
+                    // being written by a rotator ends in such an error).
+                    match sink.source_state(&follow.source).await {
+                        Ok(committed) => *state = committed.unwrap_or_default(),
+                        Err(e) => {
+                            tracing::warn!(source = %follow.source, error = %e, "cannot read the committed state back; using the one before this file");
+                            *state = before;
+                        }
+                    }
                     tracing::warn!(source = %follow.source, error = %e, "cannot finish a rotated file now; the follower reads it and the newer ones in order");
                     break;
                 }

@@ -35,7 +35,7 @@ pub(super) struct StagedCounts {
 
 impl StagedCounts {
     /// Counts the quarantine rows alone (their commit landed, the events' did not).
-    pub(super) fn record_quarantine(&self, m: &Metrics, source: &str) {
+    fn record_quarantine(&self, m: &Metrics, source: &str) {
         for (r, n) in &self.quarantined {
             let labels = vec![("source", source.to_owned()), ("reason", (*r).to_owned())];
             m.quarantined.get_or_create(&labels).inc_by(*n);
@@ -99,13 +99,19 @@ pub(super) fn writer(table: &DeltaTable, uri: &str) -> Result<RecordBatchWriter,
         .with_writer_properties(props))
 }
 
+/// A lease's epoch app id and the highest epoch the table may show for it
+/// (see `lease`): a later claim by another process fences a commit off.
+/// Checked before every try, whatever snapshot the try starts from (a
+/// retry's is fresh, and may hold that claim).
+pub(super) type Fence = Option<(String, u64)>;
+
 /// One commit of rows + txns + metadata. When it loses races to other writers
 /// (delta-rs retries 100 times in a tight loop first) it is retried with
 /// jittered backoff. After *any* failure (a lost race, a timeout, a 5xx, a
 /// connection reset after the store kept the object) the table is reloaded
 /// and its `txn` versions say whether this commit landed, so a commit is
-/// never made twice; `uncertain` asks for that check before the first try
-/// too (an earlier commit of these rows failed, and its outcome is unknown).
+/// never made twice; a table that cannot be reloaded then leaves the
+/// question to the caller. See [`Fence`].
 pub(super) async fn commit_once(
     table: &mut DeltaTable,
     uri: &str,
@@ -113,18 +119,11 @@ pub(super) async fn commit_once(
     writer: RecordBatchWriter,
     meta: serde_json::Value,
     metrics: Option<&Metrics>,
-    uncertain: bool,
+    fence: Fence,
 ) -> Result<u64, SinkError> {
     let started = std::time::Instant::now();
-    if uncertain && let Some(v) = landed(table, uri, txns).await? {
-        tracing::info!(
-            table = uri,
-            version = v,
-            "an earlier commit of these rows had landed: not committing them again"
-        );
-        return Ok(v);
-    }
-    let result = commit_retrying(table, uri, txns, writer, meta, metrics).await;
+    let fence = fence.as_ref();
+    let result = commit_retrying(table, uri, txns, writer, meta, metrics, fence).await;
     if result.is_ok()
         && let Some(m) = metrics
     {
@@ -148,6 +147,7 @@ async fn commit_retrying(
     writer: RecordBatchWriter,
     meta: serde_json::Value,
     metrics: Option<&Metrics>,
+    fence: Option<&(String, u64)>,
 ) -> Result<u64, SinkError> {
     let derr = |source: DeltaTableError| SinkError::Delta {
         table: uri.to_owned(),
@@ -171,6 +171,13 @@ async fn commit_retrying(
     let mut writer = writer.with_commit_properties(props);
     let mut attempt = 0;
     loop {
+        if let Some((app, highest)) = fence
+            && txn_version(table, uri, app).await? > *highest
+        {
+            // Read as a conflict on the source's own app id, which it is:
+            // the caller names the process that claimed the source.
+            return Err(concurrent(uri, txns));
+        }
         let err = match writer.flush_and_commit(table).await {
             Ok(v) => return Ok(v),
             Err(e) => e,
@@ -183,16 +190,7 @@ async fn commit_retrying(
         match err {
             DeltaTableError::Transaction {
                 source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
-            } => {
-                return Err(SinkError::ConcurrentWriter {
-                    table: uri.to_owned(),
-                    app_id: txns
-                        .iter()
-                        .map(|(a, _)| a.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
+            } => return Err(concurrent(uri, txns)),
             // Lost races (other writers' commits won the version, or changed
             // the protocol or metadata under an old snapshot) are retried
             // here from the fresh snapshot `landed` loaded; anything else
@@ -215,6 +213,18 @@ async fn commit_retrying(
             }
             e => return Err(derr(e)),
         }
+    }
+}
+
+/// A newer commit carried one of `txns`' app ids.
+fn concurrent(uri: &str, txns: &[(String, u64)]) -> SinkError {
+    SinkError::ConcurrentWriter {
+        table: uri.to_owned(),
+        app_id: txns
+            .iter()
+            .map(|(a, _)| a.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

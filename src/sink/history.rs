@@ -87,7 +87,7 @@ impl DeltaSink {
 }
 
 /// risktail's record in a commit of `source`, if the commit is one.
-fn risktail_record<'a>(
+pub(super) fn risktail_record<'a>(
     info: &'a deltalake::kernel::CommitInfo,
     source: &str,
 ) -> Option<&'a serde_json::Value> {

@@ -25,9 +25,10 @@
 //!   id, at its next commit, and stops with [`SinkError::LeaseLost`] instead
 //!   of writing over the new holder's offsets.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::commit::{commit_once, writer};
+use super::history::risktail_record;
 use super::{DeltaSink, SinkError, txn_version};
 
 /// The default lease time: how long a silent holder keeps its sources.
@@ -67,6 +68,8 @@ pub(super) struct Held {
     /// Whether a commit carrying this epoch has landed: until then the
     /// claim is only intended (a backfill claims with its first commit).
     pub(super) claimed: bool,
+    /// When a commit carrying it last landed (any commit of the source).
+    pub(super) renewed: Instant,
 }
 
 fn epoch_app(source: &str) -> String {
@@ -129,110 +132,128 @@ impl DeltaSink {
         if epoch > 0 && beat > RELEASED && age < lease && host != me {
             return Err(self.held_error(source, age).await);
         }
-        let mut held = Held {
+        let held = Held {
             epoch: epoch + 1,
             host: me,
             holder: holder.to_string(),
             claimed: false,
+            renewed: Instant::now(),
         };
+        self.leases.insert(source.to_owned(), held);
         if !at_once {
-            self.leases.insert(source.to_owned(), held);
             return Ok(());
         }
-        match self.commit_lease(source, &held, now_ms(), "claim").await {
-            Ok(_) => {
-                tracing::info!(source, epoch = held.epoch, holder = %held.holder, "source claimed");
-                held.claimed = true;
-                self.leases.insert(source.to_owned(), held);
+        match self.commit_lease(source, now_ms(), "claim").await {
+            Ok(()) => {
+                tracing::info!(source, epoch = epoch + 1, holder = %holder, "source claimed");
                 Ok(())
             }
-            Err(SinkError::ConcurrentWriter { .. }) => {
-                Err(self.held_error(source, Duration::ZERO).await)
+            Err(e) => {
+                self.leases.remove(source);
+                Err(e)
             }
-            Err(e) => Err(e),
         }
     }
 
-    /// Renews the lease of `source` with a commit of its own (an idle daemon).
-    pub async fn heartbeat(&mut self, source: &str) -> Result<(), SinkError> {
-        let Some(held) = self.leases.get(source).cloned() else {
-            return Ok(());
-        };
-        self.check_lease(source).await?;
-        match self
-            .commit_lease(source, &held, now_ms(), "heartbeat")
-            .await
-        {
-            Ok(_) => Ok(()),
-            // A newer commit carries the epoch app id: a later claim?
-            Err(e @ SinkError::ConcurrentWriter { .. }) => {
-                self.refresh_events().await?;
-                self.check_lease(source).await?;
-                Err(e)
+    /// Renews the lease of `source` with a commit of its own when no commit
+    /// has renewed it for `every` (an idle daemon).
+    pub async fn heartbeat(&mut self, source: &str, every: Duration) -> Result<(), SinkError> {
+        match self.leases.get(source) {
+            Some(h) if h.renewed.elapsed() >= every => {
+                self.commit_lease(source, now_ms(), "heartbeat").await
             }
-            Err(e) => Err(e),
+            _ => Ok(()),
         }
     }
 
     /// Gives the lease of `source` up (a clean exit): the next claim, from
     /// any host, need not wait for it to expire.
     pub async fn release(&mut self, source: &str) -> Result<(), SinkError> {
-        let Some(held) = self.leases.get(source).cloned() else {
+        let Some(held) = self.leases.get(source) else {
             return Ok(());
         };
-        if !held.claimed {
-            self.leases.remove(source);
-            return Ok(()); // never committed: nothing to give back
-        }
-        self.check_lease(source).await?;
-        self.commit_lease(source, &held, RELEASED, "release")
-            .await?;
+        if held.claimed {
+            self.commit_lease(source, RELEASED, "release").await?;
+        } // else never committed: nothing to give back
         self.leases.remove(source);
         Ok(())
     }
 
+    /// The fence of the lease of `source` for a commit (see
+    /// `commit::Fence`): the table may show no later epoch than ours, nor,
+    /// before our first commit, ours.
+    pub(super) fn fence(&self, source: &str) -> Option<(String, u64)> {
+        let h = self.leases.get(source)?;
+        let highest = if h.claimed { h.epoch } else { h.epoch - 1 };
+        Some((epoch_app(source), highest))
+    }
+
+    /// A commit carrying the lease of `source` landed.
+    pub(super) fn lease_renewed(&mut self, source: &str) {
+        if let Some(h) = self.leases.get_mut(source) {
+            h.claimed = true;
+            h.renewed = Instant::now();
+        }
+    }
+
+    /// A conflict on the app ids of a source whose lease this process holds
+    /// is another process's claim, as the reloaded table tells:
+    /// [`SinkError::LeaseLost`], or [`SinkError::SourceHeld`] before our
+    /// first commit. Any other result is returned as it is.
+    pub(super) async fn explain_conflict<T>(
+        &mut self,
+        source: &str,
+        result: Result<T, SinkError>,
+    ) -> Result<T, SinkError> {
+        match result {
+            Err(SinkError::ConcurrentWriter { .. }) if self.leases.contains_key(source) => {
+                if self.refresh_events().await.is_ok() {
+                    self.check_lease(source).await?;
+                }
+                result
+            }
+            other => other,
+        }
+    }
+
     /// Fails with [`SinkError::LeaseLost`] when the table shows a later claim
-    /// of `source` than this process's.
+    /// of `source` than this process's ([`SinkError::SourceHeld`] when this
+    /// process has not committed its claim yet).
     pub(super) async fn check_lease(&self, source: &str) -> Result<(), SinkError> {
-        let Some(held) = self.leases.get(source) else {
+        let Some((app, highest)) = self.fence(source) else {
             return Ok(());
         };
-        let epoch = txn_version(&self.events, &self.events_uri, &epoch_app(source)).await?;
-        if !held.claimed && epoch >= held.epoch {
-            // Another process claimed it between our look and our first commit.
-            return Err(self.held_error(source, Duration::ZERO).await);
+        if txn_version(&self.events, &self.events_uri, &app).await? <= highest {
+            return Ok(());
         }
-        if epoch > held.epoch {
-            return Err(SinkError::LeaseLost {
+        if self.leases.get(source).is_some_and(|h| h.claimed) {
+            Err(SinkError::LeaseLost {
                 source_name: source.to_owned(),
                 table: self.events_uri.clone(),
                 holder: self.holder_name(source).await,
-            });
+            })
+        } else {
+            // Another process claimed it between our look and our first commit.
+            Err(self.held_error(source, Duration::ZERO).await)
         }
-        Ok(())
     }
 
-    async fn commit_lease(
-        &mut self,
-        source: &str,
-        held: &Held,
-        beat: u64,
-        what: &str,
-    ) -> Result<u64, SinkError> {
+    /// A commit of the lease of `source` alone, with heartbeat `beat`.
+    async fn commit_lease(&mut self, source: &str, beat: u64, what: &str) -> Result<(), SinkError> {
+        let Some(held) = self.leases.get(source) else {
+            return Ok(());
+        };
         let meta = serde_json::json!({ "source": source, "holder": held.holder, "lease": what });
-        let w = writer(&self.events, &self.events_uri)?;
         let txns = held.txns(source, beat);
+        let fence = self.fence(source);
+        let w = writer(&self.events, &self.events_uri)?;
         let m = self.metrics.clone();
-        commit_once(
-            &mut self.events,
-            &self.events_uri,
-            &txns,
-            w,
-            meta,
-            m.as_deref(),
-            false,
-        )
-        .await
+        let table = &mut self.events;
+        let result =
+            commit_once(table, &self.events_uri, &txns, w, meta, m.as_deref(), fence).await;
+        self.explain_conflict(source, result).await?;
+        self.lease_renewed(source);
+        Ok(())
     }
 
     pub(super) async fn refresh_events(&mut self) -> Result<(), SinkError> {
@@ -259,11 +280,7 @@ impl DeltaSink {
         let mut name = None;
         let _ = self
             .newest_first(|info| {
-                let rec = info.info.get(super::txn::COMMIT_INFO_KEY);
-                let of_source =
-                    rec.and_then(|r| r.get("source")).and_then(|s| s.as_str()) == Some(source);
-                name = rec
-                    .filter(|_| of_source)
+                name = risktail_record(info, source)
                     .and_then(|r| r.get("holder"))
                     .and_then(|h| h.as_str())
                     .map(str::to_owned);

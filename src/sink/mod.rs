@@ -7,11 +7,11 @@
 //! offset in *that* table's `txn`), then the events with theirs. After a crash
 //! between the two, a restart resumes at the events offset and drops the
 //! quarantine rows the quarantine table already holds, so each table gets each
-//! row exactly once. Without a crash, an events commit that fails after its
-//! quarantine rows landed says so (`SinkError::QuarantineLanded`), and the
-//! caller retries the events alone. After any failed commit, the source's
-//! next one first asks the tables whether it landed after all (a lost
-//! answer), so no row is committed twice.
+//! row exactly once. A commit that fails is asked about at once: the table's
+//! offsets say whether it landed after all (a lost answer). When the table
+//! cannot say then, the live source asks again before its next commit
+//! (`pipeline::live`), dropping the rows that landed, quarantine rows
+//! included when only the quarantine commit went through.
 //!
 //! About 500 lines: the error enum, the sink's state and the commit of a
 //! source's rows with its offsets, state and lease are one unit; opening
@@ -33,7 +33,7 @@ use deltalake::{DeltaTable, DeltaTableError};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use commit::{Staged, commit_once, writer};
+use commit::{Staged, StagedCounts, commit_once, writer};
 
 use crate::event::batch::{events_batch, quarantine_batch};
 use crate::event::schema::{
@@ -109,11 +109,6 @@ pub enum SinkError {
         /// Who holds it now.
         holder: String,
     },
-    /// The quarantine rows of a commit landed, then the events commit failed:
-    /// the caller must not commit those quarantine rows again (the offsets in
-    /// the quarantine table say so after a restart too).
-    #[error("{0} (the quarantine rows of this commit landed and are not committed again)")]
-    QuarantineLanded(Box<SinkError>),
     /// Building the batch failed (a bug: the schema is ours).
     #[error("building a batch: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
@@ -153,8 +148,6 @@ pub struct DeltaSink {
     last_vacuum: Option<std::time::Instant>,
     /// Rows written into data files and not committed yet (see [`DeltaSink::stage`]).
     staged: Staged,
-    /// Sources whose last commit failed: whether it landed is not known yet.
-    uncertain: std::collections::HashSet<String>,
     /// The sources whose lease this process holds.
     leases: HashMap<String, lease::Held>,
     metrics: Option<Arc<Metrics>>,
@@ -193,7 +186,6 @@ impl DeltaSink {
             commits_since_compaction: 0,
             last_vacuum: None,
             staged: Staged::default(),
-            uncertain: Default::default(),
             leases: HashMap::new(),
             metrics: None,
         })
@@ -278,6 +270,34 @@ impl DeltaSink {
         Ok(())
     }
 
+    /// Reloads both tables (to ask what a failed commit left in them).
+    pub async fn refresh(&mut self) -> Result<(), SinkError> {
+        self.refresh_events().await?;
+        self.quarantine
+            .update_incremental(None)
+            .await
+            .map_err(|source| SinkError::Delta {
+                table: self.quarantine_uri.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Counts rows that a commit reported as failed had landed (the caller
+    /// found them in the table) as committed, in the metrics.
+    pub fn record_landed(
+        &self,
+        source: &str,
+        events: &[RiskEvent],
+        quarantine: &[QuarantineRecord],
+        state: &SourceState,
+    ) {
+        if let Some(m) = &self.metrics {
+            let mut counts = StagedCounts::default();
+            counts.add(events, quarantine);
+            counts.record(m, source, state);
+        }
+    }
+
     /// Forgets the staged rows (their files stay unreferenced until vacuum).
     pub fn discard_staged(&mut self) {
         self.staged = Staged::default();
@@ -304,34 +324,12 @@ impl DeltaSink {
         let result = self
             .commit_staged(source, offsets, events, quarantine, state)
             .await;
-        // A conflict on the source's own app ids: another process claimed it?
-        let result = match result {
-            Err(SinkError::ConcurrentWriter { .. }) if self.leases.contains_key(source) => {
-                match self.refresh_events().await {
-                    Ok(()) => self.check_lease(source).await.and(result),
-                    Err(_) => result,
-                }
-            }
-            other => other,
-        };
-        if result.is_ok()
-            && let Some(h) = self.leases.get_mut(source)
-        {
-            h.claimed = true;
-        }
-        // After a failure the source's next commit first asks the tables
-        // whether these rows landed after all (a lost response, a timeout).
-        if result.is_ok() {
-            self.uncertain.remove(source);
-        } else {
-            self.uncertain.insert(source.to_owned());
-        }
+        let result = self.explain_conflict(source, result).await;
         let staged = std::mem::take(&mut self.staged);
-        if let Some(m) = &self.metrics {
-            match &result {
-                Ok(_) => staged.counts.record(m, source, state),
-                Err(SinkError::QuarantineLanded(_)) => staged.counts.record_quarantine(m, source),
-                Err(_) => {}
+        if result.is_ok() {
+            self.lease_renewed(source);
+            if let Some(m) = &self.metrics {
+                staged.counts.record(m, source, state);
             }
         }
         result
@@ -362,7 +360,6 @@ impl DeltaSink {
         }
         let held = self.leases.get(source).cloned();
         if let Some(h) = &held {
-            self.check_lease(source).await?;
             let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
             state_txns.extend(h.txns(source, now));
         }
@@ -370,21 +367,14 @@ impl DeltaSink {
             .iter()
             .map(|(f, o)| (f.to_string(), serde_json::json!(o)))
             .collect();
-        let mut quarantine_landed = false;
         if let Some(w) = self.staged.quarantine.take() {
+            // The quarantine table holds no lease: the events table says
+            // whether this process still holds the source.
+            self.check_lease(source).await?;
             let meta = serde_json::json!({ "source": source, "offsets": files });
             let m = self.metrics.as_deref();
-            commit_once(
-                &mut self.quarantine,
-                &self.quarantine_uri,
-                &txns,
-                w,
-                meta,
-                m,
-                self.uncertain.contains(source),
-            )
-            .await?;
-            quarantine_landed = true;
+            let table = &mut self.quarantine;
+            commit_once(table, &self.quarantine_uri, &txns, w, meta, m, None).await?;
         }
         let mut meta = serde_json::json!({
             "source": source,
@@ -399,22 +389,20 @@ impl DeltaSink {
             Some(w) => Ok(w),
             None => writer(&self.events, &self.events_uri),
         };
-        let result = match events {
-            Ok(w) => {
-                let table = &mut self.events;
-                let check = self.uncertain.contains(source);
-                commit_once(table, &self.events_uri, &state_txns, w, meta, m, check).await
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(v) => {
-                self.commits_since_compaction += 1;
-                Ok(v)
-            }
-            Err(e) if quarantine_landed => Err(SinkError::QuarantineLanded(Box::new(e))),
-            Err(e) => Err(e),
-        }
+        let fence = self.fence(source);
+        let table = &mut self.events;
+        let v = commit_once(
+            table,
+            &self.events_uri,
+            &state_txns,
+            events?,
+            meta,
+            m,
+            fence,
+        )
+        .await?;
+        self.commits_since_compaction += 1;
+        Ok(v)
     }
 
     /// Keeps commit latency flat: every [`COMPACT_EVERY_COMMITS`] commits the

@@ -98,15 +98,8 @@ pub async fn table_columns(uri: &str, columns: &[&str]) -> Result<Vec<RecordBatc
         source: Box::new(source),
     };
     let table = super::store::open(uri).await.map_err(derr)?;
-    let paths: Vec<String> = table
-        .snapshot()
-        .map_err(derr)?
-        .log_data()
-        .iter()
-        .map(|f| f.path().to_string())
-        .collect();
     let mut out = Vec::new();
-    for path in paths {
+    for path in super::store::data_paths(&table).map_err(derr)? {
         let bytes = super::store::read_file(&table, &path).await.map_err(derr)?;
         out.extend(read_bytes_columns(&path, bytes, columns)?);
     }

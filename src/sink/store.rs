@@ -64,6 +64,18 @@ pub async fn open(uri: &str) -> Result<DeltaTable, DeltaTableError> {
     Ok(t)
 }
 
+/// The paths of the data files of `table`'s current version, relative to its
+/// root and decoded (what [`read_file`] takes).
+pub fn data_paths(table: &DeltaTable) -> Result<impl Iterator<Item = String>, DeltaTableError> {
+    let paths: Vec<String> = table
+        .snapshot()?
+        .log_data()
+        .iter()
+        .map(|f| f.path().into_owned())
+        .collect();
+    Ok(paths.into_iter())
+}
+
 /// A data file of `table` (a path relative to its root, as the log names
 /// it), read whole through the table's object store.
 pub async fn read_file(table: &DeltaTable, path: &str) -> Result<Bytes, DeltaTableError> {
@@ -74,16 +86,20 @@ pub async fn read_file(table: &DeltaTable, path: &str) -> Result<Bytes, DeltaTab
     Ok(got.bytes().await?)
 }
 
-/// A scheme this binary was built without gets a message that says so.
-fn unknown_scheme(uri: &str, e: DeltaTableError) -> DeltaTableError {
-    let scheme = uri.split("://").next().unwrap_or("");
-    let feature = match scheme {
+/// The cargo feature that serves object-store URLs of `scheme`, if any.
+pub fn scheme_feature(scheme: &str) -> Option<&'static str> {
+    match scheme {
         "s3" | "s3a" => Some("s3"),
         "az" | "abfs" | "abfss" | "azure" | "adl" => Some("azure"),
         "gs" => Some("gcs"),
         _ => None,
-    };
-    match feature {
+    }
+}
+
+/// A scheme this binary was built without gets a message that says so.
+fn unknown_scheme(uri: &str, e: DeltaTableError) -> DeltaTableError {
+    let scheme = uri.split("://").next().unwrap_or("");
+    match scheme_feature(scheme) {
         Some(f) if !built_with(f) => DeltaTableError::Generic(format!(
             "{uri}: this risktail was built without the `{f}` feature (cargo build --features {f}); {e}"
         )),

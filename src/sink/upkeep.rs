@@ -99,32 +99,33 @@ pub async fn compact(
                 path: uri.to_owned(),
                 source: std::io::Error::other(format!("partition value {value:?}: {e}")),
             })?;
-        let mut batches = Vec::new();
+        // File by file: a partition's small files are never all in memory.
+        // (`remove_action` paths are decoded already, as the store wants.)
         for r in &files {
-            let path = percent_decode(&r.path);
-            let bytes = super::store::read_file(table, &path).await.map_err(derr)?;
-            batches.extend(read_bytes_columns(&path, bytes, &data_columns)?);
-        }
-        for batch in batches {
-            let n = batch.num_rows();
-            let mut cols: Vec<ArrayRef> = Vec::with_capacity(columns.len());
-            for c in columns {
-                if c.name == partition {
-                    cols.push(Arc::new(Date32Array::from(vec![days; n])));
-                } else {
-                    let col = batch.column_by_name(c.name).ok_or_else(|| SinkError::Io {
-                        path: uri.to_owned(),
-                        source: std::io::Error::other(format!(
-                            "column {} missing in a data file",
-                            c.name
-                        )),
-                    })?;
-                    cols.push(col.clone());
+            let bytes = super::store::read_file(table, &r.path)
+                .await
+                .map_err(derr)?;
+            for batch in read_bytes_columns(&r.path, bytes, &data_columns)? {
+                let n = batch.num_rows();
+                let mut cols: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+                for c in columns {
+                    if c.name == partition {
+                        cols.push(Arc::new(Date32Array::from(vec![days; n])));
+                    } else {
+                        let col = batch.column_by_name(c.name).ok_or_else(|| SinkError::Io {
+                            path: uri.to_owned(),
+                            source: std::io::Error::other(format!(
+                                "column {} missing in a data file",
+                                c.name
+                            )),
+                        })?;
+                        cols.push(col.clone());
+                    }
                 }
+                let full = RecordBatch::try_new(schema.clone(), cols)?;
+                report.rows += n;
+                writer.write(full).await.map_err(derr)?;
             }
-            let full = RecordBatch::try_new(schema.clone(), cols)?;
-            report.rows += n;
-            writer.write(full).await.map_err(derr)?;
         }
         report.partitions += 1;
         report.files_removed += files.len();
@@ -152,19 +153,10 @@ pub async fn compact(
     // writer's commit); a compaction that loses is dropped and tried again
     // at the next upkeep, from a fresh snapshot.
     table.update_incremental(None).await.map_err(derr)?;
-    let present: std::collections::HashSet<String> = table
-        .snapshot()
-        .map_err(derr)?
-        .log_data()
-        .iter()
-        .map(|f| f.path().to_string())
-        .collect();
+    let present: std::collections::HashSet<String> =
+        super::store::data_paths(table).map_err(derr)?.collect();
     if let Some(gone) = actions.iter().find_map(|a| match a {
-        Action::Remove(r)
-            if !present.contains(&percent_decode(&r.path)) && !present.contains(&r.path) =>
-        {
-            Some(r.path.clone())
-        }
+        Action::Remove(r) if !present.contains(&r.path) => Some(r.path.clone()),
         _ => None,
     }) {
         tracing::info!(table = uri, file = %gone, "another writer compacted these files first; skipping");
@@ -193,27 +185,6 @@ pub async fn compact(
     table.update_incremental(None).await.map_err(derr)?;
     report.millis = started.elapsed().as_millis();
     Ok(report)
-}
-
-/// Delta log paths are URL-encoded (`event_date=2026-01-28/…` has nothing to
-/// decode, but a user's partition value might).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Deletes the `_delta_log` entries older than the table's log retention

@@ -17,7 +17,6 @@
 //!
 //! This module only finds, opens and positions files; reading their lines is
 //! the pipeline's (`pipeline::live`), and offsets come from [`Offsets`].
-//! the pipeline's (`pipeline::live`), and offsets come from [`Offsets`].
 //!
 //! About 650 lines: sealing, truncation, the reconcile of rotated siblings
 //! (in time order, waiting for a file still being compressed) and
@@ -251,16 +250,6 @@ impl Follower {
             .collect()
     }
 
-    /// Records that the quarantine table holds every quarantine row up to
-    /// `offsets` (its commit landed, the events' did not).
-    pub fn quarantine_committed(&mut self, offsets: &[(FileId, u64)]) {
-        for g in &mut self.gens {
-            if let Some((_, o)) = offsets.iter().find(|(id, _)| *id == g.id) {
-                g.committed.quarantine = g.committed.quarantine.max(*o);
-            }
-        }
-    }
-
     /// Records a commit of `offsets`.
     pub fn committed(&mut self, offsets: &[(FileId, u64)]) {
         for g in &mut self.gens {
@@ -326,7 +315,7 @@ impl Follower {
     /// at, and then this file is newer than it). Rotations can rename files
     /// while a look lists them, so names do not tell the order; the content
     /// does. Without a time, after every sealed generation.
-    fn sealed_slot(&self, first: Option<DateTime<Utc>>) -> usize {
+    fn time_slot(&self, first: Option<DateTime<Utc>>) -> usize {
         let live = self
             .gens
             .iter()
@@ -362,7 +351,7 @@ impl Follower {
             // Oldest first, so files without a readable time keep
             // rotation order among themselves.
             for g in found.into_iter().rev() {
-                let at = self.sealed_slot(g.first);
+                let at = self.time_slot(g.first);
                 self.gens.insert(at, g);
             }
         }

@@ -139,6 +139,14 @@ pub struct Lines {
     pub reader: LineReader<Content>,
 }
 
+impl Lines {
+    /// The identity of a file that is `live` (still written: it may grow
+    /// into its identity) or finished (see [`Lines::finished_id`]).
+    pub fn identity(&self, live: bool) -> Option<FileId> {
+        if live { self.id } else { self.finished_id }
+    }
+}
+
 /// Reads the identifying head of `content` and returns a line reader over the
 /// whole content (head included: nothing is read twice from the source).
 pub fn lines(mut content: Content, max_line_bytes: usize, heads: &Heads) -> io::Result<Lines> {

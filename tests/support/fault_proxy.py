@@ -13,6 +13,8 @@ CONTROL_FILE is read before every request; its words (any order):
               the ambiguous outcome (did my commit land?)
   lose_commit=P  like lose, for the PUT of a Delta commit (_delta_log/*.json)
               only: the commit landed, the writer is not told
+  down_after_lost=MS  after dropping an answer, the store is unreachable for
+              MS milliseconds (so the writer cannot ask it at once what landed)
   delay=MS    every answer is delayed by MS milliseconds
 An empty or missing file means a well-behaved store. Prints "ready" once
 listening, and on stderr one line per fault it caused.
@@ -25,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 listen, upstream, control, seed = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 rng = random.Random(seed)
+down_until = [0.0]  # time.monotonic() before which every connection is closed
 
 
 def settings():
@@ -32,7 +35,8 @@ def settings():
         words = open(control).read().split()
     except OSError:
         words = []
-    out = {"down": "down" in words, "fail": 0.0, "lose": 0.0, "lose_commit": 0.0, "delay": 0.0}
+    out = {"down": "down" in words, "fail": 0.0, "lose": 0.0, "lose_commit": 0.0, "delay": 0.0,
+           "down_after_lost": 0.0}
     for w in words:
         if "=" in w:
             k, v = w.split("=", 1)
@@ -47,7 +51,7 @@ class Proxy(BaseHTTPRequestHandler):
         pass
 
     def handle_one_request(self):
-        if settings()["down"]:
+        if settings()["down"] or time.monotonic() < down_until[0]:
             self.close_connection = True
             return
         super().handle_one_request()
@@ -72,6 +76,8 @@ class Proxy(BaseHTTPRequestHandler):
         commit = self.command == "PUT" and "_delta_log/" in self.path and self.path.endswith(".json")
         if rng.random() < s["lose"] or (commit and rng.random() < s["lose_commit"]):
             sys.stderr.write(f"lost answer {resp.status} {self.command} {self.path}\n")
+            if s["down_after_lost"]:
+                down_until[0] = time.monotonic() + s["down_after_lost"] / 1000
             self.close_connection = True
             return
         if s["delay"]:

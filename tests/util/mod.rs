@@ -112,3 +112,49 @@ pub fn table_rows_by(uri: &Path, quarantine: bool, key: &str) -> BTreeMap<String
     }
     out
 }
+
+/// A seeded pseudo-random sequence (a 64-bit LCG): a test's "random" kill
+/// moments are the same in every run, so a failure can be run again.
+pub struct Seeded(pub u64);
+
+impl Seeded {
+    /// The next value, 31 bits.
+    pub fn next31(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    /// `n` moments (ms) in `from..from + span`, sorted.
+    pub fn moments(&mut self, n: usize, from: u64, span: u64) -> Vec<u64> {
+        let mut m: Vec<u64> = (0..n).map(|_| from + self.next31() % span).collect();
+        m.sort_unstable();
+        m
+    }
+}
+
+/// Every row of the local table at `table`, as the string values of
+/// `columns` in that order (nulls as "").
+pub fn string_rows(table: &Path, columns: &[&str]) -> Vec<Vec<String>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let files = rt
+        .block_on(risktail::sink::read::data_files(&table.to_string_lossy()))
+        .expect("table files");
+    let mut rows = Vec::new();
+    for b in risktail::sink::read::read_columns(&files, columns).expect("read") {
+        let cols: Vec<Vec<String>> = columns
+            .iter()
+            .map(|c| {
+                let i = b.schema().index_of(c).expect("column");
+                risktail::sink::read::strings(&b, i)
+            })
+            .collect();
+        rows.extend((0..b.num_rows()).map(|r| cols.iter().map(|c| c[r].clone()).collect()));
+    }
+    rows
+}
