@@ -112,7 +112,7 @@ impl Daemon {
     fn recover(&mut self) -> Result<()> {
         for source in &self.config.sources {
             let parser = self.config.parser(source);
-            let (rt, sink) = (&self.rt, &self.sink);
+            let (rt, sink) = (&self.rt, &mut self.sink);
             let committed_state =
                 crate::sink::until_reachable(|| rt.block_on(sink.source_state(&source.name)))?;
             let first_start = committed_state.is_none();

@@ -11,7 +11,7 @@ impl DeltaSink {
     /// Looks at the newest commits first and widens the window only when
     /// needed: the newest commit is almost always this source's own.
     pub(super) async fn state_from_history(
-        &self,
+        &mut self,
         source: &str,
     ) -> Result<Option<SourceState>, SinkError> {
         let mut found = None;
@@ -35,7 +35,7 @@ impl DeltaSink {
     /// of `sources` last committed, from the commits' `commitInfo`, newest
     /// first (milliseconds since the epoch). Reads back only as far as needed.
     pub async fn last_commits(
-        &self,
+        &mut self,
         sources: &[&str],
     ) -> Result<(Option<i64>, Vec<Option<i64>>), SinkError> {
         let mut newest = None;
@@ -56,18 +56,19 @@ impl DeltaSink {
     /// Calls `visit` on the commits newest first until it returns true,
     /// widening the window of history read (50, 1000, all) only when needed.
     pub(super) async fn newest_first(
-        &self,
+        &mut self,
         mut visit: impl FnMut(&deltalake::kernel::CommitInfo) -> bool,
     ) -> Result<(), SinkError> {
+        let uri = self.events.uri().to_owned();
         let derr = |e| SinkError::Delta {
-            table: self.events_uri.clone(),
+            table: uri.clone(),
             source: Box::new(e),
         };
-        let total = self.events.version().map_or(0, |v| v as usize + 1);
+        let table = self.events.fresh().await?;
+        let total = table.version().map_or(0, |v| v as usize + 1);
         let mut seen = 0;
         for limit in [50usize, 1000, usize::MAX] {
-            let infos: Vec<_> = self
-                .events
+            let infos: Vec<_> = table
                 .history(if limit >= total { None } else { Some(limit) })
                 .try_collect()
                 .await

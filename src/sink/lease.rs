@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use super::commit::{commit_once, writer};
 use super::history::risktail_record;
-use super::{DeltaSink, SinkError, txn_version};
+use super::{DeltaSink, SinkError};
 
 /// The default lease time: how long a silent holder keeps its sources.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -123,10 +123,10 @@ impl DeltaSink {
         lease: Duration,
         at_once: bool,
     ) -> Result<(), SinkError> {
-        self.refresh_events().await?;
-        let epoch = txn_version(&self.events, &self.events_uri, &epoch_app(source)).await?;
-        let beat = txn_version(&self.events, &self.events_uri, &beat_app(source)).await?;
-        let host = txn_version(&self.events, &self.events_uri, &host_app(source)).await?;
+        self.events.reload().await?;
+        let epoch = self.events.txn_version(&epoch_app(source)).await?;
+        let beat = self.events.txn_version(&beat_app(source)).await?;
+        let host = self.events.txn_version(&host_app(source)).await?;
         let me = host_code(&holder.host);
         let age = Duration::from_millis(now_ms().saturating_sub(beat));
         if epoch > 0 && beat > RELEASED && age < lease && host != me {
@@ -207,7 +207,7 @@ impl DeltaSink {
     ) -> Result<T, SinkError> {
         match result {
             Err(SinkError::ConcurrentWriter { .. }) if self.leases.contains_key(source) => {
-                if self.refresh_events().await.is_ok() {
+                if self.events.reload().await.is_ok() {
                     self.check_lease(source).await?;
                 }
                 result
@@ -219,17 +219,17 @@ impl DeltaSink {
     /// Fails with [`SinkError::LeaseLost`] when the table shows a later claim
     /// of `source` than this process's ([`SinkError::SourceHeld`] when this
     /// process has not committed its claim yet).
-    pub(super) async fn check_lease(&self, source: &str) -> Result<(), SinkError> {
+    pub(super) async fn check_lease(&mut self, source: &str) -> Result<(), SinkError> {
         let Some((app, highest)) = self.fence(source) else {
             return Ok(());
         };
-        if txn_version(&self.events, &self.events_uri, &app).await? <= highest {
+        if self.events.txn_version(&app).await? <= highest {
             return Ok(());
         }
         if self.leases.get(source).is_some_and(|h| h.claimed) {
             Err(SinkError::LeaseLost {
                 source_name: source.to_owned(),
-                table: self.events_uri.clone(),
+                table: self.events.uri().to_owned(),
                 holder: self.holder_name(source).await,
             })
         } else {
@@ -246,37 +246,25 @@ impl DeltaSink {
         let meta = serde_json::json!({ "source": source, "holder": held.holder, "lease": what });
         let txns = held.txns(source, beat);
         let fence = self.fence(source);
-        let w = writer(&self.events, &self.events_uri)?;
+        let w = writer(&self.events)?;
         let m = self.metrics.clone();
-        let table = &mut self.events;
-        let result =
-            commit_once(table, &self.events_uri, &txns, w, meta, m.as_deref(), fence).await;
+        let result = commit_once(&mut self.events, &txns, w, meta, m.as_deref(), fence).await;
         self.explain_conflict(source, result).await?;
         self.lease_renewed(source);
         Ok(())
     }
 
-    pub(super) async fn refresh_events(&mut self) -> Result<(), SinkError> {
-        self.events
-            .update_incremental(None)
-            .await
-            .map_err(|source| SinkError::Delta {
-                table: self.events_uri.clone(),
-                source: Box::new(source),
-            })
-    }
-
-    async fn held_error(&self, source: &str, age: Duration) -> SinkError {
+    async fn held_error(&mut self, source: &str, age: Duration) -> SinkError {
         SinkError::SourceHeld {
             source_name: source.to_owned(),
-            table: self.events_uri.clone(),
+            table: self.events.uri().to_owned(),
             holder: self.holder_name(source).await,
             age_s: age.as_secs(),
         }
     }
 
     /// The holder named by the newest commit of `source` that names one.
-    async fn holder_name(&self, source: &str) -> String {
+    async fn holder_name(&mut self, source: &str) -> String {
         let mut name = None;
         let _ = self
             .newest_first(|info| {

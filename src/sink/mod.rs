@@ -22,18 +22,20 @@ mod commit;
 mod history;
 pub mod lease;
 pub mod lock;
+pub mod log;
 pub mod read;
 pub mod store;
 pub mod table;
 pub mod txn;
 pub mod upkeep;
 
+use deltalake::DeltaTableError;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::{DeltaTable, DeltaTableError};
 use std::collections::HashMap;
 use std::time::Duration;
 
 use commit::{Staged, StagedCounts, commit_once, writer};
+use log::Log;
 
 use crate::event::batch::{events_batch, quarantine_batch};
 use crate::event::schema::{
@@ -140,10 +142,8 @@ pub fn until_reachable<T>(
 
 /// Both tables, open.
 pub struct DeltaSink {
-    events: DeltaTable,
-    quarantine: DeltaTable,
-    events_uri: String,
-    quarantine_uri: String,
+    events: Log,
+    quarantine: Log,
     commits_since_compaction: u32,
     last_vacuum: Option<std::time::Instant>,
     /// Rows written into data files and not committed yet (see [`DeltaSink::stage`]).
@@ -164,14 +164,14 @@ impl DeltaSink {
     /// Opens (creating if needed) `risk_events` at `events_uri` and
     /// `risk_events_quarantine` at `quarantine_uri`.
     pub async fn open(events_uri: &str, quarantine_uri: &str) -> Result<DeltaSink, SinkError> {
-        let events = table::open_or_create(
+        let events = Log::open(
             events_uri,
             "risk_events",
             &RISK_EVENT_COLUMNS,
             EVENT_PARTITION,
         )
         .await?;
-        let quarantine = table::open_or_create(
+        let quarantine = Log::open(
             quarantine_uri,
             "risk_events_quarantine",
             &QUARANTINE_COLUMNS,
@@ -181,8 +181,6 @@ impl DeltaSink {
         Ok(DeltaSink {
             events,
             quarantine,
-            events_uri: events_uri.to_owned(),
-            quarantine_uri: quarantine_uri.to_owned(),
             commits_since_compaction: 0,
             last_vacuum: None,
             staged: Staged::default(),
@@ -198,15 +196,15 @@ impl DeltaSink {
 
     /// The events table's version.
     pub fn version(&self) -> Option<u64> {
-        self.events.version()
+        Some(self.events.version())
     }
 
     /// How far a file of a source has been committed in each table.
     pub async fn committed(&self, source: &str, file: FileId) -> Result<Committed, SinkError> {
         let app = txn::app_id(source, file);
         Ok(Committed {
-            events: txn_version(&self.events, &self.events_uri, &app).await?,
-            quarantine: txn_version(&self.quarantine, &self.quarantine_uri, &app).await?,
+            events: self.events.txn_version(&app).await?,
+            quarantine: self.quarantine.txn_version(&app).await?,
         })
     }
 
@@ -214,15 +212,15 @@ impl DeltaSink {
     /// Read from the state `txn`s (kept by checkpoints forever); a state a
     /// user's pattern invented is only in `commitInfo`, which is looked up in
     /// the history newest first.
-    pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>, SinkError> {
-        let code =
-            txn_version(&self.events, &self.events_uri, &txn::breaker_app_id(source)).await?;
-        let micros = txn_version(
-            &self.events,
-            &self.events_uri,
-            &txn::last_time_app_id(source),
-        )
-        .await?;
+    pub async fn source_state(&mut self, source: &str) -> Result<Option<SourceState>, SinkError> {
+        let code = self
+            .events
+            .txn_version(&txn::breaker_app_id(source))
+            .await?;
+        let micros = self
+            .events
+            .txn_version(&txn::last_time_app_id(source))
+            .await?;
         if code > 0 || micros > 0 {
             return Ok(Some(SourceState {
                 breaker: txn::breaker_from_code(code as i64),
@@ -245,23 +243,11 @@ impl DeltaSink {
     ) -> Result<(), SinkError> {
         if !quarantine.is_empty() {
             let batch = quarantine_batch(quarantine)?;
-            stage_into(
-                &mut self.staged.quarantine,
-                &self.quarantine,
-                &self.quarantine_uri,
-                batch,
-            )
-            .await?;
+            stage_into(&mut self.staged.quarantine, &self.quarantine, batch).await?;
         }
         if !events.is_empty() {
             let batch = events_batch(events)?;
-            stage_into(
-                &mut self.staged.events,
-                &self.events,
-                &self.events_uri,
-                batch,
-            )
-            .await?;
+            stage_into(&mut self.staged.events, &self.events, batch).await?;
         }
         self.staged.rows += events.len() + quarantine.len();
         if self.metrics.is_some() {
@@ -272,14 +258,9 @@ impl DeltaSink {
 
     /// Reloads both tables (to ask what a failed commit left in them).
     pub async fn refresh(&mut self) -> Result<(), SinkError> {
-        self.refresh_events().await?;
-        self.quarantine
-            .update_incremental(None)
-            .await
-            .map_err(|source| SinkError::Delta {
-                table: self.quarantine_uri.clone(),
-                source: Box::new(source),
-            })
+        self.events.reload().await?;
+        self.quarantine.reload().await?;
+        Ok(())
     }
 
     /// Counts rows that a commit reported as failed had landed (the caller
@@ -373,8 +354,7 @@ impl DeltaSink {
             self.check_lease(source).await?;
             let meta = serde_json::json!({ "source": source, "offsets": files });
             let m = self.metrics.as_deref();
-            let table = &mut self.quarantine;
-            commit_once(table, &self.quarantine_uri, &txns, w, meta, m, None).await?;
+            commit_once(&mut self.quarantine, &txns, w, meta, m, None).await?;
         }
         let mut meta = serde_json::json!({
             "source": source,
@@ -387,20 +367,10 @@ impl DeltaSink {
         let m = self.metrics.as_deref();
         let events = match self.staged.events.take() {
             Some(w) => Ok(w),
-            None => writer(&self.events, &self.events_uri),
+            None => writer(&self.events),
         };
         let fence = self.fence(source);
-        let table = &mut self.events;
-        let v = commit_once(
-            table,
-            &self.events_uri,
-            &state_txns,
-            events?,
-            meta,
-            m,
-            fence,
-        )
-        .await?;
+        let v = commit_once(&mut self.events, &state_txns, events?, meta, m, fence).await?;
         self.commits_since_compaction += 1;
         Ok(v)
     }
@@ -408,22 +378,22 @@ impl DeltaSink {
     /// Keeps commit latency flat: every [`COMPACT_EVERY_COMMITS`] commits the
     /// partitions with many small files are compacted and expired log
     /// entries deleted (not after every commit, as delta-rs would), and once a day files
-    /// replaced more than a week ago are vacuumed. Checkpoints come from the
-    /// table's `checkpointInterval` on ordinary commits. Returns what compaction did.
+    /// replaced more than a week ago are vacuumed. A checkpoint is written
+    /// after each of our commits that lands on a multiple of the table's
+    /// `checkpointInterval` (as delta-rs's own commit would). Returns what
+    /// compaction did.
     pub async fn upkeep(&mut self) -> Result<Option<upkeep::CompactReport>, SinkError> {
+        for log in [&mut self.events, &mut self.quarantine] {
+            if log.take_checkpoint_due() {
+                log.checkpoint().await?;
+            }
+        }
         let mut report = None;
         if self.commits_since_compaction >= COMPACT_EVERY_COMMITS {
             self.commits_since_compaction = 0;
-            let r = upkeep::compact(
-                &mut self.events,
-                &self.events_uri,
-                &RISK_EVENT_COLUMNS,
-                EVENT_PARTITION,
-            )
-            .await?;
-            let q = upkeep::compact(
+            let r = compact(&mut self.events, &RISK_EVENT_COLUMNS, EVENT_PARTITION).await?;
+            let q = compact(
                 &mut self.quarantine,
-                &self.quarantine_uri,
                 &QUARANTINE_COLUMNS,
                 QUARANTINE_PARTITION,
             )
@@ -437,8 +407,8 @@ impl DeltaSink {
                     "compacted small files"
                 );
             }
-            let cleaned = upkeep::cleanup_logs(&self.events, &self.events_uri).await?
-                + upkeep::cleanup_logs(&self.quarantine, &self.quarantine_uri).await?;
+            let cleaned = upkeep::cleanup_logs(self.events.table(), self.events.uri()).await?
+                + upkeep::cleanup_logs(self.quarantine.table(), self.quarantine.uri()).await?;
             if cleaned > 0 {
                 tracing::info!(entries = cleaned, "deleted expired _delta_log entries");
             }
@@ -447,8 +417,12 @@ impl DeltaSink {
         if self.last_vacuum.is_none_or(|t| t.elapsed() >= VACUUM_EVERY) {
             self.last_vacuum = Some(std::time::Instant::now());
             let retention = chrono::Duration::hours(VACUUM_RETENTION_HOURS);
-            let n = upkeep::vacuum(&mut self.events, &self.events_uri, retention).await?
-                + upkeep::vacuum(&mut self.quarantine, &self.quarantine_uri, retention).await?;
+            let mut n = 0;
+            for log in [&mut self.events, &mut self.quarantine] {
+                let uri = log.uri().to_owned();
+                n += upkeep::vacuum(log.reload().await?, &uri, retention).await?;
+                log.resync();
+            }
             if n > 0 {
                 tracing::info!(files_deleted = n, "vacuumed files replaced over a week ago");
             }
@@ -457,19 +431,30 @@ impl DeltaSink {
     }
 }
 
-/// Writes `batch` into the open writer of `slot`, opening one for `table` first.
+/// Compacts `log`'s table from a fresh snapshot (see [`upkeep::compact`]).
+async fn compact(
+    log: &mut Log,
+    columns: &[crate::event::schema::ColumnDef],
+    partition: &str,
+) -> Result<upkeep::CompactReport, SinkError> {
+    let uri = log.uri().to_owned();
+    let report = upkeep::compact(log.reload().await?, &uri, columns, partition).await?;
+    log.resync();
+    Ok(report)
+}
+
+/// Writes `batch` into the open writer of `slot`, opening one for `log` first.
 async fn stage_into(
     slot: &mut Option<RecordBatchWriter>,
-    table: &DeltaTable,
-    uri: &str,
+    log: &Log,
     batch: deltalake::arrow::record_batch::RecordBatch,
 ) -> Result<(), SinkError> {
     let w = match slot {
         Some(w) => w,
-        None => slot.insert(writer(table, uri)?),
+        None => slot.insert(writer(log)?),
     };
     w.write(batch).await.map_err(|source| SinkError::Delta {
-        table: uri.to_owned(),
+        table: log.uri().to_owned(),
         source: Box::new(source),
     })
 }
@@ -480,19 +465,4 @@ impl crate::source::offsets::Offsets for DeltaSink {
     async fn committed(&self, source: &str, file: FileId) -> Result<Committed, SinkError> {
         DeltaSink::committed(self, source, file).await
     }
-}
-
-async fn txn_version(table: &DeltaTable, uri: &str, app: &str) -> Result<u64, SinkError> {
-    let snapshot = table.snapshot().map_err(|e| SinkError::Delta {
-        table: uri.to_owned(),
-        source: Box::new(e),
-    })?;
-    let v = snapshot
-        .transaction_version(table.log_store().as_ref(), app)
-        .await
-        .map_err(|e| SinkError::Delta {
-            table: uri.to_owned(),
-            source: Box::new(e),
-        })?;
-    Ok(v.map_or(0, |v| v.max(0) as u64))
 }

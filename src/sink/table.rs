@@ -107,7 +107,7 @@ pub async fn open_or_create(
 
 /// Refuses a table whose columns (names, order, types, nullability) or
 /// partitioning differ from the contract.
-fn check_schema(
+pub(super) fn check_schema(
     uri: &str,
     table: &DeltaTable,
     columns: &[ColumnDef],

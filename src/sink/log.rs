@@ -1,0 +1,533 @@
+//! A table's log as this process knows it, and appends written straight to
+//! it: the commit's JSON put at the next version with put-if-absent, as
+//! Delta's protocol defines a commit, with no snapshot rebuilt afterwards.
+//!
+//! Why not delta-rs's commit: after every commit it advances its snapshot by
+//! replaying the new log entry through the kernel and re-materialising the
+//! table's file list (stats parsed, schemas converted, a thread spawned):
+//! ~13 ms of CPU for a one-row commit that needs ~0.5 ms to write
+//! (docs/PERFORMANCE.md, "Commit CPU"). A sidecar committing every 100 ms
+//! would spend 15 % of a core on that alone.
+//!
+//! What this process needs between commits is small: the newest version, the
+//! `txn` versions (file offsets, state, lease), and whether the protocol or
+//! the metadata changed. So a [`Log`] keeps a loaded [`DeltaTable`] (the
+//! *base*, with its file list, for upkeep and reads) and on top of it every
+//! `txn` of the commits after the base that it wrote or read. A commit that
+//! finds its version taken reads that one commit (another writer's, a few
+//! hundred bytes), folds its `txn`s in and tries the next version:
+//! - a commit carrying one of our app ids is a conflict (another process
+//!   writes this source), exactly as Delta's `ConcurrentTransaction`;
+//! - a `metaData` or `protocol` action reloads the base and checks the
+//!   schema and the protocol again;
+//! - a version that is taken but cannot be read (cleaned up while this
+//!   process was stuck) reloads the base.
+//!
+//! After any other failure the version tried is read back: the bytes are
+//! ours (the store kept them, the answer was lost), another writer's, or
+//! absent. When the store cannot be asked the error goes up, and the caller
+//! asks again before its next commit (`pipeline::live`).
+
+use deltalake::kernel::transaction::{CommitData, PROTOCOL, TransactionError};
+use deltalake::kernel::{Action, Add, Transaction};
+use deltalake::logstore::CommitOrBytes;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use object_store::ObjectStoreExt;
+use std::collections::HashMap;
+
+use super::SinkError;
+use crate::event::schema::ColumnDef;
+
+/// How many versions taken by others one append reads through before it
+/// gives up (and goes back to its caller, which tries again later).
+const MAX_VERSIONS_PASSED: u32 = 10_000;
+
+/// A table, and what this process knows of its log past the loaded snapshot.
+pub struct Log {
+    table: DeltaTable,
+    uri: String,
+    columns: &'static [ColumnDef],
+    partition: &'static str,
+    /// Every commit up to this version has been loaded, read or written.
+    version: u64,
+    /// `txn` versions of the commits after the base snapshot, up to `version`.
+    txns: HashMap<String, u64>,
+    /// One of our commits landed on a checkpoint version (see `checkpoint_due`).
+    checkpoint_due: bool,
+}
+
+/// How one append ends.
+pub(super) enum Appended {
+    /// It landed at `version`, after passing `passed` versions other
+    /// writers had taken.
+    Landed {
+        /// The commit's version.
+        version: u64,
+        /// Versions taken by others that this append read through.
+        passed: u32,
+    },
+    /// A newer commit carries one of its app ids (see the module doc).
+    Conflict,
+}
+
+/// The app ids to fence a commit with (see `commit::Fence`).
+pub(super) type Fence<'a> = Option<&'a (String, u64)>;
+
+impl Log {
+    /// Opens (creating if needed) the table at `uri` with `columns`,
+    /// partitioned by `partition` (see [`super::table::open_or_create`]).
+    pub async fn open(
+        uri: &str,
+        name: &str,
+        columns: &'static [ColumnDef],
+        partition: &'static str,
+    ) -> Result<Log, SinkError> {
+        let table = super::table::open_or_create(uri, name, columns, partition).await?;
+        let version = table.version().unwrap_or_default();
+        Ok(Log {
+            table,
+            uri: uri.to_owned(),
+            columns,
+            partition,
+            version,
+            txns: HashMap::new(),
+            checkpoint_due: false,
+        })
+    }
+
+    /// The loaded snapshot: its file list may lag behind [`Log::version`]
+    /// by the appends since the last reload (they add files only).
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    /// The table's URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The newest version this process has seen.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn derr(&self, source: DeltaTableError) -> SinkError {
+        SinkError::Delta {
+            table: self.uri.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Reloads the base snapshot (files included) to the newest version, for
+    /// upkeep, history, and asking what a failed commit left.
+    pub async fn reload(&mut self) -> Result<&mut DeltaTable, SinkError> {
+        if let Err(e) = self.table.update_incremental(None).await {
+            return Err(self.derr(e));
+        }
+        self.resync();
+        Ok(&mut self.table)
+    }
+
+    /// Reloads the base only when it lags behind [`Log::version`]: for
+    /// what only the loaded snapshot can answer (the history of commits).
+    pub async fn fresh(&mut self) -> Result<&DeltaTable, SinkError> {
+        if self.table.version().unwrap_or_default() < self.version {
+            self.reload().await?;
+        }
+        Ok(&self.table)
+    }
+
+    /// After the base moved (a reload, or a commit made through it, such as
+    /// a compaction's): what it holds need not be kept on top of it.
+    pub(super) fn resync(&mut self) {
+        let v = self.table.version().unwrap_or_default();
+        if v >= self.version {
+            self.version = v;
+            self.txns.clear();
+        }
+    }
+
+    /// The version of `app`'s last `txn` (0 when it has none).
+    pub async fn txn_version(&self, app: &str) -> Result<u64, SinkError> {
+        if let Some(v) = self.txns.get(app) {
+            return Ok(*v);
+        }
+        let snapshot = self.table.snapshot().map_err(|e| self.derr(e))?;
+        let v = snapshot
+            .transaction_version(self.table.log_store().as_ref(), app)
+            .await
+            .map_err(|e| self.derr(e))?;
+        Ok(v.map_or(0, |v| v.max(0) as u64))
+    }
+
+    /// Writes a checkpoint of the newest version (after one of our commits
+    /// landed on a checkpoint version; another writer may have passed it).
+    pub(super) async fn checkpoint(&mut self) -> Result<(), SinkError> {
+        let table = self.reload().await?;
+        let result = deltalake::checkpoints::create_checkpoint(table, None).await;
+        result.map_err(|e| self.derr(e))
+    }
+
+    /// Whether one of our commits since the last call landed on a
+    /// checkpoint version: the upkeep then writes the checkpoint.
+    pub(super) fn take_checkpoint_due(&mut self) -> bool {
+        std::mem::take(&mut self.checkpoint_due)
+    }
+
+    /// Appends `adds` with `txns` and risktail's `meta` in `commitInfo`, at
+    /// the next free version (see the module doc). `fence`: the highest
+    /// version the table may show for an app id before each try.
+    pub(super) async fn append(
+        &mut self,
+        adds: Vec<Add>,
+        txns: &[(String, u64)],
+        meta: serde_json::Value,
+        fence: Fence<'_>,
+    ) -> Result<Appended, SinkError> {
+        let bytes = self
+            .commit_data(adds, txns, meta)?
+            .get_bytes()
+            .map_err(|e| self.derr(e.into()))?;
+        let store = self.table.log_store();
+        // Conditional-put stores take the bytes; others (S3's log store)
+        // rename a temporary object into place if none is there.
+        let entry = if ["DefaultLogStore", "LakeFSLogStore"].contains(&store.name().as_str()) {
+            CommitOrBytes::LogBytes(bytes.clone())
+        } else {
+            let tmp = deltalake::Path::from_iter([
+                "_delta_log",
+                &format!("_commit_{}.json.tmp", uuid::Uuid::new_v4()),
+            ]);
+            store
+                .object_store(None)
+                .put(&tmp, bytes.clone().into())
+                .await
+                .map_err(|e| self.derr(e.into()))?;
+            CommitOrBytes::TmpCommit(tmp)
+        };
+        let result = self.append_entry(&entry, &bytes, txns, fence).await;
+        if let CommitOrBytes::TmpCommit(tmp) = &entry
+            && !matches!(result, Ok(Appended::Landed { .. }))
+        {
+            // Best effort: a leftover is an unreferenced object vacuum ignores.
+            let _ = store.object_store(None).delete(tmp).await;
+        }
+        result
+    }
+
+    async fn append_entry(
+        &mut self,
+        entry: &CommitOrBytes,
+        bytes: &[u8],
+        txns: &[(String, u64)],
+        fence: Fence<'_>,
+    ) -> Result<Appended, SinkError> {
+        let store = self.table.log_store();
+        let op_id = uuid::Uuid::new_v4();
+        for passed in 0..MAX_VERSIONS_PASSED {
+            if let Some((app, highest)) = fence
+                && self.txn_version(app).await? > *highest
+            {
+                return Ok(Appended::Conflict);
+            }
+            PROTOCOL
+                .can_write_to(self.table.snapshot().map_err(|e| self.derr(e))?)
+                .map_err(|e| self.derr(e.into()))?;
+            let v = self.version + 1;
+            let failure = match store.write_commit_entry(v, entry.clone(), op_id).await {
+                Ok(()) => return Ok(self.landed(v, passed, txns)),
+                Err(TransactionError::VersionAlreadyExists(_)) => None,
+                Err(e) => Some(e),
+            };
+            // Taken, or failed in a way that may still have stored it: the
+            // version says which.
+            match store.read_commit_entry(v).await {
+                Ok(Some(found)) if found.as_ref() == bytes => {
+                    if let Some(e) = &failure {
+                        tracing::warn!(table = self.uri, version = v, error = %e, "commit reported a failure but had landed");
+                    }
+                    return Ok(self.landed(v, passed, txns));
+                }
+                Ok(Some(found)) => {
+                    if self.absorb(v, &found, txns).await? {
+                        return Ok(Appended::Conflict);
+                    }
+                }
+                Ok(None) if failure.is_none() => {
+                    // Taken but gone: cleaned up while this process was away.
+                    self.reload().await?;
+                }
+                Ok(None) => {
+                    return Err(self.derr(failure.map_or_else(
+                        || DeltaTableError::Generic("commit failed".into()),
+                        DeltaTableError::from,
+                    )));
+                }
+                Err(e) => {
+                    // The store cannot say: the caller must ask later.
+                    tracing::warn!(table = self.uri, version = v, error = %e, "cannot read back a failed commit");
+                    return Err(self.derr(failure.map_or(e, DeltaTableError::from)));
+                }
+            }
+        }
+        Err(self.derr(DeltaTableError::Generic(format!(
+            "{MAX_VERSIONS_PASSED} versions taken by other writers in a row"
+        ))))
+    }
+
+    fn landed(&mut self, v: u64, passed: u32, txns: &[(String, u64)]) -> Appended {
+        self.version = v;
+        for (app, o) in txns {
+            self.txns.insert(app.clone(), *o);
+        }
+        let interval = {
+            use deltalake::table::config::TablePropertiesExt;
+            self.table
+                .snapshot()
+                .map(|s| s.table_config().checkpoint_interval().get())
+                .unwrap_or(100)
+        };
+        if v.is_multiple_of(interval) {
+            self.checkpoint_due = true;
+        }
+        Appended::Landed { version: v, passed }
+    }
+
+    /// Folds another writer's commit at `v` in. True when it carries one of
+    /// `ours`' app ids (a conflict).
+    async fn absorb(
+        &mut self,
+        v: u64,
+        bytes: &[u8],
+        ours: &[(String, u64)],
+    ) -> Result<bool, SinkError> {
+        let mut conflict = false;
+        let mut reload = false;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let action: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
+                self.derr(DeltaTableError::Generic(format!(
+                    "commit {v} is not Delta's JSON: {e}"
+                )))
+            })?;
+            if let Some(t) = action.get("txn") {
+                let (Some(app), Some(version)) = (
+                    t.get("appId").and_then(|a| a.as_str()),
+                    t.get("version").and_then(|a| a.as_i64()),
+                ) else {
+                    continue;
+                };
+                conflict |= ours.iter().any(|(a, _)| a == app);
+                self.txns.insert(app.to_owned(), version.max(0) as u64);
+            } else if action.get("metaData").is_some() || action.get("protocol").is_some() {
+                reload = true;
+            }
+        }
+        self.version = v;
+        if reload {
+            self.reload().await?;
+            let (uri, table) = (&self.uri, &self.table);
+            super::table::check_schema(uri, table, self.columns, self.partition)?;
+        }
+        Ok(conflict)
+    }
+
+    fn commit_data(
+        &self,
+        adds: Vec<Add>,
+        txns: &[(String, u64)],
+        meta: serde_json::Value,
+    ) -> Result<CommitData, SinkError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let partition_by = self
+            .table
+            .snapshot()
+            .map_err(|e| self.derr(e))?
+            .metadata()
+            .partition_columns()
+            .to_vec();
+        Ok(CommitData::new(
+            adds.into_iter().map(Action::Add).collect(),
+            DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: Some(partition_by),
+                predicate: None,
+            },
+            HashMap::from([(super::txn::COMMIT_INFO_KEY.to_owned(), meta)]),
+            txns.iter()
+                .map(|(app, v)| Transaction::new_with_last_update(app, *v as i64, Some(now_ms)))
+                .collect(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::schema::{QUARANTINE_COLUMNS, QUARANTINE_PARTITION};
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    async fn open(uri: &str) -> Log {
+        Log::open(uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
+            .await
+            .unwrap()
+    }
+
+    async fn append(log: &mut Log, app: &str, offset: u64) -> Appended {
+        let txns = [(app.to_owned(), offset)];
+        let meta = serde_json::json!({ "source": app });
+        log.append(Vec::new(), &txns, meta, None).await.unwrap()
+    }
+
+    fn landed(a: Appended) -> (u64, u32) {
+        match a {
+            Appended::Landed { version, passed } => (version, passed),
+            Appended::Conflict => panic!("a conflict"),
+        }
+    }
+
+    /// Two writers on one table: the one whose view is stale reads the
+    /// other's commit, takes the next version, and knows the other's offsets
+    /// (which delta-rs, reading the table afresh, agrees with).
+    #[test]
+    fn a_writer_passes_versions_others_took_and_learns_their_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            let mut a = open(&uri).await;
+            let mut b = open(&uri).await;
+            assert_eq!(landed(append(&mut a, "risktail/a/f", 10).await), (1, 0));
+            assert_eq!(landed(append(&mut a, "risktail/a/f", 20).await), (2, 0));
+            assert_eq!(landed(append(&mut b, "risktail/b/f", 5).await), (3, 2));
+            assert_eq!(b.txn_version("risktail/a/f").await.unwrap(), 20);
+            assert_eq!(a.version(), 2, "a has not looked since");
+            let fresh = crate::sink::store::open(&uri).await.unwrap();
+            assert_eq!(fresh.version(), Some(3));
+            for (app, v) in [("risktail/a/f", 20), ("risktail/b/f", 5)] {
+                let got = fresh
+                    .snapshot()
+                    .unwrap()
+                    .transaction_version(fresh.log_store().as_ref(), app)
+                    .await
+                    .unwrap();
+                assert_eq!(got, Some(v));
+            }
+        });
+    }
+
+    /// A commit carrying one of our app ids that landed after our view is a
+    /// conflict, as Delta's `ConcurrentTransaction` is; nothing is written.
+    #[test]
+    fn another_commit_of_our_app_id_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            let mut a = open(&uri).await;
+            let mut b = open(&uri).await;
+            landed(append(&mut a, "risktail/s/f", 10).await);
+            assert!(matches!(
+                append(&mut b, "risktail/s/f", 10).await,
+                Appended::Conflict
+            ));
+            assert_eq!(
+                crate::sink::store::open(&uri).await.unwrap().version(),
+                Some(1)
+            );
+        });
+    }
+
+    /// A fence: a version above the highest allowed for an app id, even one
+    /// learnt by passing another's commit, stops the append.
+    #[test]
+    fn a_fenced_append_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            let mut a = open(&uri).await;
+            let mut b = open(&uri).await;
+            landed(append(&mut a, "risktail-lease/s/epoch", 2).await);
+            let fence = ("risktail-lease/s/epoch".to_owned(), 1);
+            let txns = [("risktail/s/f".to_owned(), 7)];
+            let got = b
+                .append(Vec::new(), &txns, serde_json::json!({}), Some(&fence))
+                .await
+                .unwrap();
+            assert!(matches!(got, Appended::Conflict));
+            assert_eq!(b.version(), 1);
+            assert_eq!(
+                crate::sink::store::open(&uri).await.unwrap().version(),
+                Some(1)
+            );
+        });
+    }
+
+    /// Another writer's metadata change (here: a column added by a tool
+    /// other than risktail) is noticed while passing its version, and the
+    /// schema check refuses the table, naming the column.
+    #[test]
+    fn a_schema_changed_by_another_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            let mut a = open(&uri).await;
+            // Version 1, as another tool would write it: the metaData of
+            // version 0 with one more column.
+            let log = dir.path().join("_delta_log");
+            let v0 = std::fs::read_to_string(log.join(format!("{:020}.json", 0))).unwrap();
+            let mut meta: serde_json::Value = v0
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|a| a.get("metaData").is_some())
+                .unwrap();
+            let m = &mut meta["metaData"];
+            let mut schema: serde_json::Value =
+                serde_json::from_str(m["schemaString"].as_str().unwrap()).unwrap();
+            schema["fields"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!(
+                    {"name": "extra", "type": "string", "nullable": true, "metadata": {}}
+                ));
+            m["schemaString"] = serde_json::json!(schema.to_string());
+            std::fs::write(log.join(format!("{:020}.json", 1)), meta.to_string()).unwrap();
+            let txns = [("risktail/s/f".to_owned(), 7)];
+            let err = a
+                .append(Vec::new(), &txns, serde_json::json!({}), None)
+                .await
+                .err()
+                .expect("refused");
+            assert!(err.to_string().contains("extra"), "{err}");
+            assert!(!log.join(format!("{:020}.json", 2)).exists());
+        });
+    }
+
+    /// A commit landing on a multiple of `checkpointInterval` (50 for
+    /// risktail's tables) asks the upkeep for a checkpoint, once.
+    #[test]
+    fn a_commit_on_a_checkpoint_version_asks_for_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            let mut a = open(&uri).await;
+            for i in 1..50u64 {
+                landed(append(&mut a, "risktail/s/f", i).await);
+                assert!(!a.take_checkpoint_due(), "at {i}");
+            }
+            landed(append(&mut a, "risktail/s/f", 50).await);
+            assert!(a.take_checkpoint_due());
+            assert!(!a.take_checkpoint_due());
+            a.checkpoint().await.unwrap();
+            assert!(
+                dir.path()
+                    .join("_delta_log/00000000000000000050.checkpoint.parquet")
+                    .exists()
+            );
+        });
+    }
+}
