@@ -38,7 +38,7 @@ pub struct Metrics {
     pub quarantined: Family<Labels, Counter>,
     /// `risktail_commits_total{table}`.
     pub commits: Family<Labels, Counter>,
-    /// `risktail_commit_conflicts_total{table}`: commits that lost a race and were retried.
+    /// `risktail_commit_conflicts_total{table}`: versions taken by other writers that a commit read through (lost races).
     pub commit_conflicts: Family<Labels, Counter>,
     /// `risktail_commit_duration_seconds{table}`.
     pub commit_duration: Family<Labels, Histogram, fn() -> Histogram>,
@@ -94,7 +94,7 @@ impl Metrics {
         r.register("commits", "Commits to the table", m.commits.clone());
         r.register(
             "commit_conflicts",
-            "Commits that lost a race to another writer and were retried",
+            "Versions taken by other writers that a commit read through before it landed",
             m.commit_conflicts.clone(),
         );
         r.register(

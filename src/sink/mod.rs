@@ -7,16 +7,18 @@
 //! offset in *that* table's `txn`), then the events with theirs. After a crash
 //! between the two, a restart resumes at the events offset and drops the
 //! quarantine rows the quarantine table already holds, so each table gets each
-//! row exactly once. A commit that fails is asked about at once: the table's
-//! offsets say whether it landed after all (a lost answer). When the table
-//! cannot say then, the live source asks again before its next commit
+//! row exactly once. A commit that fails is asked about at once: its version
+//! read back says whether it landed after all (a lost answer; see `log`).
+//! When the store cannot say then, the live source asks again before its
+//! next commit
 //! (`pipeline::live`), dropping the rows that landed, quarantine rows
 //! included when only the quarantine commit went through.
 //!
 //! About 500 lines: the error enum, the sink's state and the commit of a
 //! source's rows with its offsets, state and lease are one unit; opening
-//! tables (`table`, `store`), commits (`commit`), the lease (`lease`), history
-//! and upkeep have their own modules.
+//! tables (`table`, `store`), the log and its appends (`log`), a commit's
+//! files and metrics (`commit`), the lease (`lease`), history and upkeep have
+//! their own modules.
 
 mod commit;
 mod history;
