@@ -21,7 +21,7 @@ use crate::metrics::{self, Metrics};
 use crate::pipeline::ingest::IngestContext;
 use crate::pipeline::live::{self, LiveSource};
 use crate::pipeline::pending::{Backoff, FlushPolicy};
-use crate::sink::{DeltaSink, SinkError};
+use crate::sink::{DeltaSink, SinkError, upkeep};
 use std::sync::Arc;
 use wake::Wakes;
 
@@ -53,6 +53,8 @@ struct Daemon {
     more_to_read: bool,
     watchdog: Option<(Duration, Instant)>,
     metrics: Option<Arc<Metrics>>,
+    /// Compaction, checkpoints and vacuum, on their own thread.
+    upkeep: upkeep::Worker,
 }
 
 /// Runs until SIGTERM/SIGINT, on the table `sink` holds open. Returns after
@@ -71,6 +73,8 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
     };
     let policy = FlushPolicy::new(config.flush_interval, config.flush_max_events);
     let read_gap = (config.flush_interval / READS_PER_INTERVAL).min(MAX_READ_GAP);
+    let upkeep = upkeep::Worker::start(&config.table_uri, &config.quarantine_uri)
+        .context("starting the upkeep thread")?;
     let mut d = Daemon {
         config,
         rt,
@@ -85,6 +89,7 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
         more_to_read: false,
         watchdog: sd_notify::watchdog_interval().map(|w| (w, Instant::now())),
         metrics,
+        upkeep,
     };
     d.recover()?;
     sd_notify::notify("READY=1\nSTATUS=following log files");
@@ -254,13 +259,15 @@ impl Daemon {
         Ok(())
     }
 
-    /// Compaction and vacuum, when the table is being written.
+    /// Hands the upkeep the commits call for to its thread (not while
+    /// commits fail: the table is unreachable or unwritable).
     fn upkeep(&mut self) {
         if self.backoff.failing() {
             return;
         }
-        if let Err(e) = self.rt.block_on(self.sink.upkeep()) {
-            tracing::warn!(error = %e, "table upkeep failed; ingestion goes on, retrying later");
+        let due = self.sink.upkeep_due();
+        if due.any() {
+            self.upkeep.send(due);
         }
     }
 

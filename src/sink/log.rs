@@ -161,14 +161,6 @@ impl Log {
         Ok(v.map_or(0, |v| v.max(0) as u64))
     }
 
-    /// Writes a checkpoint of the newest version (after one of our commits
-    /// landed on a checkpoint version; another writer may have passed it).
-    pub(super) async fn checkpoint(&mut self) -> Result<(), SinkError> {
-        let table = self.reload().await?;
-        let result = deltalake::checkpoints::create_checkpoint(table, None).await;
-        result.map_err(|e| self.derr(e))
-    }
-
     /// Whether one of our commits since the last call landed on a
     /// checkpoint version: the upkeep then writes the checkpoint.
     pub(super) fn take_checkpoint_due(&mut self) -> bool {
@@ -522,7 +514,17 @@ mod tests {
             landed(append(&mut a, "risktail/s/f", 50).await);
             assert!(a.take_checkpoint_due());
             assert!(!a.take_checkpoint_due());
-            a.checkpoint().await.unwrap();
+            // What the upkeep then does: a checkpoint readers start from.
+            let due = crate::sink::upkeep::Due {
+                checkpoint: (true, false),
+                ..Default::default()
+            };
+            let q = tempfile::tempdir().unwrap();
+            let q = q.path().to_str().unwrap();
+            let mut other = open(q).await;
+            let other = other.reload().await.unwrap();
+            let table = a.reload().await.unwrap();
+            due.run((table, &uri), (other, q)).await.unwrap();
             assert!(
                 dir.path()
                     .join("_delta_log/00000000000000000050.checkpoint.parquet")

@@ -383,66 +383,47 @@ impl DeltaSink {
     /// replaced more than a week ago are vacuumed. A checkpoint is written
     /// after each of our commits that lands on a multiple of the table's
     /// `checkpointInterval` (as delta-rs's own commit would). Returns what
-    /// compaction did.
+    /// compaction did. Done here, in line (tests, examples); the daemon
+    /// hands [`DeltaSink::upkeep_due`] to an [`upkeep::Worker`] instead.
     pub async fn upkeep(&mut self) -> Result<Option<upkeep::CompactReport>, SinkError> {
-        for log in [&mut self.events, &mut self.quarantine] {
-            if log.take_checkpoint_due() {
-                log.checkpoint().await?;
-            }
+        let due = self.upkeep_due();
+        if !due.any() {
+            return Ok(None);
         }
-        let mut report = None;
-        if self.commits_since_compaction >= COMPACT_EVERY_COMMITS {
-            self.commits_since_compaction = 0;
-            let r = compact(&mut self.events, &RISK_EVENT_COLUMNS, EVENT_PARTITION).await?;
-            let q = compact(
-                &mut self.quarantine,
-                &QUARANTINE_COLUMNS,
-                QUARANTINE_PARTITION,
-            )
-            .await?;
-            if r.files_removed + q.files_removed > 0 {
-                tracing::info!(
-                    files_removed = r.files_removed + q.files_removed,
-                    files_added = r.files_added + q.files_added,
-                    rows = r.rows + q.rows,
-                    ms = (r.millis + q.millis) as u64,
-                    "compacted small files"
-                );
-            }
-            let cleaned = upkeep::cleanup_logs(self.events.table(), self.events.uri()).await?
-                + upkeep::cleanup_logs(self.quarantine.table(), self.quarantine.uri()).await?;
-            if cleaned > 0 {
-                tracing::info!(entries = cleaned, "deleted expired _delta_log entries");
-            }
-            report = Some(r);
-        }
-        if self.last_vacuum.is_none_or(|t| t.elapsed() >= VACUUM_EVERY) {
-            self.last_vacuum = Some(std::time::Instant::now());
-            let retention = chrono::Duration::hours(VACUUM_RETENTION_HOURS);
-            let mut n = 0;
-            for log in [&mut self.events, &mut self.quarantine] {
-                let uri = log.uri().to_owned();
-                n += upkeep::vacuum(log.reload().await?, &uri, retention).await?;
-                log.resync();
-            }
-            if n > 0 {
-                tracing::info!(files_deleted = n, "vacuumed files replaced over a week ago");
-            }
-        }
-        Ok(report)
+        let (events_uri, quarantine_uri) = (
+            self.events.uri().to_owned(),
+            self.quarantine.uri().to_owned(),
+        );
+        let events = self.events.reload().await?;
+        let quarantine = self.quarantine.reload().await?;
+        let report = due
+            .run((events, &events_uri), (quarantine, &quarantine_uri))
+            .await;
+        self.events.resync();
+        self.quarantine.resync();
+        report
     }
-}
 
-/// Compacts `log`'s table from a fresh snapshot (see [`upkeep::compact`]).
-async fn compact(
-    log: &mut Log,
-    columns: &[crate::event::schema::ColumnDef],
-    partition: &str,
-) -> Result<upkeep::CompactReport, SinkError> {
-    let uri = log.uri().to_owned();
-    let report = upkeep::compact(log.reload().await?, &uri, columns, partition).await?;
-    log.resync();
-    Ok(report)
+    /// What upkeep the commits so far call for (see [`DeltaSink::upkeep`]),
+    /// counted as done: the daemon hands it to its [`upkeep::Worker`].
+    pub fn upkeep_due(&mut self) -> upkeep::Due {
+        let compact = self.commits_since_compaction >= COMPACT_EVERY_COMMITS;
+        if compact {
+            self.commits_since_compaction = 0;
+        }
+        let vacuum = self.last_vacuum.is_none_or(|t| t.elapsed() >= VACUUM_EVERY);
+        if vacuum {
+            self.last_vacuum = Some(std::time::Instant::now());
+        }
+        upkeep::Due {
+            checkpoint: (
+                self.events.take_checkpoint_due(),
+                self.quarantine.take_checkpoint_due(),
+            ),
+            compact,
+            vacuum,
+        }
+    }
 }
 
 /// Writes `batch` into the open writer of `slot`, opening one for `log` first.

@@ -1,5 +1,9 @@
-//! Table upkeep without DataFusion: compaction, log cleanup and vacuum, off
-//! the commit path.
+//! Table upkeep without DataFusion: checkpoints, compaction, log cleanup and
+//! vacuum, off the commit path: the daemon hands them to a thread of their
+//! own ([`Worker`]) with its own handles on the tables, so a compaction
+//! (tens of milliseconds, a reload of the file list included) never holds up
+//! reading or the next commit. To the daemon's appends its commits are
+//! another writer's, passed like any other (`sink::log`).
 //!
 //! A daemon that commits every second leaves a small Parquet file per commit
 //! and partition, and commit latency grows with the number of active files
@@ -28,6 +32,156 @@ use super::SinkError;
 use super::read::read_bytes_columns;
 use crate::event::batch::arrow_schema;
 use crate::event::schema::ColumnDef;
+
+/// What upkeep is due, decided by the sink after its commits (see
+/// `DeltaSink::upkeep_due`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// A commit of ours landed on a checkpoint version: (events, quarantine).
+    pub checkpoint: (bool, bool),
+    /// Compaction and log cleanup (every `COMPACT_EVERY_COMMITS` commits).
+    pub compact: bool,
+    /// Vacuum (once a day).
+    pub vacuum: bool,
+}
+
+impl Due {
+    /// Whether anything is due.
+    pub fn any(&self) -> bool {
+        self.checkpoint.0 || self.checkpoint.1 || self.compact || self.vacuum
+    }
+
+    /// Does what is due on the two tables (reloaded first); returns what the
+    /// events table's compaction did, when it ran.
+    pub async fn run(
+        &self,
+        events: (&mut DeltaTable, &str),
+        quarantine: (&mut DeltaTable, &str),
+    ) -> Result<Option<CompactReport>, SinkError> {
+        use crate::event::schema::{
+            EVENT_PARTITION, QUARANTINE_COLUMNS, QUARANTINE_PARTITION, RISK_EVENT_COLUMNS,
+        };
+        let (events, events_uri) = events;
+        let (quarantine, quarantine_uri) = quarantine;
+        let derr = |uri: &str, source: DeltaTableError| SinkError::Delta {
+            table: uri.to_owned(),
+            source: Box::new(source),
+        };
+        for (table, uri, due) in [
+            (&mut *events, events_uri, self.checkpoint.0),
+            (&mut *quarantine, quarantine_uri, self.checkpoint.1),
+        ] {
+            if due {
+                table
+                    .update_incremental(None)
+                    .await
+                    .map_err(|e| derr(uri, e))?;
+                deltalake::checkpoints::create_checkpoint(table, None)
+                    .await
+                    .map_err(|e| derr(uri, e))?;
+            }
+        }
+        let mut report = None;
+        if self.compact {
+            let r = compact(events, events_uri, &RISK_EVENT_COLUMNS, EVENT_PARTITION).await?;
+            let q = compact(
+                quarantine,
+                quarantine_uri,
+                &QUARANTINE_COLUMNS,
+                QUARANTINE_PARTITION,
+            )
+            .await?;
+            if r.files_removed + q.files_removed > 0 {
+                tracing::info!(
+                    files_removed = r.files_removed + q.files_removed,
+                    files_added = r.files_added + q.files_added,
+                    rows = r.rows + q.rows,
+                    ms = (r.millis + q.millis) as u64,
+                    "compacted small files"
+                );
+            }
+            let cleaned = cleanup_logs(events, events_uri).await?
+                + cleanup_logs(quarantine, quarantine_uri).await?;
+            if cleaned > 0 {
+                tracing::info!(entries = cleaned, "deleted expired _delta_log entries");
+            }
+            report = Some(r);
+        }
+        if self.vacuum {
+            let retention = chrono::Duration::hours(super::VACUUM_RETENTION_HOURS);
+            let n = vacuum(events, events_uri, retention).await?
+                + vacuum(quarantine, quarantine_uri, retention).await?;
+            if n > 0 {
+                tracing::info!(files_deleted = n, "vacuumed files replaced over a week ago");
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The daemon's upkeep thread: runs each [`Due`] it is sent on its own
+/// runtime and its own table handles, one at a time; jobs sent while one
+/// runs are merged into the next. It ends when the sender is dropped.
+pub struct Worker {
+    tx: std::sync::mpsc::Sender<Due>,
+}
+
+impl Worker {
+    /// Starts the thread for the tables at `events_uri` and `quarantine_uri`.
+    pub fn start(events_uri: &str, quarantine_uri: &str) -> std::io::Result<Worker> {
+        let (tx, rx) = std::sync::mpsc::channel::<Due>();
+        let uris = (events_uri.to_owned(), quarantine_uri.to_owned());
+        std::thread::Builder::new()
+            .name("risktail-upkeep".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the upkeep thread cannot start a runtime; no upkeep");
+                        return;
+                    }
+                };
+                let mut tables: Option<(DeltaTable, DeltaTable)> = None;
+                while let Ok(mut due) = rx.recv() {
+                    while let Ok(more) = rx.try_recv() {
+                        due.checkpoint.0 |= more.checkpoint.0;
+                        due.checkpoint.1 |= more.checkpoint.1;
+                        due.compact |= more.compact;
+                        due.vacuum |= more.vacuum;
+                    }
+                    let result = rt.block_on(async {
+                        let (e, q) = match &mut tables {
+                            Some(t) => t,
+                            None => tables.insert((
+                                super::store::open(&uris.0).await.map_err(|e| SinkError::Delta {
+                                    table: uris.0.clone(),
+                                    source: Box::new(e),
+                                })?,
+                                super::store::open(&uris.1).await.map_err(|e| SinkError::Delta {
+                                    table: uris.1.clone(),
+                                    source: Box::new(e),
+                                })?,
+                            )),
+                        };
+                        due.run((e, &uris.0), (q, &uris.1)).await
+                    });
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "table upkeep failed; ingestion goes on, retrying later");
+                    }
+                }
+            })?;
+        Ok(Worker { tx })
+    }
+
+    /// Hands `due` to the thread (dropped quietly if the thread is gone: the
+    /// upkeep is never needed for correctness).
+    pub fn send(&self, due: Due) {
+        let _ = self.tx.send(due);
+    }
+}
 
 /// Files smaller than this are compaction candidates.
 pub const SMALL_FILE_BYTES: i64 = 8 << 20;
