@@ -24,8 +24,8 @@
 //!   process was stuck) reloads the base.
 //!
 //! After any other failure the version tried is read back: the bytes are
-//! ours (the store kept them, the answer was lost), another writer's, or
-//! absent. When the store cannot be asked the error goes up, and the caller
+//! ours (the store kept them, the answer was lost; each commit carries a
+//! `txnId` of its own), another writer's, or absent. When the store cannot be asked the error goes up, and the caller
 //! asks again before its next commit (`pipeline::live`).
 
 use deltalake::kernel::transaction::{CommitData, PROTOCOL, TransactionError};
@@ -345,7 +345,16 @@ impl Log {
                 partition_by: Some(partition_by),
                 predicate: None,
             },
-            HashMap::from([(super::txn::COMMIT_INFO_KEY.to_owned(), meta)]),
+            // txnId (as Spark writes it) makes every commit's bytes unique,
+            // so reading a version back tells ours from another writer's
+            // even when both carry the same rows' metadata.
+            HashMap::from([
+                (super::txn::COMMIT_INFO_KEY.to_owned(), meta),
+                (
+                    "txnId".to_owned(),
+                    serde_json::json!(uuid::Uuid::new_v4().to_string()),
+                ),
+            ]),
             txns.iter()
                 .map(|(app, v)| Transaction::new_with_last_update(app, *v as i64, Some(now_ms)))
                 .collect(),
