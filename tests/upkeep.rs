@@ -74,13 +74,43 @@ impl OneRowCommits {
         };
         self.offset += line.len() as u64;
         let offsets = [(self.file, self.offset)];
+        let source = self.config.sources[0].name.clone();
         self.rt
-            .block_on(
-                self.sink
-                    .commit("engine", &offsets, &[*e], &[], &self.state),
-            )
+            .block_on(self.sink.commit(&source, &offsets, &[*e], &[], &self.state))
             .unwrap();
         self.rt.block_on(self.sink.upkeep()).unwrap()
+    }
+
+    /// Another writer (its own sink, source `source` and file) on the same table.
+    fn beside(&self, source: &str) -> OneRowCommits {
+        let tmp = tempfile::tempdir().unwrap();
+        let uri = std::fs::canonicalize(self.uri()).unwrap();
+        let config = Config::from_str(
+            &tmp.path().join("risktail.toml"),
+            &format!(
+                "[table]\nuri = \"{}\"\n[[source]]\nname = \"{source}\"\npaths = [\"x.log\"]\nenvelope = \"python\"\n",
+                uri.display()
+            ),
+        )
+        .unwrap();
+        let parser = config.parser(&config.sources[0]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sink = rt
+            .block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))
+            .unwrap();
+        OneRowCommits {
+            tmp,
+            config,
+            parser,
+            rt,
+            sink,
+            file: FileId::from_head(format!("{source}\n").as_bytes()),
+            state: SourceState::default(),
+            offset: 0,
+        }
     }
 
     fn uri(&self) -> String {
@@ -232,4 +262,76 @@ fn two_writers_compacting_the_same_files_do_not_double_rows() {
             .unwrap();
     let distinct: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!((ids.len(), distinct.len()), (30, 30));
+}
+
+/// Two writers on one table, each running the daemon's upkeep after every
+/// commit (appends of one pass the other's versions): every 50th version
+/// gets its checkpoint, whoever landed it, every row is there once,
+/// and vacuum deletes a data file no commit names (what a failed commit
+/// leaves) once it is older than the retention, but not a younger one,
+/// which may be another writer's commit in flight.
+#[test]
+fn two_writers_share_the_upkeep_and_vacuum_removes_what_failed_commits_left() {
+    let mut a = OneRowCommits::new();
+    let mut b = a.beside("engine-b");
+    for i in 0..60u64 {
+        a.commit(i);
+        b.commit(1000 + i);
+    }
+    let uri = a.uri();
+    let log = Path::new(&uri).join("_delta_log");
+    let version =
+        a.rt.block_on(risktail::sink::store::open(&uri))
+            .unwrap()
+            .version()
+            .unwrap();
+    let mut checkpoints: Vec<u64> = std::fs::read_dir(&log)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".checkpoint.parquet")?.parse().ok()
+        })
+        .collect();
+    checkpoints.sort_unstable();
+    // delta-rs's rule, which compaction's commits follow too: versions 49, 99, …
+    let want: Vec<u64> = (1..=(version + 1) / 50).map(|k| k * 50 - 1).collect();
+    assert!(version >= 120, "{version}");
+    assert_eq!(checkpoints, want, "at version {version}");
+
+    // What a failed commit leaves: a data file the log does not name.
+    let part = Path::new(&uri).join("event_date=2026-01-28");
+    let data = std::fs::read_dir(&part)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .unwrap();
+    let (old, new) = (
+        part.join("part-failed-old.parquet"),
+        part.join("part-failed-new.parquet"),
+    );
+    std::fs::copy(&data, &old).unwrap();
+    std::fs::copy(&data, &new).unwrap();
+    let eight_days = std::time::SystemTime::now() - std::time::Duration::from_secs(8 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(eight_days)
+        .unwrap();
+    // A fresh sink's first upkeep vacuums (then once a day).
+    let mut c = a.beside("engine-c");
+    c.rt.block_on(c.sink.upkeep()).unwrap();
+    assert!(
+        !old.exists(),
+        "vacuum left a failed commit's file older than the retention"
+    );
+    assert!(
+        new.exists(),
+        "vacuum deleted a file younger than the retention"
+    );
+    let ids =
+        a.rt.block_on(risktail::sink::read::event_ids(&uri))
+            .unwrap();
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (120, 120));
 }

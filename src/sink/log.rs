@@ -53,7 +53,7 @@ pub struct Log {
     version: u64,
     /// `txn` versions of the commits after the base snapshot, up to `version`.
     txns: HashMap<String, u64>,
-    /// One of our commits landed on a checkpoint version (see `checkpoint_due`).
+    /// One of our commits landed on a checkpoint version (see `take_checkpoint_due`).
     checkpoint_due: bool,
 }
 
@@ -280,7 +280,8 @@ impl Log {
                 .map(|s| s.table_config().checkpoint_interval().get())
                 .unwrap_or(100)
         };
-        if v.is_multiple_of(interval) {
+        // As delta-rs decides it: the 50th, 100th, … version (49, 99, …).
+        if (v + 1).is_multiple_of(interval) {
             self.checkpoint_due = true;
         }
         Appended::Landed { version: v, passed }
@@ -508,19 +509,20 @@ mod tests {
         });
     }
 
-    /// A commit landing on a multiple of `checkpointInterval` (50 for
-    /// risktail's tables) asks the upkeep for a checkpoint, once.
+    /// The commit that makes the table's 50th version (49: `checkpointInterval`
+    /// is 50 for risktail's tables, counted as delta-rs counts it) asks the
+    /// upkeep for a checkpoint, once.
     #[test]
     fn a_commit_on_a_checkpoint_version_asks_for_a_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let uri = dir.path().to_str().unwrap().to_owned();
         rt().block_on(async {
             let mut a = open(&uri).await;
-            for i in 1..50u64 {
+            for i in 1..49u64 {
                 landed(append(&mut a, "risktail/s/f", i).await);
                 assert!(!a.take_checkpoint_due(), "at {i}");
             }
-            landed(append(&mut a, "risktail/s/f", 50).await);
+            assert_eq!(landed(append(&mut a, "risktail/s/f", 49).await).0, 49);
             assert!(a.take_checkpoint_due());
             assert!(!a.take_checkpoint_due());
             // What the upkeep then does: a checkpoint readers start from.
@@ -536,7 +538,7 @@ mod tests {
             due.run((table, &uri), (other, q)).await.unwrap();
             assert!(
                 dir.path()
-                    .join("_delta_log/00000000000000000050.checkpoint.parquet")
+                    .join("_delta_log/00000000000000000049.checkpoint.parquet")
                     .exists()
             );
         });

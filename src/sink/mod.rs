@@ -381,8 +381,9 @@ impl DeltaSink {
     /// partitions with many small files are compacted and expired log
     /// entries deleted (not after every commit, as delta-rs would), and once a day files
     /// replaced more than a week ago are vacuumed. A checkpoint is written
-    /// after each of our commits that lands on a multiple of the table's
-    /// `checkpointInterval` (as delta-rs's own commit would). Returns what
+    /// after each of our commits that makes a multiple of the table's
+    /// `checkpointInterval` versions (49, 99, …, as delta-rs's own commit
+    /// would). Returns what
     /// compaction did. Done here, in line (tests, examples); the daemon
     /// hands [`DeltaSink::upkeep_due`] to an [`upkeep::Worker`] instead.
     pub async fn upkeep(&mut self) -> Result<Option<upkeep::CompactReport>, SinkError> {

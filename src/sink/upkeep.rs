@@ -371,7 +371,8 @@ pub async fn cleanup_logs(table: &DeltaTable, uri: &str) -> Result<usize, SinkEr
     .map_err(derr)
 }
 
-/// Deletes files that compaction replaced more than `retention` ago.
+/// Deletes files that compaction replaced more than `retention` ago, and
+/// files no commit names (a failed commit's) older than `retention`.
 pub async fn vacuum(
     table: &mut DeltaTable,
     uri: &str,
@@ -381,9 +382,14 @@ pub async fn vacuum(
         table: uri.to_owned(),
         source: Box::new(source),
     };
+    // Full: files that failed commits uploaded (no log entry names them)
+    // go too, once older than the retention; younger ones may be another
+    // writer's commit in flight and stay. Lite would only delete files
+    // compaction replaced.
     let (t, metrics) = table
         .clone()
         .vacuum()
+        .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
         .with_retention_period(retention)
         .with_enforce_retention_duration(false)
         .await
