@@ -2,7 +2,8 @@
 //!
 //!   cargo run --example daemon_figures -- commits DIR N
 //!       N one-row commits through the sink with upkeep; commit latency per
-//!       1,000-commit window (p50/p99/max) and what compaction cost.
+//!       1,000-commit window (p50/p99/max), what compaction cost, and the
+//!       CPU per commit (RISKTAIL_FIGURES_NO_UPKEEP=1: without the upkeep).
 //!   cargo run --example daemon_figures -- live BIN DIR RATE SECONDS INTERVAL_MS
 //!       runs `BIN run` on DIR (keeps an existing table), writes RATE lines/s
 //!       (1 in 50 a risk line) for SECONDS, polls the table every 20 ms and
@@ -146,10 +147,14 @@ fn commits(dir: &Path, n: usize) {
         "{:>12} {:>10} {:>10} {:>10} {:>10}",
         "commits", "p50 ms", "p99 ms", "max ms", "files"
     );
+    // CPU of this process, all threads (delta-rs's blocking pool included).
+    let upkeep = std::env::var_os("RISKTAIL_FIGURES_NO_UPKEEP").is_none_or(|v| v.is_empty());
+    let cpu0 = cpu_seconds(std::process::id());
     for i in 0..n {
         window.push(c.commit());
         let t = Instant::now();
-        if let Some(r) = c.upkeep().expect("upkeep")
+        if upkeep
+            && let Some(r) = c.upkeep().expect("upkeep")
             && r.files_removed > 0
         {
             upkeep_ms.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -179,6 +184,16 @@ fn commits(dir: &Path, n: usize) {
     println!(
         "compactions: {}  p50 {p50:.0} ms  p99 {p99:.0} ms  max {max:.0} ms",
         upkeep_ms.len()
+    );
+    let cpu = cpu_seconds(std::process::id()) - cpu0;
+    println!(
+        "CPU per commit: {:.2} ms ({cpu:.2} s for {n} commits, {})",
+        cpu * 1000.0 / n as f64,
+        if upkeep {
+            "upkeep included"
+        } else {
+            "no upkeep (RISKTAIL_FIGURES_NO_UPKEEP)"
+        }
     );
 }
 
@@ -463,7 +478,7 @@ fn one_writer(uri: &str, k: usize, until: Instant, every: Duration) -> Vec<f64> 
         ms.push(c.commit());
         // As a daemon does: compaction and log cleanup every 50 commits
         // (RISKTAIL_FIGURES_NO_UPKEEP=1 leaves it out, to tell its share).
-        if std::env::var_os("RISKTAIL_FIGURES_NO_UPKEEP").is_some() {
+        if std::env::var_os("RISKTAIL_FIGURES_NO_UPKEEP").is_some_and(|v| !v.is_empty()) {
             continue;
         }
         if let Err(e) = c.upkeep() {
