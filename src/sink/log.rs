@@ -29,12 +29,12 @@
 //! asks again before its next commit (`pipeline::live`).
 
 use deltalake::kernel::transaction::{CommitData, PROTOCOL, TransactionError};
-use deltalake::kernel::{Action, Add, Transaction};
+use deltalake::kernel::{Action, Add, Remove, Transaction};
 use deltalake::logstore::CommitOrBytes;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use object_store::ObjectStoreExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::SinkError;
 use crate::event::schema::ColumnDef;
@@ -177,8 +177,49 @@ impl Log {
         meta: serde_json::Value,
         fence: Fence<'_>,
     ) -> Result<Appended, SinkError> {
-        let bytes = self
-            .commit_data(adds, txns, meta)?
+        let partition_by = self.partition_columns()?;
+        let op = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: Some(partition_by),
+            predicate: None,
+        };
+        let actions = adds.into_iter().map(Action::Add).collect();
+        let nothing = HashSet::new();
+        self.commit(actions, op, txns, meta, fence, &nothing).await
+    }
+
+    /// Replaces files with others holding the same rows (a compaction:
+    /// `dataChange` false on both sides). A newer commit that removes one of
+    /// `removes` (another writer's compaction of the same files) is a
+    /// conflict; appends are passed as always, so a compaction never has to
+    /// find the table quiet to land.
+    pub(super) async fn replace(
+        &mut self,
+        adds: Vec<Add>,
+        removes: Vec<Remove>,
+        meta: serde_json::Value,
+        target_size: i64,
+    ) -> Result<Appended, SinkError> {
+        let guarded: HashSet<String> = removes.iter().map(|r| r.path.clone()).collect();
+        let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        actions.extend(removes.into_iter().map(Action::Remove));
+        let op = DeltaOperation::Optimize {
+            predicate: None,
+            target_size,
+        };
+        self.commit(actions, op, &[], meta, None, &guarded).await
+    }
+
+    async fn commit(
+        &mut self,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        txns: &[(String, u64)],
+        meta: serde_json::Value,
+        fence: Fence<'_>,
+        guarded: &HashSet<String>,
+    ) -> Result<Appended, SinkError> {
+        let bytes = commit_data(actions, operation, txns, meta)
             .get_bytes()
             .map_err(|e| self.derr(e.into()))?;
         let store = self.table.log_store();
@@ -198,7 +239,9 @@ impl Log {
                 .map_err(|e| self.derr(e.into()))?;
             CommitOrBytes::TmpCommit(tmp)
         };
-        let result = self.append_entry(&entry, &bytes, txns, fence).await;
+        let result = self
+            .append_entry(&entry, &bytes, txns, fence, guarded)
+            .await;
         if let CommitOrBytes::TmpCommit(tmp) = &entry
             && !matches!(result, Ok(Appended::Landed { .. }))
         {
@@ -208,12 +251,23 @@ impl Log {
         result
     }
 
+    fn partition_columns(&self) -> Result<Vec<String>, SinkError> {
+        Ok(self
+            .table
+            .snapshot()
+            .map_err(|e| self.derr(e))?
+            .metadata()
+            .partition_columns()
+            .to_vec())
+    }
+
     async fn append_entry(
         &mut self,
         entry: &CommitOrBytes,
         bytes: &[u8],
         txns: &[(String, u64)],
         fence: Fence<'_>,
+        guarded: &HashSet<String>,
     ) -> Result<Appended, SinkError> {
         let store = self.table.log_store();
         let op_id = uuid::Uuid::new_v4();
@@ -242,7 +296,7 @@ impl Log {
                     return Ok(self.landed(v, passed, txns));
                 }
                 Ok(Some(found)) => {
-                    if self.absorb(v, &found, txns).await? {
+                    if self.absorb(v, &found, txns, guarded).await? {
                         return Ok(Appended::Conflict);
                     }
                 }
@@ -288,12 +342,13 @@ impl Log {
     }
 
     /// Folds another writer's commit at `v` in. True when it carries one of
-    /// `ours`' app ids (a conflict).
+    /// `ours`' app ids, or removes one of the `guarded` files (a conflict).
     async fn absorb(
         &mut self,
         v: u64,
         bytes: &[u8],
         ours: &[(String, u64)],
+        guarded: &HashSet<String>,
     ) -> Result<bool, SinkError> {
         let mut conflict = false;
         let mut reload = false;
@@ -312,6 +367,12 @@ impl Log {
                 };
                 conflict |= ours.iter().any(|(a, _)| a == app);
                 self.txns.insert(app.to_owned(), version.max(0) as u64);
+            } else if let Some(path) = action
+                .get("remove")
+                .and_then(|r| r.get("path"))
+                .and_then(|p| p.as_str())
+            {
+                conflict |= guarded.contains(path);
             } else if action.get("metaData").is_some() || action.get("protocol").is_some() {
                 reload = true;
             }
@@ -324,43 +385,34 @@ impl Log {
         }
         Ok(conflict)
     }
+}
 
-    fn commit_data(
-        &self,
-        adds: Vec<Add>,
-        txns: &[(String, u64)],
-        meta: serde_json::Value,
-    ) -> Result<CommitData, SinkError> {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let partition_by = self
-            .table
-            .snapshot()
-            .map_err(|e| self.derr(e))?
-            .metadata()
-            .partition_columns()
-            .to_vec();
-        Ok(CommitData::new(
-            adds.into_iter().map(Action::Add).collect(),
-            DeltaOperation::Write {
-                mode: SaveMode::Append,
-                partition_by: Some(partition_by),
-                predicate: None,
-            },
-            // txnId (as Spark writes it) makes every commit's bytes unique,
-            // so reading a version back tells ours from another writer's
-            // even when both carry the same rows' metadata.
-            HashMap::from([
-                (super::txn::COMMIT_INFO_KEY.to_owned(), meta),
-                (
-                    "txnId".to_owned(),
-                    serde_json::json!(uuid::Uuid::new_v4().to_string()),
-                ),
-            ]),
-            txns.iter()
-                .map(|(app, v)| Transaction::new_with_last_update(app, *v as i64, Some(now_ms)))
-                .collect(),
-        ))
-    }
+/// A commit's content as delta-rs writes it: `commitInfo` (with risktail's
+/// `meta` and a `txnId` of its own), the actions, then the `txn`s.
+fn commit_data(
+    actions: Vec<Action>,
+    operation: DeltaOperation,
+    txns: &[(String, u64)],
+    meta: serde_json::Value,
+) -> CommitData {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    CommitData::new(
+        actions,
+        operation,
+        // txnId (as Spark writes it) makes every commit's bytes unique, so
+        // reading a version back tells ours from another writer's even when
+        // both carry the same rows' metadata.
+        HashMap::from([
+            (super::txn::COMMIT_INFO_KEY.to_owned(), meta),
+            (
+                "txnId".to_owned(),
+                serde_json::json!(uuid::Uuid::new_v4().to_string()),
+            ),
+        ]),
+        txns.iter()
+            .map(|(app, v)| Transaction::new_with_last_update(app, *v as i64, Some(now_ms)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -531,16 +583,51 @@ mod tests {
                 ..Default::default()
             };
             let q = tempfile::tempdir().unwrap();
-            let q = q.path().to_str().unwrap();
-            let mut other = open(q).await;
-            let other = other.reload().await.unwrap();
-            let table = a.reload().await.unwrap();
-            due.run((table, &uri), (other, q)).await.unwrap();
+            let mut other = open(q.path().to_str().unwrap()).await;
+            due.run(&mut a, &mut other).await.unwrap();
             assert!(
                 dir.path()
                     .join("_delta_log/00000000000000000049.checkpoint.parquet")
                     .exists()
             );
+        });
+    }
+
+    /// Two compactions of the same file: the one whose view is stale finds
+    /// the other's `remove` of it while passing versions, and gives up
+    /// (both landing would double every row of the file); appends it passes
+    /// are no conflict.
+    #[test]
+    fn a_compaction_gives_way_to_another_of_the_same_files_not_to_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            let mut a = open(&uri).await;
+            let mut b = open(&uri).await;
+            let remove = |path: &str| Remove {
+                path: path.to_owned(),
+                data_change: false,
+                ..Default::default()
+            };
+            let meta = || serde_json::json!({});
+            landed(append(&mut a, "risktail/s/f", 1).await);
+            let (v, _) = landed(
+                a.replace(Vec::new(), vec![remove("p=1/x.parquet")], meta(), 1)
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(v, 2);
+            landed(append(&mut a, "risktail/s/f", 2).await);
+            let lost = b
+                .replace(Vec::new(), vec![remove("p=1/x.parquet")], meta(), 1)
+                .await
+                .unwrap();
+            assert!(matches!(lost, Appended::Conflict));
+            let other = b
+                .replace(Vec::new(), vec![remove("p=1/y.parquet")], meta(), 1)
+                .await
+                .unwrap();
+            assert_eq!(landed(other), (4, 1), "passing the append at 3");
         });
     }
 }

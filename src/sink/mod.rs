@@ -166,20 +166,7 @@ impl DeltaSink {
     /// Opens (creating if needed) `risk_events` at `events_uri` and
     /// `risk_events_quarantine` at `quarantine_uri`.
     pub async fn open(events_uri: &str, quarantine_uri: &str) -> Result<DeltaSink, SinkError> {
-        let events = Log::open(
-            events_uri,
-            "risk_events",
-            &RISK_EVENT_COLUMNS,
-            EVENT_PARTITION,
-        )
-        .await?;
-        let quarantine = Log::open(
-            quarantine_uri,
-            "risk_events_quarantine",
-            &QUARANTINE_COLUMNS,
-            QUARANTINE_PARTITION,
-        )
-        .await?;
+        let (events, quarantine) = open_logs(events_uri, quarantine_uri).await?;
         Ok(DeltaSink {
             events,
             quarantine,
@@ -391,18 +378,7 @@ impl DeltaSink {
         if !due.any() {
             return Ok(None);
         }
-        let (events_uri, quarantine_uri) = (
-            self.events.uri().to_owned(),
-            self.quarantine.uri().to_owned(),
-        );
-        let events = self.events.reload().await?;
-        let quarantine = self.quarantine.reload().await?;
-        let report = due
-            .run((events, &events_uri), (quarantine, &quarantine_uri))
-            .await;
-        self.events.resync();
-        self.quarantine.resync();
-        report
+        due.run(&mut self.events, &mut self.quarantine).await
     }
 
     /// What upkeep the commits so far call for (see [`DeltaSink::upkeep`]),
@@ -425,6 +401,26 @@ impl DeltaSink {
             vacuum,
         }
     }
+}
+
+/// Opens (creating if needed) `risk_events` at `events_uri` and
+/// `risk_events_quarantine` at `quarantine_uri`.
+async fn open_logs(events_uri: &str, quarantine_uri: &str) -> Result<(Log, Log), SinkError> {
+    let events = Log::open(
+        events_uri,
+        "risk_events",
+        &RISK_EVENT_COLUMNS,
+        EVENT_PARTITION,
+    )
+    .await?;
+    let quarantine = Log::open(
+        quarantine_uri,
+        "risk_events_quarantine",
+        &QUARANTINE_COLUMNS,
+        QUARANTINE_PARTITION,
+    )
+    .await?;
+    Ok((events, quarantine))
 }
 
 /// Writes `batch` into the open writer of `slot`, opening one for `log` first.

@@ -19,9 +19,7 @@
 
 use deltalake::arrow::array::{ArrayRef, Date32Array};
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Remove};
-use deltalake::protocol::DeltaOperation;
+use deltalake::kernel::Remove;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use std::collections::BTreeMap;
@@ -29,6 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::SinkError;
+use super::log::{Appended, Log};
 use super::read::read_bytes_columns;
 use crate::event::batch::arrow_schema;
 use crate::event::schema::ColumnDef;
@@ -51,46 +50,35 @@ impl Due {
         self.checkpoint.0 || self.checkpoint.1 || self.compact || self.vacuum
     }
 
-    /// Does what is due on the two tables (reloaded first); returns what the
-    /// events table's compaction did, when it ran.
+    /// Does what is due on the two tables; returns what the events table's
+    /// compaction did, when it ran.
     pub async fn run(
         &self,
-        events: (&mut DeltaTable, &str),
-        quarantine: (&mut DeltaTable, &str),
+        events: &mut Log,
+        quarantine: &mut Log,
     ) -> Result<Option<CompactReport>, SinkError> {
         use crate::event::schema::{
             EVENT_PARTITION, QUARANTINE_COLUMNS, QUARANTINE_PARTITION, RISK_EVENT_COLUMNS,
         };
-        let (events, events_uri) = events;
-        let (quarantine, quarantine_uri) = quarantine;
-        let derr = |uri: &str, source: DeltaTableError| SinkError::Delta {
-            table: uri.to_owned(),
-            source: Box::new(source),
-        };
-        for (table, uri, due) in [
-            (&mut *events, events_uri, self.checkpoint.0),
-            (&mut *quarantine, quarantine_uri, self.checkpoint.1),
+        for (log, due) in [
+            (&mut *events, self.checkpoint.0),
+            (&mut *quarantine, self.checkpoint.1),
         ] {
             if due {
-                table
-                    .update_incremental(None)
-                    .await
-                    .map_err(|e| derr(uri, e))?;
+                let uri = log.uri().to_owned();
+                let table = log.reload().await?;
                 deltalake::checkpoints::create_checkpoint(table, None)
                     .await
-                    .map_err(|e| derr(uri, e))?;
+                    .map_err(|e| SinkError::Delta {
+                        table: uri,
+                        source: Box::new(e),
+                    })?;
             }
         }
         let mut report = None;
         if self.compact {
-            let r = compact(events, events_uri, &RISK_EVENT_COLUMNS, EVENT_PARTITION).await?;
-            let q = compact(
-                quarantine,
-                quarantine_uri,
-                &QUARANTINE_COLUMNS,
-                QUARANTINE_PARTITION,
-            )
-            .await?;
+            let r = compact(events, &RISK_EVENT_COLUMNS, EVENT_PARTITION).await?;
+            let q = compact(quarantine, &QUARANTINE_COLUMNS, QUARANTINE_PARTITION).await?;
             if r.files_removed + q.files_removed > 0 {
                 tracing::info!(
                     files_removed = r.files_removed + q.files_removed,
@@ -100,8 +88,8 @@ impl Due {
                     "compacted small files"
                 );
             }
-            let cleaned = cleanup_logs(events, events_uri).await?
-                + cleanup_logs(quarantine, quarantine_uri).await?;
+            let cleaned = cleanup_logs(events.table(), events.uri()).await?
+                + cleanup_logs(quarantine.table(), quarantine.uri()).await?;
             if cleaned > 0 {
                 tracing::info!(entries = cleaned, "deleted expired _delta_log entries");
             }
@@ -109,8 +97,12 @@ impl Due {
         }
         if self.vacuum {
             let retention = chrono::Duration::hours(super::VACUUM_RETENTION_HOURS);
-            let n = vacuum(events, events_uri, retention).await?
-                + vacuum(quarantine, quarantine_uri, retention).await?;
+            let mut n = 0;
+            for log in [&mut *events, &mut *quarantine] {
+                let uri = log.uri().to_owned();
+                n += vacuum(log.reload().await?, &uri, retention).await?;
+                log.resync();
+            }
             if n > 0 {
                 tracing::info!(files_deleted = n, "vacuumed files replaced over a week ago");
             }
@@ -144,7 +136,7 @@ impl Worker {
                         return;
                     }
                 };
-                let mut tables: Option<(DeltaTable, DeltaTable)> = None;
+                let mut tables: Option<(Log, Log)> = None;
                 while let Ok(mut due) = rx.recv() {
                     while let Ok(more) = rx.try_recv() {
                         due.checkpoint.0 |= more.checkpoint.0;
@@ -155,18 +147,9 @@ impl Worker {
                     let result = rt.block_on(async {
                         let (e, q) = match &mut tables {
                             Some(t) => t,
-                            None => tables.insert((
-                                super::store::open(&uris.0).await.map_err(|e| SinkError::Delta {
-                                    table: uris.0.clone(),
-                                    source: Box::new(e),
-                                })?,
-                                super::store::open(&uris.1).await.map_err(|e| SinkError::Delta {
-                                    table: uris.1.clone(),
-                                    source: Box::new(e),
-                                })?,
-                            )),
+                            None => tables.insert(super::open_logs(&uris.0, &uris.1).await?),
                         };
-                        due.run((e, &uris.0), (q, &uris.1)).await
+                        due.run(e, q).await
                     });
                     if let Err(e) = result {
                         tracing::warn!(error = %e, "table upkeep failed; ingestion goes on, retrying later");
@@ -205,16 +188,19 @@ pub struct CompactReport {
 
 /// Compacts every partition holding at least [`MIN_SMALL_FILES`] small files.
 pub async fn compact(
-    table: &mut DeltaTable,
-    uri: &str,
+    log: &mut Log,
     columns: &[ColumnDef],
     partition: &str,
 ) -> Result<CompactReport, SinkError> {
     let started = Instant::now();
+    let uri = log.uri().to_owned();
+    let uri = uri.as_str();
     let derr = |source: DeltaTableError| SinkError::Delta {
         table: uri.to_owned(),
         source: Box::new(source),
     };
+    log.reload().await?;
+    let table = log.table();
     let mut groups: BTreeMap<String, Vec<Remove>> = BTreeMap::new();
     {
         let snapshot = table.snapshot().map_err(derr)?;
@@ -288,57 +274,41 @@ pub async fn compact(
     let adds = writer.flush().await.map_err(derr)?;
     report.files_added = adds.len();
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let mut actions: Vec<Action> = adds
+    let adds = adds
         .into_iter()
         .map(|mut a| {
             a.data_change = false;
-            Action::Add(a)
+            a
         })
         .collect();
-    actions.extend(removes.into_iter().map(|mut r| {
-        r.deletion_timestamp = Some(now_ms);
-        Action::Remove(r)
-    }));
+    let removes = removes
+        .into_iter()
+        .map(|mut r| {
+            r.deletion_timestamp = Some(now_ms);
+            r
+        })
+        .collect();
     // Many writers may compact one table. Delta's conflict check ignores
     // removes that change no data (a compaction's), so two compactions of
     // the same files would both land and every row would be there twice.
-    // Hence: reload, make sure every file to remove is still in the table,
-    // and commit only as the very next version (no rebase onto another
-    // writer's commit); a compaction that loses is dropped and tried again
-    // at the next upkeep, from a fresh snapshot.
-    table.update_incremental(None).await.map_err(derr)?;
-    let present: std::collections::HashSet<String> =
-        super::store::data_paths(table).map_err(derr)?.collect();
-    if let Some(gone) = actions.iter().find_map(|a| match a {
-        Action::Remove(r) if !present.contains(&r.path) => Some(r.path.clone()),
-        _ => None,
-    }) {
-        tracing::info!(table = uri, file = %gone, "another writer compacted these files first; skipping");
-        return Ok(CompactReport::default());
+    // Hence the files were picked from a fresh snapshot, and a newer commit
+    // that removes one of them (another compaction) makes this one give up;
+    // appends that land meanwhile are passed (`Log::replace`), so a busy
+    // table does not starve its compaction.
+    let meta = serde_json::json!({ "compaction": { "files_removed": report.files_removed, "rows": report.rows } });
+    match log.replace(adds, removes, meta, SMALL_FILE_BYTES).await? {
+        Appended::Landed { .. } => {
+            report.millis = started.elapsed().as_millis();
+            Ok(report)
+        }
+        Appended::Conflict => {
+            tracing::info!(
+                table = uri,
+                "another writer compacted these files first; skipping"
+            );
+            Ok(CompactReport::default())
+        }
     }
-    let props = CommitProperties::default()
-        .with_metadata([(
-            "risktail".to_owned(),
-            serde_json::json!({ "compaction": { "files_removed": report.files_removed, "rows": report.rows } }),
-        )])
-        .with_max_retries(0)
-        .with_cleanup_expired_logs(Some(false));
-    let snapshot = table.snapshot().map_err(derr)?;
-    CommitBuilder::from(props)
-        .with_actions(actions)
-        .build(
-            Some(snapshot),
-            table.log_store(),
-            DeltaOperation::Optimize {
-                predicate: None,
-                target_size: SMALL_FILE_BYTES,
-            },
-        )
-        .await
-        .map_err(derr)?;
-    table.update_incremental(None).await.map_err(derr)?;
-    report.millis = started.elapsed().as_millis();
-    Ok(report)
 }
 
 /// Deletes the `_delta_log` entries older than the table's log retention
