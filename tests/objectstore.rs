@@ -292,13 +292,14 @@ fn caught_up(dir: &Path) {
 /// The bytes not yet committed of the (first) source of `config`, as
 /// `status` sees them; `None` when it cannot say.
 fn behind(dir: &Path, config: &str) -> Option<u64> {
-    status_of(dir, config)?["sources"][0]["bytes_behind"].as_u64()
+    status_of(dir, config, &[])?["sources"][0]["bytes_behind"].as_u64()
 }
 
-/// `risktail status --json` of `config`, when it succeeds.
-fn status_of(dir: &Path, config: &str) -> Option<Value> {
+/// `risktail status --json` of `config` with `env`, when it succeeds.
+fn status_of(dir: &Path, config: &str, env: &[(String, String)]) -> Option<Value> {
     let out = run(risktail()
         .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["status", "--json", "--config", config]));
     out.status.success().then_some(())?;
     serde_json::from_slice(&out.stdout).ok()
@@ -525,17 +526,216 @@ impl FaultProxy {
     }
 }
 
+/// A fleet of daemons through faults: daemon `k` runs `e{k}.toml` (the
+/// caller writes it: source `e{k}`, files `logs/e{k}/engine.log`) with `env`,
+/// its engine writes `lines` risk lines through RotatingFileHandler (a new
+/// file every ~1.5 s, one line in 25 for the quarantine), each daemon is
+/// SIGKILLed `kills` times at seeded moments in the first 8 s and
+/// restarted, and the proxy, failing 5 % of requests with 503 and dropping
+/// the answer of another 5 % after the store acted on them, is down between
+/// the `outages` toggles (ms). The faults end when the engines are done.
+struct Fleet<'a> {
+    dir: &'a Path,
+    proxy: &'a FaultProxy,
+    env: Vec<(String, String)>,
+    n: usize,
+    lines: usize,
+    kills: usize,
+    outages: &'a [u64],
+    seed: u64,
+}
+
+/// What a fleet's run showed.
+struct FleetRun {
+    /// Per daemon, seconds from the last fault to its first commit after it
+    /// (the commit time `status` shows at the first look that shows one: an
+    /// upper bound, a look may miss earlier ones); 0 for one that had
+    /// committed all its files before the fault ended.
+    again: Vec<Option<f64>>,
+    /// From the last fault until every file was committed to its end.
+    caught_up: Duration,
+    /// Daemons that did not exit 0 on SIGTERM.
+    exits: String,
+    /// The first ERROR lines of the daemons' logs.
+    errors: String,
+}
+
+impl Fleet<'_> {
+    fn run(&self) -> FleetRun {
+        let dir = self.dir;
+        let reap = KillOnDrop::default();
+        let start = |k: usize| {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("e{k}.log")))
+                .expect("log");
+            reap.add(
+                risktail()
+                    .current_dir(dir)
+                    .envs(self.env.iter().map(|(k, v)| (k, v)))
+                    .args(["run", "--config", &format!("e{k}.toml")])
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .expect("run starts"),
+            )
+        };
+        self.proxy.set("fail=0.05 lose=0.05");
+        let mut daemons: Vec<Child> = (0..self.n).map(start).collect();
+        let writers: Vec<Child> = (0..self.n)
+            .map(|k| {
+                std::fs::create_dir_all(dir.join(format!("logs/e{k}"))).expect("logs");
+                Command::new(python())
+                    .arg(root().join("tests/samples/writer.py"))
+                    .args([
+                        "rotating-large",
+                        "engine.log",
+                        &(k * 100_000).to_string(),
+                        &self.lines.to_string(),
+                        "0.01",
+                    ])
+                    .env("WRITER_QUARANTINE_EVERY", "25")
+                    .current_dir(dir.join(format!("logs/e{k}")))
+                    .spawn()
+                    .expect("writer starts")
+            })
+            .collect();
+        let mut seed = Seeded(self.seed);
+        let mut steps: Vec<(u64, Option<usize>)> = Vec::new();
+        for k in 0..self.n {
+            for _ in 0..self.kills {
+                steps.push((300 + seed.next31() % 8000, Some(k)));
+            }
+        }
+        steps.extend(self.outages.iter().map(|at| (*at, None)));
+        steps.sort_unstable();
+        let t0 = Instant::now();
+        let mut down = false;
+        for (at, what) in steps {
+            if let Some(wait) = Duration::from_millis(at).checked_sub(t0.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            match what {
+                Some(k) => {
+                    let _ = daemons[k].kill();
+                    let _ = daemons[k].wait();
+                    reap.reaped(daemons[k].id());
+                    daemons[k] = start(k);
+                }
+                None => {
+                    down = !down;
+                    self.proxy
+                        .set(if down { "down" } else { "fail=0.05 lose=0.05" });
+                }
+            }
+        }
+        for mut w in writers {
+            assert!(w.wait().expect("writer").success(), "writer failed");
+        }
+        self.proxy.set("");
+        let last_fault = Instant::now();
+        let fault_utc = chrono::Utc::now();
+        // Caught up: every source's files committed to their end (`status`);
+        // on the way, each source's first commit after the last fault.
+        let deadline = last_fault + Duration::from_secs(60);
+        let mut again: Vec<Option<f64>> = vec![None; self.n];
+        loop {
+            let mut all = true;
+            for (k, again) in again.iter_mut().enumerate() {
+                let st = status_of(dir, &format!("e{k}.toml"), &self.env);
+                let src = st.as_ref().map(|v| &v["sources"][0]);
+                let done = src.and_then(|s| s["bytes_behind"].as_u64()) == Some(0);
+                all &= done;
+                let last = src
+                    .and_then(|s| s["last_commit"].as_str())
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                if again.is_none() {
+                    match last.filter(|t| *t > fault_utc) {
+                        Some(t) => *again = Some((t.to_utc() - fault_utc).as_seconds_f64()),
+                        // Nothing left to commit: it had caught up before.
+                        None if done => *again = Some(0.0),
+                        None => {}
+                    }
+                }
+            }
+            if all || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caught_up = last_fault.elapsed();
+        let mut exits = String::new();
+        for d in daemons {
+            let pid = d.id();
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let out = d.wait_with_output().expect("daemon exits");
+            reap.reaped(pid);
+            if !out.status.success() {
+                exits.push_str(&format!("exit {}\n", out.status));
+            }
+        }
+        let errors: String = (0..self.n)
+            .map(|k| std::fs::read_to_string(dir.join(format!("e{k}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+            .lines()
+            .filter(|l| l.contains("ERROR"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let faults = std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default();
+        let lost_commits = faults
+            .lines()
+            .filter(|l| {
+                l.starts_with("lost answer") && l.contains("PUT") && l.contains("_delta_log")
+            })
+            .count();
+        eprintln!(
+            "first commit after the last fault, per daemon (s): {again:.1?}; caught up {caught_up:?} after it; proxy: {} faults, {lost_commits} lost commit answers",
+            faults.lines().count()
+        );
+        FleetRun {
+            again,
+            caught_up,
+            exits,
+            errors,
+        }
+    }
+}
+
+impl FleetRun {
+    /// Every daemon exited 0, committed again within 10 s of the last fault,
+    /// and the fleet caught up within a minute (no wedge).
+    fn assert_recovered(&self) {
+        assert!(self.exits.is_empty(), "{}{}", self.exits, self.errors);
+        for (k, a) in self.again.iter().enumerate() {
+            assert!(
+                a.is_some_and(|s| s < 10.0),
+                "daemon e{k} first committed {a:?} s after the last fault\n{}",
+                self.errors
+            );
+        }
+        assert!(
+            self.caught_up < Duration::from_secs(60),
+            "caught up only {:?} after the last fault\n{}",
+            self.caught_up,
+            self.errors
+        );
+    }
+}
+
 /// Four daemons (four sources, four engines writing 2,000 lines/s each
-/// through RotatingFileHandler, a new file every ~1.5 s, one line in 50 for
-/// the quarantine) start in
-/// the same instant on an `s3://` table that does not exist yet, behind a
-/// proxy that fails 5 % of requests with 503 and drops the answer of
-/// another 5 % after the store acted on them (did my commit land?), and
-/// makes the store unreachable twice for 3 s; every daemon is SIGKILLed five
-/// times and restarted. Every risk line is in `risk_events` once, every
-/// quarantined line in the quarantine table once, every daemon commits
-/// again within 10 s of the last fault and the table catches up (the times
-/// are printed), and every daemon exits 0 on SIGTERM.
+/// through RotatingFileHandler) start in the same instant on an `s3://`
+/// table that does not exist yet, through every fault of [`Fleet`]: five
+/// kills each, the store unreachable twice for 3 s. Every risk line is in
+/// `risk_events` once, every quarantined line in the quarantine table once,
+/// every daemon commits again within 10 s of the last fault (seen: 0.6–4.1 s,
+/// an upper bound) and exits 0 on SIGTERM. Catching up the whole backlog,
+/// against moto serving one request at a time to four daemons and the
+/// `status` calls, has taken 11–21 s: asserted is no wedge (a minute).
 #[test]
 fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
     const N: usize = 4;
@@ -544,7 +744,6 @@ fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
     let dir = tmp.path();
     let storage = s3.storage_via(&proxy);
     for k in 0..N {
-        std::fs::create_dir(dir.join(format!("logs/e{k}"))).expect("logs");
         std::fs::write(
             dir.join(format!("e{k}.toml")),
             format!(
@@ -554,158 +753,26 @@ fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
         )
         .expect("config");
     }
-    let reap = KillOnDrop::default();
-    let start = |k: usize| {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(format!("e{k}.log")))
-            .expect("log");
-        reap.add(
-            risktail()
-                .current_dir(dir)
-                .args(["run", "--config", &format!("e{k}.toml")])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("run starts"),
-        )
+    let fleet = Fleet {
+        dir,
+        proxy: &proxy,
+        env: Vec::new(),
+        n: N,
+        lines: LINES,
+        kills: 5,
+        outages: &[1500, 4500, 6000, 9000],
+        seed: 0x0f_a017,
     };
-    proxy.set("fail=0.05 lose=0.05");
-    let mut daemons: Vec<Child> = (0..N).map(start).collect();
-    let writers: Vec<Child> = (0..N)
-        .map(|k| {
-            Command::new(python())
-                .arg(root().join("tests/samples/writer.py"))
-                .args([
-                    "rotating-large",
-                    "engine.log",
-                    &(k * 100_000).to_string(),
-                    &LINES.to_string(),
-                    "0.01",
-                ])
-                .env("WRITER_QUARANTINE_EVERY", "25")
-                .current_dir(dir.join(format!("logs/e{k}")))
-                .spawn()
-                .expect("writer starts")
-        })
-        .collect();
-    // Five kills per daemon at seeded moments, two outages of 3 s.
-    let mut seed = Seeded(0x0f_a017);
-    let mut steps: Vec<(u64, Option<usize>)> = Vec::new();
-    for k in 0..N {
-        for _ in 0..5 {
-            steps.push((300 + seed.next31() % 8000, Some(k)));
-        }
-    }
-    steps.extend([(1500, None), (4500, None), (6000, None), (9000, None)]);
-    steps.sort_unstable();
-    let t0 = Instant::now();
-    let mut down = false;
-    for (at, what) in steps {
-        if let Some(wait) = Duration::from_millis(at).checked_sub(t0.elapsed()) {
-            std::thread::sleep(wait);
-        }
-        match what {
-            Some(k) => {
-                let _ = daemons[k].kill();
-                let _ = daemons[k].wait();
-                reap.reaped(daemons[k].id());
-                daemons[k] = start(k);
-            }
-            None => {
-                down = !down;
-                proxy.set(if down { "down" } else { "fail=0.05 lose=0.05" });
-            }
-        }
-    }
-    for mut w in writers {
-        assert!(w.wait().expect("writer").success(), "writer failed");
-    }
-    proxy.set("");
-    let last_fault = Instant::now();
-    let fault_utc = chrono::Utc::now();
-    let want = (N * LINES) as u64;
-    // Caught up: every source's files committed to their end (`status`).
-    // On the way, each source's first commit after the last fault: the
-    // commit time `status` shows at the first look that shows one after it
-    // (an upper bound: a look may miss earlier ones).
-    let deadline = last_fault + Duration::from_secs(60);
-    let mut again: Vec<Option<f64>> = vec![None; N];
-    loop {
-        let mut all = true;
-        for (k, again) in again.iter_mut().enumerate() {
-            let st = status_of(dir, &format!("e{k}.toml"));
-            let src = st.as_ref().map(|v| &v["sources"][0]);
-            all &= src.and_then(|s| s["bytes_behind"].as_u64()) == Some(0);
-            let last = src
-                .and_then(|s| s["last_commit"].as_str())
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-            if again.is_none()
-                && let Some(t) = last.filter(|t| *t > fault_utc)
-            {
-                *again = Some((t.to_utc() - fault_utc).as_seconds_f64());
-            }
-        }
-        if all || Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let caught_up = last_fault.elapsed();
-    let mut exits = String::new();
-    for d in daemons {
-        let pid = d.id();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        let out = d.wait_with_output().expect("daemon exits");
-        reap.reaped(pid);
-        if !out.status.success() {
-            exits.push_str(&format!("exit {}\n", out.status));
-        }
-    }
-    let faults = std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default();
-    let lost_commits = faults
-        .lines()
-        .filter(|l| l.starts_with("lost answer") && l.contains("PUT") && l.contains("_delta_log"))
-        .count();
-    eprintln!(
-        "first commit after the last fault, per daemon (s): {again:.1?}; caught up {caught_up:?} after it; proxy: {} faults, {lost_commits} lost commit answers",
-        faults.lines().count()
-    );
-    let logs: String = (0..N)
-        .map(|k| std::fs::read_to_string(dir.join(format!("e{k}.log"))).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n")
-        .lines()
-        .filter(|l| l.contains("ERROR"))
-        .take(20)
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(exits.is_empty(), "{exits}{logs}");
+    let r = fleet.run();
+    r.assert_recovered();
     let seen = s3.readers_with(&["s3://lake/faults", "s3://lake/faults_quarantine"], dir);
-    every_reader_saw(&seen, want, &format!("\n{logs}"));
+    every_reader_saw(&seen, (N * LINES) as u64, &format!("\n{}", r.errors));
     let q = (N * LINES.div_ceil(25)) as u64;
     assert_eq!(seen["quarantine"]["rows"].as_u64(), Some(q), "{seen}");
     assert_eq!(
         seen["quarantine"]["distinct_raw_lines"].as_u64(),
         Some(q),
         "{seen}"
-    );
-    // Every daemon commits again within 10 s of the last fault (seen here:
-    // 0.6–4.1 s, an upper bound). Catching up the whole backlog, against moto
-    // serving one request at a time to four daemons and this loop's
-    // `status` calls, has taken 11–21 s: asserted is no wedge (a minute).
-    for (k, a) in again.iter().enumerate() {
-        assert!(
-            a.is_some_and(|s| s < 10.0),
-            "daemon e{k} first committed {a:?} s after the last fault"
-        );
-    }
-    assert!(
-        caught_up < Duration::from_secs(60),
-        "caught up only {caught_up:?} after the last fault"
     );
 }
 
@@ -714,6 +781,7 @@ fn four_daemons_on_s3_through_kills_outages_failures_and_lost_answers() {
 /// `lake`; killed when dropped.
 struct Azurite {
     _server: Server,
+    port: u16,
     endpoint: String,
     _data: tempfile::TempDir,
 }
@@ -751,6 +819,7 @@ impl Azurite {
         run_python(&["-c", create, &endpoint, AZURITE_KEY], data.path());
         Azurite {
             _server: server,
+            port,
             endpoint,
             _data: data,
         }
@@ -909,5 +978,64 @@ fn a_lost_answer_the_daemon_cannot_ask_about_at_once_is_not_committed_twice() {
         seen["quarantine"]["distinct_raw_lines"].as_u64(),
         Some(20),
         "{seen}"
+    );
+}
+
+/// Two daemons on an `az://` table (Azurite, behind the fault proxy) through
+/// the faults of [`Fleet`]: three kills each, the store unreachable once for
+/// 2 s, 5 % of requests failing and 5 % losing their answer. Every risk line
+/// once in `risk_events` (polars and deltalake), every quarantined line once,
+/// every daemon commits again within 10 s of the last fault and exits 0.
+#[test]
+fn two_daemons_on_azure_through_kills_outages_failures_and_lost_answers() {
+    const N: usize = 2;
+    const LINES: usize = 3000;
+    let az = Azurite::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let proxy = FaultProxy::start(az.port, dir, 21);
+    for k in 0..N {
+        std::fs::write(
+            dir.join(format!("e{k}.toml")),
+            format!(
+                "[table]\nuri = \"az://lake/faults\"\n[table.storage]\n\
+                 azure_storage_account_name = \"devstoreaccount1\"\nazure_storage_account_key = \"{AZURITE_KEY}\"\n\
+                 azure_storage_use_emulator = \"true\"\n[flush]\ninterval_ms = 200\n\
+                 [[source]]\nname = \"e{k}\"\npaths = [\"logs/e{k}/engine.log\"]\nenvelope = \"python\"\n"
+            ),
+        )
+        .expect("config");
+    }
+    let via_proxy = format!("http://127.0.0.1:{}", proxy.port);
+    let fleet = Fleet {
+        dir,
+        proxy: &proxy,
+        env: vec![("AZURITE_BLOB_STORAGE_URL".into(), via_proxy)],
+        n: N,
+        lines: LINES,
+        kills: 3,
+        outages: &[2000, 4000],
+        seed: 0xa20e,
+    };
+    let r = fleet.run();
+    r.assert_recovered();
+    let read = "import json, os, sys\n\
+        import polars as pl\n\
+        from deltalake import DeltaTable\n\
+        os.environ['AZURITE_BLOB_STORAGE_URL'] = sys.argv[1]\n\
+        o = {'account_name': 'devstoreaccount1', 'account_key': sys.argv[2], 'use_emulator': 'true'}\n\
+        df = pl.read_delta('az://lake/faults', storage_options=o)\n\
+        t = DeltaTable('az://lake/faults', storage_options=o).to_pyarrow_table()\n\
+        q = pl.read_delta('az://lake/faults_quarantine', storage_options=o)\n\
+        print(json.dumps([df.height, df['event_id'].n_unique(), t.num_rows, q.height, q['raw_line'].n_unique()]), flush=True)\n\
+        os._exit(0)  # polars' and deltalake's runtimes can abort at teardown";
+    let out = run_python(&["-c", read, &az.endpoint, AZURITE_KEY], dir);
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let (n, q) = ((N * LINES) as u64, (N * LINES.div_ceil(25)) as u64);
+    assert_eq!(
+        seen,
+        serde_json::json!([n, n, n, q, q]),
+        "polars rows, distinct ids; deltalake rows; quarantine rows, distinct lines\n{}",
+        r.errors
     );
 }
