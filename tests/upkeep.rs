@@ -28,10 +28,17 @@ struct OneRowCommits {
 
 impl OneRowCommits {
     fn new() -> OneRowCommits {
+        OneRowCommits::on("lake/risk_events", "engine")
+    }
+
+    /// Source `source` on the table at `uri` (relative to a folder of its own).
+    fn on(uri: &str, source: &str) -> OneRowCommits {
         let tmp = tempfile::tempdir().unwrap();
         let config = Config::from_str(
             &tmp.path().join("risktail.toml"),
-            "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\npaths = [\"x.log\"]\nenvelope = \"python\"\n",
+            &format!(
+                "[table]\nuri = \"{uri}\"\n[[source]]\nname = \"{source}\"\npaths = [\"x.log\"]\nenvelope = \"python\"\n"
+            ),
         )
         .unwrap();
         let parser = config.parser(&config.sources[0]);
@@ -48,7 +55,7 @@ impl OneRowCommits {
             parser,
             rt,
             sink,
-            file: FileId::from_head(b"head\n"),
+            file: FileId::from_head(format!("{source}\n").as_bytes()),
             state: SourceState::default(),
             offset: 0,
         }
@@ -83,34 +90,8 @@ impl OneRowCommits {
 
     /// Another writer (its own sink, source `source` and file) on the same table.
     fn beside(&self, source: &str) -> OneRowCommits {
-        let tmp = tempfile::tempdir().unwrap();
         let uri = std::fs::canonicalize(self.uri()).unwrap();
-        let config = Config::from_str(
-            &tmp.path().join("risktail.toml"),
-            &format!(
-                "[table]\nuri = \"{}\"\n[[source]]\nname = \"{source}\"\npaths = [\"x.log\"]\nenvelope = \"python\"\n",
-                uri.display()
-            ),
-        )
-        .unwrap();
-        let parser = config.parser(&config.sources[0]);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let sink = rt
-            .block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))
-            .unwrap();
-        OneRowCommits {
-            tmp,
-            config,
-            parser,
-            rt,
-            sink,
-            file: FileId::from_head(format!("{source}\n").as_bytes()),
-            state: SourceState::default(),
-            offset: 0,
-        }
+        OneRowCommits::on(&uri.to_string_lossy(), source)
     }
 
     fn uri(&self) -> String {
