@@ -7,8 +7,8 @@
 //! bits (data written to a followed file; anything else: look at the folder)
 //! and sends one message while the loop has not taken them yet, so an engine
 //! writing thousands of records a second costs the loop one wake-up per pass,
-//! not one per write. And the watcher thread itself, given more data events
-//! while the loop has not taken the last ones, waits until it has (at most
+//! not one per write. And the watcher thread itself, given an event that
+//! adds nothing to the bits the loop has not taken yet, waits until it has (at most
 //! [`HOLD_MAX`]) before it reads the next: meanwhile the kernel merges the
 //! engine's writes to a file into one queued event, so the thread too wakes
 //! about once per pass instead of once per write (at 5,000 writes a second
@@ -91,36 +91,19 @@ impl Wakes {
             }
         });
         let paths: Vec<&String> = paths.into_iter().collect();
-        let followed: Vec<glob::Pattern> = paths
-            .iter()
-            .filter_map(|p| glob::Pattern::new(p).ok())
-            .collect();
+        let followed = Followed::new(&paths, std::env::current_dir().unwrap_or_default());
         let bits = Arc::new(AtomicU8::new(0));
         let watcher_bits = bits.clone();
         let taken = Arc::new(Taken::default());
         let watcher_taken = taken.clone();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let bit = match &res {
-                // Opening, reading and closing a file (our own reads
-                // included) say nothing new about it, and waking on them
-                // would make every read wake the next one.
-                Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => return,
-                Ok(ev)
-                    if matches!(ev.kind, EventKind::Modify(ModifyKind::Data(_)))
-                        && ev
-                            .paths
-                            .iter()
-                            .all(|p| followed.iter().any(|g| g.matches_path(p))) =>
-                {
-                    DATA
-                }
-                // Anything else, errors and queue overflows included, means "look".
-                _ => LOOK,
+            let Some(bit) = followed.bit(&res) else {
+                return;
             };
             let before = watcher_bits.fetch_or(bit, Ordering::AcqRel);
             if before == 0 {
                 let _ = tx.send(Wake::Fs);
-            } else if bit == DATA {
+            } else if before & bit == bit {
                 // Nothing new for the loop: hold the thread (and with it the
                 // kernel's queue, which merges the writes) until it has taken
                 // the bits. Checked under the lock the loop notifies under,
@@ -175,6 +158,61 @@ impl Wakes {
     }
 }
 
+/// The configured files, to tell data appended to one of them from other
+/// changes in their folders.
+struct Followed {
+    patterns: Vec<glob::Pattern>,
+    cwd: PathBuf,
+}
+
+impl Followed {
+    /// Patterns and event paths are both made absolute against `cwd`: a
+    /// config given by a relative path has relative patterns, and notify
+    /// may report paths either way; a data event taken for "something else"
+    /// would cost a look at the folders on every pass.
+    fn new(paths: &[&String], cwd: PathBuf) -> Followed {
+        let mut f = Followed {
+            patterns: Vec::new(),
+            cwd,
+        };
+        f.patterns = paths
+            .iter()
+            .filter_map(|p| {
+                glob::Pattern::new(&f.absolute(Path::new(p.as_str())).to_string_lossy()).ok()
+            })
+            .collect();
+        f
+    }
+
+    fn absolute(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.cwd.join(p)
+        }
+    }
+
+    /// The bit an event sets; none for opening, reading and closing a file
+    /// (our own reads included): they say nothing new about it, and waking
+    /// on them would make every read wake the next one.
+    fn bit(&self, res: &notify::Result<notify::Event>) -> Option<u8> {
+        match res {
+            Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => None,
+            Ok(ev)
+                if matches!(ev.kind, EventKind::Modify(ModifyKind::Data(_)))
+                    && ev.paths.iter().all(|p| {
+                        let p = self.absolute(p);
+                        self.patterns.iter().any(|g| g.matches_path(&p))
+                    }) =>
+            {
+                Some(DATA)
+            }
+            // Anything else, errors and queue overflows included, means "look".
+            _ => Some(LOOK),
+        }
+    }
+}
+
 /// The folders holding the configured files (the non-glob prefix of each pattern).
 pub fn watch_dirs<'a>(paths: impl IntoIterator<Item = &'a String>) -> BTreeSet<PathBuf> {
     let mut dirs = BTreeSet::new();
@@ -199,6 +237,30 @@ pub fn watch_dirs<'a>(paths: impl IntoIterator<Item = &'a String>) -> BTreeSet<P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Data appended to a followed file is DATA whether the config's paths
+    /// or notify's are relative; another file, or a rename, is LOOK; opening
+    /// a file is nothing. (A relative pattern once made every write a LOOK:
+    /// a full look at the folders on every pass.)
+    #[test]
+    fn data_events_are_told_apart_whatever_the_paths_are_relative_to() {
+        use notify::event::{AccessKind, DataChange, ModifyKind, RenameMode};
+        let cwd = PathBuf::from("/srv/engine");
+        let ev = |kind, p: &str| Ok(notify::Event::new(kind).add_path(PathBuf::from(p)));
+        let data = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        for pattern in ["logs/*.log", "/srv/engine/logs/*.log"] {
+            let p = pattern.to_owned();
+            let f = Followed::new(&[&p], cwd.clone());
+            for path in ["logs/engine.log", "/srv/engine/logs/engine.log"] {
+                assert_eq!(f.bit(&ev(data, path)), Some(DATA), "{pattern} {path}");
+            }
+            assert_eq!(f.bit(&ev(data, "logs/other.txt")), Some(LOOK));
+            let rename = EventKind::Modify(ModifyKind::Name(RenameMode::From));
+            assert_eq!(f.bit(&ev(rename, "logs/engine.log")), Some(LOOK));
+            let open = EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any));
+            assert_eq!(f.bit(&ev(open, "logs/engine.log")), None);
+        }
+    }
 
     #[test]
     fn folders_are_the_non_glob_prefixes() {
