@@ -249,7 +249,8 @@ impl DeltaSink {
         let w = writer(&self.events)?;
         let m = self.metrics.clone();
         let result = commit_once(&mut self.events, &txns, w, meta, m.as_deref(), fence).await;
-        self.explain_conflict(source, result).await?;
+        let version = self.explain_conflict(source, result).await?;
+        tracing::debug!(source, version, lease = what, "commit landed");
         self.lease_renewed(source);
         Ok(())
     }

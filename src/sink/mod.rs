@@ -296,7 +296,8 @@ impl DeltaSink {
             .await;
         let result = self.explain_conflict(source, result).await;
         let staged = std::mem::take(&mut self.staged);
-        if result.is_ok() {
+        if let Ok(version) = &result {
+            tracing::debug!(source, version, rows = staged.rows, "commit landed");
             self.lease_renewed(source);
             if let Some(m) = &self.metrics {
                 staged.counts.record(m, source, state);
