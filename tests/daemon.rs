@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Seeded, python, risktail, root, run, stderr, string_rows};
+use crate::util::{Seeded, engine_writer, risktail, run, stderr, string_rows};
 
 struct Daemon {
     child: Child,
@@ -98,14 +98,7 @@ fn setup(extra: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn writer(dir: &Path, mode: &str, start: usize, count: usize) -> Child {
-    Command::new(python())
-        .arg(root().join("tests/samples/writer.py"))
-        .args([
-            mode,
-            "logs/engine.log",
-            &start.to_string(),
-            &count.to_string(),
-        ])
+    engine_writer(mode, "logs/engine.log", start, count, "0.02")
         .current_dir(dir)
         .spawn()
         .expect("python writer starts (set RISKTAIL_PYTHON)")
@@ -915,15 +908,7 @@ fn breaker_state_stays_in_time_order_under_fast_gzip_rotation_and_kills() {
     let (_t, dir) = setup("");
     let times = Seeded(0x5eed_0013).moments(10, 300, 6000);
     let mut daemon = Some(Daemon::start(&dir));
-    let mut w = Command::new(python())
-        .arg(root().join("tests/samples/writer.py"))
-        .args([
-            "breaker-gz",
-            "logs/engine.log",
-            "0",
-            &EVENTS.to_string(),
-            "0.01",
-        ])
+    let mut w = engine_writer("breaker-gz", "logs/engine.log", 0, EVENTS, "0.01")
         .current_dir(&dir)
         .spawn()
         .expect("python writer starts (set RISKTAIL_PYTHON)");
@@ -998,15 +983,7 @@ fn daemons_creating_one_table(n: usize, rounds: usize) {
             .collect();
         let writers: Vec<Child> = (0..n)
             .map(|k| {
-                Command::new(python())
-                    .arg(root().join("tests/samples/writer.py"))
-                    .args([
-                        "plain",
-                        &format!("logs/e{k}.log"),
-                        &(k * 1000).to_string(),
-                        "200",
-                        "0.002",
-                    ])
+                engine_writer("plain", &format!("logs/e{k}.log"), k * 1000, 200, "0.002")
                     .current_dir(dir)
                     .spawn()
                     .expect("writer starts")

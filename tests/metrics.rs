@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{python, risktail, root, run_python};
+use crate::util::{engine_writer, risktail, root, run_python, status_json};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -132,9 +132,7 @@ fn prometheus_scrapes_the_events_counter_and_the_breaker_gauge() {
             .expect("prometheus runs (apt-get install prometheus; .ci/run does)"),
     );
     // The engine goes on writing: 2,000 risk lines through Python's FileHandler.
-    let status = Command::new(python())
-        .arg(root().join("tests/samples/writer.py"))
-        .args(["plain", "logs/engine.log", "0", "2000", "0.005"])
+    let status = engine_writer("plain", "logs/engine.log", 0, 2000, "0.005")
         .current_dir(dir)
         .status()
         .expect("writer");
@@ -143,9 +141,8 @@ fn prometheus_scrapes_the_events_counter_and_the_breaker_gauge() {
     // Synchronise on the table: every byte of every file committed.
     let deadline = Instant::now() + Duration::from_secs(60);
     let behind = || {
-        let out = crate::util::run(risktail().current_dir(dir).args(["status", "--json"]));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        v["sources"][0]["bytes_behind"].as_u64()
+        status_json(dir, "risktail.toml", &[])
+            .and_then(|v| v["sources"][0]["bytes_behind"].as_u64())
     };
     while behind() != Some(0) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));

@@ -230,12 +230,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn print_summary(
-    reports: &[(String, FileReport)],
-    secs: f64,
-    version: Option<u64>,
-    config: &Config,
-) {
+fn print_summary(reports: &[(String, FileReport)], secs: f64, version: u64, config: &Config) {
     let mut total = Tally::default();
     let mut skipped = 0u64;
     let mut commits = 0u32;
@@ -283,7 +278,7 @@ fn print_summary(
         thousands(total.quarantine_total()),
         commits,
         config.table_uri,
-        version.map_or("-".into(), |v| v.to_string())
+        version
     );
     for (k, v) in &total.events {
         println!("  event       {k:<32} {:>10}", thousands(*v));

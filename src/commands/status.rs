@@ -15,7 +15,7 @@ use crate::tally::{bytes, thousands};
 #[derive(Debug, Serialize)]
 struct Status {
     table: String,
-    version: Option<u64>,
+    version: u64,
     /// Last commit to the table (anyone's), RFC 3339, and its age.
     last_commit: Option<String>,
     last_commit_age_seconds: Option<f64>,
@@ -141,7 +141,7 @@ fn print_text(st: &Status) {
     println!(
         "table {} at version {}; last commit {}",
         st.table,
-        st.version.map_or("-".into(), |v| v.to_string()),
+        st.version,
         match (&st.last_commit, st.last_commit_age_seconds) {
             (Some(t), Some(a)) => format!("{t} ({a:.0}s ago)"),
             _ => "never".into(),

@@ -171,25 +171,14 @@ impl Followed {
     /// may report paths either way; a data event taken for "something else"
     /// would cost a look at the folders on every pass.
     fn new(paths: &[&String], cwd: PathBuf) -> Followed {
-        let mut f = Followed {
-            patterns: Vec::new(),
-            cwd,
-        };
-        f.patterns = paths
+        let patterns = paths
             .iter()
             .filter_map(|p| {
-                glob::Pattern::new(&f.absolute(Path::new(p.as_str())).to_string_lossy()).ok()
+                let full = absolute(&cwd, Path::new(p.as_str()));
+                glob::Pattern::new(&full.to_string_lossy()).ok()
             })
             .collect();
-        f
-    }
-
-    fn absolute(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.cwd.join(p)
-        }
+        Followed { patterns, cwd }
     }
 
     /// The bit an event sets; none for opening, reading and closing a file
@@ -201,7 +190,7 @@ impl Followed {
             Ok(ev)
                 if matches!(ev.kind, EventKind::Modify(ModifyKind::Data(_)))
                     && ev.paths.iter().all(|p| {
-                        let p = self.absolute(p);
+                        let p = absolute(&self.cwd, p);
                         self.patterns.iter().any(|g| g.matches_path(&p))
                     }) =>
             {
@@ -210,6 +199,15 @@ impl Followed {
             // Anything else, errors and queue overflows included, means "look".
             _ => Some(LOOK),
         }
+    }
+}
+
+/// `p` against `cwd` when it is relative.
+fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
     }
 }
 

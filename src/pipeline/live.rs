@@ -9,7 +9,6 @@
 
 use chrono::Utc;
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
 
 use super::ingest::{IngestContext, ingest_file};
 use super::pending::{FlushPolicy, Pending};
@@ -175,7 +174,6 @@ impl LiveSource {
             }
             return Ok(false);
         }
-        let started = Instant::now();
         let committed = sink
             .commit(
                 &self.name,
@@ -185,15 +183,10 @@ impl LiveSource {
                 &self.state,
             )
             .await;
-        let version = match committed {
-            Ok(v) => v,
-            Err(e) => {
-                self.unsure = true;
-                return Err(e);
-            }
-        };
-        tracing::debug!(source = %self.name, version, events = rows.events.len(), quarantined = rows.quarantine.len(),
-            files = offsets.len(), ms = started.elapsed().as_millis() as u64, "committed");
+        if let Err(e) = committed {
+            self.unsure = true;
+            return Err(e);
+        }
         self.follower.committed(&offsets);
         self.pending.committed();
         self.observe(&PollReport::default());

@@ -100,23 +100,27 @@ pub(super) fn writer(log: &Log) -> Result<RecordBatchWriter, SinkError> {
 /// retry's is fresh, and may hold that claim).
 pub(super) type Fence = Option<(String, u64)>;
 
-/// One commit of the rows in `writer` + `txns` + `meta`: the data files are
-/// uploaded, then the commit is appended to the log (see `log`, which reads
-/// through versions other writers took and, after any failure, whether this
-/// one landed, so a commit is never made twice). See [`Fence`].
+/// One commit of the rows in `writer` (none: a commit of `txns` alone, an
+/// offset, a lease) + `txns` + `meta`: the data files are uploaded, then the
+/// commit is appended to the log (see `log`, which reads through versions
+/// other writers took and, after any failure, whether this one landed, so a
+/// commit is never made twice). See [`Fence`].
 pub(super) async fn commit_once(
     log: &mut Log,
     txns: &[(String, u64)],
-    mut writer: RecordBatchWriter,
+    writer: Option<RecordBatchWriter>,
     meta: serde_json::Value,
     metrics: Option<&Metrics>,
     fence: Fence,
 ) -> Result<u64, SinkError> {
     let started = std::time::Instant::now();
-    let adds = writer.flush().await.map_err(|source| SinkError::Delta {
-        table: log.uri().to_owned(),
-        source: Box::new(source),
-    })?;
+    let adds = match writer {
+        Some(mut w) => w.flush().await.map_err(|source| SinkError::Delta {
+            table: log.uri().to_owned(),
+            source: Box::new(source),
+        })?,
+        None => Vec::new(),
+    };
     match log.append(adds, txns, meta, fence.as_ref()).await? {
         Appended::Landed { version, passed } => {
             if let Some(m) = metrics {

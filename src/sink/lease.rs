@@ -27,7 +27,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::commit::{commit_once, writer};
+use super::commit::commit_once;
 use super::history::risktail_record;
 use super::{DeltaSink, SinkError};
 
@@ -246,9 +246,8 @@ impl DeltaSink {
         let meta = serde_json::json!({ "source": source, "holder": held.holder, "lease": what });
         let txns = held.txns(source, beat);
         let fence = self.fence(source);
-        let w = writer(&self.events)?;
         let m = self.metrics.clone();
-        let result = commit_once(&mut self.events, &txns, w, meta, m.as_deref(), fence).await;
+        let result = commit_once(&mut self.events, &txns, None, meta, m.as_deref(), fence).await;
         let version = self.explain_conflict(source, result).await?;
         tracing::debug!(source, version, lease = what, "commit landed");
         self.lease_renewed(source);

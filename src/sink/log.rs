@@ -25,8 +25,9 @@
 //!
 //! After any other failure the version tried is read back: the bytes are
 //! ours (the store kept them, the answer was lost; each commit carries a
-//! `txnId` of its own), another writer's, or absent. When the store cannot be asked the error goes up, and the caller
-//! asks again before its next commit (`pipeline::live`).
+//! `txnId` of its own), another writer's, or absent. When the store cannot
+//! be asked the error goes up, and the caller asks again before its next
+//! commit (`pipeline::live`).
 
 use deltalake::kernel::transaction::{CommitData, PROTOCOL, TransactionError};
 use deltalake::kernel::{Action, Add, Remove, Transaction};
@@ -70,9 +71,6 @@ pub(super) enum Appended {
     /// A newer commit carries one of its app ids (see the module doc).
     Conflict,
 }
-
-/// The app ids to fence a commit with (see `commit::Fence`).
-pub(super) type Fence<'a> = Option<&'a (String, u64)>;
 
 impl Log {
     /// Opens (creating if needed) the table at `uri` with `columns`,
@@ -169,13 +167,14 @@ impl Log {
 
     /// Appends `adds` with `txns` and risktail's `meta` in `commitInfo`, at
     /// the next free version (see the module doc). `fence`: the highest
-    /// version the table may show for an app id before each try.
+    /// version the table may show for an app id before each try (see
+    /// `commit::Fence`).
     pub(super) async fn append(
         &mut self,
         adds: Vec<Add>,
         txns: &[(String, u64)],
         meta: serde_json::Value,
-        fence: Fence<'_>,
+        fence: Option<&(String, u64)>,
     ) -> Result<Appended, SinkError> {
         let partition_by = self.partition_columns()?;
         let op = DeltaOperation::Write {
@@ -216,7 +215,7 @@ impl Log {
         operation: DeltaOperation,
         txns: &[(String, u64)],
         meta: serde_json::Value,
-        fence: Fence<'_>,
+        fence: Option<&(String, u64)>,
         guarded: &HashSet<String>,
     ) -> Result<Appended, SinkError> {
         let bytes = commit_data(actions, operation, txns, meta)
@@ -266,7 +265,7 @@ impl Log {
         entry: &CommitOrBytes,
         bytes: &[u8],
         txns: &[(String, u64)],
-        fence: Fence<'_>,
+        fence: Option<&(String, u64)>,
         guarded: &HashSet<String>,
     ) -> Result<Appended, SinkError> {
         let store = self.table.log_store();
@@ -288,29 +287,24 @@ impl Log {
             };
             // Taken, or failed in a way that may still have stored it: the
             // version says which.
-            match store.read_commit_entry(v).await {
-                Ok(Some(found)) if found.as_ref() == bytes => {
+            match (store.read_commit_entry(v).await, failure) {
+                (Ok(Some(found)), failure) if found.as_ref() == bytes => {
                     if let Some(e) = &failure {
                         tracing::warn!(table = self.uri, version = v, error = %e, "commit reported a failure but had landed");
                     }
                     return Ok(self.landed(v, passed, txns));
                 }
-                Ok(Some(found)) => {
+                (Ok(Some(found)), _) => {
                     if self.absorb(v, &found, txns, guarded).await? {
                         return Ok(Appended::Conflict);
                     }
                 }
-                Ok(None) if failure.is_none() => {
-                    // Taken but gone: cleaned up while this process was away.
+                // Taken but gone: cleaned up while this process was away.
+                (Ok(None), None) => {
                     self.reload().await?;
                 }
-                Ok(None) => {
-                    return Err(self.derr(failure.map_or_else(
-                        || DeltaTableError::Generic("commit failed".into()),
-                        DeltaTableError::from,
-                    )));
-                }
-                Err(e) => {
+                (Ok(None), Some(e)) => return Err(self.derr(e.into())),
+                (Err(e), failure) => {
                     // The store cannot say: the caller must ask later.
                     tracing::warn!(table = self.uri, version = v, error = %e, "cannot read back a failed commit");
                     return Err(self.derr(failure.map_or(e, DeltaTableError::from)));

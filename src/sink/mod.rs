@@ -183,9 +183,9 @@ impl DeltaSink {
         self.metrics = Some(metrics);
     }
 
-    /// The events table's version.
-    pub fn version(&self) -> Option<u64> {
-        Some(self.events.version())
+    /// The events table's version (the newest this process has seen).
+    pub fn version(&self) -> u64 {
+        self.events.version()
     }
 
     /// How far a file of a source has been committed in each table.
@@ -291,13 +291,23 @@ impl DeltaSink {
         quarantine: &[QuarantineRecord],
         state: &SourceState,
     ) -> Result<u64, SinkError> {
+        let started = std::time::Instant::now();
         let result = self
             .commit_staged(source, offsets, events, quarantine, state)
             .await;
         let result = self.explain_conflict(source, result).await;
         let staged = std::mem::take(&mut self.staged);
         if let Ok(version) = &result {
-            tracing::debug!(source, version, rows = staged.rows, "commit landed");
+            tracing::debug!(
+                source,
+                version,
+                events = events.len(),
+                quarantined = quarantine.len(),
+                rows = staged.rows,
+                files = offsets.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "commit landed"
+            );
             self.lease_renewed(source);
             if let Some(m) = &self.metrics {
                 staged.counts.record(m, source, state);
@@ -344,7 +354,7 @@ impl DeltaSink {
             self.check_lease(source).await?;
             let meta = serde_json::json!({ "source": source, "offsets": files });
             let m = self.metrics.as_deref();
-            commit_once(&mut self.quarantine, &txns, w, meta, m, None).await?;
+            commit_once(&mut self.quarantine, &txns, Some(w), meta, m, None).await?;
         }
         let mut meta = serde_json::json!({
             "source": source,
@@ -355,12 +365,9 @@ impl DeltaSink {
             meta["holder"] = serde_json::json!(h.holder);
         }
         let m = self.metrics.as_deref();
-        let events = match self.staged.events.take() {
-            Some(w) => Ok(w),
-            None => writer(&self.events),
-        };
+        let events = self.staged.events.take();
         let fence = self.fence(source);
-        let v = commit_once(&mut self.events, &state_txns, events?, meta, m, fence).await?;
+        let v = commit_once(&mut self.events, &state_txns, events, meta, m, fence).await?;
         self.commits_since_compaction += 1;
         Ok(v)
     }

@@ -50,6 +50,14 @@ impl Due {
         self.checkpoint.0 || self.checkpoint.1 || self.compact || self.vacuum
     }
 
+    /// What is due after `other` too.
+    fn merge(&mut self, other: Due) {
+        self.checkpoint.0 |= other.checkpoint.0;
+        self.checkpoint.1 |= other.checkpoint.1;
+        self.compact |= other.compact;
+        self.vacuum |= other.vacuum;
+    }
+
     /// Does what is due on the two tables; returns what the events table's
     /// compaction did, when it ran.
     pub async fn run(
@@ -139,10 +147,7 @@ impl Worker {
                 let mut tables: Option<(Log, Log)> = None;
                 while let Ok(mut due) = rx.recv() {
                     while let Ok(more) = rx.try_recv() {
-                        due.checkpoint.0 |= more.checkpoint.0;
-                        due.checkpoint.1 |= more.checkpoint.1;
-                        due.compact |= more.compact;
-                        due.vacuum |= more.vacuum;
+                        due.merge(more);
                     }
                     let result = rt.block_on(async {
                         let (e, q) = match &mut tables {

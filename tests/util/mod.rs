@@ -45,6 +45,35 @@ pub fn python() -> String {
     std::env::var("RISKTAIL_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
+/// The engine (tests/samples/writer.py, Python's own logging handlers) in
+/// `mode`: `count` risk lines numbered from `start` into `path`, `pace`
+/// seconds apart. The caller sets the folder, the environment and how it runs.
+pub fn engine_writer(mode: &str, path: &str, start: usize, count: usize, pace: &str) -> Command {
+    let mut c = Command::new(python());
+    c.arg(root().join("tests/samples/writer.py")).args([
+        mode,
+        path,
+        &start.to_string(),
+        &count.to_string(),
+        pace,
+    ]);
+    c
+}
+
+/// `risktail status --json --config CONFIG` in `dir` with `env`, when it succeeds.
+pub fn status_json(
+    dir: &Path,
+    config: &str,
+    env: &[(String, String)],
+) -> Option<serde_json::Value> {
+    let out = run(risktail()
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["status", "--json", "--config", config]));
+    out.status.success().then_some(())?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 /// Runs Python with the given args, failing the test with its stderr if it fails.
 pub fn run_python(args: &[&str], cwd: &Path) -> Output {
     let py = python();
@@ -72,13 +101,7 @@ pub fn table_rows(uri: &Path, quarantine: bool) -> BTreeMap<i64, String> {
 
 /// [`table_rows`] keyed by the column `key` (each value once).
 pub fn table_rows_by(uri: &Path, quarantine: bool, key: &str) -> BTreeMap<String, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let files = rt
-        .block_on(risktail::sink::read::data_files(&uri.to_string_lossy()))
-        .unwrap_or_default();
+    let files = table_files(uri).unwrap_or_default();
     let cols: Vec<&str> = if quarantine {
         &QUARANTINE_COLUMNS[..]
     } else {
@@ -138,13 +161,7 @@ impl Seeded {
 /// Every row of the local table at `table`, as the string values of
 /// `columns` in that order (nulls as "").
 pub fn string_rows(table: &Path, columns: &[&str]) -> Vec<Vec<String>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let files = rt
-        .block_on(risktail::sink::read::data_files(&table.to_string_lossy()))
-        .expect("table files");
+    let files = table_files(table).expect("table files");
     let mut rows = Vec::new();
     for b in risktail::sink::read::read_columns(&files, columns).expect("read") {
         let cols: Vec<Vec<String>> = columns
@@ -157,4 +174,13 @@ pub fn string_rows(table: &Path, columns: &[&str]) -> Vec<Vec<String>> {
         rows.extend((0..b.num_rows()).map(|r| cols.iter().map(|c| c[r].clone()).collect()));
     }
     rows
+}
+
+/// The data files of the local table at `table`.
+fn table_files(table: &Path) -> Result<Vec<String>, risktail::sink::SinkError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(risktail::sink::read::data_files(&table.to_string_lossy()))
 }
