@@ -191,6 +191,43 @@ fn an_s3_table_takes_every_command_and_every_reader_reads_it() {
     every_reader_saw(&seen, 500, "");
 }
 
+/// A store that ignores conditional writes (here: a proxy that strips
+/// `If-None-Match`, as some self-hosted stores behave) would let writers
+/// overwrite each other's commits. `backfill` and `run` prove put-if-absent
+/// before writing and refuse such a store, naming the cause; nothing is
+/// written to the table. Through the same proxy, well-behaved, both work.
+#[test]
+fn a_store_that_ignores_conditional_writes_is_refused() {
+    let (s3, tmp, proxy) = s3_behind_proxy(21);
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"s3://lake/probe\"\n{}\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+            s3.storage_via(&proxy)
+        ),
+    )
+    .expect("config");
+    write_lines(dir, 0, 50);
+    proxy.set("unconditional");
+    for cmd in ["backfill", "run"] {
+        let out = run(risktail().current_dir(dir).arg(cmd));
+        assert!(!out.status.success(), "{cmd} wrote to an unsafe store");
+        let err = stderr(&out);
+        assert!(
+            err.contains("ignores conditional writes") && err.contains("If-None-Match"),
+            "{cmd}: {err}"
+        );
+    }
+    let seen = s3.readers("s3://lake/probe", dir);
+    every_reader_saw(&seen, 0, " (nothing written through the unsafe store)");
+    proxy.set("");
+    let out = run(risktail().current_dir(dir).arg("backfill"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    every_reader_saw(&s3.readers("s3://lake/probe", dir), 50, "");
+}
+
 /// Creating an `s3://` table is a race every loser wins too: four backfills
 /// (four sources) started at once on a table that does not exist yet all
 /// succeed, only version 0 of the log holds the table's metadata, and every
@@ -937,7 +974,7 @@ fn commits_whose_answer_is_lost_are_not_made_twice() {
 }
 
 /// The ambiguous outcome in the live daemon: a commit lands, its answer is
-/// lost, and the store is then unreachable for 3 s, so the daemon cannot ask
+/// lost, and the store is then unreachable for 8 s, so the daemon cannot ask
 /// at once whether it landed; meanwhile the engine writes on. The commit
 /// after, which carries the new lines too, must not carry the landed ones
 /// again. Twice: once the events commit's answer is lost (no quarantine
@@ -945,14 +982,39 @@ fn commits_whose_answer_is_lost_are_not_made_twice() {
 /// each table.
 #[test]
 fn a_lost_answer_the_daemon_cannot_ask_about_at_once_is_not_committed_twice() {
-    let (s3, tmp, proxy) = s3_behind_proxy(11);
+    // One file appended to (FileHandler): the lines written after the lost
+    // answer extend the file whose commit landed.
+    lost_answer_then_outage("plain", 11);
+}
+
+/// The same while the engine rotates during the outage (6 KB files, about
+/// three rotations a round): the newer files at the same path hold other
+/// lines below the offset that landed, and none of them may be taken for
+/// rows that landed (the previous release dropped them: rows were matched to
+/// the landed commit by path).
+#[test]
+fn a_lost_answer_while_the_engine_rotates_loses_no_row() {
+    lost_answer_then_outage("rotating", 12);
+}
+
+/// The same with every rotated file gzipped by the engine's rotator.
+#[test]
+fn a_lost_answer_while_the_engine_rotates_into_gzip_loses_no_row() {
+    lost_answer_then_outage("rotating-gz", 13);
+}
+
+/// One daemon; per round: the next commit's answer lost and the store then
+/// down for 8 s while the engine (writer `mode`) writes 100 more risk lines.
+fn lost_answer_then_outage(mode: &str, seed: u64) {
+    let (s3, tmp, proxy) = s3_behind_proxy(seed);
     let dir = tmp.path();
     let storage = s3.storage_via(&proxy);
+    let paths = "[\"logs/engine.log\"]";
     std::fs::write(
         dir.join("risktail.toml"),
         format!(
             "[table]\nuri = \"s3://lake/unsure\"\n{storage}\n[flush]\ninterval_ms = 200\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"
+             [[source]]\nname = \"engine\"\npaths = {paths}\nenvelope = \"python\"\n"
         ),
     )
     .expect("config");
@@ -963,15 +1025,13 @@ fn a_lost_answer_the_daemon_cannot_ask_about_at_once_is_not_committed_twice() {
             .filter(|l| l.starts_with("lost answer") && l.contains("PUT"))
             .count()
     };
-    // One file appended to (FileHandler): the lines written after the lost
-    // answer extend the file whose commit landed.
-    write_lines_with(dir, "plain", 0, 100, 0);
+    write_lines_with(dir, mode, 0, 100, 0);
     let daemon = daemon_on(dir, "host-a");
     caught_up(dir);
     for (round, quarantine_every) in [(1, 0), (2, 10)] {
         let start = round * 200 - 100;
         proxy.set("lose_commit=1 down_after_lost=8000");
-        write_lines_with(dir, "plain", start, 100, quarantine_every);
+        write_lines_with(dir, mode, start, 100, quarantine_every);
         let deadline = Instant::now() + Duration::from_secs(30);
         while lost() < round {
             assert!(
@@ -982,19 +1042,71 @@ fn a_lost_answer_the_daemon_cannot_ask_about_at_once_is_not_committed_twice() {
         }
         proxy.set("");
         // Written while the store is unreachable: read, held, committed later.
-        write_lines_with(dir, "plain", start + 100, 100, quarantine_every);
+        write_lines_with(dir, mode, start + 100, 100, quarantine_every);
         caught_up(dir);
     }
     assert!(term(daemon).success(), "run on SIGTERM");
     assert_eq!(lost(), 2, "one lost answer per round");
     let seen = s3.readers_with(&["s3://lake/unsure", "s3://lake/unsure_quarantine"], dir);
-    every_reader_saw(&seen, 500, "");
+    every_reader_saw(&seen, 500, &format!(" ({mode})"));
     assert_eq!(seen["quarantine"]["rows"].as_u64(), Some(20), "{seen}");
     assert_eq!(
         seen["quarantine"]["distinct_raw_lines"].as_u64(),
         Some(20),
         "{seen}"
     );
+}
+
+/// SIGTERM while the store fails every request (503s, then unreachable):
+/// the daemon exits within 10 s; what it could not commit stays in the
+/// files behind the committed offsets, and the next start commits it:
+/// every line once.
+#[test]
+fn sigterm_while_the_store_fails_exits_within_ten_seconds() {
+    let (s3, tmp, proxy) = s3_behind_proxy(31);
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"s3://lake/stop\"\n{}\n[flush]\ninterval_ms = 200\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+            s3.storage_via(&proxy)
+        ),
+    )
+    .expect("config");
+    write_lines(dir, 0, 100);
+    let daemon = daemon_on(dir, "host-a");
+    caught_up(dir);
+    for faults in ["fail=1", "down"] {
+        proxy.set(faults);
+        let start = if faults == "down" { 200 } else { 100 };
+        write_lines(dir, start, 100);
+        // Synchronise on the daemon's own account of a failed commit.
+        let failed = || {
+            std::fs::read_to_string(dir.join("host-a.log"))
+                .unwrap_or_default()
+                .matches("commit failed; holding rows and retrying")
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while failed() == 0 {
+            assert!(Instant::now() < deadline, "{faults}: no commit failed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if faults == "fail=1" {
+            continue; // the same daemon goes on into the outage
+        }
+    }
+    let t = Instant::now();
+    let status = term(daemon);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
+    eprintln!("exited {status} {took:?} after SIGTERM with the store down");
+    proxy.set("");
+    let daemon = daemon_on(dir, "host-a");
+    caught_up(dir);
+    assert!(term(daemon).success());
+    every_reader_saw(&s3.readers("s3://lake/stop", dir), 300, "");
 }
 
 /// Two daemons on an `az://` table (Azurite, behind the fault proxy) through

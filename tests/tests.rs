@@ -4,6 +4,7 @@
 mod util;
 
 mod audit;
+mod autumn;
 mod backfill;
 mod cli;
 mod daemon;

@@ -148,6 +148,10 @@ fn archive_state(
     ) else {
         return Ok(None);
     };
+    // Resolved as the line after the source's latest time would be: a file
+    // that starts in the repeated hour's second pass continues a source
+    // that ended in its first.
+    let first = first.after(Some(latest));
     if first >= latest || rt.block_on(sink.committed(&source.name, id))?.events > 0 {
         return Ok(None); // not older, or resumed: it is where the source left off
     }

@@ -57,6 +57,28 @@ struct Daemon {
     upkeep: upkeep::Worker,
 }
 
+/// How long the final flush may take after SIGTERM: systemd's default stop
+/// timeout is 90 s, but a sidecar that holds its host's shutdown hostage to
+/// a failing store is worse than one that leaves lines in the files (they
+/// are read at the next start).
+pub const STOP_WITHIN: Duration = Duration::from_secs(8);
+
+/// `work`, or `None` as soon as `stopping` is set (checked every 50 ms).
+async fn unless_stopped<T>(
+    stopping: &std::sync::atomic::AtomicBool,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let stopped = async {
+        while !stopping.load(std::sync::atomic::Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        r = work => Some(r),
+        () = stopped => None,
+    }
+}
+
 /// Runs until SIGTERM/SIGINT, on the table `sink` holds open. Returns after
 /// the final commit.
 pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
@@ -230,7 +252,16 @@ impl Daemon {
             if !s.due(&self.policy) {
                 continue;
             }
-            match self.rt.block_on(s.flush(&mut self.sink)) {
+            let stopping = self.wakes.stopping();
+            let flushed = self
+                .rt
+                .block_on(unless_stopped(&stopping, s.flush(&mut self.sink)));
+            let Some(flushed) = flushed else {
+                // SIGTERM during a commit (a failing store retries for
+                // minutes): the loop's next wait takes the signal.
+                return Ok(());
+            };
+            match flushed {
                 Ok(_) => self.backoff.succeeded(),
                 Err(e @ SinkError::LeaseLost { .. }) => return Err(e.into()),
                 Err(e) => {
@@ -280,16 +311,35 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM: read what is there, commit it, exit.
+    /// SIGTERM: read what is there, commit it, exit, within
+    /// [`STOP_WITHIN`] even while the store fails: what could not be
+    /// committed stays in the files, behind the committed offsets.
     fn stop(mut self) -> Result<()> {
         sd_notify::notify("STOPPING=1");
         tracing::info!("stopping: final flush");
+        let rt = std::mem::replace(
+            &mut self.rt,
+            tokio::runtime::Builder::new_current_thread().build()?,
+        );
+        let done = rt.block_on(async {
+            tokio::time::timeout(STOP_WITHIN, async { self.final_flush().await }).await
+        });
+        match done {
+            Ok(r) => r,
+            Err(_) => anyhow::bail!(
+                "the final commit did not finish within {} s (the store is failing?); what was not committed stays in the files and is read at the next start",
+                STOP_WITHIN.as_secs()
+            ),
+        }
+    }
+
+    async fn final_flush(&mut self) -> Result<()> {
         for s in &mut self.sources {
-            self.rt.block_on(s.poll(&self.sink, &self.policy, true))?;
-            self.rt
-                .block_on(s.flush(&mut self.sink))
+            s.poll(&self.sink, &self.policy, true).await?;
+            s.flush(&mut self.sink)
+                .await
                 .with_context(|| format!("final commit of source {}", s.name()))?;
-            if let Err(e) = self.rt.block_on(self.sink.release(s.name())) {
+            if let Err(e) = self.sink.release(s.name()).await {
                 tracing::warn!(source = %s.name(), error = %e, "could not release the source's lease; it expires by itself");
             }
         }

@@ -66,6 +66,9 @@ pub struct Asked {
 /// The wake-up channel and what feeds it.
 pub struct Wakes {
     rx: mpsc::Receiver<Wake>,
+    /// Set by SIGTERM/SIGINT the moment it arrives, for work in flight (a
+    /// commit against a failing store) to give way to the stop.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     bits: Arc<AtomicU8>,
     taken: Arc<Taken>,
     _watcher: RecommendedWatcher,
@@ -83,8 +86,13 @@ impl Wakes {
         ])
         .context("installing signal handlers")?;
         let sig_tx = tx.clone();
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sig_stopping = stopping.clone();
         std::thread::spawn(move || {
             for s in signals.forever() {
+                if s != signal_hook::consts::SIGHUP {
+                    sig_stopping.store(true, Ordering::Release);
+                }
                 if sig_tx.send(Wake::Signal(s)).is_err() {
                     break;
                 }
@@ -123,10 +131,16 @@ impl Wakes {
         }
         Ok(Wakes {
             rx,
+            stopping,
             bits,
             taken,
             _watcher: watcher,
         })
+    }
+
+    /// The flag SIGTERM/SIGINT set (also sent on the channel).
+    pub fn stopping(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.stopping.clone()
     }
 
     /// Waits up to `wait` for a wake-up, then takes every other one already

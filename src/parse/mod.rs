@@ -150,10 +150,7 @@ impl SourceParser {
         Heads::new(move |line| {
             let text = text_of(strip_newline(line));
             let time = envelope.head_time(&text)?;
-            Some(
-                time.ok()
-                    .and_then(|local| time::to_utc(local, tz, None).ok()),
-            )
+            Some(time.ok().and_then(|local| time::stamp(local, tz).ok()))
         })
     }
 

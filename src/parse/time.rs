@@ -6,6 +6,8 @@
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
+
+use crate::source::stamp::Stamp;
 use nom::{
     IResult, Parser,
     branch::alt,
@@ -251,29 +253,60 @@ pub struct NonexistentTime {
     pub tz: Tz,
 }
 
-/// Converts a line's time to UTC. `last` is the latest time already seen in the
-/// same source: in a repeated (autumn) hour the earlier offset is taken unless
-/// that would put the line before `last`.
+/// Converts a line's time to UTC. `last` is the latest time already seen in
+/// the same source (the line before, in time order; for a file's first line,
+/// the end of the file before it). A local time the autumn fold repeats is
+/// resolved by the one rule every path shares, [`Stamp::after`].
 pub fn to_utc(
     t: LocalTime,
     tz: Tz,
     last: Option<DateTime<Utc>>,
 ) -> Result<DateTime<Utc>, NonexistentTime> {
+    Ok(stamp(t, tz)?.after(last))
+}
+
+/// A line's time as the instant(s) it may name, before any context: one,
+/// or the two of a repeated (autumn) hour with the instant of the fold.
+pub fn stamp(t: LocalTime, tz: Tz) -> Result<Stamp, NonexistentTime> {
     match t {
-        LocalTime::Absolute(u) => Ok(u),
+        LocalTime::Absolute(u) => Ok(Stamp::exact(u)),
         LocalTime::Naive(n) => match tz.from_local_datetime(&n) {
-            LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
+            LocalResult::Single(t) => Ok(Stamp::exact(t.with_timezone(&Utc))),
             LocalResult::Ambiguous(a, b) => {
                 let (early, late) = if a <= b { (a, b) } else { (b, a) };
-                let early = early.with_timezone(&Utc);
-                match last {
-                    Some(l) if early < l => Ok(late.with_timezone(&Utc)),
-                    _ => Ok(early),
-                }
+                let (early, late) = (early.with_timezone(&Utc), late.with_timezone(&Utc));
+                Ok(Stamp {
+                    early,
+                    late,
+                    fold: fold_between(early, late, tz),
+                })
             }
             LocalResult::None => Err(NonexistentTime { time: n, tz }),
         },
     }
+}
+
+/// The instant in `(early, late]` at which `tz`'s offset changes (the
+/// clocks going back), to the second: a binary search, run only for times
+/// inside a repeated hour.
+fn fold_between(early: DateTime<Utc>, late: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    use chrono::Offset;
+    let offset = |t: DateTime<Utc>| tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+    let before = offset(early);
+    let (mut lo, mut hi) = (early.timestamp(), late.timestamp());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match DateTime::from_timestamp(mid, 0) {
+            Some(t) if offset(t) == before => lo = mid,
+            _ => hi = mid,
+        }
+    }
+    DateTime::from_timestamp(hi, 0).unwrap_or(late)
+}
+
+/// Whether a local time is one the autumn fold repeats (two instants).
+pub fn is_ambiguous(t: LocalTime, tz: Tz) -> bool {
+    matches!(t, LocalTime::Naive(n) if matches!(tz.from_local_datetime(&n), LocalResult::Ambiguous(..)))
 }
 
 /// The instant a line's time names when it names exactly one (not in a
@@ -391,11 +424,66 @@ mod tests {
         let t = LocalTime::Naive(naive("2026-11-01 01:30:00"));
         let first = to_utc(t, ny, Some(naive("2026-11-01 05:10:00").and_utc())).unwrap();
         assert_eq!(first, naive("2026-11-01 05:30:00").and_utc());
-        // After 01:50 EDT (05:50Z) has been seen, a later 01:30 must be EST.
-        let second = to_utc(t, ny, Some(naive("2026-11-01 05:50:00").and_utc())).unwrap();
-        assert_eq!(second, naive("2026-11-01 06:30:00").and_utc());
+        // After 01:59 EDT (05:59Z) has been seen, 01:30 (29 minutes back)
+        // is still EDT, 01:29 (the clock went back 30 minutes) is EST.
+        let last = Some(naive("2026-11-01 05:59:00").and_utc());
+        assert_eq!(to_utc(t, ny, last).unwrap(), first);
+        let t = LocalTime::Naive(naive("2026-11-01 01:29:00"));
+        let second = to_utc(t, ny, last).unwrap();
+        assert_eq!(second, naive("2026-11-01 06:29:00").and_utc());
+        let t = LocalTime::Naive(naive("2026-11-01 01:30:00"));
         // With nothing seen, the first occurrence.
         assert_eq!(to_utc(t, ny, None).unwrap(), first);
+    }
+
+    /// Threads of one engine log out of order by milliseconds or seconds:
+    /// inside either pass of the repeated hour, a small step back stays in
+    /// the pass; the clock going back (30 minutes or more) enters the second.
+    #[test]
+    fn small_steps_back_stay_in_their_pass() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let at = |s: &str| LocalTime::Naive(naive(s));
+        let utc = |s: &str| naive(s).and_utc();
+        // First pass (EDT): 01:30:00.5 seen, then 01:30:00 and 01:29:58.
+        let last = Some(utc("2026-11-01 05:30:00") + chrono::Duration::milliseconds(500));
+        assert_eq!(
+            to_utc(at("2026-11-01 01:30:00"), ny, last).unwrap(),
+            utc("2026-11-01 05:30:00")
+        );
+        assert_eq!(
+            to_utc(at("2026-11-01 01:29:58"), ny, last).unwrap(),
+            utc("2026-11-01 05:29:58")
+        );
+        // 29 minutes back is still the first pass; 30 is the fold.
+        let last = Some(utc("2026-11-01 05:59:00"));
+        assert_eq!(
+            to_utc(at("2026-11-01 01:30:00"), ny, last).unwrap(),
+            utc("2026-11-01 05:30:00")
+        );
+        assert_eq!(
+            to_utc(at("2026-11-01 01:29:00"), ny, last).unwrap(),
+            utc("2026-11-01 06:29:00")
+        );
+        // Second pass (EST): a step back of seconds stays in it, and so does
+        // a step forward inside it.
+        let last = Some(utc("2026-11-01 06:30:02"));
+        assert_eq!(
+            to_utc(at("2026-11-01 01:30:00"), ny, last).unwrap(),
+            utc("2026-11-01 06:30:00")
+        );
+        let last = Some(utc("2026-11-01 06:05:00"));
+        assert_eq!(
+            to_utc(at("2026-11-01 01:50:00"), ny, last).unwrap(),
+            utc("2026-11-01 06:50:00")
+        );
+        // Last winter's EST is no reason to take the second pass.
+        let last = Some(utc("2026-02-01 06:05:00"));
+        assert_eq!(
+            to_utc(at("2026-11-01 01:50:00"), ny, last).unwrap(),
+            utc("2026-11-01 05:50:00")
+        );
+        assert!(is_ambiguous(at("2026-11-01 01:50:00"), ny));
+        assert!(!is_ambiguous(at("2026-11-01 02:00:00"), ny));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::pending::{FlushPolicy, Pending};
 use super::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepper};
 use crate::metrics::{self, Metrics};
 use crate::parse::{SourceParser, SourceState};
-use crate::sink::{DeltaSink, SinkError};
+use crate::sink::{Committed, DeltaSink, SinkError};
 use crate::source;
 use crate::source::discover::{self, Found};
 use crate::source::follow::{FollowSettings, Follower, Generation};
@@ -163,6 +163,9 @@ impl LiveSource {
     /// asking the table what landed (see [`LiveSource::reconcile`]). Returns
     /// whether anything was committed.
     pub async fn flush(&mut self, sink: &mut DeltaSink) -> Result<bool, SinkError> {
+        // A flush given up half way (SIGTERM) may have left rows staged:
+        // they are pending here too, and must not ride twice.
+        sink.discard_staged();
         if self.unsure {
             self.reconcile(sink).await?;
         }
@@ -174,6 +177,9 @@ impl LiveSource {
             }
             return Ok(false);
         }
+        // Unsure until it answers: a commit abandoned half way (SIGTERM)
+        // is asked about like a failed one.
+        self.unsure = true;
         let committed = sink
             .commit(
                 &self.name,
@@ -183,10 +189,8 @@ impl LiveSource {
                 &self.state,
             )
             .await;
-        if let Err(e) = committed {
-            self.unsure = true;
-            return Err(e);
-        }
+        committed?;
+        self.unsure = false;
         self.follower.committed(&offsets);
         self.pending.committed();
         self.observe(&PollReport::default());
@@ -195,10 +199,13 @@ impl LiveSource {
 
     /// After a failed commit, what of it landed, as the reloaded tables say:
     /// its quarantine rows (committed first), or all of it (an answer lost
-    /// after the store kept it). Pending rows below what landed are dropped
-    /// (and counted as committed), so the next commit, which carries the
-    /// rows read since as well, makes none of them twice. Fails, keeping
-    /// everything, while the tables cannot be read.
+    /// after the store kept it). Only where a table shows a file further
+    /// than this process knew it had committed are that file's pending rows
+    /// below the table's offset dropped (and counted as committed), so the
+    /// next commit, which carries the rows read since as well, makes none of
+    /// them twice. Rows are matched by file identity, never by path: after a
+    /// rotation a newer file at the same path holds other lines at the same
+    /// offsets. Fails, keeping everything, while the tables cannot be read.
     async fn reconcile(&mut self, sink: &mut DeltaSink) -> Result<(), SinkError> {
         sink.refresh().await?;
         let mut landed = Rows::default();
@@ -207,25 +214,33 @@ impl LiveSource {
                 continue;
             }
             let table = sink.committed(&self.name, g.id).await?;
-            if table == g.committed {
+            let known = g.committed;
+            let events_to = if table.events > known.events {
+                table.events
+            } else {
+                0
+            };
+            let quarantine_to = if table.quarantine > known.quarantine {
+                table.quarantine
+            } else {
+                0
+            };
+            if events_to == 0 && quarantine_to == 0 {
                 continue;
             }
-            let path = g.path.as_str();
-            let rows = &mut self.pending.rows;
-            let below = |file: &str, offset: i64, end: u64| file == path && (offset as u64) < end;
-            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut rows.events)
-                .into_iter()
-                .partition(|e| below(&e.source_file, e.source_offset, table.events));
-            rows.events = kept;
-            landed.events.extend(gone);
-            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut rows.quarantine)
-                .into_iter()
-                .partition(|q| below(&q.source_file, q.source_offset, table.quarantine));
-            rows.quarantine = kept;
-            landed.quarantine.extend(gone);
-            tracing::info!(source = %self.name, file = %g.path, events = table.events, quarantine = table.quarantine,
+            let gone = self
+                .pending
+                .rows
+                .take_landed(g.id, events_to, quarantine_to);
+            tracing::info!(source = %self.name, file = %g.path, id = %g.id,
+                events_to = table.events, quarantine_to = table.quarantine,
+                events = gone.events.len(), quarantined = gone.quarantine.len(),
                 "a failed commit had landed (in part): not committing its rows again");
-            g.committed = table;
+            landed.extend(gone);
+            g.committed = Committed {
+                events: known.events.max(table.events),
+                quarantine: known.quarantine.max(table.quarantine),
+            };
         }
         sink.record_landed(&self.name, &landed.events, &landed.quarantine, &self.state);
         self.unsure = false;
@@ -357,14 +372,12 @@ pub async fn recover(
     let mut known = HashMap::new();
     let mut tally = Tally::default();
     for pattern in &follow.paths {
+        // Opened newest first; read in rotation order, except where the
+        // first records' times surely say otherwise (a rename during the
+        // listing). Times a fold leaves open keep rotation order.
         let mut files = open_rotated(pattern, ctx, &follow.source);
-        // By the first record's time when every file has one; otherwise
-        // (a file without a record or a readable time) in rotation order.
-        if files.iter().all(|(_, o)| o.lines.first.is_some()) {
-            files.sort_by_key(|(_, o)| o.lines.first);
-        } else {
-            files.reverse();
-        }
+        files.reverse();
+        let files = source::stamp::in_time_order(files, |(_, o)| o.lines.first);
         for (found, opened) in files {
             let file = (&found, opened);
             let before = state.clone();

@@ -45,6 +45,13 @@ pub struct Rows {
     pub events: Vec<RiskEvent>,
     /// Quarantine records, in file order.
     pub quarantine: Vec<QuarantineRecord>,
+    /// The identity of the file each event came from (same length as
+    /// `events`). A row's path cannot say which content it came from: after
+    /// a rotation two generations share a path, and what a failed commit
+    /// landed must be matched to the generation it read (`pipeline::live`).
+    pub event_files: Vec<FileId>,
+    /// The identity of the file each quarantine record came from.
+    pub quarantine_files: Vec<FileId>,
 }
 
 impl Rows {
@@ -62,6 +69,57 @@ impl Rows {
     pub fn clear(&mut self) {
         self.events.clear();
         self.quarantine.clear();
+        self.event_files.clear();
+        self.quarantine_files.clear();
+    }
+
+    /// Takes out the rows of `file` that start below `events_to` (events)
+    /// and `quarantine_to` (quarantine records): what a commit that landed
+    /// after all already holds. The rest stay, in order. Rows whose identity
+    /// was not recorded (the lists differ in length: a bug) are all kept,
+    /// so a row can be committed twice but never lost.
+    pub fn take_landed(&mut self, file: FileId, events_to: u64, quarantine_to: u64) -> Rows {
+        let mut landed = Rows::default();
+        if self.events.len() != self.event_files.len()
+            || self.quarantine.len() != self.quarantine_files.len()
+        {
+            debug_assert!(false, "rows without their file identity");
+            return landed;
+        }
+        let below = |id: FileId, offset: i64, to: u64| {
+            id == file && u64::try_from(offset).is_ok_and(|o| o < to)
+        };
+        let events = std::mem::take(&mut self.events);
+        let ids = std::mem::take(&mut self.event_files);
+        for (e, id) in events.into_iter().zip(ids) {
+            let into = if below(id, e.source_offset, events_to) {
+                &mut landed
+            } else {
+                &mut *self
+            };
+            into.events.push(e);
+            into.event_files.push(id);
+        }
+        let quarantine = std::mem::take(&mut self.quarantine);
+        let ids = std::mem::take(&mut self.quarantine_files);
+        for (q, id) in quarantine.into_iter().zip(ids) {
+            let into = if below(id, q.source_offset, quarantine_to) {
+                &mut landed
+            } else {
+                &mut *self
+            };
+            into.quarantine.push(q);
+            into.quarantine_files.push(id);
+        }
+        landed
+    }
+
+    /// Adds `other`'s rows after these.
+    pub fn extend(&mut self, other: Rows) {
+        self.events.extend(other.events);
+        self.quarantine.extend(other.quarantine);
+        self.event_files.extend(other.event_files);
+        self.quarantine_files.extend(other.quarantine_files);
     }
 }
 
@@ -189,6 +247,7 @@ fn take(outcome: Outcome, end: u64, file: FileRef<'_>, tally: &mut Tally, rows: 
         Outcome::Event(e) => {
             tally.count_event(&e.event_type);
             rows.events.push(*e);
+            rows.event_files.push(file.id);
         }
         Outcome::Quarantine(q) => keep_quarantine(*q, end, file, tally, rows),
         Outcome::Fused { cut, rest } => {
@@ -210,6 +269,7 @@ fn keep_quarantine(
     if end > file.quarantined_to {
         tally.count_quarantine(q.reason);
         rows.quarantine.push(q);
+        rows.quarantine_files.push(file.id);
     }
 }
 

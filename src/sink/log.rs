@@ -56,6 +56,15 @@ pub struct Log {
     txns: HashMap<String, u64>,
     /// One of our commits landed on a checkpoint version (see `take_checkpoint_due`).
     checkpoint_due: bool,
+    /// When `version` was last known to be the table's head or next to it
+    /// (loaded, written, or read as another writer's): see [`Log::stale`].
+    seen_at: std::time::Instant,
+    /// A view older than this is reloaded before a commit (see [`Log::stale`]).
+    stale_after: std::time::Duration,
+    /// Every `txn` version this process has read or written, kept across
+    /// reloads: what a reload that jumps over versions compares with (the
+    /// old base may be unreadable by then: cleanup deleted its commits).
+    seen: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 /// How one append ends.
@@ -83,6 +92,7 @@ impl Log {
     ) -> Result<Log, SinkError> {
         let table = super::table::open_or_create(uri, name, columns, partition).await?;
         let version = table.version().unwrap_or_default();
+        let stale_after = stale_after(&table);
         Ok(Log {
             table,
             uri: uri.to_owned(),
@@ -91,7 +101,29 @@ impl Log {
             version,
             txns: HashMap::new(),
             checkpoint_due: false,
+            seen_at: std::time::Instant::now(),
+            stale_after,
+            seen: std::sync::Mutex::default(),
         })
+    }
+
+    /// Whether this process's view is too old to put a commit on: log
+    /// cleanup deletes commit files older than the table's
+    /// `logRetentionDuration` that a checkpoint covers, so after a long
+    /// pause (a suspended VM, a quiet quarantine table, SIGSTOP) the version
+    /// after `version` may be *free* because it was deleted, and a commit put
+    /// there lands below the newest checkpoint, where no reader looks. A view
+    /// younger than a tenth of the retention cannot be in that state: the
+    /// versions it saw were written or read since, and a checkpoint above
+    /// them needs a commit above them, which the put at the next version
+    /// would meet. Older views are reloaded first.
+    fn stale(&self) -> bool {
+        self.seen_at.elapsed() > self.stale_after
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_stale_after(&mut self, d: std::time::Duration) {
+        self.stale_after = d;
     }
 
     /// The loaded snapshot: its file list may lag behind [`Log::version`]
@@ -121,10 +153,54 @@ impl Log {
     /// upkeep, history, and asking what a failed commit left.
     pub async fn reload(&mut self) -> Result<&mut DeltaTable, SinkError> {
         if let Err(e) = self.table.update_incremental(None).await {
-            return Err(self.derr(e));
+            // The versions after the base may have been cleaned up (a view
+            // older than the log retention): load the table afresh, from its
+            // newest checkpoint.
+            tracing::info!(table = self.uri, error = %e, "cannot update the table's view; loading it afresh");
+            self.table = super::store::open(&self.uri)
+                .await
+                .map_err(|e| self.derr(e))?;
+            self.version = 0;
         }
         self.resync();
+        self.stale_after = stale_after(&self.table);
         Ok(&mut self.table)
+    }
+
+    /// Reloads the base as [`Log::reload`] does, without skipping the
+    /// conflict checks of the versions it jumps over: true when one of them
+    /// moved an app id of `ours` (another writer committed it) or removed a
+    /// file of `guarded`.
+    async fn reload_checked(
+        &mut self,
+        ours: &[(String, u64)],
+        guarded: &HashSet<String>,
+    ) -> Result<bool, SinkError> {
+        let mut before = Vec::with_capacity(ours.len());
+        for (app, _) in ours {
+            let known = self.seen_version(app);
+            // Never looked at by this process: as far as it knew, unset.
+            let was = match known {
+                Some(v) => v,
+                None => self.txn_version(app).await.unwrap_or(0),
+            };
+            before.push(was);
+        }
+        self.reload().await?;
+        let mut conflict = false;
+        for ((app, _), was) in ours.iter().zip(before) {
+            conflict |= self.txn_version(app).await? != was;
+        }
+        if !guarded.is_empty() {
+            let snapshot = self.table.snapshot().map_err(|e| self.derr(e))?;
+            let live: HashSet<String> = snapshot
+                .log_data()
+                .iter()
+                .map(|f| f.remove_action(false).path)
+                .collect();
+            conflict |= guarded.iter().any(|p| !live.contains(p));
+        }
+        Ok(conflict)
     }
 
     /// Reloads the base only when it lags behind [`Log::version`]: for
@@ -143,6 +219,7 @@ impl Log {
         if v >= self.version {
             self.version = v;
             self.txns.clear();
+            self.seen_at = std::time::Instant::now();
         }
     }
 
@@ -156,7 +233,22 @@ impl Log {
             .transaction_version(self.table.log_store().as_ref(), app)
             .await
             .map_err(|e| self.derr(e))?;
-        Ok(v.map_or(0, |v| v.max(0) as u64))
+        let v = v.map_or(0, |v| v.max(0) as u64);
+        self.remember(app, v);
+        Ok(v)
+    }
+
+    fn remember(&self, app: &str, v: u64) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(app.to_owned(), v);
+        }
+    }
+
+    fn seen_version(&self, app: &str) -> Option<u64> {
+        if let Some(v) = self.txns.get(app) {
+            return Some(*v);
+        }
+        self.seen.lock().ok()?.get(app).copied()
     }
 
     /// Whether one of our commits since the last call landed on a
@@ -271,6 +363,9 @@ impl Log {
         let store = self.table.log_store();
         let op_id = uuid::Uuid::new_v4();
         for passed in 0..MAX_VERSIONS_PASSED {
+            if self.stale() && self.reload_checked(txns, guarded).await? {
+                return Ok(Appended::Conflict);
+            }
             if let Some((app, highest)) = fence
                 && self.txn_version(app).await? > *highest
             {
@@ -301,7 +396,9 @@ impl Log {
                 }
                 // Taken but gone: cleaned up while this process was away.
                 (Ok(None), None) => {
-                    self.reload().await?;
+                    if self.reload_checked(txns, guarded).await? {
+                        return Ok(Appended::Conflict);
+                    }
                 }
                 (Ok(None), Some(e)) => return Err(self.derr(e.into())),
                 (Err(e), failure) => {
@@ -318,8 +415,10 @@ impl Log {
 
     fn landed(&mut self, v: u64, passed: u32, txns: &[(String, u64)]) -> Appended {
         self.version = v;
+        self.seen_at = std::time::Instant::now();
         for (app, o) in txns {
             self.txns.insert(app.clone(), *o);
+            self.remember(app, *o);
         }
         let interval = {
             use deltalake::table::config::TablePropertiesExt;
@@ -361,6 +460,7 @@ impl Log {
                 };
                 conflict |= ours.iter().any(|(a, _)| a == app);
                 self.txns.insert(app.to_owned(), version.max(0) as u64);
+                self.remember(app, version.max(0) as u64);
             } else if let Some(path) = action
                 .get("remove")
                 .and_then(|r| r.get("path"))
@@ -372,13 +472,25 @@ impl Log {
             }
         }
         self.version = v;
+        self.seen_at = std::time::Instant::now();
         if reload {
-            self.reload().await?;
+            // The versions after `v` are jumped over: checked all the same.
+            conflict |= self.reload_checked(ours, guarded).await?;
             let (uri, table) = (&self.uri, &self.table);
             super::table::check_schema(uri, table, self.columns, self.partition)?;
         }
         Ok(conflict)
     }
+}
+
+/// A tenth of `table`'s `logRetentionDuration` (see [`Log::stale`]).
+fn stale_after(table: &DeltaTable) -> std::time::Duration {
+    use deltalake::table::config::TablePropertiesExt;
+    table
+        .snapshot()
+        .map(|s| s.table_config().log_retention_duration())
+        .unwrap_or(std::time::Duration::from_secs(2 * 3600))
+        / 10
 }
 
 /// A commit's content as delta-rs writes it: `commitInfo` (with risktail's
@@ -584,6 +696,86 @@ mod tests {
                     .join("_delta_log/00000000000000000049.checkpoint.parquet")
                     .exists()
             );
+        });
+    }
+
+    /// A table with 60 commits, a checkpoint at 49 and its log cleaned up
+    /// as far as that checkpoint allows (as the upkeep's cleanup does once
+    /// the retention passed): versions 0..48 are gone.
+    async fn cleaned_table(uri: &str, last_app: &str) -> Log {
+        let mut a = open(uri).await;
+        for i in 1..60u64 {
+            let app = if i == 59 { last_app } else { "risktail/busy/f" };
+            landed(append(&mut a, app, i).await);
+        }
+        let due = crate::sink::upkeep::Due {
+            checkpoint: (true, false),
+            ..Default::default()
+        };
+        let q = tempfile::tempdir().unwrap();
+        let mut other = open(q.path().to_str().unwrap()).await;
+        due.run(&mut a, &mut other).await.unwrap();
+        let future = chrono::Utc::now().timestamp_millis() + 86_400_000;
+        let table = a.reload().await.unwrap();
+        let gone = deltalake::protocol::checkpoints::cleanup_expired_logs_for(
+            59,
+            table.log_store().as_ref(),
+            future,
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(gone >= 40, "cleanup deleted {gone}");
+        a
+    }
+
+    /// A writer paused past the log retention (SIGSTOP, a suspended VM, a
+    /// quiet quarantine table) finds the version after its view free because
+    /// cleanup deleted it. Without the staleness check it commits there,
+    /// below the newest checkpoint, where no reader looks (the control
+    /// below); with it, it reloads first and lands after the newest version.
+    #[test]
+    fn a_view_older_than_the_retention_is_reloaded_before_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            let mut quiet = open(&uri).await;
+            let mut control = open(&uri).await;
+            cleaned_table(&uri, "risktail/busy/f").await;
+            quiet.set_stale_after(std::time::Duration::ZERO);
+            let (v, _) = landed(append(&mut quiet, "risktail/quiet/f", 7).await);
+            assert_eq!(v, 60, "after the newest version");
+            let fresh = crate::sink::store::open(&uri).await.unwrap();
+            let seen = fresh
+                .snapshot()
+                .unwrap()
+                .transaction_version(fresh.log_store().as_ref(), "risktail/quiet/f")
+                .await
+                .unwrap();
+            assert_eq!(seen, Some(7), "a reader sees the quiet writer's commit");
+            // The control: a view taken for fresh lands in a deleted version.
+            control.set_stale_after(std::time::Duration::from_secs(3600));
+            let (v, _) = landed(append(&mut control, "risktail/control/f", 1).await);
+            assert!(v < 49, "the control landed at {v}, below the checkpoint");
+        });
+    }
+
+    /// A reload inside the commit loop jumps over versions: their app ids
+    /// are checked all the same. The stale writer's own app id was committed
+    /// (by another process) in a version it jumps over: a conflict, not a
+    /// second commit of the same offsets.
+    #[test]
+    fn a_reload_in_the_commit_loop_keeps_the_app_id_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            let mut stale = open(&uri).await;
+            cleaned_table(&uri, "risktail/s/f").await;
+            stale.set_stale_after(std::time::Duration::ZERO);
+            let got = append(&mut stale, "risktail/s/f", 59).await;
+            assert!(matches!(got, Appended::Conflict));
+            let fresh = crate::sink::store::open(&uri).await.unwrap();
+            assert_eq!(fresh.version(), Some(59), "nothing written");
         });
     }
 

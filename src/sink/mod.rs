@@ -113,6 +113,15 @@ pub enum SinkError {
         /// Who holds it now.
         holder: String,
     },
+    /// The object store does not honour put-if-absent: writing would let
+    /// writers overwrite each other's commits.
+    #[error(
+        "table {table}: the store accepted a second put-if-absent of the same object (_risktail/ probe): it ignores conditional writes (If-None-Match), so concurrent commits would overwrite each other and rows would vanish; refusing to write. Use a store that honours them (AWS S3, Azure Blob Storage, Google Cloud Storage, MinIO; see docs/OPERATIONS.md) and make sure no proxy strips the header"
+    )]
+    NoPutIfAbsent {
+        /// The table.
+        table: String,
+    },
     /// Building the batch failed (a bug: the schema is ours).
     #[error("building a batch: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
@@ -167,6 +176,11 @@ impl DeltaSink {
     /// `risk_events_quarantine` at `quarantine_uri`.
     pub async fn open(events_uri: &str, quarantine_uri: &str) -> Result<DeltaSink, SinkError> {
         let (events, quarantine) = open_logs(events_uri, quarantine_uri).await?;
+        for log in [&events, &quarantine] {
+            if !store::is_local(log.uri()) {
+                prove_put_if_absent(log).await?;
+            }
+        }
         Ok(DeltaSink {
             events,
             quarantine,
@@ -429,6 +443,20 @@ async fn open_logs(events_uri: &str, quarantine_uri: &str) -> Result<(Log, Log),
     )
     .await?;
     Ok((events, quarantine))
+}
+
+/// Refuses a table on a store that ignores put-if-absent (see
+/// [`store::prove_put_if_absent`]).
+async fn prove_put_if_absent(log: &Log) -> Result<(), SinkError> {
+    let table = log.uri().to_owned();
+    match store::prove_put_if_absent(log.table()).await {
+        Ok(store::Probe::Honoured) => Ok(()),
+        Ok(store::Probe::Ignored) => Err(SinkError::NoPutIfAbsent { table }),
+        Err(e) => Err(SinkError::Delta {
+            table,
+            source: Box::new(e),
+        }),
+    }
 }
 
 /// Writes `batch` into the open writer of `slot`, opening one for `log` first.

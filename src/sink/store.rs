@@ -64,6 +64,62 @@ pub async fn open(uri: &str) -> Result<DeltaTable, DeltaTableError> {
     Ok(t)
 }
 
+/// What the put-if-absent probe found (see [`prove_put_if_absent`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// The second put of one name was refused: commits are exclusive.
+    Honoured,
+    /// The second put replaced the first: two writers could both land one
+    /// version, and one's rows would vanish.
+    Ignored,
+}
+
+/// Proves that the store behind `table` honours put-if-absent (S3's
+/// `If-None-Match: *`, Azure's and GCS's equivalents): an object under
+/// `_risktail/` is put twice with [`object_store::PutMode::Create`] and the
+/// second must be refused. Every commit of risktail (and of delta-rs) relies
+/// on it; a self-hosted store or a proxy that drops the header makes every
+/// commit "succeed" and writers overwrite each other's versions silently.
+/// The probe object is deleted afterwards (best effort).
+pub async fn prove_put_if_absent(table: &DeltaTable) -> Result<Probe, DeltaTableError> {
+    use object_store::{PutMode, PutOptions};
+    let log_store = table.log_store();
+    let store = log_store.object_store(None);
+    let probe = |what: &str| {
+        deltalake::Path::from_iter(["_risktail", &format!("{what}-{}", uuid::Uuid::new_v4())])
+    };
+    let path = probe("put-if-absent-probe");
+    // S3 configured for copy-if-not-exists (`aws_copy_if_not_exists`)
+    // commits by copying a temporary object into place: probe that.
+    let copying = log_store.name() == "S3LogStore";
+    let tmp = probe("put-if-absent-probe-tmp");
+    let second = if copying {
+        store.put(&tmp, Bytes::from_static(b"1").into()).await?;
+        store.copy_if_not_exists(&tmp, &path).await?;
+        store.copy_if_not_exists(&tmp, &path).await.map(|_| ())
+    } else {
+        let create = || PutOptions::from(PutMode::Create);
+        store
+            .put_opts(&path, Bytes::from_static(b"1").into(), create())
+            .await?;
+        store
+            .put_opts(&path, Bytes::from_static(b"2").into(), create())
+            .await
+            .map(|_| ())
+    };
+    let _ = store.delete(&path).await;
+    if copying {
+        let _ = store.delete(&tmp).await;
+    }
+    match second {
+        Ok(()) => Ok(Probe::Ignored),
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => Ok(Probe::Honoured),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The paths of the data files of `table`'s current version, relative to its
 /// root and decoded (what [`read_file`] takes).
 pub fn data_paths(table: &DeltaTable) -> Result<impl Iterator<Item = String>, DeltaTableError> {

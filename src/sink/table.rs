@@ -24,28 +24,75 @@ fn delta_type(t: ColType) -> DataType {
 /// Table properties, and why:
 /// - appendOnly: an audit table; keeps protocol 1/2 and forbids deletes by accident.
 /// - checkpointInterval 50: opening stays fast for a daemon committing every second.
-/// - logRetentionDuration 2 hours: every load of the table (a reader's, the
-///   upkeep's reload, a restart) lists `_delta_log`, and on a local file
-///   system that walks the whole folder; when delta-rs made risktail's
-///   commits too, a table of 10,000 commits committed at p50 95 ms with all
-///   10,444 entries against 19 ms with the folder cleaned to 245
-///   (docs/PERFORMANCE.md). Expired commits are deleted at each
-///   checkpoint (verified: 311 → 110 entries at the first checkpoint past the
-///   retention); offsets and state live in `txn` actions, which checkpoints
-///   keep. At one commit a second that is at most ~7,300 entries. Time travel
-///   (and a streaming reader that falls behind) reaches back two hours.
+/// - logRetentionDuration 30 days (Delta's own default): how far back time
+///   travel reaches on a table whose purpose is audit. Commits are written
+///   by risktail itself and list nothing (`sink::log`), so a long log costs
+///   only what a load lists: readers and restarts start from the newest
+///   checkpoint (docs/PERFORMANCE.md has the load times at one commit a
+///   second for 30 days). Expired commits are deleted by the upkeep.
 /// - setTransactionRetentionDuration 3650 days: a file's offset must outlive any
 ///   plausible backfill of its rotated `.gz` copy, or the copy would be re-read.
 fn properties() -> [(TableProperty, &'static str); 4] {
     [
         (TableProperty::AppendOnly, "true"),
         (TableProperty::CheckpointInterval, "50"),
-        (TableProperty::LogRetentionDuration, "interval 2 hours"),
+        (TableProperty::LogRetentionDuration, LOG_RETENTION),
         (
             TableProperty::SetTransactionRetentionDuration,
             "interval 3650 days",
         ),
     ]
+}
+
+/// The log retention of a table risktail creates.
+pub const LOG_RETENTION: &str = "interval 30 days";
+
+/// The log retention earlier releases created tables with (chosen when
+/// delta-rs listed the log at every commit); a table that still holds it
+/// gets [`LOG_RETENTION`] at the next start. Any other value was set by the
+/// team and is kept.
+const OLD_LOG_RETENTION: &str = "interval 2 hours";
+
+/// Gives a table created by an earlier release the current log retention,
+/// when it still holds the old default.
+async fn upgrade_retention(uri: &str, table: DeltaTable) -> Result<DeltaTable, SinkError> {
+    let err = |source: DeltaTableError| SinkError::Delta {
+        table: uri.to_owned(),
+        source: Box::new(source),
+    };
+    let key = TableProperty::LogRetentionDuration.as_ref();
+    let held = table
+        .snapshot()
+        .map_err(err)?
+        .metadata()
+        .configuration()
+        .get(key)
+        .cloned();
+    if held.as_deref() != Some(OLD_LOG_RETENTION) {
+        return Ok(table);
+    }
+    tracing::info!(
+        table = uri,
+        from = OLD_LOG_RETENTION,
+        to = LOG_RETENTION,
+        "setting the log retention of a table an earlier release created"
+    );
+    let set = table
+        .clone()
+        .set_tbl_properties()
+        .with_properties(std::collections::HashMap::from([(
+            key.to_owned(),
+            LOG_RETENTION.to_owned(),
+        )]))
+        .await;
+    match set {
+        Ok(t) => Ok(t),
+        // Another writer set it (or committed) first: the table as it is now.
+        Err(e) => {
+            tracing::info!(table = uri, error = %e, "log retention not set here; reloading");
+            store::open(uri).await.map_err(err)
+        }
+    }
 }
 
 /// Opens the table at `uri`, creating it (and its folder) if there is none.
@@ -69,7 +116,7 @@ pub async fn open_or_create(
     match table.load().await {
         Ok(()) => {
             check_schema(uri, &table, columns, partition)?;
-            Ok(table)
+            upgrade_retention(uri, table).await
         }
         Err(DeltaTableError::NotATable(_)) => {
             let mut create = table

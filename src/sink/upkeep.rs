@@ -72,7 +72,10 @@ impl Due {
             (&mut *events, self.checkpoint.0),
             (&mut *quarantine, self.checkpoint.1),
         ] {
-            if due {
+            // A checkpoint is due on the writer that landed version 49, 99,
+            // …; if that writer died first, none is written: the next writer
+            // whose upkeep runs notices the gap and writes it.
+            if due || (self.compact && missed_checkpoint(log).await?) {
                 let uri = log.uri().to_owned();
                 let table = log.reload().await?;
                 deltalake::checkpoints::create_checkpoint(table, None)
@@ -104,11 +107,12 @@ impl Due {
             report = Some(r);
         }
         if self.vacuum {
-            let retention = chrono::Duration::hours(super::VACUUM_RETENTION_HOURS);
             let mut n = 0;
             for log in [&mut *events, &mut *quarantine] {
                 let uri = log.uri().to_owned();
-                n += vacuum(log.reload().await?, &uri, retention).await?;
+                let table = log.reload().await?;
+                let retention = vacuum_retention(table);
+                n += vacuum(table, &uri, retention).await?;
                 log.resync();
             }
             if n > 0 {
@@ -214,6 +218,12 @@ pub async fn compact(
                 continue;
             }
             let r = f.remove_action(false);
+            // Rows another tool deleted through a deletion vector are still
+            // in the Parquet file: rewriting it from the raw Parquet would
+            // bring them back. Such files are left as they are.
+            if r.deletion_vector.is_some() {
+                continue;
+            }
             let value = r
                 .partition_values
                 .as_ref()
@@ -330,11 +340,14 @@ pub async fn cleanup_logs(table: &DeltaTable, uri: &str) -> Result<usize, SinkEr
     let Some(version) = table.version() else {
         return Ok(0);
     };
-    let retention = table
-        .snapshot()
-        .map_err(derr)?
-        .table_config()
-        .log_retention_duration();
+    let snapshot = table.snapshot().map_err(derr)?;
+    if checkpoint_protected(snapshot) {
+        // `checkpointProtection`: history may only be cut by a writer that
+        // also keeps the protected checkpoints, which delta-rs's cleanup does
+        // not know how to do; risktail leaves the log as it is.
+        return Ok(0);
+    }
+    let retention = snapshot.table_config().log_retention_duration();
     let cutoff = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
     deltalake::protocol::checkpoints::cleanup_expired_logs_for(
         version,
@@ -344,6 +357,69 @@ pub async fn cleanup_logs(table: &DeltaTable, uri: &str) -> Result<usize, SinkEr
     )
     .await
     .map_err(derr)
+}
+
+/// Whether the table's protocol carries the `checkpointProtection` writer
+/// feature.
+fn checkpoint_protected(snapshot: &deltalake::table::state::DeltaTableState) -> bool {
+    snapshot
+        .protocol()
+        .writer_features()
+        .is_some_and(|f| f.iter().any(|f| f.as_ref() == "checkpointProtection"))
+}
+
+/// How long replaced files are kept before vacuum deletes them: a week, or
+/// the table's `deletedFileRetentionDuration` when the team set it longer.
+fn vacuum_retention(table: &DeltaTable) -> chrono::Duration {
+    use deltalake::table::config::TablePropertiesExt;
+    let week = chrono::Duration::hours(super::VACUUM_RETENTION_HOURS);
+    table
+        .snapshot()
+        .ok()
+        .and_then(|s| {
+            chrono::Duration::from_std(s.table_config().deleted_file_retention_duration()).ok()
+        })
+        .map_or(week, |set| set.max(week))
+}
+
+/// Whether the table is a whole checkpoint interval or more past its newest
+/// checkpoint (`_last_checkpoint`, one small read): the writer that should
+/// have written one died first.
+async fn missed_checkpoint(log: &mut Log) -> Result<bool, SinkError> {
+    use deltalake::table::config::TablePropertiesExt;
+    let uri = log.uri().to_owned();
+    let table = log.reload().await?;
+    let derr = |source: DeltaTableError| SinkError::Delta {
+        table: uri.clone(),
+        source: Box::new(source),
+    };
+    let version = table.version().unwrap_or_default() as u64;
+    let interval = table
+        .snapshot()
+        .map_err(derr)?
+        .table_config()
+        .checkpoint_interval()
+        .get();
+    let path = deltalake::Path::from_iter(["_delta_log", "_last_checkpoint"]);
+    use object_store::ObjectStoreExt;
+    let last = match table.log_store().object_store(None).get(&path).await {
+        Ok(got) => {
+            let bytes = got.bytes().await.map_err(|e| derr(e.into()))?;
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("version").and_then(|v| v.as_u64()))
+        }
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => return Err(derr(e.into())),
+    };
+    let due = match last {
+        Some(c) => version >= c + interval,
+        None => version + 1 >= interval,
+    };
+    if due {
+        tracing::info!(table = uri, version, last_checkpoint = ?last, "a checkpoint was missed; writing it");
+    }
+    Ok(due)
 }
 
 /// Deletes files that compaction replaced more than `retention` ago, and

@@ -21,7 +21,7 @@
 //! What a record head is comes from the parse layer as [`Heads`]; this module
 //! knows no envelope. Defined once, here, for `parse`, `backfill` and `run`.
 
-use chrono::{DateTime, Utc};
+use super::stamp::Stamp;
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ const FILE_NAMESPACE: Uuid = Uuid::from_u128(0x1f0e_9c55_3b7a_4c2e_8d61_a4b9_07e
 /// What a line is to the source's envelope: `None` for no record's head (a
 /// banner, a continuation, garbage), `Some(time)` for a record's first line
 /// and its time in UTC when it has a readable one.
-type HeadFn = dyn Fn(&[u8]) -> Option<Option<DateTime<Utc>>> + Send + Sync;
+type HeadFn = dyn Fn(&[u8]) -> Option<Option<Stamp>> + Send + Sync;
 
 /// Tells a record's first line from anything else, and reads its time: given
 /// by the parse layer (`SourceParser::heads`), so that files are named by
@@ -46,9 +46,7 @@ pub struct Heads(Arc<HeadFn>);
 
 impl Heads {
     /// Heads as `f` tells them.
-    pub fn new(
-        f: impl Fn(&[u8]) -> Option<Option<DateTime<Utc>>> + Send + Sync + 'static,
-    ) -> Heads {
+    pub fn new(f: impl Fn(&[u8]) -> Option<Option<Stamp>> + Send + Sync + 'static) -> Heads {
         Heads(Arc::new(f))
     }
 
@@ -59,7 +57,7 @@ impl Heads {
     }
 
     /// What `line` (newline included or not) is.
-    pub fn of(&self, line: &[u8]) -> Option<Option<DateTime<Utc>>> {
+    pub fn of(&self, line: &[u8]) -> Option<Option<Stamp>> {
         (self.0)(line)
     }
 }
@@ -77,7 +75,7 @@ pub struct Named {
     pub id: FileId,
     /// The time of its first record, if it has one with a readable time
     /// within the identifying bytes (orders files of one source by content).
-    pub first: Option<DateTime<Utc>>,
+    pub first: Option<Stamp>,
 }
 
 /// The identity of a file's content.
@@ -218,12 +216,12 @@ mod tests {
 
     #[test]
     fn the_first_record_time_comes_with_the_identity() {
-        let t = DateTime::parse_from_rfc3339("2026-01-28T10:00:00Z")
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-28T10:00:00Z")
             .unwrap()
             .to_utc();
-        let h = Heads::new(move |l| l.starts_with(b"rec").then_some(Some(t)));
+        let h = Heads::new(move |l| l.starts_with(b"rec").then_some(Some(Stamp::exact(t))));
         let named = FileId::try_from_head(b"banner\nrec one\n", &h).unwrap();
-        assert_eq!(named.first, Some(t));
+        assert_eq!(named.first, Some(Stamp::exact(t)));
     }
 
     #[test]

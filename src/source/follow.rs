@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use super::fingerprint::{self, FileId, Heads};
 use super::offsets::{Committed, Offsets};
 use super::reader::{BEHIND_MAX, LineReader};
+use super::stamp::Stamp;
 use super::{self as src, discover};
-use chrono::{DateTime, Utc};
 
 /// How long a sealed generation must sit at its end before it is let go (or its
 /// unterminated tail quarantined): a writer may still finish a line it started
@@ -91,7 +91,7 @@ pub struct Generation {
     pub id: FileId,
     /// The time of its first record, if known: rotated files found late are
     /// read in this order, so the state machine sees the source in time.
-    first: Option<DateTime<Utc>>,
+    first: Option<Stamp>,
     /// The path it was opened as (the `source_file` of its rows).
     pub path: String,
     /// (device, inode) of the descriptor; None once truncated (the inode now
@@ -315,16 +315,21 @@ impl Follower {
     /// at, and then this file is newer than it). Rotations can rename files
     /// while a look lists them, so names do not tell the order; the content
     /// does. Without a time, after every sealed generation.
-    fn time_slot(&self, first: Option<DateTime<Utc>>) -> usize {
+    fn time_slot(&self, first: Option<Stamp>) -> usize {
         let live = self
             .gens
             .iter()
             .position(|g| g.sealed.is_none())
             .unwrap_or(self.gens.len());
         let Some(first) = first else { return live };
+        // Surely later: a fold that leaves the order open keeps the file
+        // after (rotation order; see `stamp::in_time_order`).
         self.gens
             .iter()
-            .position(|g| g.first.is_some_and(|t| t > first))
+            .position(|g| {
+                g.first
+                    .is_some_and(|t| t.order(&first) == std::cmp::Ordering::Greater)
+            })
             .unwrap_or(self.gens.len())
     }
 

@@ -9,13 +9,13 @@ pub mod fingerprint;
 pub mod follow;
 pub mod offsets;
 pub mod reader;
+pub mod stamp;
 
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
 use fingerprint::{FileId, Heads};
 use reader::LineReader;
 
@@ -128,7 +128,7 @@ pub struct Lines {
     /// and is under 1 KiB (see [`fingerprint`]).
     pub id: Option<FileId>,
     /// The time of its first record, when the identity holds one.
-    pub first: Option<DateTime<Utc>>,
+    pub first: Option<stamp::Stamp>,
     /// The identity the content has if it is finished (a rotated file, an
     /// archive): [`Lines::id`], or, for content under 1 KiB without a record
     /// line (a banner only, garbage), all of it, so that such a file is still

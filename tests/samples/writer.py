@@ -9,6 +9,8 @@ Usage: writer.py MODE PATH START COUNT [PACE]
          timed     TimedRotatingFileHandler(when="S", interval=1)
          watched   WatchedFileHandler (reopens after an external rename)
          plain     FileHandler, append (for logrotate copytruncate)
+         rotating-gz  RotatingFileHandler(maxBytes=6000, backupCount=200),
+                   each rotated file gzipped by a rotator (engine.log.N.gz)
          breaker-gz  RotatingFileHandler(maxBytes=40000, backupCount=2000),
                    rotated files gzipped by a rotator (a new file every ~0.1 s
                    at the default pace); risk line i is a circuit breaker
@@ -41,8 +43,9 @@ elif mode == "rotating-delete":
     h = logging.handlers.RotatingFileHandler(path, maxBytes=6000, backupCount=2)
 elif mode == "timed":
     h = logging.handlers.TimedRotatingFileHandler(path, when="S", interval=1, backupCount=0)
-elif mode == "breaker-gz":
-    h = logging.handlers.RotatingFileHandler(path, maxBytes=40000, backupCount=2000)
+elif mode in ("breaker-gz", "rotating-gz"):
+    size, count_ = (40000, 2000) if mode == "breaker-gz" else (6000, 200)
+    h = logging.handlers.RotatingFileHandler(path, maxBytes=size, backupCount=count_)
     h.namer = lambda name: name + ".gz"
 
     def rotator(source, dest):

@@ -16,6 +16,9 @@ CONTROL_FILE is read before every request; its words (any order):
   down_after_lost=MS  after dropping an answer, the store is unreachable for
               MS milliseconds (so the writer cannot ask it at once what landed)
   delay=MS    every answer is delayed by MS milliseconds
+  unconditional  conditional-write headers (If-None-Match, If-Match) are
+              stripped before the store sees them: a store that ignores
+              put-if-absent, as some self-hosted ones (or proxies) do
 An empty or missing file means a well-behaved store. Prints "ready" once
 listening, and on stderr one line per fault it caused.
 """
@@ -35,7 +38,7 @@ def settings():
         words = open(control).read().split()
     except OSError:
         words = []
-    out = {"down": "down" in words, "fail": 0.0, "lose": 0.0, "lose_commit": 0.0, "delay": 0.0,
+    out = {"down": "down" in words, "unconditional": "unconditional" in words, "fail": 0.0, "lose": 0.0, "lose_commit": 0.0, "delay": 0.0,
            "down_after_lost": 0.0}
     for w in words:
         if "=" in w:
@@ -67,7 +70,8 @@ class Proxy(BaseHTTPRequestHandler):
             self.end_headers()
             return
         conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+        drop = {"host"} | ({"if-none-match", "if-match"} if s["unconditional"] else set())
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in drop}
         headers["Host"] = f"127.0.0.1:{upstream}"
         conn.request(self.command, self.path, body=body, headers=headers)
         resp = conn.getresponse()

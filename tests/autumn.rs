@@ -1,0 +1,145 @@
+//! The nights the clocks change, against the engine's own clock: the engine
+//! simulator (tests/samples/autumn.py) logs through Python's `logging` with
+//! `TZ=America/New_York`, so every line prints what the engine's host
+//! prints, and writes the true UTC instant of every risk line beside the
+//! log. Each test backfills the night some way and has polars read the
+//! table against that truth (tests/readers/against_truth.py): no row
+//! missing, doubled or shifted, and every breaker row's `old_state` the
+//! state the engine left.
+
+use serde_json::Value;
+use std::path::Path;
+
+use crate::util::{Seeded, risktail, root, run, run_python, stderr, stdout};
+
+/// Writes the night into `dir/logs` with `args` for autumn.py.
+fn night(dir: &Path, args: &[&str]) -> Value {
+    let logs = dir.join("logs");
+    let script = root().join("tests/samples/autumn.py");
+    let mut all = vec![script.to_str().expect("path"), logs.to_str().expect("path")];
+    all.extend_from_slice(args);
+    let out = run_python(&all, dir);
+    assert!(out.status.success(), "autumn.py: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("autumn.py prints JSON")
+}
+
+/// The config for the night's format (truth.json says which).
+fn config(dir: &Path) {
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("logs/truth.json")).expect("truth"))
+            .expect("truth JSON");
+    let datefmt = match truth["datefmt"].as_str() {
+        Some(d) => format!("datefmt = \"{d}\"\n"),
+        None => String::new(),
+    };
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\n\
+             paths = [\"logs/engine.log\"]\nenvelope = \"python\"\nformat = \"{}\"\n{datefmt}\
+             timezone = \"America/New_York\"\n",
+            truth["format"].as_str().expect("format")
+        ),
+    )
+    .expect("config");
+}
+
+/// What polars reads of the table against the truth.
+fn against_truth(dir: &Path) -> Value {
+    let script = root().join("tests/readers/against_truth.py");
+    let table = dir.join("lake/risk_events");
+    let truth = dir.join("logs/truth.json");
+    let out = run_python(
+        &[
+            script.to_str().expect("path"),
+            table.to_str().expect("path"),
+            truth.to_str().expect("path"),
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "against_truth.py: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("against_truth.py prints JSON")
+}
+
+/// Every engine event once, at its instant, with the engine's old_state.
+fn exact(seen: &Value, context: &str) {
+    let n = |k: &str| seen[k].as_u64().unwrap_or(u64::MAX);
+    assert_eq!(n("rows"), n("engine"), "{context}: {seen}");
+    for k in ["missing", "extra", "doubled", "shifted", "old_state_wrong"] {
+        assert_eq!(n(k), 0, "{context}: {k}: {seen}");
+    }
+}
+
+fn backfill(dir: &Path, files: &[String]) -> String {
+    let out = run(risktail().current_dir(dir).arg("backfill").args(files));
+    assert!(out.status.success(), "backfill {files:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// The issue's case: about a hundred gzipped rotated files across the
+/// autumn night, backfilled with the config's path; a second run adds
+/// nothing.
+#[test]
+fn the_autumn_night_backfilled_is_at_the_engines_instants() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let made = night(dir, &["--gzip"]);
+    assert!(made["files"].as_u64() > Some(50), "{made}");
+    config(dir);
+    backfill(dir, &[]);
+    let seen = against_truth(dir);
+    exact(&seen, "backfill of the night");
+    eprintln!("per UTC hour, engine vs table: {}", seen["per_utc_hour"]);
+    let again = backfill(dir, &[]);
+    assert!(again.contains("0 events"), "{again}");
+}
+
+/// The same files, one `backfill FILE` call each, in a shuffled order
+/// (archives arriving late and out of order), in another format.
+#[test]
+fn the_autumn_night_file_by_file_in_any_order() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    night(dir, &["--gzip", "--format", "dmy", "--events", "1500"]);
+    config(dir);
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("logs"))
+        .expect("logs")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("engine.log"))
+        .map(|n| format!("logs/{n}"))
+        .collect();
+    files.sort();
+    let mut seed = Seeded(20);
+    for i in (1..files.len()).rev() {
+        files.swap(i, seed.next31() as usize % (i + 1));
+    }
+    for f in &files {
+        backfill(dir, std::slice::from_ref(f));
+    }
+    exact(&against_truth(dir), "file by file, shuffled");
+}
+
+/// One file, no rotation, with risk lines inside the repeated hour logged up
+/// to 2 s before the line above them (two threads of one engine).
+#[test]
+fn threads_out_of_order_in_the_repeated_hour_stay_in_their_pass() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let made = night(dir, &["--max-bytes", "0", "--out-of-order", "60"]);
+    assert_eq!(made["out_of_order"].as_u64(), Some(60), "{made}");
+    config(dir);
+    backfill(dir, &[]);
+    exact(&against_truth(dir), "threads out of order");
+}
+
+/// The spring night (02:00-03:00 skipped) through rotation and gzip.
+#[test]
+fn the_spring_night_backfilled_is_at_the_engines_instants() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    night(dir, &["--night", "spring", "--gzip", "--events", "1500"]);
+    config(dir);
+    backfill(dir, &[]);
+    exact(&against_truth(dir), "spring night");
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The engine through a night the clocks change, with its own clock as the
+oracle: every record is logged by Python's `logging` with `created` set to the
+true instant, so the local time each line prints is what the engine's host
+prints (TZ set, `time.localtime`, the repeated autumn hour included), and the
+true UTC instant of every risk line is written beside the log.
+
+Usage: autumn.py OUT_DIR [--night autumn|spring] [--events N] [--max-bytes B]
+                 [--gzip] [--format python|dmy] [--out-of-order N] [--seed S]
+
+  --night        autumn: America/New_York 2026-11-01 00:00-04:00 local
+                 (01:00-02:00 twice); spring: 2026-03-08 00:00-05:00 local
+                 (02:00-03:00 skipped)
+  --events       risk lines to write (default 3000), among about six times as
+                 many noise lines
+  --max-bytes    RotatingFileHandler's maxBytes (0: one file, no rotation)
+  --gzip         each rotated file gzipped by the handler's rotator
+  --format       python: "%(asctime)s - %(name)s - %(levelname)s - %(message)s";
+                 dmy: "%(asctime)s.%(msecs)03d %(levelname).4s %(name)s: %(message)s"
+                 with datefmt "%d/%m/%Y %H:%M:%S"
+  --out-of-order N  N risk lines inside the repeated hour are stamped up to 2 s
+                 *before* the line above them, as two threads of one engine
+                 produce
+
+Writes OUT_DIR/engine.log (and rotated siblings) and OUT_DIR/truth.json:
+{"format": ..., "datefmt": ..., "events": [{"msg", "utc_ms", "old_state"}]},
+where old_state is the breaker state before a breaker line (null otherwise).
+Risk line i is a breaker transition in the cycle OPENED, HALF_OPEN, CLOSED
+when i % 4 != 3, else a portfolio rejection; each carries i in its text.
+"""
+import argparse
+import datetime as dt
+import gzip
+import json
+import logging
+import logging.handlers
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+NIGHTS = {
+    "autumn": (dt.datetime(2026, 11, 1, 4, 0, tzinfo=dt.timezone.utc), 5),
+    "spring": (dt.datetime(2026, 3, 8, 5, 0, tzinfo=dt.timezone.utc), 5),
+}
+FORMATS = {
+    "python": ("%(asctime)s - %(name)s - %(levelname)s - %(message)s", None),
+    "dmy": ("%(asctime)s.%(msecs)03d %(levelname).4s %(name)s: %(message)s", "%d/%m/%Y %H:%M:%S"),
+}
+CYCLE = [
+    ("OPEN", "Circuit breaker OPENED: %d failures in 300s window (threshold 5)"),
+    ("HALF_OPEN", "Circuit breaker HALF_OPEN: cooldown of %ds elapsed, allowing test trades"),
+    ("CLOSED", "Circuit breaker CLOSED: %d consecutive successes in HALF_OPEN"),
+]
+
+
+def handler(out, max_bytes, gz):
+    path = str(out / "engine.log")
+    if max_bytes == 0:
+        return logging.FileHandler(path)
+    h = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=100000)
+    if gz:
+        h.namer = lambda name: name + ".gz"
+
+        def rotator(source, dest):
+            with open(source, "rb") as src, gzip.open(dest, "wb") as o:
+                shutil.copyfileobj(src, o)
+            os.remove(source)
+
+        h.rotator = rotator
+    return h
+
+
+def in_fold(t):
+    """Whether instant t (epoch s) is inside a local hour that happens twice."""
+    local = dt.datetime.fromtimestamp(t, NEW_YORK)
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--night", choices=NIGHTS, default="autumn")
+    ap.add_argument("--events", type=int, default=3000)
+    ap.add_argument("--max-bytes", type=int, default=16000)
+    ap.add_argument("--gzip", action="store_true")
+    ap.add_argument("--format", choices=FORMATS, default="python")
+    ap.add_argument("--out-of-order", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(a.seed)
+    fmt, datefmt = FORMATS[a.format]
+    h = handler(out, a.max_bytes, a.gzip)
+    h.setFormatter(logging.Formatter(fmt, datefmt))
+    start, hours = NIGHTS[a.night]
+    t0 = start.timestamp()
+    span = hours * 3600.0
+    steps = a.events * 6
+    # Risk lines spread evenly over the night among noise.
+    risk_at = set(rng.sample(range(steps), a.events))
+    jitter_left = a.out_of_order
+    # The breaker state risktail cannot know before the first transition.
+    state, events, t, i = None, [], t0, 0
+    for step in range(steps):
+        t += span / steps * rng.uniform(0.5, 1.5)
+        if step in risk_at:
+            if i % 4 == 3:
+                name, level = "v6.risk.portfolio_limits", logging.WARNING
+                msg, old = "Entry REJECTED by portfolio limits: Position count %d would exceed limit 10" % i, None
+            else:
+                new, text = CYCLE[(i - i // 4) % 3]
+                name, level = "v6.risk.circuit_breaker", logging.WARNING
+                msg, old, state = text % i, state, new
+            at = t
+            if jitter_left and in_fold(t) and step % 2 == 0:
+                at = t - rng.uniform(0.001, 2.0)
+                jitter_left -= 1
+            i += 1
+        else:
+            name, level, msg, old, at = "v6.feed", logging.DEBUG, "quote SPY bid=2.50 ask=2.55 seq=%d" % step, None, t
+        rec = logging.getLogger(name).makeRecord(name, level, "/opt/engine/v6/x.py", 1, msg, None, None)
+        rec.created = at
+        rec.msecs = int((at - int(at)) * 1000) + 0.0
+        h.handle(rec)
+        if name != "v6.feed":
+            events.append({"msg": msg, "utc_ms": int(at) * 1000 + int((at - int(at)) * 1000), "old_state": old})
+    h.close()
+    (out / "truth.json").write_text(json.dumps({"format": fmt, "datefmt": datefmt, "events": events}))
+    print(json.dumps({"events": len(events), "files": len(list(out.glob("engine.log*"))),
+                      "out_of_order": a.out_of_order - jitter_left}))
+
+
+if __name__ == "__main__":
+    main()
