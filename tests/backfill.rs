@@ -744,3 +744,67 @@ fn archives_in_any_order_give_the_rows_of_a_time_ordered_ingest() {
         assert_eq!(row, other, "row {id} differs");
     }
 }
+
+/// The log retention: a table risktail creates keeps 30 days of log
+/// (Delta's default); a table an earlier release created with the old
+/// 2-hour default gets 30 days at the next start (both tables); a value
+/// the team set is kept. The properties are read back by the Python
+/// `deltalake` package.
+#[test]
+fn the_log_retention_is_30_days_and_a_teams_own_value_is_kept() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    write_config(dir, 1000, "");
+    std::fs::write(
+        dir.join("logs/engine.log"),
+        "2026-01-28 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count 1 would exceed limit 10\n",
+    )
+    .expect("log");
+    let retention = |table: &str| {
+        let out = run_python(
+            &[
+                "-c",
+                "import sys; from deltalake import DeltaTable; print(DeltaTable(sys.argv[1]).metadata().configuration.get('delta.logRetentionDuration'))",
+                table,
+            ],
+            dir,
+        );
+        stdout(&out).trim().to_owned()
+    };
+    let set = |table: &str, value: &str| {
+        let out = run_python(
+            &[
+                "-c",
+                "import sys; from deltalake import DeltaTable; DeltaTable(sys.argv[1]).alter.set_table_properties({'delta.logRetentionDuration': sys.argv[2]})",
+                table,
+                value,
+            ],
+            dir,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let tables = ["lake/risk_events", "lake/risk_events_quarantine"];
+    assert!(backfill(dir).status.success());
+    for t in tables {
+        assert_eq!(retention(t), "interval 30 days", "{t}: a new table");
+        set(t, "interval 2 hours"); // as an earlier release created it
+    }
+    assert!(backfill(dir).status.success());
+    for t in tables {
+        assert_eq!(
+            retention(t),
+            "interval 30 days",
+            "{t}: the old default upgraded"
+        );
+        set(t, "interval 7 days"); // the team's choice
+    }
+    assert!(backfill(dir).status.success());
+    for t in tables {
+        assert_eq!(
+            retention(t),
+            "interval 7 days",
+            "{t}: the team's value kept"
+        );
+    }
+}

@@ -807,6 +807,121 @@ fn a_full_disk_while_the_engine_rotates_loses_no_row() {
     drop(disk);
 }
 
+/// The newest version in a local table's `_delta_log`.
+fn table_version(table: &Path) -> u64 {
+    std::fs::read_dir(table.join("_delta_log"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".json")?.parse::<u64>().ok()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// Runs tests/support/foreign_writer.py's `op` on `table` once the daemon
+/// has committed three more times.
+fn foreign_write(dir: &Path, table: &Path, op: &str) {
+    let from = table_version(table);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while table_version(table) < from + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "{op}: the daemon stopped committing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let script = crate::util::root().join("tests/support/foreign_writer.py");
+    let out = crate::util::run_python(
+        &[
+            script.to_str().expect("path"),
+            table.to_str().expect("path"),
+            op,
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "{op}: {}", stderr(&out));
+    eprintln!("{op}: {}", crate::util::stdout(&out).trim());
+}
+
+/// Another tool writes to the table while the daemon does, as a team does
+/// with the Python `deltalake` package: it compacts, checkpoints and sets
+/// the retention properties while lines arrive: every risk line is a row
+/// once, and the properties the team set are kept across a restart. Then it
+/// upgrades the protocol (deletion vectors, which brings `invariants`, a
+/// writer feature delta-rs cannot honour without DataFusion): the daemon
+/// stops with an error naming the feature rather than retrying for ever,
+/// nothing it committed is doubled, the rest stays in the files, and a new
+/// start is refused with the same message.
+#[test]
+fn foreign_writers_change_the_table_while_the_daemon_writes() {
+    let (_t, dir) = setup("");
+    let table = dir.join("lake/risk_events");
+    let d = Daemon::start_ready(&dir);
+    let mut w = engine_writer("rotating", "logs/engine.log", 0, 300, "0.15")
+        .current_dir(&dir)
+        .spawn()
+        .expect("writer starts");
+    for op in ["compact", "checkpoint", "properties"] {
+        foreign_write(&dir, &table, op);
+    }
+    assert!(w.wait().expect("writer").success());
+    expect_exactly(&dir, 300, "after compaction, checkpoint and properties");
+    assert_eq!(d.term().0, Some(0));
+    let d = Daemon::start_ready(&dir);
+    assert_eq!(d.term().0, Some(0));
+    let props = crate::util::run_python(
+        &[
+            "-c",
+            "import sys, json; from deltalake import DeltaTable; print(json.dumps(DeltaTable(sys.argv[1]).metadata().configuration))",
+            table.to_str().expect("path"),
+        ],
+        &dir,
+    );
+    let props: serde_json::Value =
+        serde_json::from_slice(&props.stdout).expect("configuration JSON");
+    assert_eq!(
+        props["delta.logRetentionDuration"], "interval 60 days",
+        "{props}"
+    );
+    assert_eq!(
+        props["delta.deletedFileRetentionDuration"], "interval 30 days",
+        "{props}"
+    );
+
+    let mut d = Daemon::start_ready(&dir);
+    let mut w = engine_writer("rotating", "logs/engine.log", 300, 300, "0.15")
+        .current_dir(&dir)
+        .spawn()
+        .expect("writer starts");
+    foreign_write(&dir, &table, "deletion-vectors");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exited = loop {
+        if let Some(s) = d.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon wrote on to an upgraded table"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!exited.success(), "exited {exited}");
+    assert!(w.wait().expect("writer").success());
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    assert!(log.contains("Invariants"), "the feature is not named");
+    let ids = event_ids(&dir);
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "rows doubled");
+    assert!((300..600).contains(&ids.len()), "{} rows", ids.len());
+    let again = run(risktail().current_dir(&dir).arg("run"));
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("Invariants"), "{}", stderr(&again));
+}
+
 /// Makes `path` immutable (`+i`) or not (`-i`): the table made unwritable
 /// under a running daemon.
 fn chattr(path: &Path, flag: &str) {

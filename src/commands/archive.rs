@@ -11,8 +11,10 @@
 //! in time). What stays undecided is stored in the first pass and counted.
 
 use chrono::{DateTime, Utc};
+use std::path::{Path, PathBuf};
 
 use crate::audit::load::{Days, TableFiles};
+use crate::source::discover;
 use crate::source::fingerprint::Heads;
 use crate::source::stamp::{FOLD_STEP_BACK, Stamp};
 
@@ -55,47 +57,113 @@ pub fn record_stamps(path: &std::path::Path, max_line: usize, heads: &Heads) -> 
     out
 }
 
-/// Places an archive whose records have `stamps` (the first ambiguous),
-/// using the rows of `source` the table holds around it.
+/// The files rotated before `path` in its family on disk, nearest first
+/// (empty when no configured pattern's family holds it).
+pub fn older_neighbours(path: &Path, patterns: &[String]) -> Vec<PathBuf> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let me = canon(path);
+    for pattern in patterns {
+        let family = discover::family(pattern).unwrap_or_default();
+        if let Some(i) = family
+            .iter()
+            .position(|f| f.path == path || (me.is_some() && canon(&f.path) == me))
+        {
+            return family[..i].iter().rev().map(|f| f.path.clone()).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// How many older files are read at most to find an anchor: a repeated hour
+/// rotated into more files than this is placed by the table instead.
+const MAX_CHAIN: usize = 256;
+
+/// The end, in resolved time, of the content before the file whose older
+/// neighbours on disk are `neighbours` (nearest first): from the nearest one
+/// whose first record names one instant (the anchor), the rule is applied
+/// forward through every record up to the file. `None` without an anchor.
+pub fn end_before_on_disk(
+    neighbours: &[PathBuf],
+    max_line: usize,
+    heads: &Heads,
+) -> Option<DateTime<Utc>> {
+    let mut chain = Vec::new();
+    for p in neighbours.iter().take(MAX_CHAIN) {
+        let stamps = record_stamps(p, max_line, heads);
+        let anchored = stamps.first().is_some_and(|s| !s.is_ambiguous());
+        chain.push(stamps);
+        if anchored {
+            let mut last: Option<DateTime<Utc>> = None;
+            for s in chain.iter().rev().flatten() {
+                let t = s.after(last);
+                last = Some(last.map_or(t, |l| l.max(t)));
+            }
+            return last;
+        }
+    }
+    None
+}
+
+/// Places a file whose first record `first` is ambiguous, given its own
+/// record stamps, the end of the content before it on disk (if an anchor
+/// was found), the rows of `source` in the table and the source's latest
+/// committed time.
 pub async fn place(
+    first: Stamp,
     stamps: &[Stamp],
+    before_on_disk: Option<DateTime<Utc>>,
     files: &TableFiles,
     source: &str,
+    latest: Option<DateTime<Utc>>,
 ) -> Result<Placed, crate::audit::AuditError> {
-    let Some(first) = stamps.first().copied() else {
-        return Ok(Placed::Undecided(DateTime::<Utc>::MIN_UTC));
-    };
     if !first.is_ambiguous() {
         return Ok(Placed::At(first.early));
     }
-    // Inside the file, in its own order: the clock going back means it
-    // started in the first pass; running past the fold without going back
-    // means it started in the second.
-    let mut prev = first;
-    for s in &stamps[1..] {
-        if s.is_ambiguous() && prev.is_ambiguous() && s.early <= prev.early - FOLD_STEP_BACK {
-            return Ok(Placed::At(first.early));
-        }
-        if !s.is_ambiguous() && s.early >= first.fold {
-            return Ok(Placed::At(first.late));
-        }
-        prev = *s;
+    if let Some(at) = by_own_records(first, stamps) {
+        return Ok(Placed::At(at));
+    }
+    if let Some(end) = before_on_disk {
+        return Ok(Placed::At(first.after(Some(end))));
     }
     let last = stamps.last().copied().unwrap_or(first);
-    let day = first.early.date_naive();
     let days = Days {
-        from: Some(day),
+        from: Some(first.early.date_naive()),
         to: Some(last.late.date_naive()),
     };
     let (rows, _) = files.read(days, Some(source)).await?;
     let taken = |from: DateTime<Utc>, to: DateTime<Utc>| {
-        rows.iter().any(|r| r.timestamp >= from && r.timestamp <= to)
+        rows.iter()
+            .any(|r| r.timestamp >= from && r.timestamp <= to)
     };
-    let first_pass_taken = taken(first.early, last.early);
-    let second_pass_taken = taken(first.late, last.late);
-    Ok(match (first_pass_taken, second_pass_taken) {
-        (true, false) => Placed::At(first.late),
-        (false, true) => Placed::At(first.early),
-        _ => Placed::Undecided(first.early),
-    })
+    Ok(
+        match (taken(first.early, last.early), taken(first.late, last.late)) {
+            (true, false) => Placed::At(first.late),
+            (false, true) => Placed::At(first.early),
+            _ => match latest {
+                // The source's own latest time is the night's: the rule as the
+                // live path applies it.
+                Some(l) if l >= first.early - chrono::Duration::hours(1) && l <= first.late => {
+                    Placed::At(first.after(Some(l)))
+                }
+                _ => Placed::Undecided(first.early),
+            },
+        },
+    )
+}
+
+/// A file's own records decide its first one: the clock going back by the
+/// fold inside it means it started in the first pass; running past the
+/// fold without going back means it started in the second.
+fn by_own_records(first: Stamp, stamps: &[Stamp]) -> Option<DateTime<Utc>> {
+    let mut prev = first;
+    for s in stamps.iter().skip(1) {
+        if s.is_ambiguous() && prev.is_ambiguous() && s.early <= prev.early - FOLD_STEP_BACK {
+            return Some(first.early);
+        }
+        if !s.is_ambiguous() && s.early >= first.fold {
+            return Some(first.late);
+        }
+        prev = *s;
+    }
+    None
 }

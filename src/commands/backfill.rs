@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::expand_inputs;
+use super::{archive, expand_inputs};
 use crate::cli::BackfillArgs;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::ingest::{FileReport, FileStatus, IngestContext, IngestError, ingest_file};
@@ -45,6 +45,7 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
     }
     let mut reports: Vec<(String, FileReport)> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
+    let mut undecided: Vec<String> = Vec::new();
     for (source, files) in &plan {
         let parser = config.parser(source);
         let mut state = rt
@@ -63,8 +64,16 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
                     source: e,
                 }),
                 Ok(opened) => {
-                    let archive =
-                        archive_state(&rt, &sink, &config, source, found, &opened, &state)?;
+                    let archive = archive_state(
+                        &rt,
+                        &sink,
+                        &config,
+                        source,
+                        found,
+                        &opened,
+                        &mut state,
+                        &mut undecided,
+                    )?;
                     let file = (found, opened);
                     match archive {
                         // An archive older than what the table holds:
@@ -121,6 +130,13 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         sink.version(),
         &config,
     );
+    if !undecided.is_empty() {
+        println!(
+            "{} file(s) start inside the repeated autumn hour with nothing to place them by (no older file on disk, no rows around them in the table): stored in the first pass, as docs/DIALECT.md says: {}",
+            undecided.len(),
+            undecided.join(", ")
+        );
+    }
     for f in &failures {
         eprintln!("risktail backfill: error: {f}");
     }
@@ -130,8 +146,13 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
 /// When `opened` is a file the table has never read whose first record
 /// (the one its identity holds) is older than the source's latest committed
 /// time (an archive backfilled after newer logs), the state to enrich its
-/// lines with: the breaker as the table has it just before that record.
-/// `None` for every other file, which continues the source's state.
+/// lines with: the breaker as the table has it just before that record,
+/// and that record's instant as the latest time (so the first line's
+/// autumn hour is the one [`archive::place`] found). `None` for every other
+/// file, which continues the source's state (its latest time moved to the
+/// first record when the fold placed it later). `undecided` counts files
+/// whose place nothing decides.
+#[allow(clippy::too_many_arguments)]
 fn archive_state(
     rt: &tokio::runtime::Runtime,
     sink: &DeltaSink,
@@ -139,33 +160,56 @@ fn archive_state(
     source: &SourceConfig,
     found: &Found,
     opened: &crate::source::Opened,
-    state: &crate::parse::SourceState,
+    state: &mut crate::parse::SourceState,
+    undecided: &mut Vec<String>,
 ) -> Result<Option<crate::parse::SourceState>> {
-    let (Some(latest), Some(first), Some(id)) = (
-        state.last_time,
-        opened.lines.first,
-        opened.lines.finished_id,
-    ) else {
+    let (Some(first), Some(id)) = (opened.lines.first, opened.lines.finished_id) else {
         return Ok(None);
     };
-    // Resolved as the line after the source's latest time would be: a file
-    // that starts in the repeated hour's second pass continues a source
-    // that ended in its first.
-    let first = first.after(Some(latest));
-    if first >= latest || rt.block_on(sink.committed(&source.name, id))?.events > 0 {
-        return Ok(None); // not older, or resumed: it is where the source left off
+    let latest = state.last_time;
+    if latest.is_none() && !first.is_ambiguous() {
+        return Ok(None); // the first file of a source: nothing to decide
+    }
+    if rt.block_on(sink.committed(&source.name, id))?.events > 0 {
+        return Ok(None); // resumed: it is where the source left off
     }
     let files = rt.block_on(crate::audit::load::TableFiles::open(&config.table_uri))?;
+    let placed = if first.is_ambiguous() {
+        let heads = config.parser(source).heads();
+        let stamps = archive::record_stamps(&found.path, source.max_line_bytes, &heads);
+        let neighbours = archive::older_neighbours(&found.path, &source.paths);
+        let before = archive::end_before_on_disk(&neighbours, source.max_line_bytes, &heads);
+        let placed = rt.block_on(archive::place(
+            first,
+            &stamps,
+            before,
+            &files,
+            &source.name,
+            latest,
+        ))?;
+        if let archive::Placed::Undecided(at) = placed {
+            tracing::warn!(file = %found.path.display(), at = %at,
+                "starts inside the repeated autumn hour with nothing to place it by: stored in the first pass (docs/DIALECT.md)");
+            undecided.push(found.path.display().to_string());
+        }
+        placed.instant()
+    } else {
+        first.early
+    };
+    let Some(latest) = latest.filter(|l| placed < *l) else {
+        state.last_time = Some(placed);
+        return Ok(None); // not older: it continues the source
+    };
     let breaker = rt.block_on(crate::audit::breaker::state_before(
         &files,
         &source.name,
-        first,
+        placed,
     ))?;
-    tracing::info!(file = %found.path.display(), first = %first, latest = %latest, breaker = ?breaker,
+    tracing::info!(file = %found.path.display(), first = %placed, latest = %latest, breaker = ?breaker,
         "older than the source's committed data: enriched as of its own time; the source keeps its state");
     Ok(Some(crate::parse::SourceState {
         breaker,
-        last_time: None,
+        last_time: Some(placed),
     }))
 }
 

@@ -1,5 +1,6 @@
 //! The subcommands: wiring and policy only; the work is in the layers.
 
+pub mod archive;
 pub mod backfill;
 pub mod parse;
 pub mod report;

@@ -263,7 +263,9 @@ impl Daemon {
             };
             match flushed {
                 Ok(_) => self.backoff.succeeded(),
-                Err(e @ SinkError::LeaseLost { .. }) => return Err(e.into()),
+                Err(e @ (SinkError::LeaseLost { .. } | SinkError::UnsupportedProtocol { .. })) => {
+                    return Err(e.into());
+                }
                 Err(e) => {
                     let next = self.backoff.failed();
                     tracing::error!(source = %s.name(), error = %e, retry_in_ms = next.as_millis() as u64,
@@ -281,7 +283,9 @@ impl Daemon {
         for s in &self.sources {
             match self.rt.block_on(self.sink.heartbeat(s.name(), every)) {
                 Ok(()) => {}
-                Err(e @ SinkError::LeaseLost { .. }) => return Err(e.into()),
+                Err(e @ (SinkError::LeaseLost { .. } | SinkError::UnsupportedProtocol { .. })) => {
+                    return Err(e.into());
+                }
                 Err(e) => {
                     tracing::warn!(source = %s.name(), error = %e, "lease heartbeat failed; retrying")
                 }

@@ -93,7 +93,7 @@ impl Log {
         let table = super::table::open_or_create(uri, name, columns, partition).await?;
         let version = table.version().unwrap_or_default();
         let stale_after = stale_after(&table);
-        Ok(Log {
+        let log = Log {
             table,
             uri: uri.to_owned(),
             columns,
@@ -104,7 +104,22 @@ impl Log {
             seen_at: std::time::Instant::now(),
             stale_after,
             seen: std::sync::Mutex::default(),
-        })
+        };
+        log.writable()?;
+        Ok(log)
+    }
+
+    /// Refuses a table whose protocol asks for writer features delta-rs (and
+    /// so risktail) cannot honour: a permanent condition, not a failure to
+    /// retry.
+    pub(super) fn writable(&self) -> Result<(), SinkError> {
+        let snapshot = self.table.snapshot().map_err(|e| self.derr(e))?;
+        PROTOCOL
+            .can_write_to(snapshot)
+            .map_err(|e| SinkError::UnsupportedProtocol {
+                table: self.uri.clone(),
+                detail: e.to_string(),
+            })
     }
 
     /// Whether this process's view is too old to put a commit on: log
@@ -371,9 +386,7 @@ impl Log {
             {
                 return Ok(Appended::Conflict);
             }
-            PROTOCOL
-                .can_write_to(self.table.snapshot().map_err(|e| self.derr(e))?)
-                .map_err(|e| self.derr(e.into()))?;
+            self.writable()?;
             let v = self.version + 1;
             let failure = match store.write_commit_entry(v, entry.clone(), op_id).await {
                 Ok(()) => return Ok(self.landed(v, passed, txns)),
@@ -776,6 +789,38 @@ mod tests {
             assert!(matches!(got, Appended::Conflict));
             let fresh = crate::sink::store::open(&uri).await.unwrap();
             assert_eq!(fresh.version(), Some(59), "nothing written");
+        });
+    }
+
+    /// The writer that landed version 49 died before its upkeep wrote the
+    /// checkpoint: the next writer whose compaction round runs notices the
+    /// gap and writes it.
+    #[test]
+    fn a_missed_checkpoint_is_written_by_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            let mut dead = open(&uri).await;
+            for i in 1..55u64 {
+                landed(append(&mut dead, "risktail/dead/f", i).await);
+            }
+            drop(dead); // its checkpoint_due never reached an upkeep
+            let mut next = open(&uri).await;
+            let due = crate::sink::upkeep::Due {
+                compact: true,
+                ..Default::default()
+            };
+            let q = tempfile::tempdir().unwrap();
+            let mut other = open(q.path().to_str().unwrap()).await;
+            due.run(&mut next, &mut other).await.unwrap();
+            let log = dir.path().join("_delta_log");
+            let checkpoints: Vec<_> = std::fs::read_dir(&log)
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".checkpoint."))
+                .collect();
+            assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
         });
     }
 

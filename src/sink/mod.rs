@@ -122,6 +122,17 @@ pub enum SinkError {
         /// The table.
         table: String,
     },
+    /// The table's protocol asks for features risktail cannot honour when
+    /// writing (another tool upgraded it): writing on would break them.
+    #[error(
+        "table {table} uses Delta features risktail cannot write safely ({detail}); refusing to write. Another tool upgraded the table's protocol (enabling deletion vectors with the Python deltalake package, for one, adds deletionVectors and invariants); the lines not committed stay in the files behind the committed offsets"
+    )]
+    UnsupportedProtocol {
+        /// The table.
+        table: String,
+        /// What delta-rs said of the features.
+        detail: String,
+    },
     /// Building the batch failed (a bug: the schema is ours).
     #[error("building a batch: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
