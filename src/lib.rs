@@ -23,6 +23,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod event;
+pub mod logs;
 pub mod metrics;
 pub mod parse;
 pub mod pipeline;

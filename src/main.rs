@@ -1,5 +1,7 @@
 //! The `risktail` binary: parse the command line, run the command, map the
-//! result to an exit status (0 ok, 1 some input failed, 2 bad usage/config).
+//! result to an exit status (0 ok, 1 a check found something or some input
+//! failed, 2 bad usage/config, 3 the table or store refused or could not be
+//! reached, 4 the source is owned by another writer).
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -8,20 +10,19 @@ use risktail::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RISKTAIL_LOG")
-                // delta-kernel logs an ERROR when it probes a table that does
-                // not exist yet, which is how every first run starts.
-                .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new(match &cli.command {
-                        Command::Run(_) => "info,buoyant_kernel=warn,buoyant_kernel_engine=warn,deltalake_core=warn,buoyant_kernel::snapshot::builder=off",
-                        _ => "warn,buoyant_kernel::snapshot::builder=off",
-                    })
-                }),
-        )
-        .init();
+    let sink = risktail::logs::sink();
+    risktail::logs::init(
+        sink,
+        tracing_subscriber::EnvFilter::try_from_env("RISKTAIL_LOG")
+            // delta-kernel logs an ERROR when it probes a table that does
+            // not exist yet, which is how every first run starts.
+            .unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(match &cli.command {
+                    Command::Run(_) => "info,buoyant_kernel=warn,buoyant_kernel_engine=warn,deltalake_core=warn,buoyant_kernel::snapshot::builder=off",
+                    _ => "warn,buoyant_kernel::snapshot::builder=off",
+                })
+            }),
+    );
     let result = match &cli.command {
         Command::Parse(args) => risktail::commands::parse::run(args),
         Command::Backfill(args) => risktail::commands::backfill::run(args),
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Command::Status(args) => risktail::commands::status::run(args),
         Command::State(args) => risktail::commands::state::run(args),
         Command::Report(args) => risktail::commands::report::run(args),
+        Command::Verify(args) => risktail::commands::verify::run(args),
         Command::Completions { shell } => {
             risktail::cli::completions(*shell, &mut std::io::stdout());
             Ok(true)
@@ -41,8 +43,11 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("risktail: error: {e:#}");
-            ExitCode::from(2)
+            eprintln!(
+                "{}risktail: error: {e:#}",
+                risktail::logs::error_prefix(sink)
+            );
+            ExitCode::from(risktail::commands::exit_code(&e))
         }
     }
 }

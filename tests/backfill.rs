@@ -326,7 +326,7 @@ fn a_table_with_another_schema_is_refused_with_the_columns_named() {
         dir,
     );
     let out = backfill(dir);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3), "the table refused");
     let err = stderr(&out);
     assert!(err.contains("does not have risktail's schema"), "{err}");
     assert!(

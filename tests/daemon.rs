@@ -290,6 +290,18 @@ fn scenario_checked(
     let (code, took) = d.term();
     assert_eq!(code, Some(0), "exit status after SIGTERM");
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    verified(dir, mode);
+}
+
+/// `risktail verify` finds the table and the files on disk in agreement.
+fn verified(dir: &Path, what: &str) {
+    let out = run(risktail().current_dir(dir).arg("verify"));
+    assert!(
+        out.status.success(),
+        "{what}: verify found faults:\n{}{}",
+        crate::util::stdout(&out),
+        stderr(&out)
+    );
 }
 
 fn kill_and_restart(dir: &Path, d: &mut Option<Daemon>) {
@@ -503,7 +515,11 @@ fn a_second_writer_is_refused_with_the_holder_named() {
     let pid = d.child.id();
     for cmd in ["run", "backfill"] {
         let out = run(risktail().current_dir(&dir).arg(cmd));
-        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{cmd}: the source is owned by another writer"
+        );
         let err = stderr(&out);
         assert!(
             err.contains(&format!("pid {pid}")) && err.contains("risktail run"),
@@ -1089,6 +1105,7 @@ fn ten_sigkills_in_one_run_lose_and_double_nothing() {
         assert!(w.wait().expect("writer").success(), "{mode}: writer failed");
         expect_exactly(&dir, 2500, mode);
         assert_eq!(daemon.take().expect("daemon").term().0, Some(0), "{mode}");
+        verified(&dir, mode);
     }
 }
 

@@ -100,6 +100,51 @@ fn unit_verifies_clean() {
     );
 }
 
+/// The daily verify pair: both units verify clean, the service's exposure
+/// is as low as the daemon's, and nothing enables the timer by itself.
+#[test]
+fn verify_service_and_timer_verify_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["risktail-verify.service", "risktail-verify.timer"] {
+        let unit = std::fs::read_to_string(root().join("systemd").join(name)).unwrap();
+        let unit = unit.replace("/usr/bin/risktail", env!("CARGO_BIN_EXE_risktail"));
+        std::fs::write(tmp.path().join(name), unit).unwrap();
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(tmp.path().join("risktail-verify.timer"))
+        .arg(tmp.path().join("risktail-verify.service"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stderr(&out).trim().is_empty(),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true"])
+        .arg(tmp.path().join("risktail-verify.service"))
+        .output()
+        .unwrap();
+    let text = stdout(&out) + &stderr(&out);
+    let level: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for risktail-verify.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    assert!(level <= 1.5, "exposure {level}:\n{text}");
+    let postinst = std::fs::read_to_string(root().join("debian/postinst")).unwrap();
+    assert!(
+        !postinst.contains("risktail-verify"),
+        "the package enables the timer"
+    );
+}
+
 #[test]
 fn example_config_is_valid() {
     let tmp = tempfile::tempdir().unwrap();
@@ -165,4 +210,88 @@ fn notify_protocol_ready_watchdog_stopping() {
         assert!(seen.len() < 50, "no STOPPING=1: {seen:?}");
     }
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+/// The daemon's lines under systemd: with stderr the file `JOURNAL_STREAM`
+/// names (as systemd sets it for the journal), every line starts with its
+/// priority (`<6>` info, `<3>` the fatal error), carries no time and no
+/// colour; with stderr a pipe and a stale `JOURNAL_STREAM` inherited, plain
+/// lines with their time and no colour.
+#[test]
+fn log_lines_fit_the_journal_and_pipes() {
+    use std::os::unix::fs::MetadataExt;
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("logs/engine.log"), "").unwrap();
+    std::fs::write(
+        dir.join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+    )
+    .unwrap();
+    let journal = dir.join("journal");
+    let file = std::fs::File::create(&journal).unwrap();
+    let meta = file.metadata().unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    let mut d = Command::new(env!("CARGO_BIN_EXE_risktail"))
+        .current_dir(dir)
+        .args(["run", "--config", "risktail.toml"])
+        .env("JOURNAL_STREAM", &stream)
+        .stderr(file)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .contains(" ready")
+    {
+        assert!(std::time::Instant::now() < deadline, "no ready line");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-TERM", &d.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(d.wait().unwrap().success());
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(!text.contains('\x1b'), "colour in the journal:\n{text}");
+    for line in text.lines() {
+        assert!(
+            line.starts_with("<6>") || line.starts_with("<4>") || line.starts_with("<7>"),
+            "{line:?}"
+        );
+        assert!(!line.contains("Z "), "a time of its own: {line:?}");
+    }
+    // The fatal error line too, at priority 3.
+    let file = std::fs::File::create(&journal).unwrap();
+    let meta = file.metadata().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_risktail"))
+        .current_dir(dir)
+        .args(["run", "--config", "missing.toml"])
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stderr(file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.starts_with("<3>risktail: error:"), "{text:?}");
+    // A pipe with a stale JOURNAL_STREAM: plain lines.
+    let out = Command::new(env!("CARGO_BIN_EXE_risktail"))
+        .current_dir(dir)
+        .args(["backfill", "--config", "risktail.toml"])
+        .env("JOURNAL_STREAM", &stream)
+        .env("RISKTAIL_LOG", "info")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.is_empty() && !text.contains('\x1b') && !text.starts_with('<'),
+        "{text:?}"
+    );
+    assert!(
+        text.lines().all(|l| l.starts_with("20")),
+        "no time: {text:?}"
+    );
 }

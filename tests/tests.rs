@@ -18,3 +18,4 @@ mod one_path;
 mod package;
 mod systemd;
 mod upkeep;
+mod verify;

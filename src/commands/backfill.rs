@@ -249,14 +249,7 @@ fn plan<'c>(
         if args.source.as_deref().is_some_and(|n| n != source.name) {
             continue;
         }
-        let mut files: Vec<Found> = Vec::new();
-        for pattern in &source.paths {
-            for f in discover::family(pattern).with_context(|| format!("listing {pattern}"))? {
-                if !files.iter().any(|g| g.path == f.path) {
-                    files.push(f);
-                }
-            }
-        }
+        let files = source_files(source, &[])?;
         if files.is_empty() {
             eprintln!(
                 "risktail backfill: warning: source {}: no file matches {:?}",
@@ -269,6 +262,32 @@ fn plan<'c>(
         config.source(Some(n)).map_err(anyhow::Error::msg)?;
     }
     Ok(out)
+}
+
+/// Every file of `source` (each configured path and its rotated siblings,
+/// oldest first), then the files `extra` names (archives elsewhere).
+pub fn source_files(source: &SourceConfig, extra: &[String]) -> Result<Vec<Found>> {
+    let mut files: Vec<Found> = Vec::new();
+    for pattern in &source.paths {
+        for f in discover::family(pattern).with_context(|| format!("listing {pattern}"))? {
+            if !files.iter().any(|g| g.path == f.path) {
+                files.push(f);
+            }
+        }
+    }
+    if !extra.is_empty() {
+        for input in expand_inputs(extra).map_err(anyhow::Error::msg)? {
+            if let super::Input::Path(p) = input
+                && !files.iter().any(|g| same_file(&g.path, &p))
+            {
+                files.push(Found {
+                    path: p,
+                    live: false,
+                });
+            }
+        }
+    }
+    Ok(files)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -336,7 +355,8 @@ fn print_summary(reports: &[(String, FileReport)], secs: f64, version: u64, conf
     }
 }
 
-fn shorten(s: &str, n: usize) -> String {
+/// `s` cut to its last `n` characters (a path's end says most).
+pub fn shorten(s: &str, n: usize) -> String {
     let count = s.chars().count();
     if count <= n {
         s.to_owned()

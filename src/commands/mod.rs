@@ -7,6 +7,7 @@ pub mod report;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod verify;
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -69,4 +70,28 @@ impl Input {
             Input::Path(p) => p.display().to_string(),
         }
     }
+}
+
+/// The exit status for an error, by kind: 3 the table or store refused or
+/// could not be reached, 4 the source is owned by another writer (a lease
+/// or lock), 2 anything else (bad usage or configuration).
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    use crate::sink::SinkError;
+    for cause in e.chain() {
+        if cause.is::<verify::Unreadable>() {
+            return 3;
+        }
+        if cause.is::<crate::sink::lock::LockError>() {
+            return 4;
+        }
+        if let Some(s) = cause.downcast_ref::<SinkError>() {
+            return match s {
+                SinkError::SourceHeld { .. }
+                | SinkError::LeaseLost { .. }
+                | SinkError::ConcurrentWriter { .. } => 4,
+                _ => 3,
+            };
+        }
+    }
+    2
 }

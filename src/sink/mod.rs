@@ -26,6 +26,7 @@ pub mod lease;
 pub mod lock;
 pub mod log;
 pub mod read;
+pub mod shape;
 pub mod store;
 pub mod table;
 pub mod txn;

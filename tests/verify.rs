@@ -1,0 +1,185 @@
+//! `risktail verify` against tables broken on purpose with the Python
+//! `deltalake` package (what a careless tool, or a bug, would do): each fault
+//! is named by file and offset, and an untouched table verifies clean.
+
+use serde_json::Value;
+use std::path::Path;
+
+use crate::util::{engine_writer, risktail, run, run_python, stderr, stdout};
+
+/// A local table backfilled from 300 risk lines of a size-rotating engine
+/// with each rotated file gzipped (a line to quarantine every 25th).
+fn table() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    std::fs::write(
+        dir.join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[backfill]\ncommit_rows = 40\n\
+         [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+    )
+    .expect("config");
+    let out = engine_writer("rotating-gz", "logs/engine.log", 0, 300, "0")
+        .env("WRITER_QUARANTINE_EVERY", "25")
+        .current_dir(dir)
+        .output()
+        .expect("writer");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(risktail().current_dir(dir).arg("backfill"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    tmp
+}
+
+/// `verify --json`: the exit code and what it printed.
+fn verify(dir: &Path) -> (i32, Value) {
+    let out = run(risktail().current_dir(dir).args(["verify", "--json"]));
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// Runs Python with the `deltalake` package on the events table.
+fn python(dir: &Path, code: &str) {
+    let out = run_python(&["-c", code, "lake/risk_events"], dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// The files' faults of one kind, as (path, offsets).
+fn named(v: &Value, kind: &str) -> Vec<(String, Vec<i64>)> {
+    v["sources"][0]["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            let offsets: Vec<i64> = f[kind]
+                .as_array()?
+                .iter()
+                .filter_map(|x| x.as_i64().or_else(|| x[0].as_i64()))
+                .collect();
+            (!offsets.is_empty()).then(|| (f["path"].as_str().unwrap_or("").to_owned(), offsets))
+        })
+        .collect()
+}
+
+const UNLOCK: &str = "import sys\nfrom deltalake import DeltaTable, write_deltalake\n\
+    dt = DeltaTable(sys.argv[1])\ndt.alter.set_table_properties({'delta.appendOnly': 'false'})\n";
+
+#[test]
+fn an_untouched_table_verifies_clean() {
+    let t = table();
+    let (code, v) = verify(t.path());
+    assert_eq!(code, 0, "{v}");
+    let files = v["sources"][0]["files"].as_array().expect("files");
+    assert!(files.len() > 5, "{v}");
+    let events: u64 = files
+        .iter()
+        .filter_map(|f| f["events_found"].as_u64())
+        .sum();
+    assert_eq!(events, 300);
+    let text = run(risktail().current_dir(t.path()).arg("verify"));
+    assert!(
+        stdout(&text).contains("everything checkable matches"),
+        "{}",
+        stdout(&text)
+    );
+}
+
+#[test]
+fn deleted_rows_are_named_by_file_and_offset() {
+    let t = table();
+    python(
+        t.path(),
+        &format!("{UNLOCK}dt.delete(\"raw_line LIKE '%Position count 7 would%'\")"),
+    );
+    let (code, v) = verify(t.path());
+    assert_eq!(code, 1, "{v}");
+    let missing = named(&v, "missing");
+    assert_eq!(missing.len(), 1, "{v}");
+    assert_eq!(missing[0].1.len(), 1, "{v}");
+}
+
+#[test]
+fn doubled_and_changed_rows_are_named() {
+    let t = table();
+    python(
+        t.path(),
+        &format!(
+            "{UNLOCK}import pyarrow.compute as pc\n\
+             rows = dt.to_pyarrow_table()\n\
+             one = rows.filter(pc.match_substring(rows['raw_line'], 'Position count 12 would'))\n\
+             write_deltalake(sys.argv[1], one, mode='append')\n\
+             DeltaTable(sys.argv[1]).update(updates={{'limit_value': '99.0'}}, predicate=\"raw_line LIKE '%Position count 20 would%'\")"
+        ),
+    );
+    let (code, v) = verify(t.path());
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(named(&v, "doubled").len(), 1, "{v}");
+    let changed = named(&v, "changed");
+    assert_eq!(changed.len(), 1, "{v}");
+    let text = stdout(&run(risktail().current_dir(t.path()).arg("verify")));
+    assert!(
+        text.contains("changed: offset") && text.contains("limit_value"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_data_file_and_a_commit_below_the_checkpoint_are_named() {
+    let t = table();
+    let dir = t.path();
+    python(
+        dir,
+        "import sys\nfrom deltalake import DeltaTable\nDeltaTable(sys.argv[1]).create_checkpoint()",
+    );
+    // A commit below the checkpoint written after it (what a writer with a
+    // view older than the log retention did before this release).
+    let log = dir.join("lake/risk_events/_delta_log");
+    let first = log.join(format!("{:020}.json", 1));
+    let text = std::fs::read(&first).expect("version 1");
+    std::fs::remove_file(&first).expect("rm");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&first, text).expect("rewritten");
+    let (code, v) = verify(dir);
+    assert_eq!(code, 1, "{v}");
+    let flaws = v["log_flaws"].to_string();
+    assert!(
+        flaws.contains("below_checkpoint") && flaws.contains("version 1 "),
+        "{flaws}"
+    );
+    // A data file gone.
+    let data = walk(&dir.join("lake/risk_events"))
+        .into_iter()
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "parquet")
+                && !p.to_string_lossy().contains("_delta_log")
+        })
+        .expect("a data file");
+    std::fs::remove_file(&data).expect("rm data");
+    let (code, v) = verify(dir);
+    assert_eq!(code, 1, "{v}");
+    assert!(v["log_flaws"].to_string().contains("missing_file"), "{v}");
+}
+
+#[test]
+fn a_table_that_cannot_be_read_exits_3() {
+    let t = table();
+    std::fs::write(
+        t.path().join("risktail.toml"),
+        "[table]\nuri = \"nowhere/risk_events\"\n[[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+    )
+    .expect("config");
+    let out = run(risktail().current_dir(t.path()).arg("verify"));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
