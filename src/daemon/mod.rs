@@ -61,7 +61,7 @@ struct Daemon {
 /// timeout is 90 s, but a sidecar that holds its host's shutdown hostage to
 /// a failing store is worse than one that leaves lines in the files (they
 /// are read at the next start).
-pub const STOP_WITHIN: Duration = Duration::from_secs(8);
+pub const STOP_WITHIN: Duration = Duration::from_secs(7);
 
 /// `work`, or `None` as soon as `stopping` is set (checked every 50 ms).
 async fn unless_stopped<T>(
@@ -280,8 +280,13 @@ impl Daemon {
     /// of the lease time (an idle engine), so no other host takes it over.
     fn heartbeat(&mut self) -> Result<()> {
         let every = self.config.lease / 3;
+        let stopping = self.wakes.stopping();
         for s in &self.sources {
-            match self.rt.block_on(self.sink.heartbeat(s.name(), every)) {
+            let beat = self.sink.heartbeat(s.name(), every);
+            let Some(beat) = self.rt.block_on(unless_stopped(&stopping, beat)) else {
+                return Ok(()); // SIGTERM: the loop's next wait takes it
+            };
+            match beat {
                 Ok(()) => {}
                 Err(e @ (SinkError::LeaseLost { .. } | SinkError::UnsupportedProtocol { .. })) => {
                     return Err(e.into());

@@ -63,6 +63,25 @@ pub struct Asked {
     pub look: bool,
 }
 
+/// After SIGTERM the process exits within this, wherever it is stuck (a
+/// store that hangs each request for minutes of retries): the final flush
+/// has `daemon::STOP_WITHIN` of it, and what was not committed by then stays
+/// in the files, behind the committed offsets, exactly as after a kill.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(9);
+
+/// Starts the clock of [`STOP_DEADLINE`]: a thread that ends the process
+/// with status 3 if it is still running then.
+fn stop_deadline() {
+    std::thread::spawn(|| {
+        std::thread::sleep(STOP_DEADLINE);
+        tracing::error!(
+            seconds = STOP_DEADLINE.as_secs_f64(),
+            "still not stopped after SIGTERM (the store is failing?): exiting; what was not committed stays in the files and is read at the next start"
+        );
+        std::process::exit(3);
+    });
+}
+
 /// The wake-up channel and what feeds it.
 pub struct Wakes {
     rx: mpsc::Receiver<Wake>,
@@ -90,8 +109,8 @@ impl Wakes {
         let sig_stopping = stopping.clone();
         std::thread::spawn(move || {
             for s in signals.forever() {
-                if s != signal_hook::consts::SIGHUP {
-                    sig_stopping.store(true, Ordering::Release);
+                if s != signal_hook::consts::SIGHUP && !sig_stopping.swap(true, Ordering::AcqRel) {
+                    stop_deadline();
                 }
                 if sig_tx.send(Wake::Signal(s)).is_err() {
                     break;
