@@ -172,8 +172,10 @@ async fn open(uri: &str) -> Result<DeltaTable> {
 
 /// The table's rows, by source, as strings per column (one version).
 struct TableRows {
-    /// event_id → every row with it (source, source_file, offset, columns).
-    events: HashMap<String, Vec<Cells>>,
+    /// (source, event_id) → every row with it. The id derives from the
+    /// file's content and the offset; two sources whose engines wrote the
+    /// very same bytes share ids, so the source is part of the key.
+    events: HashMap<(String, String), Vec<Cells>>,
     /// (source, offset, raw line) → how many rows. Quarantine rows carry no
     /// file identity; the line (its time included) and its offset name it.
     quarantine: HashMap<(String, i64, String), usize>,
@@ -220,7 +222,10 @@ impl TableRows {
                     .get(name::EVENT_ID)
                     .cloned()
                     .unwrap_or_default();
-                out.events.entry(id).or_default().push(cells);
+                out.events
+                    .entry((cells.source.clone(), id))
+                    .or_default()
+                    .push(cells);
             }
         }
         let qcols: Vec<&str> = QUARANTINE_COLUMNS
@@ -337,10 +342,9 @@ async fn check_source(
     out.not_checkable = rows
         .events
         .iter()
-        .filter(|(id, _)| !expected_ids.contains(*id))
-        .flat_map(|(_, cells)| cells)
-        .filter(|c| c.source == source.name)
-        .count();
+        .filter(|((s, id), _)| *s == source.name && !expected_ids.contains(id))
+        .map(|(_, cells)| cells.len())
+        .sum();
     Ok(out)
 }
 
@@ -419,7 +423,11 @@ fn compare(
                 .cloned()
                 .unwrap_or_default();
             expected_ids.insert(id.clone());
-            match table.events.get(&id).map(Vec::as_slice) {
+            match table
+                .events
+                .get(&(source.to_owned(), id.clone()))
+                .map(Vec::as_slice)
+            {
                 None | Some([]) => check.missing.push((want.offset, id)),
                 Some([one]) => {
                     check.events_found += 1;
