@@ -56,50 +56,13 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         for (i, found) in files.iter().enumerate() {
             bar.set_message(found.path.display().to_string());
             let mut progress = |n: u64| bar.inc(n);
-            // Opened once: its identity and first record's time decide how
-            // it is enriched, and the same descriptor is then read.
-            let result = match crate::source::open(&found.path, ctx.max_line_bytes, &ctx.heads) {
-                Err(e) => Err(IngestError::Read {
-                    path: found.path.display().to_string(),
-                    source: e,
-                }),
-                Ok(opened) => {
-                    let archive = archive_state(
-                        &rt,
-                        &sink,
-                        &config,
-                        source,
-                        found,
-                        &opened,
-                        &mut state,
-                        &mut undecided,
-                    )?;
-                    let file = (found, opened);
-                    match archive {
-                        // An archive older than what the table holds:
-                        // enriched as of its own time, and the source keeps
-                        // the state it has.
-                        Some(mut old) => rt.block_on(ingest_file(
-                            &ctx,
-                            &mut sink,
-                            &mut old,
-                            Some(&state),
-                            file,
-                            &mut known,
-                            &mut progress,
-                        )),
-                        None => rt.block_on(ingest_file(
-                            &ctx,
-                            &mut sink,
-                            &mut state,
-                            None,
-                            file,
-                            &mut known,
-                            &mut progress,
-                        )),
-                    }
-                }
+            let mut one = OneFile {
+                rt: &rt,
+                config: &config,
+                sink: &mut sink,
+                undecided: &mut undecided,
             };
+            let result = one.ingest(source, &ctx, found, &mut state, &mut known, &mut progress)?;
             match result {
                 Ok(r) => reports.push((source.name.clone(), r)),
                 Err(e) => {
@@ -141,6 +104,65 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         eprintln!("risktail backfill: error: {f}");
     }
     Ok(failures.is_empty())
+}
+
+/// What one file's ingestion needs beside the file.
+struct OneFile<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    config: &'a Config,
+    sink: &'a mut DeltaSink,
+    undecided: &'a mut Vec<String>,
+}
+
+impl OneFile<'_> {
+    /// Opens `found` once (its identity and first record's time decide how
+    /// it is enriched, and the same descriptor is then read) and ingests it:
+    /// an archive older than what the table holds is enriched as of its own
+    /// time, and the source keeps the state it has. The outer error is the
+    /// table's (the run stops); the inner one the file's.
+    fn ingest(
+        &mut self,
+        source: &SourceConfig,
+        ctx: &IngestContext<'_>,
+        found: &Found,
+        state: &mut crate::parse::SourceState,
+        known: &mut HashMap<crate::source::fingerprint::FileId, crate::source::offsets::Committed>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Result<FileReport, IngestError>> {
+        let opened = match crate::source::open(&found.path, ctx.max_line_bytes, &ctx.heads) {
+            Ok(o) => o,
+            Err(e) => {
+                return Ok(Err(IngestError::Read {
+                    path: found.path.display().to_string(),
+                    source: e,
+                }));
+            }
+        };
+        let (rt, sink, config) = (self.rt, &mut *self.sink, self.config);
+        let archive = archive_state(
+            rt,
+            sink,
+            config,
+            source,
+            found,
+            &opened,
+            state,
+            self.undecided,
+        )?;
+        let file = (found, opened);
+        Ok(match archive {
+            Some(mut old) => rt.block_on(ingest_file(
+                ctx,
+                sink,
+                &mut old,
+                Some(state),
+                file,
+                known,
+                progress,
+            )),
+            None => rt.block_on(ingest_file(ctx, sink, state, None, file, known, progress)),
+        })
+    }
 }
 
 /// When `opened` is a file the table has never read whose first record

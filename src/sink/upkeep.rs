@@ -195,6 +195,32 @@ pub struct CompactReport {
     pub millis: u128,
 }
 
+/// The table's small files, by partition value. Files carrying a deletion
+/// vector are left out: rows another tool deleted are still in the Parquet
+/// file, and rewriting it from the raw Parquet would bring them back.
+fn small_files(
+    snapshot: &deltalake::table::state::DeltaTableState,
+    partition: &str,
+) -> BTreeMap<String, Vec<Remove>> {
+    let mut groups: BTreeMap<String, Vec<Remove>> = BTreeMap::new();
+    for f in snapshot.log_data().iter() {
+        if f.size() >= SMALL_FILE_BYTES {
+            continue;
+        }
+        let r = f.remove_action(false);
+        if r.deletion_vector.is_some() {
+            continue;
+        }
+        let value = r
+            .partition_values
+            .as_ref()
+            .and_then(|p| p.get(partition).cloned().flatten())
+            .unwrap_or_default();
+        groups.entry(value).or_default().push(r);
+    }
+    groups
+}
+
 /// Compacts every partition holding at least [`MIN_SMALL_FILES`] small files.
 pub async fn compact(
     log: &mut Log,
@@ -210,28 +236,7 @@ pub async fn compact(
     };
     log.reload().await?;
     let table = log.table();
-    let mut groups: BTreeMap<String, Vec<Remove>> = BTreeMap::new();
-    {
-        let snapshot = table.snapshot().map_err(derr)?;
-        for f in snapshot.log_data().iter() {
-            if f.size() >= SMALL_FILE_BYTES {
-                continue;
-            }
-            let r = f.remove_action(false);
-            // Rows another tool deleted through a deletion vector are still
-            // in the Parquet file: rewriting it from the raw Parquet would
-            // bring them back. Such files are left as they are.
-            if r.deletion_vector.is_some() {
-                continue;
-            }
-            let value = r
-                .partition_values
-                .as_ref()
-                .and_then(|p| p.get(partition).cloned().flatten())
-                .unwrap_or_default();
-            groups.entry(value).or_default().push(r);
-        }
-    }
+    let mut groups = small_files(table.snapshot().map_err(derr)?, partition);
     groups.retain(|_, files| files.len() >= MIN_SMALL_FILES);
     let mut report = CompactReport::default();
     if groups.is_empty() {
