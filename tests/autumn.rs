@@ -161,3 +161,74 @@ fn the_spring_night_backfilled_is_at_the_engines_instants() {
     backfill(dir, &[]);
     exact(&against_truth(dir), "spring night");
 }
+
+/// The live daemon through the autumn night, the engine rotating into gzip
+/// every ~16 KB while it writes, the daemon SIGKILLed three times on the
+/// way: every event at its instant, once, with its old_state.
+#[test]
+fn the_live_daemon_through_the_autumn_night_with_kills() {
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    std::fs::write(
+        dir.join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[flush]\ninterval_ms = 200\n[[source]]\nname = \"engine\"\n\
+         paths = [\"logs/engine.log\"]\nenvelope = \"python\"\n\
+         format = \"%(asctime)s - %(name)s - %(levelname)s - %(message)s\"\ntimezone = \"America/New_York\"\n",
+    )
+    .expect("config");
+    let daemon = || -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("daemon.log"))
+            .expect("log");
+        risktail()
+            .current_dir(dir)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run")
+    };
+    let mut d = daemon();
+    let script = root().join("tests/samples/autumn.py");
+    let logs = dir.join("logs");
+    let mut engine = std::process::Command::new(crate::util::python())
+        .args([script.to_str().expect("path"), logs.to_str().expect("path")])
+        .args(["--gzip", "--events", "1500", "--pace", "0.05"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("autumn.py");
+    let start = Instant::now();
+    for at in [800, 1900, 3100] {
+        if let Some(wait) = Duration::from_millis(at).checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        d.kill().expect("SIGKILL");
+        d.wait().expect("reaped");
+        d = daemon();
+    }
+    assert!(engine.wait().expect("engine").success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let behind = crate::util::status_json(dir, "risktail.toml", &[])
+            .and_then(|s| s["sources"][0]["bytes_behind"].as_u64());
+        if behind == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not caught up: {behind:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &d.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(d.wait().expect("exit").success());
+    exact(&against_truth(dir), "live through the night with kills");
+    let out = run(risktail().current_dir(dir).arg("verify"));
+    assert!(out.status.success(), "verify: {}", stdout(&out));
+}

@@ -71,9 +71,49 @@ fn columns_of<R: deltalake::parquet::file::reader::ChunkReader + 'static>(
         .map_err(|e| io(std::io::Error::other(e)))?;
     let mut out = Vec::new();
     for batch in reader {
-        out.push(batch.map_err(|e| io(std::io::Error::other(e)))?);
+        let batch = batch.map_err(|e| io(std::io::Error::other(e)))?;
+        out.push(canonical(batch).map_err(|e| io(std::io::Error::other(e)))?);
     }
     Ok(out)
+}
+
+/// `batch` with every column of risktail's tables in the Arrow type
+/// `event::batch` writes: another tool's rewrite of a file (a delete or an
+/// update with the Python `deltalake` package writes `Utf8View`) holds the
+/// same values in another physical type, and every reader here takes one.
+fn canonical(batch: RecordBatch) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
+    use crate::event::schema::{QUARANTINE_COLUMNS, RISK_EVENT_COLUMNS};
+    use deltalake::arrow::datatypes::{Field, Schema};
+    let schema = batch.schema();
+    let want = |name: &str| {
+        RISK_EVENT_COLUMNS
+            .iter()
+            .chain(QUARANTINE_COLUMNS.iter())
+            .find(|c| c.name == name)
+            .map(|c| crate::event::batch::arrow_type(c.ty))
+    };
+    if schema
+        .fields()
+        .iter()
+        .all(|f| want(f.name()).is_none_or(|t| &t == f.data_type()))
+    {
+        return Ok(batch);
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        match want(f.name()).filter(|t| t != f.data_type()) {
+            Some(t) => {
+                columns.push(deltalake::arrow::compute::cast(c, &t)?);
+                fields.push(Field::new(f.name(), t, f.is_nullable()));
+            }
+            None => {
+                columns.push(c.clone());
+                fields.push(f.as_ref().clone());
+            }
+        }
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
 }
 
 /// Every `event_id` in the table (for exactly-once checks).

@@ -21,6 +21,8 @@ Usage: autumn.py OUT_DIR [--night autumn|spring] [--events N] [--max-bytes B]
   --out-of-order N  N risk lines inside the repeated hour are stamped up to 2 s
                  *before* the line above them, as two threads of one engine
                  produce
+  --pace S       sleep S seconds after every 100 lines (a live engine for a
+                 daemon to follow; the simulated clock runs as fast as it may)
 
 Writes OUT_DIR/engine.log (and rotated siblings) and OUT_DIR/truth.json:
 {"format": ..., "datefmt": ..., "events": [{"msg", "utc_ms", "old_state"}]},
@@ -91,6 +93,7 @@ def main():
     ap.add_argument("--format", choices=FORMATS, default="python")
     ap.add_argument("--out-of-order", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pace", type=float, default=0.0)
     a = ap.parse_args()
     os.environ["TZ"] = "America/New_York"
     time.tzset()
@@ -130,6 +133,8 @@ def main():
         rec.created = at
         rec.msecs = int((at - int(at)) * 1000) + 0.0
         h.handle(rec)
+        if a.pace and step % 100 == 99:
+            time.sleep(a.pace)
         if name != "v6.feed":
             events.append({"msg": msg, "utc_ms": int(at) * 1000 + int((at - int(at)) * 1000), "old_state": old})
     h.close()
