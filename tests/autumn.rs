@@ -99,6 +99,7 @@ fn the_autumn_night_backfilled_is_at_the_engines_instants() {
     let seen = against_truth(dir);
     exact(&seen, "backfill of the night");
     eprintln!("per UTC hour, engine vs table: {}", seen["per_utc_hour"]);
+    state_and_report_agree_with_the_engine(dir);
     let again = backfill(dir, &[]);
     assert!(nothing_added(&again), "{again}");
 }
@@ -231,4 +232,77 @@ fn the_live_daemon_through_the_autumn_night_with_kills() {
     exact(&against_truth(dir), "live through the night with kills");
     let out = run(risktail().current_dir(dir).arg("verify"));
     assert!(out.status.success(), "verify: {}", stdout(&out));
+}
+
+/// `state --at` just before and just after every breaker transition of the
+/// repeated hour (both passes, 05:00-07:00 UTC), and `report`'s breaker and
+/// entry counts over the night, against what the engine did.
+fn state_and_report_agree_with_the_engine(dir: &Path) {
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("logs/truth.json")).expect("truth"))
+            .expect("truth JSON");
+    let events = truth["events"].as_array().expect("events");
+    let transitions: Vec<(i64, &str)> = events
+        .iter()
+        .filter_map(|e| Some((e["utc_ms"].as_i64()?, e["new_state"].as_str()?)))
+        .collect();
+    let fold = (1_793_509_200_000i64, 1_793_516_400_000i64); // 05:00Z, 07:00Z
+    let at_ms = |t: i64| {
+        transitions
+            .iter()
+            .filter(|(ms, _)| *ms <= t)
+            .map(|(_, s)| *s)
+            .next_back()
+            .unwrap_or("")
+    };
+    let mut checked = 0;
+    for &(ms, _) in transitions
+        .iter()
+        .filter(|(ms, _)| *ms >= fold.0 && *ms < fold.1)
+        .step_by(30)
+    {
+        for t in [ms - 1, ms + 1] {
+            let at = chrono::DateTime::from_timestamp_millis(t).expect("instant");
+            let at = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            let out = run(risktail()
+                .current_dir(dir)
+                .args(["state", "--json", "--at", &at]));
+            assert!(out.status.success(), "{}", stderr(&out));
+            let v: Value = serde_json::from_slice(&out.stdout).expect("state JSON");
+            assert_eq!(
+                v["sources"][0]["breaker"].as_str().unwrap_or(""),
+                at_ms(t),
+                "state at {at}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "{checked} instants");
+    let out = run(risktail().current_dir(dir).args(["report", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    let t = &r["total"];
+    let count = |f: &dyn Fn(&Value) -> bool| events.iter().filter(|e| f(e)).count() as u64;
+    let b = &t["breaker"]["engine"];
+    assert_eq!(
+        b["opened"].as_u64(),
+        Some(count(&|e| e["new_state"] == "OPEN")),
+        "{b}"
+    );
+    assert_eq!(
+        b["recovered"].as_u64(),
+        Some(count(&|e| e["new_state"] == "CLOSED")),
+        "{b}"
+    );
+    assert_eq!(b["reopened"].as_u64(), Some(0), "{b}");
+    assert_eq!(
+        t["entries_breaker_open"].as_u64(),
+        Some(count(&|e| e["breaker"] == "OPEN")),
+        "{t}"
+    );
+    assert_eq!(
+        t["entries_breaker_half_open"].as_u64(),
+        Some(count(&|e| e["breaker"] == "HALF_OPEN")),
+        "{t}"
+    );
 }

@@ -25,8 +25,10 @@ Usage: autumn.py OUT_DIR [--night autumn|spring] [--events N] [--max-bytes B]
                  daemon to follow; the simulated clock runs as fast as it may)
 
 Writes OUT_DIR/engine.log (and rotated siblings) and OUT_DIR/truth.json:
-{"format": ..., "datefmt": ..., "events": [{"msg", "utc_ms", "old_state"}]},
-where old_state is the breaker state before a breaker line (null otherwise).
+{"format": ..., "datefmt": ..., "events": [{"msg", "utc_ms", "old_state",
+"new_state" | "breaker"}]}, where old_state and new_state are the breaker's
+state before and after a breaker line, and breaker the state in force when a
+portfolio rejection was logged (null before the first transition).
 Risk line i is a breaker transition in the cycle OPENED, HALF_OPEN, CLOSED
 when i % 4 != 3, else a portfolio rejection; each carries i in its text.
 """
@@ -118,10 +120,12 @@ def main():
             if i % 4 == 3:
                 name, level = "v6.risk.portfolio_limits", logging.WARNING
                 msg, old = "Entry REJECTED by portfolio limits: Position count %d would exceed limit 10" % i, None
+                extra = {"breaker": state}
             else:
                 new, text = CYCLE[(i - i // 4) % 3]
                 name, level = "v6.risk.circuit_breaker", logging.WARNING
                 msg, old, state = text % i, state, new
+                extra = {"new_state": new}
             at = t
             if jitter_left and in_fold(t) and step % 2 == 0:
                 at = t - rng.uniform(0.001, 2.0)
@@ -136,7 +140,7 @@ def main():
         if a.pace and step % 100 == 99:
             time.sleep(a.pace)
         if name != "v6.feed":
-            events.append({"msg": msg, "utc_ms": int(at) * 1000 + int((at - int(at)) * 1000), "old_state": old})
+            events.append({"msg": msg, "utc_ms": int(at) * 1000 + int((at - int(at)) * 1000), "old_state": old, **extra})
     h.close()
     (out / "truth.json").write_text(json.dumps({"format": fmt, "datefmt": datefmt, "events": events}))
     print(json.dumps({"events": len(events), "files": len(list(out.glob("engine.log*"))),
