@@ -745,13 +745,12 @@ fn archives_in_any_order_give_the_rows_of_a_time_ordered_ingest() {
     }
 }
 
-/// The log retention: a table risktail creates keeps 30 days of log
-/// (Delta's default); a table an earlier release created with the old
-/// 2-hour default gets 30 days at the next start (both tables); a value
-/// the team set is kept. The properties are read back by the Python
-/// `deltalake` package.
+/// The log retention: a table risktail creates keeps 2 hours of log (see
+/// `sink::table`), and a value the team set is kept by every later start
+/// (both tables). The properties are read back by the Python `deltalake`
+/// package.
 #[test]
-fn the_log_retention_is_30_days_and_a_teams_own_value_is_kept() {
+fn the_log_retention_a_team_sets_is_kept() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
     std::fs::create_dir(dir.join("logs")).expect("logs");
@@ -787,23 +786,14 @@ fn the_log_retention_is_30_days_and_a_teams_own_value_is_kept() {
     let tables = ["lake/risk_events", "lake/risk_events_quarantine"];
     assert!(backfill(dir).status.success());
     for t in tables {
-        assert_eq!(retention(t), "interval 30 days", "{t}: a new table");
-        set(t, "interval 2 hours"); // as an earlier release created it
+        assert_eq!(retention(t), "interval 2 hours", "{t}: a new table");
+        set(t, "interval 30 days"); // the team's choice
     }
     assert!(backfill(dir).status.success());
     for t in tables {
         assert_eq!(
             retention(t),
             "interval 30 days",
-            "{t}: the old default upgraded"
-        );
-        set(t, "interval 7 days"); // the team's choice
-    }
-    assert!(backfill(dir).status.success());
-    for t in tables {
-        assert_eq!(
-            retention(t),
-            "interval 7 days",
             "{t}: the team's value kept"
         );
     }

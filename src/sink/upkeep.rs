@@ -393,12 +393,14 @@ fn vacuum_retention(table: &DeltaTable) -> chrono::Duration {
 async fn missed_checkpoint(log: &mut Log) -> Result<bool, SinkError> {
     use deltalake::table::config::TablePropertiesExt;
     let uri = log.uri().to_owned();
-    let table = log.reload().await?;
+    // The newest version this writer has seen (its own commits and the
+    // ones it passed): no reload, which would list the log.
+    let version = log.version();
+    let table = log.table();
     let derr = |source: DeltaTableError| SinkError::Delta {
         table: uri.clone(),
         source: Box::new(source),
     };
-    let version = table.version().unwrap_or_default() as u64;
     let interval = table
         .snapshot()
         .map_err(derr)?
