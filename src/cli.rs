@@ -265,6 +265,14 @@ pub struct VerifyArgs {
     /// doubled or changed; the log's flaws).
     #[arg(long)]
     pub json: bool,
+    /// Compare only events at or after this instant (RFC 3339, or a UTC day
+    /// YYYY-MM-DD); quarantine rows carry no event time and are always compared.
+    #[arg(long, value_name = "T")]
+    pub from: Option<String>,
+    /// Compare only events before this instant (RFC 3339), or on or before
+    /// this UTC day (YYYY-MM-DD).
+    #[arg(long, value_name = "T")]
+    pub to: Option<String>,
     /// Archives to check besides the configured files (paths or globs).
     #[arg(value_name = "PATH")]
     pub inputs: Vec<String>,

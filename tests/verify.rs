@@ -95,6 +95,22 @@ fn deleted_rows_are_named_by_file_and_offset() {
     let missing = named(&v, "missing");
     assert_eq!(missing.len(), 1, "{v}");
     assert_eq!(missing[0].1.len(), 1, "{v}");
+    // A period that leaves the deleted row out finds nothing; one that
+    // holds it finds it.
+    for (from, to, code) in [
+        ("2099-01-01", "2099-12-31", 0),
+        ("2000-01-01", "2099-12-31", 1),
+    ] {
+        let out = run(risktail()
+            .current_dir(t.path())
+            .args(["verify", "--from", from, "--to", to]));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{from}..{to}: {}",
+            stdout(&out)
+        );
+    }
     // The delete rewrote a file with string columns as Utf8View: the audit
     // commands read it all the same.
     for cmd in [
@@ -219,4 +235,29 @@ fn two_sources_with_identical_files_verify_clean() {
     );
     let (code, v) = verify(dir);
     assert_eq!(code, 0, "{v}");
+}
+
+/// A protocol another tool upgraded past what risktail writes is named as a
+/// flaw of the table (the rows still verify).
+#[test]
+fn a_protocol_risktail_cannot_write_is_named() {
+    let t = table();
+    let script = crate::util::root().join("tests/support/foreign_writer.py");
+    let out = run_python(
+        &[
+            script.to_str().expect("path"),
+            "lake/risk_events",
+            "deletion-vectors",
+        ],
+        t.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, v) = verify(t.path());
+    assert_eq!(code, 1, "{v}");
+    let flaws = v["log_flaws"].to_string();
+    assert!(
+        flaws.contains("\"protocol\"") && flaws.contains("Invariants"),
+        "{flaws}"
+    );
+    assert!(named(&v, "missing").is_empty(), "{v}");
 }

@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::cli::VerifyArgs;
 use crate::config::{Config, SourceConfig};
 use crate::event::batch::{events_batch, quarantine_batch};
-use crate::event::schema::{QUARANTINE_COLUMNS, RISK_EVENT_COLUMNS, name};
+use crate::event::schema::{
+    EVENT_PARTITION, QUARANTINE_COLUMNS, QUARANTINE_PARTITION, RISK_EVENT_COLUMNS, name,
+};
 use crate::parse::SourceState;
 use crate::pipeline::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepper};
 use crate::sink::shape::{self, Flaw};
@@ -112,8 +114,50 @@ impl Verdict {
     }
 }
 
+/// The events compared: `[from, to)`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Range {
+    from: Option<chrono::DateTime<Utc>>,
+    to: Option<chrono::DateTime<Utc>>,
+}
+
+impl Range {
+    fn parse(from: Option<&str>, to: Option<&str>) -> Result<Range> {
+        let at = |s: &str, end_of_day: bool| -> Result<chrono::DateTime<Utc>> {
+            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+                return Ok(t.to_utc());
+            }
+            let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .with_context(|| format!("{s:?} is neither RFC 3339 nor YYYY-MM-DD"))?;
+            let day = if end_of_day {
+                day.succ_opt().unwrap_or(day)
+            } else {
+                day
+            };
+            Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
+        };
+        Ok(Range {
+            from: from.map(|s| at(s, false)).transpose()?,
+            to: to.map(|s| at(s, true)).transpose()?,
+        })
+    }
+
+    fn contains(&self, t: chrono::DateTime<Utc>) -> bool {
+        self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|e| t < e)
+    }
+
+    /// The same for a timestamp as the table's text renders it.
+    fn contains_text(&self, t: &str) -> bool {
+        match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(t) => self.contains(t.to_utc()),
+            Err(_) => self.from.is_none() && self.to.is_none(),
+        }
+    }
+}
+
 /// Runs the command: Ok(true) when everything checkable matches.
 pub fn run(args: &VerifyArgs) -> Result<bool> {
+    let range = Range::parse(args.from.as_deref(), args.to.as_deref()).context("--from/--to")?;
     let config = super::load_config(&args.config)?;
     let rt = super::runtime()?;
     let events = rt.block_on(open(&config.table_uri))?;
@@ -123,12 +167,23 @@ pub fn run(args: &VerifyArgs) -> Result<bool> {
         quarantine_version: quarantine.version().unwrap_or_default() as u64,
         ..Verdict::default()
     };
-    for (uri, t) in [
-        (&config.table_uri, &events),
-        (&config.quarantine_uri, &quarantine),
-    ] {
+    let tables = [
+        (
+            &config.table_uri,
+            &events,
+            &RISK_EVENT_COLUMNS[..],
+            EVENT_PARTITION,
+        ),
+        (
+            &config.quarantine_uri,
+            &quarantine,
+            &QUARANTINE_COLUMNS[..],
+            QUARANTINE_PARTITION,
+        ),
+    ];
+    for (uri, t, columns, partition) in tables {
         let flaws = rt
-            .block_on(shape::check(t))
+            .block_on(shape::check(t, columns, partition))
             .map_err(|e| unreadable(uri, e))?;
         verdict.log_flaws.insert(uri.clone(), flaws);
     }
@@ -138,14 +193,8 @@ pub fn run(args: &VerifyArgs) -> Result<bool> {
             continue;
         }
         let files = super::backfill::source_files(source, &args.inputs)?;
-        let check = rt.block_on(check_source(
-            &config,
-            source,
-            &files,
-            &events,
-            &quarantine,
-            &rows,
-        ))?;
+        let tables = (&events, &quarantine);
+        let check = rt.block_on(check_source(&config, source, &files, tables, &rows, range))?;
         verdict.sources.push(check);
     }
     if args.json {
@@ -297,9 +346,9 @@ async fn check_source(
     config: &Config,
     source: &SourceConfig,
     files: &[Found],
-    events: &DeltaTable,
-    quarantine: &DeltaTable,
+    (events, quarantine): (&DeltaTable, &DeltaTable),
     rows: &TableRows,
+    range: Range,
 ) -> Result<SourceCheck> {
     let parser = config.parser(source);
     let heads = parser.heads();
@@ -329,7 +378,8 @@ async fn check_source(
             path: &path,
             quarantined_to: 0,
         };
-        let (got, tally, end) = reread(&parser, o, file, committed.0, found.live, &mut state)?;
+        let (mut got, tally, end) = reread(&parser, o, file, committed.0, found.live, &mut state)?;
+        got.events.retain(|e| range.contains(e.timestamp));
         let mut check = compare(&path, id, &got, rows, &source.name, &mut expected_ids)?;
         check.lines = tally.lines;
         check.bytes_behind = crate::source::content_len_hint(&found.path)
@@ -343,8 +393,9 @@ async fn check_source(
         .events
         .iter()
         .filter(|((s, id), _)| *s == source.name && !expected_ids.contains(id))
-        .map(|(_, cells)| cells.len())
-        .sum();
+        .flat_map(|(_, cells)| cells)
+        .filter(|c| range.contains_text(c.columns.get(name::TIMESTAMP).map_or("", String::as_str)))
+        .count();
     Ok(out)
 }
 

@@ -6,6 +6,8 @@
 //! size: each is a way rows vanish with every reader agreeing.
 
 use deltalake::DeltaTable;
+
+use crate::event::schema::ColumnDef;
 use futures::TryStreamExt;
 use std::collections::BTreeMap;
 
@@ -32,12 +34,30 @@ struct Listing {
 
 /// Checks `table`'s log: versions contiguous from the newest checkpoint, no
 /// commit below it written after it, `_last_checkpoint` pointing at a
-/// checkpoint that exists, and every data file of the snapshot present with
-/// its recorded size.
-pub async fn check(table: &DeltaTable) -> Result<Vec<Flaw>, deltalake::DeltaTableError> {
+/// checkpoint that exists, every data file of the snapshot present with its
+/// recorded size, and the schema (`columns`, partitioned by `partition`) and
+/// protocol as risktail writes them.
+pub async fn check(
+    table: &DeltaTable,
+    columns: &[ColumnDef],
+    partition: &str,
+) -> Result<Vec<Flaw>, deltalake::DeltaTableError> {
     let listing = list_log(table).await?;
     let mut flaws = log_flaws(&listing, table.version().unwrap_or_default());
     flaws.extend(file_flaws(table).await?);
+    let uri = table.table_url().to_string();
+    if let Err(e) = super::table::check_schema(&uri, table, columns, partition) {
+        flaws.push(Flaw {
+            kind: "schema",
+            detail: e.to_string(),
+        });
+    }
+    if let Err(e) = deltalake::kernel::transaction::PROTOCOL.can_write_to(table.snapshot()?) {
+        flaws.push(Flaw {
+            kind: "protocol",
+            detail: format!("a protocol risktail cannot write: {e}"),
+        });
+    }
     Ok(flaws)
 }
 

@@ -109,7 +109,7 @@ pub async fn open_or_create(
 
 /// Refuses a table whose columns (names, order, types, nullability) or
 /// partitioning differ from the contract.
-pub(super) fn check_schema(
+pub(crate) fn check_schema(
     uri: &str,
     table: &DeltaTable,
     columns: &[ColumnDef],
