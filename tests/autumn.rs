@@ -23,22 +23,24 @@ fn night(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("autumn.py prints JSON")
 }
 
-/// The config for the night's format (truth.json says which).
+/// The config for the night's envelope and format (truth.json says which).
 fn config(dir: &Path) {
     let truth: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("logs/truth.json")).expect("truth"))
             .expect("truth JSON");
-    let datefmt = match truth["datefmt"].as_str() {
-        Some(d) => format!("datefmt = \"{d}\"\n"),
-        None => String::new(),
-    };
+    let envelope = truth["envelope"].as_str().unwrap_or("python");
+    let mut source = format!("envelope = \"{envelope}\"\n");
+    if let Some(f) = truth["format"].as_str().filter(|_| envelope == "python") {
+        source += &format!("format = \"{f}\"\n");
+    }
+    if let Some(d) = truth["datefmt"].as_str() {
+        source += &format!("datefmt = \"{d}\"\n");
+    }
     std::fs::write(
         dir.join("risktail.toml"),
         format!(
             "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\n\
-             paths = [\"logs/engine.log\"]\nenvelope = \"python\"\nformat = \"{}\"\n{datefmt}\
-             timezone = \"America/New_York\"\n",
-            truth["format"].as_str().expect("format")
+             paths = [\"logs/engine.log\"]\n{source}timezone = \"America/New_York\"\n"
         ),
     )
     .expect("config");
@@ -305,4 +307,20 @@ fn state_and_report_agree_with_the_engine(dir: &Path) {
         Some(count(&|e| e["breaker"] == "HALF_OPEN")),
         "{t}"
     );
+}
+
+/// The night in the other envelopes, through their own handlers: JSON lines
+/// (python-json-logger, `asctime` local without offset) rotated and gzipped
+/// by RotatingFileHandler, and loguru with its own size rotation and gzip
+/// compression. Backfilled whole: every event at the engine's instant.
+#[test]
+fn the_autumn_night_in_json_and_loguru() {
+    for envelope in ["json", "loguru"] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path();
+        night(dir, &["--gzip", "--format", envelope, "--events", "1500"]);
+        config(dir);
+        backfill(dir, &[]);
+        exact(&against_truth(dir), envelope);
+    }
 }

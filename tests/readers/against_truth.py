@@ -22,6 +22,16 @@ from datetime import timezone
 
 import polars as pl
 
+def message(raw):
+    """The message part of a raw line in any of the simulator's envelopes."""
+    if raw.startswith("{"):
+        try:
+            return json.loads(raw).get("message")
+        except ValueError:
+            return None
+    return next((m for m in (raw.split(" - ", 3)[-1], raw.split(": ", 1)[-1]) if m in by_msg), None)
+
+
 table, truth_path = sys.argv[1], sys.argv[2]
 after_file_start = "--old-state-after-file-start" in sys.argv[3:]
 truth = json.load(open(truth_path))["events"]
@@ -44,7 +54,7 @@ for raw, ts, old, file, offset in df.iter_rows():
         ts = ts.replace(tzinfo=timezone.utc)
     ms = round(ts.timestamp() * 1000)
     table_hours[ms // 3_600_000 % 24] += 1
-    msg = next((m for m in (raw.split(" - ", 3)[-1], raw.split(": ", 1)[-1]) if m in by_msg), None)
+    msg = message(raw)
     if msg is None:
         extra += 1
         continue

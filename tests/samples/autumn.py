@@ -17,7 +17,11 @@ Usage: autumn.py OUT_DIR [--night autumn|spring] [--events N] [--max-bytes B]
   --gzip         each rotated file gzipped by the handler's rotator
   --format       python: "%(asctime)s - %(name)s - %(levelname)s - %(message)s";
                  dmy: "%(asctime)s.%(msecs)03d %(levelname).4s %(name)s: %(message)s"
-                 with datefmt "%d/%m/%Y %H:%M:%S"
+                 with datefmt "%d/%m/%Y %H:%M:%S";
+                 json: python-json-logger's JsonFormatter with asctime (local,
+                 no offset);
+                 loguru: loguru's default format, its own size rotation
+                 (--max-bytes) and gzip compression (--gzip)
   --out-of-order N  N risk lines inside the repeated hour are stamped up to 2 s
                  *before* the line above them, as two threads of one engine
                  produce
@@ -54,7 +58,65 @@ NIGHTS = {
 FORMATS = {
     "python": ("%(asctime)s - %(name)s - %(levelname)s - %(message)s", None),
     "dmy": ("%(asctime)s.%(msecs)03d %(levelname).4s %(name)s: %(message)s", "%d/%m/%Y %H:%M:%S"),
+    "json": ("%(asctime)s %(name)s %(levelname)s %(message)s", None),
+    "loguru": (None, None),
 }
+
+
+class PythonWriter:
+    """Records through a Python logging handler, `created` set to the instant."""
+
+    def __init__(self, out, a):
+        fmt, datefmt = FORMATS[a.format]
+        self.h = handler(out, a.max_bytes, a.gzip)
+        if a.format == "json":
+            from pythonjsonlogger.json import JsonFormatter
+            self.h.setFormatter(JsonFormatter(fmt))
+        else:
+            self.h.setFormatter(logging.Formatter(fmt, datefmt))
+
+    def write(self, name, level, msg, at):
+        rec = logging.getLogger(name).makeRecord(name, level, "/opt/engine/v6/x.py", 1, msg, None, None)
+        rec.created = at
+        rec.msecs = int((at - int(at)) * 1000) + 0.0
+        self.h.handle(rec)
+
+    def close(self):
+        self.h.close()
+
+
+class LoguruWriter:
+    """Records through loguru (its own rotation and compression), each
+    record's time pinned to the instant in the host's zone."""
+
+    def __init__(self, out, a):
+        from loguru import logger
+        from loguru._datetime import datetime as ldt
+        self.at = 0.0
+        logger.remove()
+        opts = {}
+        if a.max_bytes:
+            opts["rotation"] = a.max_bytes
+        if a.gzip:
+            opts["compression"] = "gz"
+
+        def pin(record):
+            t = dt.datetime.fromtimestamp(self.at, NEW_YORK)
+            record["time"] = ldt(t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond,
+                                 tzinfo=t.tzinfo, fold=t.fold)
+            record["name"], record["function"], record["line"] = record["extra"]["lg"], "check", 88
+
+        self.id = logger.add(str(out / "engine.log"), colorize=False, enqueue=False, **opts)
+        self.log = logger.patch(pin)
+        self.logger = logger
+
+    def write(self, name, level, msg, at):
+        # Milliseconds, as the format prints them (the truth keeps ms too).
+        self.at = int(at) + int((at - int(at)) * 1000) / 1000
+        self.log.bind(lg=name).log(logging.getLevelName(level), msg)
+
+    def close(self):
+        self.logger.remove(self.id)
 CYCLE = [
     ("OPEN", "Circuit breaker OPENED: %d failures in 300s window (threshold 5)"),
     ("HALF_OPEN", "Circuit breaker HALF_OPEN: cooldown of %ds elapsed, allowing test trades"),
@@ -103,8 +165,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(a.seed)
     fmt, datefmt = FORMATS[a.format]
-    h = handler(out, a.max_bytes, a.gzip)
-    h.setFormatter(logging.Formatter(fmt, datefmt))
+    w = LoguruWriter(out, a) if a.format == "loguru" else PythonWriter(out, a)
     start, hours = NIGHTS[a.night]
     t0 = start.timestamp()
     span = hours * 3600.0
@@ -133,16 +194,14 @@ def main():
             i += 1
         else:
             name, level, msg, old, at = "v6.feed", logging.DEBUG, "quote SPY bid=2.50 ask=2.55 seq=%d" % step, None, t
-        rec = logging.getLogger(name).makeRecord(name, level, "/opt/engine/v6/x.py", 1, msg, None, None)
-        rec.created = at
-        rec.msecs = int((at - int(at)) * 1000) + 0.0
-        h.handle(rec)
+        w.write(name, level, msg, at)
         if a.pace and step % 100 == 99:
             time.sleep(a.pace)
         if name != "v6.feed":
             events.append({"msg": msg, "utc_ms": int(at) * 1000 + int((at - int(at)) * 1000), "old_state": old, **extra})
-    h.close()
-    (out / "truth.json").write_text(json.dumps({"format": fmt, "datefmt": datefmt, "events": events}))
+    w.close()
+    envelope = {"json": "json", "loguru": "loguru"}.get(a.format, "python")
+    (out / "truth.json").write_text(json.dumps({"envelope": envelope, "format": fmt, "datefmt": datefmt, "events": events}))
     print(json.dumps({"events": len(events), "files": len(list(out.glob("engine.log*"))),
                       "out_of_order": a.out_of_order - jitter_left}))
 
