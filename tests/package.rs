@@ -80,6 +80,8 @@ fn debian_package_installs_checks_and_purges() {
     for path in [
         "./usr/bin/risktail",
         "./usr/lib/systemd/system/risktail.service",
+        "./usr/lib/systemd/system/risktail-verify.service",
+        "./usr/lib/systemd/system/risktail-verify.timer",
         "./usr/lib/sysusers.d/risktail.conf",
         "./usr/lib/tmpfiles.d/risktail.conf",
         "./etc/risktail/risktail.toml",
@@ -89,6 +91,7 @@ fn debian_package_installs_checks_and_purges() {
         "./usr/share/fish/vendor_completions.d/risktail.fish",
         "./usr/share/doc/risktail/README.md",
         "./usr/share/doc/risktail/SCHEMA.md",
+        "./usr/share/doc/risktail/OPERATIONS.md",
         "./usr/share/doc/risktail/examples/risktail.rules.yml",
     ] {
         assert!(
