@@ -709,16 +709,7 @@ fn a_failed_events_commit_does_not_commit_quarantine_rows_again() {
     }
     chattr("-i");
     expect_exactly(&dir, 4, "after the outage");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let quarantined = rt
-        .block_on(risktail::sink::read::string_column(
-            &dir.join("lake/risk_events_quarantine").to_string_lossy(),
-            "raw_line",
-        ))
-        .expect("quarantine table");
+    let quarantined = quarantine_lines(&dir);
     assert_eq!(quarantined.len(), 3, "{quarantined:#?}");
     assert_eq!(d.term().0, Some(0));
 }
@@ -798,16 +789,7 @@ fn a_full_disk_while_the_engine_rotates_loses_no_row() {
     write(400, 200);
     std::fs::remove_file(&filler).expect("space returns");
     expect_exactly(&dir, 600, "after space returns");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let quarantined = rt
-        .block_on(risktail::sink::read::string_column(
-            &dir.join("lake/risk_events_quarantine").to_string_lossy(),
-            "raw_line",
-        ))
-        .expect("quarantine table");
+    let quarantined = quarantine_lines(&dir);
     let distinct: HashSet<&String> = quarantined.iter().collect();
     assert_eq!(
         (quarantined.len(), distinct.len()),
@@ -936,6 +918,19 @@ fn foreign_writers_change_the_table_while_the_daemon_writes() {
     let again = run(risktail().current_dir(&dir).arg("run"));
     assert!(!again.status.success());
     assert!(stderr(&again).contains("Invariants"), "{}", stderr(&again));
+}
+
+/// The quarantine table's `raw_line`s.
+fn quarantine_lines(dir: &Path) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(risktail::sink::read::string_column(
+        &dir.join("lake/risk_events_quarantine").to_string_lossy(),
+        "raw_line",
+    ))
+    .expect("quarantine table")
 }
 
 /// Makes `path` immutable (`+i`) or not (`-i`): the table made unwritable
