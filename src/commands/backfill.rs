@@ -39,6 +39,7 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         .map(|(s, _)| crate::sink::lock::acquire(&config.table_uri, &s.name, "backfill"))
         .collect::<Result<Vec<_>, _>>()?;
     let mut sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
+    rt.block_on(sink.prove_writes())?;
     let me = crate::sink::lease::Holder::this_process(&crate::config::host_name());
     for (s, _) in &plan {
         rt.block_on(sink.claim(&s.name, &me, config.lease, false))?;
@@ -195,8 +196,11 @@ fn archive_state(
     if rt.block_on(sink.committed(&source.name, id))?.events > 0 {
         return Ok(None); // resumed: it is where the source left off
     }
-    let files = rt.block_on(crate::audit::load::TableFiles::open(&config.table_uri))?;
+    // The table's rows are read only where they decide something: a first
+    // record inside the repeated hour, or an archive's state before it.
+    let table_files = || rt.block_on(crate::audit::load::TableFiles::open(&config.table_uri));
     let placed = if first.is_ambiguous() {
+        let files = table_files()?;
         let heads = config.parser(source).heads();
         let stamps = archive::record_stamps(&found.path, source.max_line_bytes, &heads);
         let neighbours = archive::older_neighbours(&found.path, &source.paths);
@@ -222,6 +226,7 @@ fn archive_state(
         state.last_time = Some(placed);
         return Ok(None); // not older: it continues the source
     };
+    let files = table_files()?;
     let breaker = rt.block_on(crate::audit::breaker::state_before(
         &files,
         &source.name,

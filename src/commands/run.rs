@@ -20,6 +20,7 @@ pub fn run(args: &RunArgs) -> Result<bool> {
     let sink = crate::sink::until_reachable(|| {
         rt.block_on(async {
             let mut sink = DeltaSink::open(&config.table_uri, &config.quarantine_uri).await?;
+            sink.prove_writes().await?;
             for s in &config.sources {
                 sink.claim(&s.name, &me, config.lease, true).await?;
             }

@@ -304,11 +304,6 @@ fn fold_between(early: DateTime<Utc>, late: DateTime<Utc>, tz: Tz) -> DateTime<U
     DateTime::from_timestamp(hi, 0).unwrap_or(late)
 }
 
-/// Whether a local time is one the autumn fold repeats (two instants).
-pub fn is_ambiguous(t: LocalTime, tz: Tz) -> bool {
-    matches!(t, LocalTime::Naive(n) if matches!(tz.from_local_datetime(&n), LocalResult::Ambiguous(..)))
-}
-
 /// The instant a line's time names when it names exactly one (not in a
 /// repeated or skipped hour), whatever came before.
 pub fn unique_utc(t: LocalTime, tz: Tz) -> Option<DateTime<Utc>> {
@@ -482,8 +477,8 @@ mod tests {
             to_utc(at("2026-11-01 01:50:00"), ny, last).unwrap(),
             utc("2026-11-01 05:50:00")
         );
-        assert!(is_ambiguous(at("2026-11-01 01:50:00"), ny));
-        assert!(!is_ambiguous(at("2026-11-01 02:00:00"), ny));
+        assert!(stamp(at("2026-11-01 01:50:00"), ny).unwrap().is_ambiguous());
+        assert!(!stamp(at("2026-11-01 02:00:00"), ny).unwrap().is_ambiguous());
     }
 
     #[test]

@@ -86,31 +86,16 @@ impl Rows {
             debug_assert!(false, "rows without their file identity");
             return landed;
         }
-        let below = |id: FileId, offset: i64, to: u64| {
-            id == file && u64::try_from(offset).is_ok_and(|o| o < to)
+        let below = |to: u64| {
+            move |id: FileId, offset: i64| id == file && u64::try_from(offset).is_ok_and(|o| o < to)
         };
-        let events = std::mem::take(&mut self.events);
-        let ids = std::mem::take(&mut self.event_files);
-        for (e, id) in events.into_iter().zip(ids) {
-            let into = if below(id, e.source_offset, events_to) {
-                &mut landed
-            } else {
-                &mut *self
-            };
-            into.events.push(e);
-            into.event_files.push(id);
-        }
-        let quarantine = std::mem::take(&mut self.quarantine);
-        let ids = std::mem::take(&mut self.quarantine_files);
-        for (q, id) in quarantine.into_iter().zip(ids) {
-            let into = if below(id, q.source_offset, quarantine_to) {
-                &mut landed
-            } else {
-                &mut *self
-            };
-            into.quarantine.push(q);
-            into.quarantine_files.push(id);
-        }
+        let (events, ids) = (&mut self.events, &mut self.event_files);
+        (landed.events, landed.event_files) =
+            split_off(events, ids, |e, id| below(events_to)(id, e.source_offset));
+        let (quarantine, ids) = (&mut self.quarantine, &mut self.quarantine_files);
+        (landed.quarantine, landed.quarantine_files) = split_off(quarantine, ids, |q, id| {
+            below(quarantine_to)(id, q.source_offset)
+        });
         landed
     }
 
@@ -121,6 +106,28 @@ impl Rows {
         self.event_files.extend(other.event_files);
         self.quarantine_files.extend(other.quarantine_files);
     }
+}
+
+/// Moves the rows (with their file identities, same length) for which
+/// `take` holds out of `rows` and `ids`, keeping both lists' order.
+fn split_off<T>(
+    rows: &mut Vec<T>,
+    ids: &mut Vec<FileId>,
+    take: impl Fn(&T, FileId) -> bool,
+) -> (Vec<T>, Vec<FileId>) {
+    let mut taken = (Vec::new(), Vec::new());
+    let mut kept = (Vec::new(), Vec::new());
+    for (row, id) in std::mem::take(rows).into_iter().zip(std::mem::take(ids)) {
+        let into = if take(&row, id) {
+            &mut taken
+        } else {
+            &mut kept
+        };
+        into.0.push(row);
+        into.1.push(id);
+    }
+    (*rows, *ids) = kept;
+    taken
 }
 
 /// How far bulk noise passing may go: inside a repeated (autumn) hour the

@@ -558,6 +558,13 @@ mod tests {
         log.append(Vec::new(), &txns, meta, None).await.unwrap()
     }
 
+    /// Runs `due` on `log` (the quarantine side on a table of its own).
+    async fn upkeep(log: &mut Log, due: crate::sink::upkeep::Due) {
+        let q = tempfile::tempdir().unwrap();
+        let mut other = open(q.path().to_str().unwrap()).await;
+        due.run(log, &mut other).await.unwrap();
+    }
+
     fn landed(a: Appended) -> (u64, u32) {
         match a {
             Appended::Landed { version, passed } => (version, passed),
@@ -701,9 +708,7 @@ mod tests {
                 checkpoint: (true, false),
                 ..Default::default()
             };
-            let q = tempfile::tempdir().unwrap();
-            let mut other = open(q.path().to_str().unwrap()).await;
-            due.run(&mut a, &mut other).await.unwrap();
+            upkeep(&mut a, due).await;
             assert!(
                 dir.path()
                     .join("_delta_log/00000000000000000049.checkpoint.parquet")
@@ -725,9 +730,7 @@ mod tests {
             checkpoint: (true, false),
             ..Default::default()
         };
-        let q = tempfile::tempdir().unwrap();
-        let mut other = open(q.path().to_str().unwrap()).await;
-        due.run(&mut a, &mut other).await.unwrap();
+        upkeep(&mut a, due).await;
         let future = chrono::Utc::now().timestamp_millis() + 86_400_000;
         let table = a.reload().await.unwrap();
         let gone = deltalake::protocol::checkpoints::cleanup_expired_logs_for(
@@ -810,9 +813,7 @@ mod tests {
                 compact: true,
                 ..Default::default()
             };
-            let q = tempfile::tempdir().unwrap();
-            let mut other = open(q.path().to_str().unwrap()).await;
-            due.run(&mut next, &mut other).await.unwrap();
+            upkeep(&mut next, due).await;
             let log = dir.path().join("_delta_log");
             let checkpoints: Vec<_> = std::fs::read_dir(&log)
                 .unwrap()

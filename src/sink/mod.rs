@@ -188,11 +188,6 @@ impl DeltaSink {
     /// `risk_events_quarantine` at `quarantine_uri`.
     pub async fn open(events_uri: &str, quarantine_uri: &str) -> Result<DeltaSink, SinkError> {
         let (events, quarantine) = open_logs(events_uri, quarantine_uri).await?;
-        for log in [&events, &quarantine] {
-            if !store::is_local(log.uri()) {
-                prove_put_if_absent(log).await?;
-            }
-        }
         Ok(DeltaSink {
             events,
             quarantine,
@@ -202,6 +197,18 @@ impl DeltaSink {
             leases: HashMap::new(),
             metrics: None,
         })
+    }
+
+    /// Proves, before the first write of a writer (`run`, `backfill`), that
+    /// an object store behind either table honours put-if-absent (see
+    /// [`store::prove_put_if_absent`]); readers such as `status` skip it.
+    pub async fn prove_writes(&self) -> Result<(), SinkError> {
+        for log in [&self.events, &self.quarantine] {
+            if !store::is_local(log.uri()) {
+                prove_put_if_absent(log).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Counts commits and committed rows in `metrics` from now on.
