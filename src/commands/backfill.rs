@@ -83,17 +83,37 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         }
     }
     bar.finish_and_clear();
-    for (s, _) in &plan {
-        if let Err(e) = rt.block_on(sink.release(&s.name)) {
-            tracing::warn!(source = %s.name, error = %e, "could not release the source's lease; it expires by itself");
-        }
-    }
+    release(&rt, &mut sink, plan.iter().map(|(s, _)| s.name.as_str()));
     print_summary(
         &reports,
         started.elapsed().as_secs_f64(),
         sink.version(),
         &config,
     );
+    print_undecided(&undecided);
+    for f in &failures {
+        eprintln!("risktail backfill: error: {f}");
+    }
+    Ok(failures.is_empty())
+}
+
+/// Gives back the lease of each source (a failure is logged: the lease
+/// expires by itself).
+fn release<'a>(
+    rt: &tokio::runtime::Runtime,
+    sink: &mut DeltaSink,
+    sources: impl Iterator<Item = &'a str>,
+) {
+    for s in sources {
+        if let Err(e) = rt.block_on(sink.release(s)) {
+            tracing::warn!(source = %s, error = %e, "could not release the source's lease; it expires by itself");
+        }
+    }
+}
+
+/// Says which files the autumn rule could not place (stored in the first
+/// pass), after the summary.
+fn print_undecided(undecided: &[String]) {
     if !undecided.is_empty() {
         println!(
             "{} file(s) start inside the repeated autumn hour with nothing to place them by (no older file on disk, no rows around them in the table): stored in the first pass, as docs/DIALECT.md says: {}",
@@ -101,10 +121,6 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
             undecided.join(", ")
         );
     }
-    for f in &failures {
-        eprintln!("risktail backfill: error: {f}");
-    }
-    Ok(failures.is_empty())
 }
 
 /// What one file's ingestion needs beside the file.
