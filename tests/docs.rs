@@ -203,3 +203,190 @@ fn no_user_facing_file_points_outside_the_repository() {
         );
     }
 }
+
+/// The keys serde accepts in one section, as it lists them when it meets an
+/// unknown one ("expected one of `a`, `b`"): the parser's own word.
+fn accepted_keys(config: &str) -> Vec<String> {
+    let err = risktail::config::Config::from_str(std::path::Path::new("x.toml"), config)
+        .expect_err("an unknown key is an error")
+        .to_string();
+    let expected = err
+        .split("expected")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no list of accepted keys in {err:?}"));
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every key the config parser accepts is documented in docs/CONFIG.md and
+/// every key documented there is accepted; the page's complete example loads.
+#[test]
+fn config_page_documents_every_key_the_parser_accepts() {
+    const SOURCE: &str = "[[source]]\nname = \"s\"\npaths = [\"x.log\"]\nenvelope = \"python\"\n";
+    const TABLE: &str = "[table]\nuri = \"t\"\n";
+    let mut accepted = BTreeSet::new();
+    let top = accepted_keys(&format!("zz_unknown = 1\n{TABLE}{SOURCE}"));
+    for section in &top {
+        let text = match section.as_str() {
+            "table" => format!("{TABLE}zz_unknown = 1\n{SOURCE}"),
+            "source" => format!("{TABLE}{SOURCE}zz_unknown = 1\n"),
+            s => format!("{TABLE}{SOURCE}[{s}]\nzz_unknown = 1\n"),
+        };
+        for key in accepted_keys(&text) {
+            accepted.insert(format!("{section}.{key}"));
+        }
+    }
+    assert!(accepted.len() > 15, "{accepted:?}");
+    let doc = read("docs/CONFIG.md");
+    let documented: BTreeSet<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(documented, accepted, "docs/CONFIG.md against the parser");
+
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the complete example");
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(tmp.path().join("patterns")).expect("patterns");
+    let path = tmp.path().join("risktail.toml");
+    let config = risktail::config::Config::from_str(&path, example)
+        .unwrap_or_else(|e| panic!("CONFIG.md's example: {e}"));
+    assert_eq!(config.sources.len(), 1);
+}
+
+/// One `$ command` of a README block and the output shown under it.
+struct Shown {
+    command: String,
+    output: Vec<String>,
+}
+
+/// The `$ …` commands of README's code blocks, with their shown output.
+fn readme_commands(readme: &str) -> Vec<Shown> {
+    let mut out: Vec<Shown> = Vec::new();
+    let mut in_block = false;
+    // The command whose output the block's lines are, until the block ends.
+    let mut current: Option<usize> = None;
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            in_block = !in_block;
+            current = None;
+            continue;
+        }
+        if !in_block {
+            continue;
+        }
+        if let Some(cmd) = line.strip_prefix("$ ") {
+            out.push(Shown {
+                command: cmd.to_owned(),
+                output: Vec::new(),
+            });
+            current = Some(out.len() - 1);
+        } else if let Some(i) = current {
+            out[i].output.push(line.to_owned());
+        }
+    }
+    out
+}
+
+fn squeeze(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether every shown line is a line of `actual`, in order; a shown line
+/// ending in `…` stands for any line that starts like it, and a line of
+/// its own `…` for any lines.
+fn shown_in(shown: &[String], actual: &str) -> Result<(), String> {
+    let mut lines = actual.lines().map(squeeze);
+    for want in shown
+        .iter()
+        .map(|s| squeeze(s))
+        .filter(|s| !s.is_empty() && s != "…")
+    {
+        let prefix = want.strip_suffix('…').map(str::trim_end);
+        let hit = lines.by_ref().any(|got| match prefix {
+            Some(p) => got.starts_with(p),
+            None => got == want,
+        });
+        if !hit {
+            return Err(want);
+        }
+    }
+    Ok(())
+}
+
+/// Every command README shows is run, on a copy of the sample, in the order
+/// shown, and prints what README says it prints; the first block's commands
+/// are the build of that same binary and this test suite.
+#[test]
+fn every_readme_command_prints_what_readme_shows() {
+    let readme = read("README.md");
+    let first = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the first block");
+    let firsts: Vec<&str> = first
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .collect();
+    assert_eq!(firsts, ["cargo run -- backfill", ".ci/run"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::copy(root().join("risktail.toml"), dir.join("risktail.toml")).expect("config");
+    let samples = dir.join("tests/samples/engine");
+    std::fs::create_dir_all(&samples).expect("samples");
+    for e in std::fs::read_dir(root().join("tests/samples/engine"))
+        .expect("sample")
+        .flatten()
+    {
+        std::fs::copy(e.path(), samples.join(e.file_name())).expect("copy");
+    }
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_risktail"))
+        .parent()
+        .expect("bin dir")
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let commands = readme_commands(&readme);
+    assert!(
+        commands.len() >= 5,
+        "README shows {} commands",
+        commands.len()
+    );
+    assert_eq!(commands[0].command, "risktail backfill");
+    for c in &commands {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{} 2>&1", c.command))
+            .current_dir(dir)
+            .env("PATH", &path)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("sh");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "`{}` exited {:?}:\n{text}",
+            c.command,
+            out.status.code()
+        );
+        if let Err(line) = shown_in(&c.output, &text) {
+            panic!(
+                "`{}` did not print the line README shows:\n  {line}\nit printed:\n{text}",
+                c.command
+            );
+        }
+    }
+}

@@ -206,21 +206,21 @@ fn expired_log_entries_go_with_the_upkeep_not_with_every_commit() {
 /// same small files, one after the other from two handles on the table:
 /// only one rewrites them, the other finds nothing left to do, and no row
 /// is there twice. (The race itself, both picking the files before either
-/// lands, is `sink::log`'s test
+/// lands, is `sink::delta_log`'s test
 /// `a_compaction_gives_way_to_another_of_the_same_files_not_to_appends`:
 /// Delta's own conflict check ignores removes that change no data, which a
 /// compaction's are, and both would land, doubling every compacted row.)
 #[test]
 fn two_writers_compacting_the_same_files_do_not_double_rows() {
     use risktail::event::schema::{EVENT_PARTITION, RISK_EVENT_COLUMNS};
-    use risktail::sink::log::Log;
+    use risktail::sink::delta_log::DeltaLog;
     use risktail::sink::upkeep;
     let mut t = OneRowCommits::new();
     for i in 0..30u64 {
         t.commit(i);
     }
     let uri = t.uri();
-    let open = || Log::open(&uri, "risk_events", &RISK_EVENT_COLUMNS, EVENT_PARTITION);
+    let open = || DeltaLog::open(&uri, "risk_events", &RISK_EVENT_COLUMNS, EVENT_PARTITION);
     let mut a = t.rt.block_on(open()).unwrap();
     let mut b = t.rt.block_on(open()).unwrap();
     let first =

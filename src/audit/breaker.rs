@@ -32,8 +32,8 @@ impl Transition {
     /// The transition a row records, if it is one.
     pub fn from_row(r: &Row) -> Option<Transition> {
         let to = r.new_state.clone()?;
-        let init = r.event_type == "circuit_breaker_init";
-        if !init && r.event_type != "circuit_breaker_state_change" {
+        let init = &*r.event_type == "circuit_breaker_init";
+        if !init && &*r.event_type != "circuit_breaker_state_change" {
             return None;
         }
         let m = r.meta();
@@ -80,7 +80,7 @@ impl Transition {
             at: r.timestamp,
             from: r.old_state.clone(),
             to,
-            event_type: r.event_type.clone(),
+            event_type: r.event_type.to_string(),
             reason,
             restart_reset,
         })
@@ -92,7 +92,7 @@ pub fn timelines(rows: &[Row]) -> BTreeMap<String, Vec<Transition>> {
     let mut out: BTreeMap<String, Vec<Transition>> = BTreeMap::new();
     for r in rows {
         if let Some(t) = Transition::from_row(r) {
-            out.entry(r.source.clone()).or_default().push(t);
+            out.entry(r.source.to_string()).or_default().push(t);
         }
     }
     out

@@ -12,6 +12,7 @@ use std::fmt::Write;
 
 use super::breaker;
 use super::report::Report;
+use super::stops::Stop;
 use super::text;
 
 use super::report::CHART_DAYS;
@@ -88,6 +89,19 @@ pub fn page(r: &Report, zones: &BTreeMap<String, Tz>) -> String {
         r.table_version.map_or("-".into(), |v| v.to_string()),
         r.events
     );
+    key_figures(&mut o, r);
+    charts(&mut o, r, zones);
+    let _ = write!(
+        o,
+        "<h2>All answers</h2><pre>{}</pre><p class=note>Made by risktail {}.</p></body></html>",
+        esc(&text::report(r)),
+        env!("CARGO_PKG_VERSION")
+    );
+    o
+}
+
+/// The figures at the top of the page, alarming ones marked.
+fn key_figures(o: &mut String, r: &Report) {
     let t = &r.total;
     let opened: u64 = t.breaker.values().map(|b| b.opened).sum();
     let resets: u64 = t.breaker.values().map(|b| b.restart_resets).sum();
@@ -106,16 +120,16 @@ pub fn page(r: &Report, zones: &BTreeMap<String, Tz>) -> String {
             esc(label)
         );
     };
-    kpi(&mut o, "breaker opened", opened.to_string(), false);
-    kpi(&mut o, "time OPEN", text::duration(open_s), false);
+    kpi(o, "breaker opened", opened.to_string(), false);
+    kpi(o, "time OPEN", text::duration(open_s), false);
     kpi(
-        &mut o,
+        o,
         "restarts that reset an OPEN breaker",
         resets.to_string(),
         resets > 0,
     );
     kpi(
-        &mut o,
+        o,
         "entries while OPEN/HALF_OPEN",
         format!(
             "{} of {}",
@@ -124,19 +138,18 @@ pub fn page(r: &Report, zones: &BTreeMap<String, Tz>) -> String {
         ),
         t.entries_breaker_open > 0,
     );
+    kpi(o, "entries rejected by limits", rejected.to_string(), false);
     kpi(
-        &mut o,
-        "entries rejected by limits",
-        rejected.to_string(),
-        false,
-    );
-    kpi(
-        &mut o,
+        o,
         "stops triggered / added",
         format!("{} / {}", t.stops_triggered, t.stops_added),
         false,
     );
+}
 
+/// Per charted day and source: the breaker, the stops and the limits on one
+/// time axis.
+fn charts(o: &mut String, r: &Report, zones: &BTreeMap<String, Tz>) {
     let days: Vec<NaiveDate> = r.days.iter().filter_map(|a| a.day).collect();
     let charted = &days[days.len().saturating_sub(CHART_DAYS)..];
     if charted.len() < days.len() {
@@ -170,13 +183,6 @@ pub fn page(r: &Report, zones: &BTreeMap<String, Tz>) -> String {
             o.push_str(&limits_chart(r, s, tz, *day, x_range));
         }
     }
-    let _ = write!(
-        o,
-        "<h2>All answers</h2><pre>{}</pre><p class=note>Made by risktail {}.</p></body></html>",
-        esc(&text::report(r)),
-        env!("CARGO_PKG_VERSION")
-    );
-    o
 }
 
 /// The local-hour span of a source's events on a UTC day, with a margin.
@@ -184,7 +190,7 @@ fn span(r: &Report, source: &str, tz: Tz, day: NaiveDate) -> (f64, f64) {
     let hs: Vec<f64> = r
         .rows
         .iter()
-        .filter(|x| x.source == source && x.timestamp.date_naive() == day)
+        .filter(|x| &*x.source == source && x.timestamp.date_naive() == day)
         .map(|x| hours(x.timestamp, tz, day))
         .collect();
     let lo = hs.iter().copied().fold(f64::INFINITY, f64::min);
@@ -336,70 +342,77 @@ fn stops_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate, (x0, x1): (f64,
             ))
             .map_err(|e| e.to_string())?;
         for s in &stops {
-            let e = s.entry.unwrap_or(1.0);
-            let add = hours(s.added_at, tz, day);
-            let mut peak = vec![(add, 0.0)];
-            let mut stop: Vec<(f64, f64)> = Vec::new();
-            for p in &s.path {
-                let h = hours(p.at, tz, day);
-                if let Some(v) = p.peak {
-                    peak.push((h, rel(v, e)));
-                }
-                if let Some(v) = p.stop {
-                    stop.push((h, rel(v, e)));
-                }
-            }
-            let color = match s.captured_pct() {
-                Some(c) if c >= 0.0 => GREEN,
-                Some(_) => RED,
-                None => BLUE,
-            };
-            chart
-                .draw_series(LineSeries::new(peak, color.stroke_width(2)))
-                .map_err(|e| e.to_string())?;
-            // Dashes: every other segment of the stop's path.
-            let segs: Vec<((f64, f64), (f64, f64))> =
-                stop.windows(2).map(|w| (w[0], w[1])).collect();
-            for (a, b) in segs {
-                let n = 6;
-                for k in (0..n).step_by(2) {
-                    let f0 = k as f64 / n as f64;
-                    let f1 = (k + 1) as f64 / n as f64;
-                    let p = |f: f64| (a.0 + (b.0 - a.0) * f, a.1 + (b.1 - a.1) * f);
-                    chart
-                        .draw_series(LineSeries::new(vec![p(f0), p(f1)], color.stroke_width(1)))
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            if let Some(t) = s.trigger() {
-                let h = hours(t.at, tz, day);
-                let y = rel(t.current.or(t.stop).unwrap_or(e), e);
-                chart
-                    .draw_series(std::iter::once(Cross::new(
-                        (h, y),
-                        5,
-                        color.stroke_width(2),
-                    )))
-                    .map_err(|e| e.to_string())?;
-            }
+            draw_stop(&mut chart, s, tz, day)?;
         }
         Ok(())
     })
+}
+
+/// One stop's peak (solid) and stop (dashed) relative to its entry, and its
+/// trigger (✕), coloured by what the trigger captured.
+fn draw_stop(chart: &mut Chart<'_, '_>, s: &Stop, tz: Tz, day: NaiveDate) -> Result<(), String> {
+    let rel = |v: f64, e: f64| (v / e - 1.0) * 100.0;
+    let e = s.entry.unwrap_or(1.0);
+    let add = hours(s.added_at, tz, day);
+    let mut peak = vec![(add, 0.0)];
+    let mut stop: Vec<(f64, f64)> = Vec::new();
+    for p in &s.path {
+        let h = hours(p.at, tz, day);
+        if let Some(v) = p.peak {
+            peak.push((h, rel(v, e)));
+        }
+        if let Some(v) = p.stop {
+            stop.push((h, rel(v, e)));
+        }
+    }
+    let color = match s.captured_pct() {
+        Some(c) if c >= 0.0 => GREEN,
+        Some(_) => RED,
+        None => BLUE,
+    };
+    chart
+        .draw_series(LineSeries::new(peak, color.stroke_width(2)))
+        .map_err(|e| e.to_string())?;
+    // Dashes: every other segment of the stop's path.
+    let segs: Vec<((f64, f64), (f64, f64))> = stop.windows(2).map(|w| (w[0], w[1])).collect();
+    for (a, b) in segs {
+        let n = 6;
+        for k in (0..n).step_by(2) {
+            let f0 = k as f64 / n as f64;
+            let f1 = (k + 1) as f64 / n as f64;
+            let p = |f: f64| (a.0 + (b.0 - a.0) * f, a.1 + (b.1 - a.1) * f);
+            chart
+                .draw_series(LineSeries::new(vec![p(f0), p(f1)], color.stroke_width(1)))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    if let Some(t) = s.trigger() {
+        let h = hours(t.at, tz, day);
+        let y = rel(t.current.or(t.stop).unwrap_or(e), e);
+        chart
+            .draw_series(std::iter::once(Cross::new(
+                (h, y),
+                5,
+                color.stroke_width(2),
+            )))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn limits_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate, (x0, x1): (f64, f64)) -> String {
     let pts: Vec<(f64, f64, &str, Option<bool>)> = r
         .rows
         .iter()
-        .filter(|x| x.source == source && x.timestamp.date_naive() == day)
-        .filter(|x| x.component == "portfolio_limits")
+        .filter(|x| &*x.source == source && x.timestamp.date_naive() == day)
+        .filter(|x| &*x.component == "portfolio_limits")
         .filter_map(|x| {
             let (c, l) = (x.current_value?, x.limit_value?);
             (l != 0.0).then(|| {
                 (
                     hours(x.timestamp, tz, day),
                     c / l * 100.0,
-                    x.event_type.as_str(),
+                    &*x.event_type,
                     x.allowed,
                 )
             })

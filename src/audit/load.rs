@@ -4,15 +4,11 @@
 //! DataFusion: its build cost buys nothing for a scan with a day filter), and
 //! only the columns the audit uses (never `raw_line`, the widest one).
 
-use chrono::{DateTime, NaiveDate, Utc};
-use deltalake::arrow::array::{
-    Array, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch,
-    TimestampMicrosecondArray,
-};
-use deltalake::arrow::datatypes::TimeUnit;
+use chrono::NaiveDate;
 use std::collections::BTreeSet;
 
 use super::AuditError;
+use crate::event::decode::events_from_batch;
 use crate::event::schema::{EVENT_PARTITION, name};
 
 /// The columns the audit reads (the partition column comes from the log).
@@ -41,98 +37,9 @@ const COLUMNS: [&str; 22] = [
     name::SOURCE_OFFSET,
 ];
 
-/// One event as the audit sees it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Row {
-    /// e.g. `circuit_breaker_state_change`.
-    pub event_type: String,
-    /// `circuit_breaker`, `trailing_stop`, `portfolio_limits`.
-    pub component: String,
-    /// When the engine logged it.
-    pub timestamp: DateTime<Utc>,
-    /// Execution.
-    pub execution_id: Option<String>,
-    /// Breaker state before.
-    pub old_state: Option<String>,
-    /// Breaker state after.
-    pub new_state: Option<String>,
-    /// Breaker failures.
-    pub failure_count: Option<i32>,
-    /// Stop: entry premium.
-    pub entry_premium: Option<f64>,
-    /// Stop: current premium.
-    pub current_premium: Option<f64>,
-    /// Stop: peak.
-    pub highest_premium: Option<f64>,
-    /// Stop: stop level.
-    pub stop_premium: Option<f64>,
-    /// Stop action.
-    pub action: Option<String>,
-    /// Limit type.
-    pub limit_type: Option<String>,
-    /// Limit: value.
-    pub current_value: Option<f64>,
-    /// Limit: limit.
-    pub limit_value: Option<f64>,
-    /// Limit: allowed.
-    pub allowed: Option<bool>,
-    /// Limit: why rejected.
-    pub rejection_reason: Option<String>,
-    /// The metadata JSON as stored; parsed only when a field is asked for
-    /// (most rows' metadata is never needed).
-    pub metadata: Option<String>,
-    /// Instrument.
-    pub symbol: Option<String>,
-    /// Source name.
-    pub source: String,
-    /// File the line came from.
-    pub source_file: String,
-    /// Its offset there.
-    pub source_offset: i64,
-}
-
-impl Row {
-    /// The metadata object, parsed once per use (empty when null or not an
-    /// object); most rows' metadata is never asked for.
-    pub fn meta(&self) -> Meta {
-        Meta(
-            self.metadata
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok())
-                .unwrap_or_default(),
-        )
-    }
-
-    /// One metadata value as a number.
-    pub fn meta_f64(&self, key: &str) -> Option<f64> {
-        self.meta().f64(key)
-    }
-
-    /// One metadata value as text.
-    pub fn meta_str(&self, key: &str) -> Option<String> {
-        self.meta().str(key)
-    }
-}
-
-/// A row's parsed `metadata` object.
-#[derive(Debug, Default)]
-pub struct Meta(serde_json::Map<String, serde_json::Value>);
-
-impl Meta {
-    /// A value as a number (ints and floats alike).
-    pub fn f64(&self, key: &str) -> Option<f64> {
-        self.0.get(key)?.as_f64()
-    }
-
-    /// A value as text (numbers printed).
-    pub fn str(&self, key: &str) -> Option<String> {
-        match self.0.get(key)? {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Null => None,
-            v => Some(v.to_string()),
-        }
-    }
-}
+/// One event as the audit sees it: a `risk_events` row, decoded by
+/// [`crate::event::decode`] from the columns in [`COLUMNS`] (the rest empty).
+pub type Row = crate::event::RiskEvent;
 
 /// Which days to read: `event_date` partitions, inclusive. `None` is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -280,131 +187,16 @@ fn read_file(
     source: Option<&str>,
     out: &mut Vec<Row>,
 ) -> Result<(), AuditError> {
-    let err = |m: String| AuditError::File {
-        path: path.into(),
-        message: m,
-    };
     let batches = crate::sink::read::read_bytes_columns(path, bytes, &COLUMNS)?;
     for batch in &batches {
-        rows_of(batch, source, out).map_err(err)?;
-    }
-    Ok(())
-}
-
-/// Typed access to one batch's columns by name.
-struct Cols<'a>(&'a RecordBatch);
-
-impl<'a> Cols<'a> {
-    fn get(&self, name: &str) -> Result<&'a dyn Array, String> {
-        self.0
-            .column_by_name(name)
-            .map(|c| c.as_ref())
-            .ok_or_else(|| format!("column {name} is missing"))
-    }
-    fn str(&self, name: &str) -> Result<&'a deltalake::arrow::array::StringArray, String> {
-        self.get(name)?
-            .as_string_opt::<i32>()
-            .ok_or_else(|| format!("column {name} is not a string"))
-    }
-    fn f64(&self, name: &str) -> Result<&'a Float64Array, String> {
-        self.get(name)?
-            .as_any()
-            .downcast_ref()
-            .ok_or_else(|| format!("column {name} is not a double"))
-    }
-}
-
-fn opt_str(a: &deltalake::arrow::array::StringArray, i: usize) -> Option<String> {
-    (!a.is_null(i)).then(|| a.value(i).to_owned())
-}
-
-fn opt_f64(a: &Float64Array, i: usize) -> Option<f64> {
-    (!a.is_null(i)).then(|| a.value(i))
-}
-
-fn rows_of(batch: &RecordBatch, source: Option<&str>, out: &mut Vec<Row>) -> Result<(), String> {
-    let c = Cols(batch);
-    let src = c.str(name::SOURCE)?;
-    let ts = c.get(name::TIMESTAMP)?;
-    let ts: &TimestampMicrosecondArray = match ts.data_type() {
-        deltalake::arrow::datatypes::DataType::Timestamp(TimeUnit::Microsecond, _) => ts
-            .as_any()
-            .downcast_ref()
-            .ok_or("timestamp: not microseconds")?,
-        other => {
-            return Err(format!(
-                "column timestamp has type {other}, not timestamp[us]"
-            ));
-        }
-    };
-    let fc: &Int32Array = c
-        .get(name::FAILURE_COUNT)?
-        .as_any()
-        .downcast_ref()
-        .ok_or("column failure_count is not an int")?;
-    let allowed: &BooleanArray = c
-        .get(name::ALLOWED)?
-        .as_any()
-        .downcast_ref()
-        .ok_or("column allowed is not a boolean")?;
-    let offset: &Int64Array = c
-        .get(name::SOURCE_OFFSET)?
-        .as_any()
-        .downcast_ref()
-        .ok_or("column source_offset is not a long")?;
-    let (event_type, component, exec, old, new) = (
-        c.str(name::EVENT_TYPE)?,
-        c.str(name::COMPONENT)?,
-        c.str(name::EXECUTION_ID)?,
-        c.str(name::OLD_STATE)?,
-        c.str(name::NEW_STATE)?,
-    );
-    let (entry, cur, high, stop) = (
-        c.f64(name::ENTRY_PREMIUM)?,
-        c.f64(name::CURRENT_PREMIUM)?,
-        c.f64(name::HIGHEST_PREMIUM)?,
-        c.f64(name::STOP_PREMIUM)?,
-    );
-    let (action, limit_type, cv, lv, reason, meta, symbol, file) = (
-        c.str(name::ACTION)?,
-        c.str(name::LIMIT_TYPE)?,
-        c.f64(name::CURRENT_VALUE)?,
-        c.f64(name::LIMIT_VALUE)?,
-        c.str(name::REJECTION_REASON)?,
-        c.str(name::METADATA)?,
-        c.str(name::SYMBOL)?,
-        c.str(name::SOURCE_FILE)?,
-    );
-    for i in 0..batch.num_rows() {
-        if source.is_some_and(|s| src.value(i) != s) {
-            continue;
-        }
-        let timestamp = DateTime::from_timestamp_micros(ts.value(i))
-            .ok_or_else(|| format!("timestamp {} out of range", ts.value(i)))?;
-        out.push(Row {
-            event_type: event_type.value(i).to_owned(),
-            component: component.value(i).to_owned(),
-            timestamp,
-            execution_id: opt_str(exec, i),
-            old_state: opt_str(old, i),
-            new_state: opt_str(new, i),
-            failure_count: (!fc.is_null(i)).then(|| fc.value(i)),
-            entry_premium: opt_f64(entry, i),
-            current_premium: opt_f64(cur, i),
-            highest_premium: opt_f64(high, i),
-            stop_premium: opt_f64(stop, i),
-            action: opt_str(action, i),
-            limit_type: opt_str(limit_type, i),
-            current_value: opt_f64(cv, i),
-            limit_value: opt_f64(lv, i),
-            allowed: (!allowed.is_null(i)).then(|| allowed.value(i)),
-            rejection_reason: opt_str(reason, i),
-            metadata: opt_str(meta, i),
-            symbol: opt_str(symbol, i),
-            source: src.value(i).to_owned(),
-            source_file: file.value(i).to_owned(),
-            source_offset: offset.value(i),
-        });
+        let rows = events_from_batch(batch).map_err(|source| AuditError::Decode {
+            path: path.into(),
+            source,
+        })?;
+        out.extend(
+            rows.into_iter()
+                .filter(|r| source.is_none_or(|s| &*r.source == s)),
+        );
     }
     Ok(())
 }

@@ -46,6 +46,14 @@ pub enum AuditError {
     /// A data file could not be read (the error names it).
     #[error("{0}")]
     Read(#[from] crate::sink::SinkError),
+    /// A data file's columns are not `risk_events` columns.
+    #[error("{path}: {source}")]
+    Decode {
+        /// The Parquet file.
+        path: PathBuf,
+        /// Which column, and why.
+        source: crate::event::decode::DecodeError,
+    },
     /// A period that makes no sense.
     #[error("{0}")]
     Period(String),

@@ -16,8 +16,8 @@
 //!
 //! Stops and breaker outages count on the day they began.
 //!
-//! About 530 lines: the five questions (and the exits by rule) share one
-//! pass over each day, and their tallies are one structure.
+//! The five questions (and the exits by rule) share one pass over each day,
+//! and their tallies are one structure.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
@@ -169,7 +169,7 @@ pub async fn compute(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     sources: &[String],
-    mut exits: Option<Exits>,
+    exits: Option<Exits>,
 ) -> Result<Report, AuditError> {
     let all_days = files.days();
     let (Some(first), Some(last)) = (all_days.first().copied(), all_days.last().copied()) else {
@@ -183,46 +183,127 @@ pub async fn compute(
         )));
     }
     let only = (sources.len() == 1).then(|| sources[0].as_str());
-    let mut read = ReadStats::default();
-    let mut add = |r: ReadStats| {
-        read.files_total = r.files_total;
-        read.files_read += r.files_read;
-        read.rows += r.rows;
-    };
-    // The state in force when the period starts, from the last earlier day
-    // that changed it.
-    let (earlier, r) = breaker::last_before(files, from, sources).await?;
-    add(r);
-    let mut timelines: BTreeMap<String, Vec<Transition>> =
-        earlier.into_iter().map(|(s, t)| (s, vec![t])).collect();
     let period: Vec<NaiveDate> = all_days
         .iter()
         .copied()
         .filter(|d| *d >= from && *d <= to)
         .collect();
-    let charted = &period[period.len().saturating_sub(CHART_DAYS)..];
-    let mut accs: BTreeMap<NaiveDate, Acc> = period.iter().map(|d| (*d, Acc::default())).collect();
-    let mut total = Acc::default();
-    if exits.is_some() {
-        for a in accs.values_mut().chain([&mut total]) {
-            a.a.exits_by_rule = Some(BTreeMap::new());
+    let mut pass = Pass::new(&period, sources, exits);
+    // The state in force when the period starts, from the last earlier day
+    // that changed it.
+    let (earlier, r) = breaker::last_before(files, from, sources).await?;
+    pass.add_read(r);
+    pass.timelines = earlier.into_iter().map(|(s, t)| (s, vec![t])).collect();
+    for day in &period {
+        let (rows, r) = files.read(Days::one(*day), only).await?;
+        pass.add_read(r);
+        pass.day(*day, rows);
+    }
+    Ok(pass.finish(from, to, to >= last, files.version))
+}
+
+/// One pass over the period's days: the tallies per day and in total, the
+/// breaker's timelines, the stops' lives, and what the charts show.
+struct Pass<'a> {
+    sources: &'a [String],
+    exits: Option<Exits>,
+    charted: &'a [NaiveDate],
+    accs: BTreeMap<NaiveDate, Acc>,
+    total: Acc,
+    book: StopBook,
+    timelines: BTreeMap<String, Vec<Transition>>,
+    chart_rows: Vec<Row>,
+    chart_stops: Vec<Stop>,
+    events: u64,
+    last_seen: BTreeMap<String, DateTime<Utc>>,
+    read: ReadStats,
+}
+
+impl<'a> Pass<'a> {
+    fn new(period: &'a [NaiveDate], sources: &'a [String], exits: Option<Exits>) -> Pass<'a> {
+        let mut accs: BTreeMap<NaiveDate, Acc> =
+            period.iter().map(|d| (*d, Acc::default())).collect();
+        let mut total = Acc::default();
+        if exits.is_some() {
+            for a in accs.values_mut().chain([&mut total]) {
+                a.a.exits_by_rule = Some(BTreeMap::new());
+            }
+        }
+        Pass {
+            sources,
+            exits,
+            charted: &period[period.len().saturating_sub(CHART_DAYS)..],
+            accs,
+            total,
+            book: StopBook::default(),
+            timelines: BTreeMap::new(),
+            chart_rows: Vec::new(),
+            chart_stops: Vec::new(),
+            events: 0,
+            last_seen: BTreeMap::new(),
+            read: ReadStats::default(),
         }
     }
-    let mut book = StopBook::default();
-    let mut chart_rows = Vec::new();
-    let mut chart_stops = Vec::new();
-    let mut events = 0u64;
-    let mut last_seen: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-    let mut credit = |s: Stop, accs: &mut BTreeMap<NaiveDate, Acc>, total: &mut Acc| {
+
+    fn add_read(&mut self, r: ReadStats) {
+        self.read.files_total = r.files_total;
+        self.read.files_read += r.files_read;
+        self.read.rows += r.rows;
+    }
+
+    /// One day's rows, in the audit's order.
+    fn day(&mut self, day: NaiveDate, mut rows: Vec<Row>) {
+        rows.retain(|r| self.sources.iter().any(|s| **s == *r.source));
+        self.events += rows.len() as u64;
+        for row in &rows {
+            if let Some(t) = Transition::from_row(row) {
+                self.timelines
+                    .entry(row.source.to_string())
+                    .or_default()
+                    .push(t);
+            }
+            self.book.feed(row);
+            let state = self
+                .timelines
+                .get(&*row.source)
+                .and_then(|t| breaker::state_at(t, row.timestamp));
+            if let Some(a) = self.accs.get_mut(&day) {
+                a.row(row, state);
+            }
+            self.total.row(row, state);
+            let seen = self
+                .last_seen
+                .entry(row.source.to_string())
+                .or_insert(row.timestamp);
+            *seen = (*seen).max(row.timestamp);
+        }
+        for s in self.book.take_done() {
+            self.credit(s);
+        }
+        for s in self.book.take_strays() {
+            if let Some(a) = self.accs.get_mut(&s.at.date_naive()) {
+                a.stray(&s);
+                self.total.stray(&s);
+            }
+        }
+        if self.charted.contains(&day) {
+            self.chart_rows.extend(rows);
+        }
+    }
+
+    /// A stop whose life ended (or the period did): counted on the day it
+    /// was added, with the rule that closed it where the alerts say.
+    fn credit(&mut self, s: Stop) {
         let day = s.added_at.date_naive();
-        let rule = exits
+        let rule = self
+            .exits
             .as_mut()
             .map(|x| x.rule_of(&s).unwrap_or_else(|| "unmatched".into()));
-        if let Some(a) = accs.get_mut(&day) {
+        if let Some(a) = self.accs.get_mut(&day) {
             a.stop(&s);
-            total.stop(&s);
+            self.total.stop(&s);
             if let Some(rule) = rule {
-                for acc in [a, total] {
+                for acc in [a, &mut self.total] {
                     *acc.a
                         .exits_by_rule
                         .get_or_insert_with(BTreeMap::new)
@@ -231,85 +312,58 @@ pub async fn compute(
                 }
             }
         }
-        if charted.contains(&day) {
-            chart_stops.push(s);
-        }
-    };
-    for day in &period {
-        let (mut rows, r) = files.read(Days::one(*day), only).await?;
-        add(r);
-        rows.retain(|r| sources.contains(&r.source));
-        events += rows.len() as u64;
-        for row in &rows {
-            if let Some(t) = Transition::from_row(row) {
-                timelines.entry(row.source.clone()).or_default().push(t);
-            }
-            book.feed(row);
-            let state = timelines
-                .get(&row.source)
-                .and_then(|t| breaker::state_at(t, row.timestamp));
-            if let Some(a) = accs.get_mut(day) {
-                a.row(row, state);
-            }
-            total.row(row, state);
-            match last_seen.get_mut(&row.source) {
-                Some(t) => *t = (*t).max(row.timestamp),
-                None => {
-                    last_seen.insert(row.source.clone(), row.timestamp);
-                }
-            }
-        }
-        for s in book.take_done() {
-            credit(s, &mut accs, &mut total);
-        }
-        for s in book.take_strays() {
-            if let Some(a) = accs.get_mut(&s.at.date_naive()) {
-                a.stray(&s);
-                total.stray(&s);
-            }
-        }
-        if charted.contains(day) {
-            chart_rows.extend(rows);
+        if self.charted.contains(&day) {
+            self.chart_stops.push(s);
         }
     }
-    for s in std::mem::take(&mut book.open) {
-        credit(s, &mut accs, &mut total);
-    }
-    chart_stops.sort_by_key(|s| s.added_at);
-    // Time is measured up to the last event of the data when the period
-    // reaches the table's last day, not into the future.
-    let end_of = |s: &str| {
-        let end = day_start(to) + TimeDelta::days(1);
-        match last_seen.get(s) {
-            Some(l) if to >= last => end.min(*l),
-            _ => end,
+
+    /// The report: stops still open are credited, and time is measured up
+    /// to the last event of the data when the period reaches the table's
+    /// last day (`at_end`), not into the future.
+    fn finish(
+        mut self,
+        from: NaiveDate,
+        to: NaiveDate,
+        at_end: bool,
+        version: Option<u64>,
+    ) -> Report {
+        for s in std::mem::take(&mut self.book.open) {
+            self.credit(s);
         }
-    };
-    let days = accs
-        .into_iter()
-        .map(|(day, acc)| {
-            let b = breaker_stats(Some(day), &timelines, sources, |s| {
-                (
-                    day_start(day),
-                    (day_start(day) + TimeDelta::days(1)).min(end_of(s)),
-                )
-            });
-            acc.finish(Some(day), b)
-        })
-        .collect();
-    let b = breaker_stats(None, &timelines, sources, |s| (day_start(from), end_of(s)));
-    Ok(Report {
-        from,
-        to,
-        table_version: files.version,
-        days,
-        total: total.finish(None, b),
-        events,
-        read,
-        rows: chart_rows,
-        timelines,
-        stops: chart_stops,
-    })
+        self.chart_stops.sort_by_key(|s| s.added_at);
+        let last_seen = &self.last_seen;
+        let end_of = |s: &str| {
+            let end = day_start(to) + TimeDelta::days(1);
+            match last_seen.get(s) {
+                Some(l) if at_end => end.min(*l),
+                _ => end,
+            }
+        };
+        let (timelines, sources) = (&self.timelines, self.sources);
+        let days = std::mem::take(&mut self.accs)
+            .into_iter()
+            .map(|(day, acc)| {
+                let b = breaker_stats(Some(day), timelines, sources, |s| {
+                    let start = day_start(day);
+                    (start, (start + TimeDelta::days(1)).min(end_of(s)))
+                });
+                acc.finish(Some(day), b)
+            })
+            .collect();
+        let b = breaker_stats(None, timelines, sources, |s| (day_start(from), end_of(s)));
+        Report {
+            from,
+            to,
+            table_version: version,
+            days,
+            total: self.total.finish(None, b),
+            events: self.events,
+            read: self.read,
+            rows: self.chart_rows,
+            timelines: self.timelines,
+            stops: self.chart_stops,
+        }
+    }
 }
 
 /// `part` as a percentage of `whole` (none of nothing).
@@ -400,13 +454,13 @@ impl Acc {
     /// A limit check or health warning, with the breaker's state at its time.
     fn row(&mut self, r: &Row, breaker: Option<&str>) {
         let a = &mut self.a;
-        if r.event_type == "portfolio_health_warning" {
+        if &*r.event_type == "portfolio_health_warning" {
             *a.health_warnings
                 .entry(r.limit_type.clone().unwrap_or_else(|| "other".into()))
                 .or_default() += 1;
             return;
         }
-        if r.event_type != "portfolio_limit_check" {
+        if &*r.event_type != "portfolio_limit_check" {
             return;
         }
         a.entries_checked += 1;

@@ -139,7 +139,7 @@ pub async fn compute(
     };
     let only = (sources.len() == 1).then(|| sources[0].as_str());
     let (mut rows, mut read) = files.read(days, only).await?;
-    rows.retain(|r| r.timestamp <= at && sources.contains(&r.source));
+    rows.retain(|r| r.timestamp <= at && sources.iter().any(|s| **s == *r.source));
     let mut timelines = breaker::timelines(&rows);
     // Walk back for the sources whose breaker last changed before the lookback.
     let quiet: Vec<String> = sources
@@ -162,93 +162,17 @@ pub async fn compute(
         by_source.entry(&r.source).or_default().push(r);
     }
     let (all_stops, unattributed) = stops::rebuild(&rows);
-    let mut out = Vec::new();
-    for s in sources {
-        let mine = by_source.get(s.as_str()).cloned().unwrap_or_default();
-        let tl = timelines.get(s).cloned().unwrap_or_default();
-        let transition = breaker::at(&tl, at).cloned();
-        let window_s = mine
-            .iter()
-            .rev()
-            .filter(|r| r.component == "circuit_breaker")
-            .find_map(|r| r.meta_f64("window_s"))
-            .map_or(DEFAULT_WINDOW_S, |w| w as i64);
-        let window_start = at - TimeDelta::seconds(window_s);
-        let failures = mine
-            .iter()
-            .filter(|r| r.event_type == "circuit_breaker_failure" && r.timestamp > window_start)
-            .map(|r| Failure {
-                at: r.timestamp,
-                count: r.failure_count,
-                reason: r.meta_str("reason"),
-            })
-            .collect();
-        let hour = at - TimeDelta::hours(1);
-        let limits = mine
-            .iter()
-            .filter(|r| r.timestamp > hour)
-            .filter(|r| {
-                r.event_type == "portfolio_health_warning"
-                    || (r.component == "portfolio_limits" && r.allowed == Some(false))
-            })
-            .map(|r| LimitEvent {
-                at: r.timestamp,
-                event_type: r.event_type.clone(),
-                limit_type: r.limit_type.clone(),
-                current_value: r.current_value,
-                limit_value: r.limit_value,
-                symbol: r.symbol.clone(),
-                reason: r.rejection_reason.clone(),
-            })
-            .collect();
-        let stops = all_stops
-            .iter()
-            .filter(|st| st.source == *s && st.alive_at(at))
-            .map(|st: &Stop| {
-                let (activated, peak, stop, last_update) = st.as_of(at);
-                StopAt {
-                    execution_id: st.execution_id.clone(),
-                    symbol: st.symbol.clone(),
-                    added_at: st.added_at,
-                    entry: st.entry,
-                    peak,
-                    stop,
-                    activated,
-                    last_update,
-                }
-            })
-            .collect();
-        let mut resets = Vec::new();
-        for (i, t) in tl.iter().enumerate() {
-            if !t.restart_reset || t.at < start || t.at > at {
-                continue;
-            }
-            let was = t.from.clone().unwrap_or_default();
-            // When the wiped-out state began: the transition before the restart.
-            let since = i
-                .checked_sub(1)
-                .map(|j| &tl[j])
-                .filter(|p| p.to == was)
-                .map(|p| p.at);
-            resets.push(ResetFlag {
-                at: t.at,
-                was,
-                since,
-                in_force: transition.as_ref() == Some(t),
-            });
-        }
-        out.push(SourceAt {
-            source: s.clone(),
-            breaker: transition.as_ref().map(|t| t.to.clone()),
-            transition,
-            window_s,
-            failures,
-            stops,
-            limits,
-            resets,
-            unattributed_stop_events: unattributed.get(s).copied().unwrap_or(0),
-        });
-    }
+    let out = sources
+        .iter()
+        .map(|s| {
+            let mine = by_source.get(s.as_str()).cloned().unwrap_or_default();
+            let tl = timelines.get(s).cloned().unwrap_or_default();
+            let mut one = source_at(s, &mine, &tl, at, start);
+            one.stops = stops_alive(&all_stops, s, at);
+            one.unattributed_stop_events = unattributed.get(s).copied().unwrap_or(0);
+            one
+        })
+        .collect();
     Ok(StateAt {
         at,
         table_version: files.version,
@@ -256,4 +180,112 @@ pub async fn compute(
         sources: out,
         read,
     })
+}
+
+/// One source's breaker, failures, limit events and resets at `at`, from its
+/// rows and its breaker timeline (stops are filled in by the caller).
+fn source_at(
+    s: &str,
+    mine: &[&Row],
+    tl: &[Transition],
+    at: DateTime<Utc>,
+    start: DateTime<Utc>,
+) -> SourceAt {
+    let transition = breaker::at(tl, at).cloned();
+    let window_s = mine
+        .iter()
+        .rev()
+        .filter(|r| &*r.component == "circuit_breaker")
+        .find_map(|r| r.meta_f64("window_s"))
+        .map_or(DEFAULT_WINDOW_S, |w| w as i64);
+    let window_start = at - TimeDelta::seconds(window_s);
+    let failures = mine
+        .iter()
+        .filter(|r| &*r.event_type == "circuit_breaker_failure" && r.timestamp > window_start)
+        .map(|r| Failure {
+            at: r.timestamp,
+            count: r.failure_count,
+            reason: r.meta_str("reason"),
+        })
+        .collect();
+    let hour = at - TimeDelta::hours(1);
+    let limits = mine
+        .iter()
+        .filter(|r| r.timestamp > hour)
+        .filter(|r| {
+            &*r.event_type == "portfolio_health_warning"
+                || (&*r.component == "portfolio_limits" && r.allowed == Some(false))
+        })
+        .map(|r| LimitEvent {
+            at: r.timestamp,
+            event_type: r.event_type.to_string(),
+            limit_type: r.limit_type.clone(),
+            current_value: r.current_value,
+            limit_value: r.limit_value,
+            symbol: r.symbol.clone(),
+            reason: r.rejection_reason.clone(),
+        })
+        .collect();
+    let resets = resets(tl, transition.as_ref(), at, start);
+    SourceAt {
+        source: s.to_owned(),
+        breaker: transition.as_ref().map(|t| t.to.clone()),
+        transition,
+        window_s,
+        failures,
+        stops: Vec::new(),
+        limits,
+        resets,
+        unattributed_stop_events: 0,
+    }
+}
+
+/// The stops of source `s` alive at `at`, as they stood then.
+fn stops_alive(all: &[Stop], s: &str, at: DateTime<Utc>) -> Vec<StopAt> {
+    all.iter()
+        .filter(|st| st.source == s && st.alive_at(at))
+        .map(|st| {
+            let (activated, peak, stop, last_update) = st.as_of(at);
+            StopAt {
+                execution_id: st.execution_id.clone(),
+                symbol: st.symbol.clone(),
+                added_at: st.added_at,
+                entry: st.entry,
+                peak,
+                stop,
+                activated,
+                last_update,
+            }
+        })
+        .collect()
+}
+
+/// Restarts between `start` and `at` that reset an OPEN or HALF_OPEN breaker
+/// (`in_force`: the state at `at` comes from that reset).
+fn resets(
+    tl: &[Transition],
+    in_force: Option<&Transition>,
+    at: DateTime<Utc>,
+    start: DateTime<Utc>,
+) -> Vec<ResetFlag> {
+    let mut out = Vec::new();
+    for (i, t) in tl.iter().enumerate() {
+        if !t.restart_reset || t.at < start || t.at > at {
+            continue;
+        }
+        let was = t.from.clone().unwrap_or_default();
+        // When the wiped-out state began: the transition before the restart.
+        let since = i
+            .checked_sub(1)
+            .map(|j| &tl[j])
+            .filter(|p| p.to == was)
+            .map(|p| p.at);
+        out.push(ResetFlag {
+            at: t.at,
+            was,
+            since,
+            in_force: in_force == Some(t),
+        });
+    }
+    out
 }

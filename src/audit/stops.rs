@@ -68,7 +68,7 @@ impl Stop {
     /// not in the data read).
     fn starting_at(r: &Row) -> Stop {
         Stop {
-            source: r.source.clone(),
+            source: r.source.to_string(),
             execution_id: r.execution_id.clone(),
             symbol: r.symbol.clone(),
             added_at: r.timestamp,
@@ -178,7 +178,7 @@ impl StopBook {
             .open
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.source == r.source && (r.symbol.is_none() || s.symbol == r.symbol))
+            .filter(|(_, s)| *s.source == *r.source && (r.symbol.is_none() || s.symbol == r.symbol))
             .map(|(i, _)| i)
             .collect();
         if candidates.len() == 1 {
@@ -213,11 +213,11 @@ impl StopBook {
 
     /// Applies one row.
     pub fn feed(&mut self, r: &Row) {
-        if r.event_type == "circuit_breaker_init" {
+        if &*r.event_type == "circuit_breaker_init" {
             // The engine keeps its stops in memory: a restart ends them all.
             let mut i = 0;
             while i < self.open.len() {
-                if self.open[i].source == r.source {
+                if *self.open[i].source == *r.source {
                     self.end(i, End::Restart, r.timestamp);
                 } else {
                     i += 1;
@@ -225,7 +225,7 @@ impl StopBook {
             }
             return;
         }
-        if r.component != "trailing_stop" {
+        if &*r.component != "trailing_stop" {
             return;
         }
         let action = r.action.clone().unwrap_or_default();
@@ -249,7 +249,7 @@ impl StopBook {
             Some(id) => self
                 .open
                 .iter()
-                .rposition(|s| s.source == r.source && s.execution_id.as_ref() == Some(id)),
+                .rposition(|s| *s.source == *r.source && s.execution_id.as_ref() == Some(id)),
             None => self.by_values(r, &action),
         };
         let idx = match idx {
@@ -261,7 +261,7 @@ impl StopBook {
                 self.open.len() - 1
             }
             None => {
-                *self.unattributed.entry(r.source.clone()).or_default() += 1;
+                *self.unattributed.entry(r.source.to_string()).or_default() += 1;
                 self.strays.push(Stray {
                     at: r.timestamp,
                     action,
@@ -294,7 +294,7 @@ mod tests {
 
     fn stop_row(s: i64, action: &str, exec: Option<&str>, sym: Option<&str>) -> Row {
         Row {
-            event_type: format!("trailing_stop_{}", action.to_lowercase()),
+            event_type: format!("trailing_stop_{}", action.to_lowercase()).into(),
             component: "trailing_stop".into(),
             timestamp: at(s),
             action: Some(action.into()),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::report::{Answers, Report};
-use super::state::StateAt;
+use super::state::{SourceAt, StateAt};
 
 /// `2026-01-27 15:02:11.123 UTC`
 pub fn utc(t: DateTime<Utc>) -> String {
@@ -67,149 +67,162 @@ pub fn state(s: &StateAt, zones: &BTreeMap<String, Tz>) -> String {
         } else {
             let _ = writeln!(o, "\nsource {}", src.source);
         }
-        match &src.transition {
-            Some(t) => {
-                let _ = writeln!(
-                    o,
-                    "  circuit breaker   {} since {} ({} before)",
-                    t.to,
-                    utc(t.at),
-                    duration(super::breaker::secs(s.at - t.at))
-                );
-                let _ = writeln!(
-                    o,
-                    "                    {} -> {}: {}",
-                    t.from.as_deref().unwrap_or("?"),
-                    t.to,
-                    t.reason
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    o,
-                    "  circuit breaker   unknown: no breaker line in the table before this instant"
-                );
-            }
-        }
-        for r in &src.resets {
-            let since = r
-                .since
-                .map(|x| {
-                    format!(
-                        ", {} since {} ({})",
-                        r.was,
-                        clock(x, tz),
-                        duration(super::breaker::secs(r.at - x))
-                    )
-                })
-                .unwrap_or_default();
-            let _ = writeln!(
-                o,
-                "  !! RESET WHILE {}: the engine restarted at {} and initialized the breaker CLOSED{}{}",
-                r.was,
-                clock(r.at, tz),
-                since,
-                if r.in_force {
-                    " — the state above comes from this reset"
-                } else {
-                    ""
-                }
-            );
-        }
-        let _ = writeln!(
-            o,
-            "  failures in the {}s window before: {}",
-            src.window_s,
-            src.failures.len()
-        );
-        for f in &src.failures {
-            let _ = writeln!(
-                o,
-                "    {}  {:>4}  {}",
-                clock(f.at, tz),
-                f.count.map_or("-".into(), |c| c.to_string()),
-                f.reason.as_deref().unwrap_or("")
-            );
-        }
-        let (active, armed): (Vec<_>, Vec<_>) = src.stops.iter().partition(|s| s.activated);
-        let _ = writeln!(
-            o,
-            "  trailing stops alive: {} activated, {} armed (added, not activated)",
-            active.len(),
-            armed.len()
-        );
-        // Every activated stop (they carry a stop level); the newest armed ones.
-        let shown_armed = armed.len().min(ARMED_SHOWN);
-        let shown: Vec<_> = active
-            .iter()
-            .chain(armed[armed.len() - shown_armed..].iter())
-            .collect();
-        if !shown.is_empty() {
-            let _ = writeln!(
-                o,
-                "    {:<24} {:<6} {:>8} {:>8} {:>8}  {:<9} last update",
-                "execution", "symbol", "entry", "peak", "stop", "activated"
-            );
-        }
-        for st in shown {
-            let _ = writeln!(
-                o,
-                "    {:<24} {:<6} {:>8} {:>8} {:>8}  {:<9} {}",
-                st.execution_id.as_deref().unwrap_or("?"),
-                st.symbol.as_deref().unwrap_or("?"),
-                num(st.entry),
-                num(st.peak),
-                num(st.stop),
-                if st.activated { "yes" } else { "no" },
-                clock(st.last_update, tz)
-            );
-        }
-        if armed.len() > shown_armed {
-            let _ = writeln!(
-                o,
-                "    … and {} older armed stops (all of them with --json)",
-                armed.len() - shown_armed
-            );
-        }
-        if !armed.is_empty() {
-            let _ = writeln!(
-                o,
-                "    (a stop closed by another exit leaves no risk line: it shows here until a trigger or an engine restart)"
-            );
-        }
-        if src.unattributed_stop_events > 0 {
-            let _ = writeln!(
-                o,
-                "    ({} stop events could not be tied to a stop: no execution id and several open stops)",
-                src.unattributed_stop_events
-            );
-        }
-        let rejections = src
-            .limits
-            .iter()
-            .filter(|l| l.event_type == "portfolio_limit_check")
-            .count();
-        let _ = writeln!(
-            o,
-            "  portfolio limits, hour before: {} rejections, {} health warnings",
-            rejections,
-            src.limits.len() - rejections
-        );
-        for l in &src.limits {
-            let what = if l.event_type == "portfolio_limit_check" {
-                format!("REJECTED  {}", l.reason.as_deref().unwrap_or(""))
-            } else {
-                format!(
-                    "warning   {} at {} of {}",
-                    l.limit_type.as_deref().unwrap_or("?"),
-                    num(l.current_value),
-                    num(l.limit_value)
-                )
-            };
-            let _ = writeln!(o, "    {}  {}", clock(l.at, tz), what);
-        }
+        breaker_at(&mut o, s.at, src, tz);
+        stops_at(&mut o, src, tz);
+        limits_at(&mut o, src, tz);
     }
     o
+}
+
+/// The breaker's state at `at`, restarts that reset it, recent failures.
+fn breaker_at(o: &mut String, at: DateTime<Utc>, src: &SourceAt, tz: Option<Tz>) {
+    match &src.transition {
+        Some(t) => {
+            let _ = writeln!(
+                o,
+                "  circuit breaker   {} since {} ({} before)",
+                t.to,
+                utc(t.at),
+                duration(super::breaker::secs(at - t.at))
+            );
+            let _ = writeln!(
+                o,
+                "                    {} -> {}: {}",
+                t.from.as_deref().unwrap_or("?"),
+                t.to,
+                t.reason
+            );
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "  circuit breaker   unknown: no breaker line in the table before this instant"
+            );
+        }
+    }
+    for r in &src.resets {
+        let since = r
+            .since
+            .map(|x| {
+                format!(
+                    ", {} since {} ({})",
+                    r.was,
+                    clock(x, tz),
+                    duration(super::breaker::secs(r.at - x))
+                )
+            })
+            .unwrap_or_default();
+        let in_force = if r.in_force {
+            " — the state above comes from this reset"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "  !! RESET WHILE {}: the engine restarted at {} and initialized the breaker CLOSED{since}{in_force}",
+            r.was,
+            clock(r.at, tz),
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  failures in the {}s window before: {}",
+        src.window_s,
+        src.failures.len()
+    );
+    for f in &src.failures {
+        let _ = writeln!(
+            o,
+            "    {}  {:>4}  {}",
+            clock(f.at, tz),
+            f.count.map_or("-".into(), |c| c.to_string()),
+            f.reason.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// The stops alive: every activated one, the newest armed ones.
+fn stops_at(o: &mut String, src: &SourceAt, tz: Option<Tz>) {
+    let (active, armed): (Vec<_>, Vec<_>) = src.stops.iter().partition(|s| s.activated);
+    let _ = writeln!(
+        o,
+        "  trailing stops alive: {} activated, {} armed (added, not activated)",
+        active.len(),
+        armed.len()
+    );
+    let shown_armed = armed.len().min(ARMED_SHOWN);
+    let shown: Vec<_> = active
+        .iter()
+        .chain(armed[armed.len() - shown_armed..].iter())
+        .collect();
+    if !shown.is_empty() {
+        let _ = writeln!(
+            o,
+            "    {:<24} {:<6} {:>8} {:>8} {:>8}  {:<9} last update",
+            "execution", "symbol", "entry", "peak", "stop", "activated"
+        );
+    }
+    for st in shown {
+        let _ = writeln!(
+            o,
+            "    {:<24} {:<6} {:>8} {:>8} {:>8}  {:<9} {}",
+            st.execution_id.as_deref().unwrap_or("?"),
+            st.symbol.as_deref().unwrap_or("?"),
+            num(st.entry),
+            num(st.peak),
+            num(st.stop),
+            if st.activated { "yes" } else { "no" },
+            clock(st.last_update, tz)
+        );
+    }
+    if armed.len() > shown_armed {
+        let _ = writeln!(
+            o,
+            "    … and {} older armed stops (all of them with --json)",
+            armed.len() - shown_armed
+        );
+    }
+    if !armed.is_empty() {
+        let _ = writeln!(
+            o,
+            "    (a stop closed by another exit leaves no risk line: it shows here until a trigger or an engine restart)"
+        );
+    }
+    if src.unattributed_stop_events > 0 {
+        let _ = writeln!(
+            o,
+            "    ({} stop events could not be tied to a stop: no execution id and several open stops)",
+            src.unattributed_stop_events
+        );
+    }
+}
+
+/// Portfolio-limit rejections and warnings of the hour before.
+fn limits_at(o: &mut String, src: &SourceAt, tz: Option<Tz>) {
+    let rejections = src
+        .limits
+        .iter()
+        .filter(|l| &*l.event_type == "portfolio_limit_check")
+        .count();
+    let _ = writeln!(
+        o,
+        "  portfolio limits, hour before: {} rejections, {} health warnings",
+        rejections,
+        src.limits.len() - rejections
+    );
+    for l in &src.limits {
+        let what = if &*l.event_type == "portfolio_limit_check" {
+            format!("REJECTED  {}", l.reason.as_deref().unwrap_or(""))
+        } else {
+            format!(
+                "warning   {} at {} of {}",
+                l.limit_type.as_deref().unwrap_or("?"),
+                num(l.current_value),
+                num(l.limit_value)
+            )
+        };
+        let _ = writeln!(o, "    {}  {}", clock(l.at, tz), what);
+    }
 }
 
 /// `report` for a terminal.
@@ -225,15 +238,24 @@ pub fn report(r: &Report) -> String {
     );
     let mut all: Vec<&Answers> = r.days.iter().collect();
     all.push(&r.total);
-    let label = |a: &Answers| a.day.map_or("TOTAL".into(), |d| d.to_string());
 
+    stops_section(&mut o, r, &all);
+    entries_section(&mut o, &all);
+    settings_section(&mut o, &all);
+    limits_section(&mut o, &all);
+    breaker_section(&mut o, &all);
+    o
+}
+
+/// 1. Trailing stops: triggers versus other exits.
+fn stops_section(o: &mut String, r: &Report, all: &[&Answers]) {
     let _ = writeln!(o, "\n1. Trailing stops: triggers versus other exits");
     let _ = writeln!(
         o,
         "   {:<10} {:>6} {:>9} {:>9} {:>10}  triggers by symbol",
         "day", "added", "activated", "triggered", "no trigger"
     );
-    for a in &all {
+    for a in all {
         let syms: Vec<String> = a
             .triggers_by_symbol
             .iter()
@@ -251,13 +273,25 @@ pub fn report(r: &Report) -> String {
         );
     }
 
+    exits(o, r, all);
+    if r.total.stop_events_unattributed > 0 {
+        let _ = writeln!(
+            o,
+            "   {} stop events named no execution and fit no single open stop (counted above, tied to no stop).",
+            r.total.stop_events_unattributed
+        );
+    }
+}
+
+/// How the positions were closed, where the alerts table says.
+fn exits(o: &mut String, r: &Report, all: &[&Answers]) {
     match &r.total.exits_by_rule {
         Some(_) => {
             let _ = writeln!(
                 o,
                 "   how the positions were closed (the engine's CLOSE decisions, alerts table):"
             );
-            for a in &all {
+            for a in all {
                 let Some(by_rule) = &a.exits_by_rule else {
                     continue;
                 };
@@ -275,21 +309,17 @@ pub fn report(r: &Report) -> String {
             );
         }
     }
-    if r.total.stop_events_unattributed > 0 {
-        let _ = writeln!(
-            o,
-            "   {} stop events named no execution and fit no single open stop (counted above, tied to no stop).",
-            r.total.stop_events_unattributed
-        );
-    }
+}
 
+/// 2. Entries that met an open breaker.
+fn entries_section(o: &mut String, all: &[&Answers]) {
     let _ = writeln!(o, "\n2. Entries that met an open breaker");
     let _ = writeln!(
         o,
         "   {:<10} {:>8} {:>8} {:>6} {:>10} {:>8}",
         "day", "checked", "allowed", "OPEN", "HALF_OPEN", "share"
     );
-    for a in &all {
+    for a in all {
         let _ = writeln!(
             o,
             "   {:<10} {:>8} {:>8} {:>6} {:>10} {:>8}",
@@ -301,7 +331,10 @@ pub fn report(r: &Report) -> String {
             pct(a.entries_breaker_not_closed_pct)
         );
     }
+}
 
+/// 3. Activation threshold: stops by setting.
+fn settings_section(o: &mut String, all: &[&Answers]) {
     let _ = writeln!(o, "\n3. Activation threshold: stops by setting");
     let _ = writeln!(
         o,
@@ -315,7 +348,7 @@ pub fn report(r: &Report) -> String {
         "captured mean",
         "captured median"
     );
-    for a in &all {
+    for a in all {
         for s in &a.settings {
             let _ = writeln!(
                 o,
@@ -332,14 +365,17 @@ pub fn report(r: &Report) -> String {
         }
     }
     let _ = writeln!(o, "   (captured: premium at the trigger relative to entry)");
+}
 
+/// 4. Portfolio limits: rejections and how far over.
+fn limits_section(o: &mut String, all: &[&Answers]) {
     let _ = writeln!(o, "\n4. Portfolio limits: rejections and how far over");
     let _ = writeln!(
         o,
         "   {:<10} {:<16} {:>6} {:>10} {:>10}",
         "day", "limit", "count", "over mean", "over max"
     );
-    for a in &all {
+    for a in all {
         for x in &a.rejections {
             let _ = writeln!(
                 o,
@@ -355,7 +391,10 @@ pub fn report(r: &Report) -> String {
             let _ = writeln!(o, "   {:<10} {:<16} {:>6} health warnings", label(a), t, n);
         }
     }
+}
 
+/// 5. Circuit breaker: uptime and recovery.
+fn breaker_section(o: &mut String, all: &[&Answers]) {
     let _ = writeln!(o, "\n5. Circuit breaker: uptime and recovery");
     let _ = writeln!(
         o,
@@ -371,7 +410,7 @@ pub fn report(r: &Report) -> String {
         "mean recover",
         "restart resets"
     );
-    for a in &all {
+    for a in all {
         for (src, b) in &a.breaker {
             let sec = |k: &str| duration(b.seconds.get(k).copied().unwrap_or(0.0));
             let _ = writeln!(
@@ -394,7 +433,11 @@ pub fn report(r: &Report) -> String {
             );
         }
     }
-    o
+}
+
+/// A row's day, or TOTAL for the whole range.
+fn label(a: &Answers) -> String {
+    a.day.map_or("TOTAL".into(), |d| d.to_string())
 }
 
 /// Shares of a rule count, for the report: `(rule, count, percent)`.

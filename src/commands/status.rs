@@ -33,6 +33,9 @@ struct SourceStatus {
     /// committed (or, if it never did, since its newest file was written).
     lag_seconds: f64,
     files: Vec<FileStatus>,
+    /// Seconds since the newest file with bytes behind was written.
+    #[serde(skip)]
+    newest_write_age: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,55 +73,13 @@ pub fn run(args: &StatusArgs) -> Result<bool> {
     };
     let mut ok = true;
     for (s, last) in config.sources.iter().zip(per_source) {
-        let mut src = SourceStatus {
-            name: s.name.clone(),
-            last_commit: last.and_then(when),
-            bytes_behind: 0,
-            lag_seconds: 0.0,
-            files: Vec::new(),
-        };
-        let mut newest_write: Option<std::time::SystemTime> = None;
-        let heads = config.parser(s).heads();
-        for pattern in &s.paths {
-            for f in discover::family(pattern).unwrap_or_default() {
-                // One descriptor for the size and the identity.
-                let opened = source::open(&f.path, s.max_line_bytes, &heads);
-                let size = opened.as_ref().ok().and_then(|o| o.len_hint).unwrap_or(0);
-                let id = opened.map(|o| o.lines.identity(f.live));
-                let (identity, committed, error) = match id {
-                    Ok(Some(id)) => {
-                        let c = rt.block_on(sink.committed(&s.name, id))?;
-                        (Some(id.to_string()), c.events, None)
-                    }
-                    Ok(None) => (None, 0, None),
-                    Err(e) => {
-                        ok = false;
-                        (None, 0, Some(e.to_string()))
-                    }
-                };
-                let behind = size.saturating_sub(committed);
-                if behind > 0 {
-                    let m = std::fs::metadata(&f.path).and_then(|m| m.modified()).ok();
-                    newest_write = newest_write.max(m);
-                }
-                src.bytes_behind += behind;
-                src.files.push(FileStatus {
-                    path: f.path.display().to_string(),
-                    identity,
-                    live: f.live,
-                    size,
-                    committed,
-                    bytes_behind: behind,
-                    error,
-                });
-            }
-        }
+        let (mut src, readable) = source_status(&rt, &sink, &config, s)?;
+        ok &= readable;
+        src.last_commit = last.and_then(when);
         if src.bytes_behind > 0 {
             src.lag_seconds = match last {
                 Some(ms) => age(ms),
-                None => newest_write
-                    .and_then(|t| t.elapsed().ok())
-                    .map_or(0.0, |d| d.as_secs_f64()),
+                None => src.newest_write_age.unwrap_or(0.0),
             };
         }
         if args
@@ -135,6 +96,65 @@ pub fn run(args: &StatusArgs) -> Result<bool> {
         print_text(&status);
     }
     Ok(ok && status.lagging.is_empty())
+}
+
+/// One source's files: identity, size, committed offset, bytes behind;
+/// and whether every file could be read.
+fn source_status(
+    rt: &tokio::runtime::Runtime,
+    sink: &DeltaSink,
+    config: &crate::config::Config,
+    s: &crate::config::SourceConfig,
+) -> Result<(SourceStatus, bool)> {
+    let mut src = SourceStatus {
+        name: s.name.clone(),
+        last_commit: None,
+        bytes_behind: 0,
+        lag_seconds: 0.0,
+        files: Vec::new(),
+        newest_write_age: None,
+    };
+    let mut ok = true;
+    let mut newest_write: Option<std::time::SystemTime> = None;
+    let heads = config.parser(s).heads();
+    for pattern in &s.paths {
+        for f in discover::family(pattern).unwrap_or_default() {
+            // One descriptor for the size and the identity.
+            let opened = source::open(&f.path, s.max_line_bytes, &heads);
+            let size = opened.as_ref().ok().and_then(|o| o.len_hint).unwrap_or(0);
+            let id = opened.map(|o| o.lines.identity(f.live));
+            let (identity, committed, error) = match id {
+                Ok(Some(id)) => {
+                    let c = rt.block_on(sink.committed(&s.name, id))?;
+                    (Some(id.to_string()), c.events, None)
+                }
+                Ok(None) => (None, 0, None),
+                Err(e) => {
+                    ok = false;
+                    (None, 0, Some(e.to_string()))
+                }
+            };
+            let behind = size.saturating_sub(committed);
+            if behind > 0 {
+                let m = std::fs::metadata(&f.path).and_then(|m| m.modified()).ok();
+                newest_write = newest_write.max(m);
+            }
+            src.bytes_behind += behind;
+            src.files.push(FileStatus {
+                path: f.path.display().to_string(),
+                identity,
+                live: f.live,
+                size,
+                committed,
+                bytes_behind: behind,
+                error,
+            });
+        }
+    }
+    src.newest_write_age = newest_write
+        .and_then(|t| t.elapsed().ok())
+        .map(|d| d.as_secs_f64());
+    Ok((src, ok))
 }
 
 fn print_text(st: &Status) {

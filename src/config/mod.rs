@@ -2,8 +2,7 @@
 //! every value, compiles envelopes and loads pattern files, so a bad config
 //! fails at start with the file, the key and what is wrong, never later.
 //!
-//! About 570 lines with its tests (≈450 of code): every key's check, with
-//! the message that names it, lives next to the others.
+//! Each section has its checker ([`Checker`]), so every message names its key.
 
 pub mod file;
 
@@ -132,220 +131,32 @@ impl Config {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned();
-        let invalid = |key: String, message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            key,
-            message,
-        };
-
-        if raw.table.uri.trim().is_empty() {
-            return Err(invalid("table.uri".into(), "must not be empty".into()));
-        }
-        let table_uri = resolve_uri(&base, &raw.table.uri);
-        let quarantine_uri = match &raw.table.quarantine_uri {
-            Some(q) if q.trim().is_empty() => {
-                return Err(invalid(
-                    "table.quarantine_uri".into(),
-                    "must not be empty".into(),
-                ));
-            }
-            Some(q) => resolve_uri(&base, q),
-            None => format!("{}_quarantine", table_uri.trim_end_matches('/')),
-        };
-        for (key, uri) in [
-            ("table.uri", &table_uri),
-            ("table.quarantine_uri", &quarantine_uri),
-        ] {
-            check_scheme(uri).map_err(|why| invalid(key.into(), why))?;
-        }
-        if let Some((k, _)) = raw.table.storage.iter().find(|(_, v)| v.trim().is_empty()) {
-            return Err(invalid(
-                format!("table.storage.{k}"),
-                "must not be empty".into(),
-            ));
-        }
-        let lease = match raw.table.lease_seconds {
-            None => crate::sink::lease::DEFAULT_LEASE,
-            Some(s) if (2..=86_400).contains(&s) => std::time::Duration::from_secs(s),
-            Some(s) => {
-                return Err(invalid(
-                    "table.lease_seconds".into(),
-                    format!("{s}: between 2 and 86400"),
-                ));
-            }
-        };
-        if quarantine_uri == table_uri {
-            return Err(invalid(
-                "table.quarantine_uri".into(),
-                "must differ from table.uri".into(),
-            ));
-        }
-        if raw.flush.interval_ms == 0 {
-            return Err(invalid(
-                "flush.interval_ms".into(),
-                "must be at least 1".into(),
-            ));
-        }
-        let metrics_listen = match &raw.metrics.listen {
-            None => None,
-            Some(a) => Some(a.parse::<std::net::SocketAddr>().map_err(|e| {
-                invalid(
-                    "metrics.listen".into(),
-                    format!("{a:?}: {e}; write an IP address and port, e.g. \"127.0.0.1:9898\""),
-                )
-            })?),
-        };
-        if raw.backfill.commit_rows == 0 {
-            return Err(invalid(
-                "backfill.commit_rows".into(),
-                "must be at least 1".into(),
-            ));
-        }
-        if raw.flush.max_events == 0 {
-            return Err(invalid(
-                "flush.max_events".into(),
-                "must be at least 1".into(),
-            ));
-        }
+        let ck = Checker::new(path);
+        let table = ck.table(&raw.table)?;
+        let metrics_listen = ck.limits(&raw)?;
         if raw.sources.is_empty() {
-            return Err(invalid(
-                "source".into(),
+            return Err(ck.invalid(
+                "source",
                 "at least one [[source]] is needed: name, paths, envelope".into(),
             ));
         }
-
-        let mut sources = Vec::new();
         let host = host_name();
+        let mut sources: Vec<SourceConfig> = Vec::new();
         for (i, s) in raw.sources.iter().enumerate() {
-            let key = |k: &str| format!("source[{i}] ({}).{k}", s.name);
-            // `{host}` makes one config serve every host of a shared table.
-            let name = s.name.replace("{host}", &host);
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            {
-                return Err(invalid(
-                    key("name"),
-                    format!(
-                        "{:?}: use letters, digits, '_', '-' or '.', and {{host}} for this host's name (it names the source's offsets in the table)",
-                        name
-                    ),
-                ));
+            let source = ck.source(i, s, &host)?;
+            if sources.iter().any(|o| o.name == source.name) {
+                let key = format!("source[{i}] ({}).name", s.name);
+                return Err(ck.invalid(&key, "another source has this name".into()));
             }
-            if sources.iter().any(|o: &SourceConfig| o.name == name) {
-                return Err(invalid(key("name"), "another source has this name".into()));
-            }
-            if s.paths.is_empty() {
-                return Err(invalid(
-                    key("paths"),
-                    "list at least one file or glob".into(),
-                ));
-            }
-            let mut paths = Vec::new();
-            for p in &s.paths {
-                let full = base.join(p);
-                let full = full.to_string_lossy().into_owned();
-                glob::Pattern::new(&full).map_err(|e| {
-                    invalid(key("paths"), format!("{p:?} is not a valid glob: {e}"))
-                })?;
-                paths.push(full);
-            }
-            let timezone: Tz = match &s.timezone {
-                None => Tz::UTC,
-                Some(z) => z.parse().map_err(|_| {
-                    invalid(
-                        key("timezone"),
-                        format!(
-                            "{z:?} is not an IANA timezone (e.g. \"America/New_York\", \"UTC\")"
-                        ),
-                    )
-                })?,
-            };
-            let envelope = match s.envelope {
-                EnvelopeKind::Python => {
-                    let fmt = s.format.as_deref().unwrap_or(DEFAULT_PYTHON_FORMAT);
-                    Envelope::Python(PythonEnvelope::new(fmt, s.datefmt.as_deref()).map_err(
-                        |e| {
-                            let k = match e {
-                                crate::parse::envelope::python::PythonEnvelopeError::Format(_) => {
-                                    "format"
-                                }
-                                crate::parse::envelope::python::PythonEnvelopeError::Datefmt(_) => {
-                                    "datefmt"
-                                }
-                            };
-                            invalid(key(k), e.to_string())
-                        },
-                    )?)
-                }
-                EnvelopeKind::Loguru => {
-                    for (k, v) in [("format", &s.format), ("datefmt", &s.datefmt)] {
-                        if v.is_some() {
-                            return Err(invalid(key(k), "applies to envelope = \"python\" only; loguru's default format is built in".into()));
-                        }
-                    }
-                    Envelope::Loguru(LoguruEnvelope::new())
-                }
-                EnvelopeKind::Json => {
-                    if s.format.is_some() {
-                        return Err(invalid(
-                            key("format"),
-                            "applies to envelope = \"python\" only".into(),
-                        ));
-                    }
-                    let datefmt = s
-                        .datefmt
-                        .as_deref()
-                        .map(DateFormat::compile)
-                        .transpose()
-                        .map_err(|e| invalid(key("datefmt"), e.to_string()))?;
-                    Envelope::Json(JsonEnvelope::new(datefmt))
-                }
-            };
-            let max_line_bytes = s.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
-            if max_line_bytes < 256 {
-                return Err(invalid(
-                    key("max_line_bytes"),
-                    "must be at least 256".into(),
-                ));
-            }
-            sources.push(SourceConfig {
-                name,
-                paths,
-                envelope_kind: s.envelope,
-                envelope,
-                timezone,
-                max_line_bytes,
-                start_at: s.start_at.unwrap_or_default(),
-            });
+            sources.push(source);
         }
-
-        let pattern_dirs: Vec<PathBuf> = raw.patterns.dirs.iter().map(|d| base.join(d)).collect();
-        let builtin_patterns = raw.patterns.builtin.unwrap_or(true);
-        if !builtin_patterns && pattern_dirs.is_empty() {
-            return Err(invalid(
-                "patterns.builtin".into(),
-                "false with no patterns.dirs leaves no patterns at all".into(),
-            ));
-        }
-        let patterns = PatternSet::load(builtin_patterns, &pattern_dirs).map_err(|source| {
-            ConfigError::Patterns {
-                path: path.to_owned(),
-                source,
-            }
-        })?;
+        let (patterns, pattern_dirs, builtin_patterns) = ck.patterns(&raw.patterns)?;
         Ok(Config {
             path: path.to_owned(),
-            table_uri,
-            quarantine_uri,
+            table_uri: table.uri,
+            quarantine_uri: table.quarantine_uri,
             storage_options: raw.table.storage.clone().into_iter().collect(),
-            lease,
+            lease: table.lease,
             flush_interval: std::time::Duration::from_millis(raw.flush.interval_ms),
             flush_max_events: raw.flush.max_events,
             backfill_commit_rows: raw.backfill.commit_rows,
@@ -354,7 +165,7 @@ impl Config {
                 .audit
                 .alerts_uri
                 .as_deref()
-                .map(|u| resolve_uri(&base, u)),
+                .map(|u| resolve_uri(&ck.base, u)),
             sources,
             patterns: Arc::new(patterns),
             pattern_dirs,
@@ -394,6 +205,231 @@ impl Config {
             self.patterns.clone(),
             source.timezone,
         )
+    }
+}
+
+/// `[table]` validated.
+struct TableChecked {
+    uri: String,
+    quarantine_uri: String,
+    lease: std::time::Duration,
+}
+
+/// Validates one config file's sections: knows the file (for messages) and
+/// its folder (for relative paths).
+struct Checker<'a> {
+    path: &'a Path,
+    base: PathBuf,
+}
+
+impl<'a> Checker<'a> {
+    fn new(path: &'a Path) -> Checker<'a> {
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        Checker { path, base }
+    }
+
+    fn invalid(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            key: key.to_owned(),
+            message,
+        }
+    }
+
+    /// `[table]`: both locations (distinct, of a known scheme) and the lease.
+    fn table(&self, t: &file::TableSection) -> Result<TableChecked, ConfigError> {
+        if t.uri.trim().is_empty() {
+            return Err(self.invalid("table.uri", "must not be empty".into()));
+        }
+        let uri = resolve_uri(&self.base, &t.uri);
+        let quarantine_uri = match &t.quarantine_uri {
+            Some(q) if q.trim().is_empty() => {
+                return Err(self.invalid("table.quarantine_uri", "must not be empty".into()));
+            }
+            Some(q) => resolve_uri(&self.base, q),
+            None => format!("{}_quarantine", uri.trim_end_matches('/')),
+        };
+        for (key, u) in [
+            ("table.uri", &uri),
+            ("table.quarantine_uri", &quarantine_uri),
+        ] {
+            check_scheme(u).map_err(|why| self.invalid(key, why))?;
+        }
+        if let Some((k, _)) = t.storage.iter().find(|(_, v)| v.trim().is_empty()) {
+            return Err(self.invalid(&format!("table.storage.{k}"), "must not be empty".into()));
+        }
+        let lease = match t.lease_seconds {
+            None => crate::sink::lease::DEFAULT_LEASE,
+            Some(s) if (2..=86_400).contains(&s) => std::time::Duration::from_secs(s),
+            Some(s) => {
+                return Err(
+                    self.invalid("table.lease_seconds", format!("{s}: between 2 and 86400"))
+                );
+            }
+        };
+        if quarantine_uri == uri {
+            return Err(self.invalid("table.quarantine_uri", "must differ from table.uri".into()));
+        }
+        Ok(TableChecked {
+            uri,
+            quarantine_uri,
+            lease,
+        })
+    }
+
+    /// `[flush]`, `[backfill]` and `[metrics]`: the numbers at least 1, and
+    /// the metrics address (returned) a socket address.
+    fn limits(&self, raw: &file::ConfigFile) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        for (key, n) in [
+            ("flush.interval_ms", raw.flush.interval_ms),
+            ("backfill.commit_rows", raw.backfill.commit_rows as u64),
+            ("flush.max_events", raw.flush.max_events as u64),
+        ] {
+            if n == 0 {
+                return Err(self.invalid(key, "must be at least 1".into()));
+            }
+        }
+        raw.metrics
+            .listen
+            .as_ref()
+            .map(|a| {
+                a.parse::<std::net::SocketAddr>().map_err(|e| {
+                    self.invalid(
+                        "metrics.listen",
+                        format!(
+                            "{a:?}: {e}; write an IP address and port, e.g. \"127.0.0.1:9898\""
+                        ),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// One `[[source]]` (the `i`th): its name with `{host}` filled in, paths
+    /// against the config's folder, zone, envelope and line limit.
+    fn source(
+        &self,
+        i: usize,
+        s: &file::SourceSection,
+        host: &str,
+    ) -> Result<SourceConfig, ConfigError> {
+        let key = |k: &str| format!("source[{i}] ({}).{k}", s.name);
+        // `{host}` makes one config serve every host of a shared table.
+        let name = s.name.replace("{host}", host);
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if name.is_empty() || !name.chars().all(allowed) {
+            return Err(self.invalid(
+                &key("name"),
+                format!(
+                    "{name:?}: use letters, digits, '_', '-' or '.', and {{host}} for this host's name (it names the source's offsets in the table)"
+                ),
+            ));
+        }
+        if s.paths.is_empty() {
+            return Err(self.invalid(&key("paths"), "list at least one file or glob".into()));
+        }
+        let mut paths = Vec::new();
+        for p in &s.paths {
+            let full = self.base.join(p).to_string_lossy().into_owned();
+            glob::Pattern::new(&full).map_err(|e| {
+                self.invalid(&key("paths"), format!("{p:?} is not a valid glob: {e}"))
+            })?;
+            paths.push(full);
+        }
+        let timezone: Tz = match &s.timezone {
+            None => Tz::UTC,
+            Some(z) => z.parse().map_err(|_| {
+                self.invalid(
+                    &key("timezone"),
+                    format!("{z:?} is not an IANA timezone (e.g. \"America/New_York\", \"UTC\")"),
+                )
+            })?,
+        };
+        let envelope = self.envelope(s, &key)?;
+        let max_line_bytes = s.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
+        if max_line_bytes < 256 {
+            return Err(self.invalid(&key("max_line_bytes"), "must be at least 256".into()));
+        }
+        Ok(SourceConfig {
+            name,
+            paths,
+            envelope_kind: s.envelope,
+            envelope,
+            timezone,
+            max_line_bytes,
+            start_at: s.start_at.unwrap_or_default(),
+        })
+    }
+
+    /// A source's envelope, compiled; `format` and `datefmt` only where the
+    /// envelope reads them.
+    fn envelope(
+        &self,
+        s: &file::SourceSection,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<Envelope, ConfigError> {
+        use crate::parse::envelope::python::PythonEnvelopeError;
+        match s.envelope {
+            EnvelopeKind::Python => {
+                let fmt = s.format.as_deref().unwrap_or(DEFAULT_PYTHON_FORMAT);
+                let env = PythonEnvelope::new(fmt, s.datefmt.as_deref()).map_err(|e| {
+                    let k = match e {
+                        PythonEnvelopeError::Format(_) => "format",
+                        PythonEnvelopeError::Datefmt(_) => "datefmt",
+                    };
+                    self.invalid(&key(k), e.to_string())
+                })?;
+                Ok(Envelope::Python(env))
+            }
+            EnvelopeKind::Loguru => {
+                for (k, v) in [("format", &s.format), ("datefmt", &s.datefmt)] {
+                    if v.is_some() {
+                        return Err(self.invalid(&key(k), "applies to envelope = \"python\" only; loguru's default format is built in".into()));
+                    }
+                }
+                Ok(Envelope::Loguru(LoguruEnvelope::new()))
+            }
+            EnvelopeKind::Json => {
+                if s.format.is_some() {
+                    return Err(self.invalid(
+                        &key("format"),
+                        "applies to envelope = \"python\" only".into(),
+                    ));
+                }
+                let datefmt = s
+                    .datefmt
+                    .as_deref()
+                    .map(DateFormat::compile)
+                    .transpose()
+                    .map_err(|e| self.invalid(&key("datefmt"), e.to_string()))?;
+                Ok(Envelope::Json(JsonEnvelope::new(datefmt)))
+            }
+        }
+    }
+
+    /// `[patterns]`: the set loaded (built-in first unless switched off),
+    /// the folders, and whether built-ins are in.
+    fn patterns(
+        &self,
+        p: &file::PatternsSection,
+    ) -> Result<(PatternSet, Vec<PathBuf>, bool), ConfigError> {
+        let dirs: Vec<PathBuf> = p.dirs.iter().map(|d| self.base.join(d)).collect();
+        let builtin = p.builtin.unwrap_or(true);
+        if !builtin && dirs.is_empty() {
+            return Err(self.invalid(
+                "patterns.builtin",
+                "false with no patterns.dirs leaves no patterns at all".into(),
+            ));
+        }
+        let set = PatternSet::load(builtin, &dirs).map_err(|source| ConfigError::Patterns {
+            path: self.path.to_owned(),
+            source,
+        })?;
+        Ok((set, dirs, builtin))
     }
 }
 

@@ -5,12 +5,15 @@
 //! where the field is set (and quarantined with a reason) instead of when
 //! Parquet is written.
 //!
-//! Longer than most modules (≈520 lines of code): the row, its field
-//! vocabulary (`Field`, `Value`, their kinds and checks) and the quarantine
-//! record are one contract; split, every part would import the others.
+//! The row, its field vocabulary (`Field`, `Value`, their kinds and checks)
+//! and the quarantine record are one contract, kept in one module.
 
 pub mod batch;
+pub mod decode;
 pub mod schema;
+pub mod state;
+
+pub use state::SourceState;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -188,7 +191,7 @@ impl fmt::Display for TypeMismatch {
 
 /// One row of `risk_events`. Field order is the column order, so the derived
 /// `Serialize` prints the schema's keys in the schema's order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RiskEvent {
     /// UUID v5 of (file identity, line offset).
     pub event_id: Uuid,
@@ -248,6 +251,49 @@ pub struct RiskEvent {
     pub ingested_at: DateTime<Utc>,
     /// UTC date of `timestamp`: the partition.
     pub event_date: NaiveDate,
+}
+
+impl RiskEvent {
+    /// The `metadata` object, parsed once per use (empty when null or not
+    /// an object); most rows' metadata is never asked for.
+    pub fn meta(&self) -> Meta {
+        Meta(
+            self.metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// One metadata value as a number.
+    pub fn meta_f64(&self, key: &str) -> Option<f64> {
+        self.meta().f64(key)
+    }
+
+    /// One metadata value as text.
+    pub fn meta_str(&self, key: &str) -> Option<String> {
+        self.meta().str(key)
+    }
+}
+
+/// A row's parsed `metadata` object.
+#[derive(Debug, Default)]
+pub struct Meta(serde_json::Map<String, serde_json::Value>);
+
+impl Meta {
+    /// A value as a number (ints and floats alike).
+    pub fn f64(&self, key: &str) -> Option<f64> {
+        self.0.get(key)?.as_f64()
+    }
+
+    /// A value as text (numbers printed).
+    pub fn str(&self, key: &str) -> Option<String> {
+        match self.0.get(key)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            v => Some(v.to_string()),
+        }
+    }
 }
 
 fn ser_micros<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

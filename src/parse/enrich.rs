@@ -2,30 +2,9 @@
 //! context prefix, and the per-source state that gives a breaker change its
 //! `old_state` and keeps local times from running backwards in the autumn hour.
 //!
-//! The state is a plain serialisable value, so the sink can commit it beside
-//! the offsets and a restart resumes with the same `old_state`.
-
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-/// What one source (a stream of files) remembers between lines.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceState {
-    /// The circuit breaker's state as last seen (`CLOSED`, `OPEN`, `HALF_OPEN`);
-    /// `None` until the source has shown one.
-    pub breaker: Option<String>,
-    /// The latest line time seen (UTC), for the autumn-hour rule.
-    pub last_time: Option<DateTime<Utc>>,
-}
-
-impl SourceState {
-    /// Records a line's time.
-    pub fn saw_time(&mut self, t: DateTime<Utc>) {
-        if self.last_time.is_none_or(|l| t > l) {
-            self.last_time = Some(t);
-        }
-    }
-}
+//! The state itself (`event::SourceState`) is a plain serialisable value, so
+//! the sink can commit it beside the offsets and a restart resumes with the
+//! same `old_state`.
 
 /// The context prefix the engine puts before some messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,15 +82,5 @@ mod tests {
             let (c, r) = split_context(m);
             assert_eq!((c, r), (Context::default(), m), "{m}");
         }
-    }
-
-    #[test]
-    fn state_round_trips_through_json() {
-        let s = SourceState {
-            breaker: Some("OPEN".into()),
-            last_time: Some(DateTime::from_timestamp(1769596200, 0).unwrap()),
-        };
-        let j = serde_json::to_string(&s).unwrap();
-        assert_eq!(serde_json::from_str::<SourceState>(&j).unwrap(), s);
     }
 }

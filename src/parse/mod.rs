@@ -13,12 +13,12 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::sync::Arc;
 
+pub use crate::event::SourceState;
 use crate::event::{
     EventFields, EventOrigin, Field, LinePos, QuarantineRecord, Reason, RiskEvent, Value,
     ValueKind, event_id,
 };
 use crate::source::fingerprint::{FileId, Heads};
-pub use enrich::SourceState;
 use envelope::Envelope;
 use patterns::{Matched, PatternSet};
 
@@ -216,38 +216,14 @@ impl SourceParser {
         line: LineRef<'_>,
         now: DateTime<Utc>,
     ) -> Outcome {
-        let raw = strip_newline(line.bytes);
-        // copytruncate under a writer without O_APPEND leaves a run of NULs in
-        // front of the next record: the record starts after them.
-        let nuls = raw.iter().take_while(|&&b| b == 0).count();
-        let raw = &raw[nuls..];
-        let line = LineRef {
-            offset: line.offset + nuls as u64,
-            ..line
-        };
+        let (raw, line) = after_nuls(line);
         let candidate = self.patterns.is_candidate(raw);
         if !candidate && !self.track_time {
             return Outcome::Noise;
         }
         let text = text_of(raw);
         let Some(head) = self.envelope.parse_head(&text) else {
-            // Only keyword lines count as continuations, whatever the zone, so
-            // the summary does not depend on whether noise was looked at. In
-            // an envelope where every line is a record (JSON), a keyword line
-            // that is no record is kept for review, never taken as a
-            // continuation.
-            return match (candidate, self.envelope.every_line_is_a_record()) {
-                (false, _) => Outcome::Noise,
-                (true, false) => Outcome::Continuation,
-                (true, true) => Outcome::Quarantine(Box::new(QuarantineRecord::new(
-                    self.pos(line.path, line.offset),
-                    raw,
-                    raw.len() as u64,
-                    Reason::MalformedRecord,
-                    Some("the line holds a risk keyword but is not a JSON object (a record cut short, or text that is no record)".into()),
-                    now,
-                ))),
-            };
+            return self.not_a_record(candidate, &line, raw, now);
         };
         let utc =
             head.time.as_ref().map_err(Clone::clone).and_then(|t| {
@@ -275,13 +251,10 @@ impl SourceParser {
         let (pattern, caps) = match self.patterns.find(message, level, logger) {
             Matched::Ignored(_) => return Outcome::Ignored,
             Matched::Nothing => {
-                if let Some(k) = self.patterns.keyword_in(message) {
-                    return quarantine(
-                        Reason::UnmatchedKeyword,
-                        format!("the message holds the risk keyword {k:?} but matches no pattern"),
-                    );
-                }
-                return Outcome::Noise;
+                return match self.patterns.keyword_in(message) {
+                    Some(k) => quarantine(Reason::UnmatchedKeyword, unmatched(k)),
+                    None => Outcome::Noise,
+                };
             }
             Matched::Event(p, caps) => (p, caps),
         };
@@ -289,29 +262,11 @@ impl SourceParser {
             Ok(t) => t,
             Err(detail) => return quarantine(Reason::BadTimestamp, detail),
         };
-        let mut fields = EventFields::default();
-        for (key, value) in head.extras {
-            put_extra(&mut fields, key, value);
-        }
-        if let Some(e) = ctx.execution_id {
-            let _ = fields.set(Field::ExecutionId, Value::Str(e.to_owned()));
-        }
-        if let Some(s) = ctx.symbol {
-            let _ = fields.set(Field::Symbol, Value::Str(s.to_owned()));
-        }
-        if let Err(e) = pattern.extract(&caps, &mut fields) {
-            return quarantine(Reason::Conversion, e.0);
-        }
-        // A breaker change's old_state is the state last seen in this source,
-        // unless the message itself names it (re-OPENED from HALF_OPEN).
-        if &*pattern.component == "circuit_breaker"
-            && let Some(Value::Str(new)) = fields.get(Field::NewState).cloned()
-        {
-            if let Some(prev) = &state.breaker {
-                let _ = fields.set_default(Field::OldState, Value::Str(prev.clone()));
-            }
-            state.breaker = Some(new);
-        }
+        let mut fields = match fields_of(head.extras, &ctx, pattern, &caps) {
+            Ok(f) => f,
+            Err(detail) => return quarantine(Reason::Conversion, detail),
+        };
+        enrich_breaker(state, pattern, &mut fields);
         // An event pattern always has a type (ignore patterns do not get here).
         let Some(event_type) = pattern.event_type.as_ref() else {
             return Outcome::Ignored;
@@ -333,6 +288,32 @@ impl SourceParser {
             fields,
         );
         Outcome::Event(Box::new(event))
+    }
+
+    /// A line that does not start like a record. Only keyword lines count
+    /// as continuations, whatever the zone, so the summary does not depend
+    /// on whether noise was looked at. In an envelope where every line is a
+    /// record (JSON), a keyword line that is no record is kept for review,
+    /// never taken as a continuation.
+    fn not_a_record(
+        &self,
+        candidate: bool,
+        line: &LineRef<'_>,
+        raw: &[u8],
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        match (candidate, self.envelope.every_line_is_a_record()) {
+            (false, _) => Outcome::Noise,
+            (true, false) => Outcome::Continuation,
+            (true, true) => Outcome::Quarantine(Box::new(QuarantineRecord::new(
+                self.pos(line.path, line.offset),
+                raw,
+                raw.len() as u64,
+                Reason::MalformedRecord,
+                Some("the line holds a risk keyword but is not a JSON object (a record cut short, or text that is no record)".into()),
+                now,
+            ))),
+        }
     }
 
     fn pos<'a>(&'a self, path: &'a str, offset: u64) -> LinePos<'a> {
@@ -403,6 +384,60 @@ fn put_extra(fields: &mut EventFields, key: String, value: Value) {
     fields.metadata.insert(key, value);
 }
 
+/// Why a message with a risk keyword and no pattern is quarantined.
+fn unmatched(keyword: &str) -> String {
+    format!("the message holds the risk keyword {keyword:?} but matches no pattern")
+}
+
+/// The line without its newline, and without the run of NULs that
+/// copytruncate under a writer without O_APPEND leaves in front of the next
+/// record (the record, and its offset, start after them).
+fn after_nuls(line: LineRef<'_>) -> (&[u8], LineRef<'_>) {
+    let raw = strip_newline(line.bytes);
+    let nuls = raw.iter().take_while(|&&b| b == 0).count();
+    let line = LineRef {
+        offset: line.offset + nuls as u64,
+        ..line
+    };
+    (&raw[nuls..], line)
+}
+
+/// An event's fields: the envelope's extra keys, the `[exec=… sym=…]`
+/// context, then the pattern's captures (which win); a capture that does not
+/// convert is the error.
+fn fields_of(
+    extras: Vec<(String, Value)>,
+    ctx: &enrich::Context<'_>,
+    pattern: &patterns::Pattern,
+    caps: &regex::Captures<'_>,
+) -> Result<EventFields, String> {
+    let mut fields = EventFields::default();
+    for (key, value) in extras {
+        put_extra(&mut fields, key, value);
+    }
+    if let Some(e) = ctx.execution_id {
+        let _ = fields.set(Field::ExecutionId, Value::Str(e.to_owned()));
+    }
+    if let Some(s) = ctx.symbol {
+        let _ = fields.set(Field::Symbol, Value::Str(s.to_owned()));
+    }
+    pattern.extract(caps, &mut fields).map_err(|e| e.0)?;
+    Ok(fields)
+}
+
+/// A breaker change's `old_state` is the state last seen in this source,
+/// unless the message itself names it (re-OPENED from HALF_OPEN); the new
+/// state becomes the source's.
+fn enrich_breaker(state: &mut SourceState, pattern: &patterns::Pattern, fields: &mut EventFields) {
+    if &*pattern.component == "circuit_breaker"
+        && let Some(Value::Str(new)) = fields.get(Field::NewState).cloned()
+    {
+        if let Some(prev) = &state.breaker {
+            let _ = fields.set_default(Field::OldState, Value::Str(prev.clone()));
+        }
+        state.breaker = Some(new);
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,9 +12,8 @@
 //! the keywords, so loading checks it with the regex's literal prefixes and
 //! suffixes and refuses a pattern it cannot prove.
 //!
-//! Longer than most modules (≈520 lines of code): loading, the checks that
-//! name a file and a pattern in every error, compilation into one `RegexSet`,
-//! and matching belong to one language; its tests are at the end.
+//! Loading, the checks that name a file and a pattern in every error,
+//! compilation into one `RegexSet`, and matching belong to one language.
 
 use aho_corasick::AhoCorasick;
 use regex::Regex;
@@ -467,42 +466,8 @@ fn compile(
             )));
         }
     }
-    let mut captures = Vec::new();
-    for (i, name) in regex.capture_names().enumerate() {
-        let Some(name) = name else { continue };
-        let target = Target::parse(name).map_err(|m| err(format!("capture {m}")))?;
-        let conv = p
-            .types
-            .get(name)
-            .copied()
-            .unwrap_or_else(|| target.default_conversion());
-        captures.push((i, target, conv));
-    }
-    for key in p.types.keys() {
-        if !regex.capture_names().any(|n| n == Some(key)) {
-            return Err(err(format!("types.{key:?} names no capture of the regex")));
-        }
-    }
-    let mut constants = Vec::new();
-    let mut probe = EventFields::default();
-    for (key, v) in &p.set {
-        let target = Target::parse(key).map_err(|m| err(format!("set: {m}")))?;
-        let value = match v {
-            toml::Value::String(s) => Value::Str(s.clone()),
-            toml::Value::Integer(i) => Value::Int(*i),
-            toml::Value::Float(f) => Value::Float(*f),
-            toml::Value::Boolean(b) => Value::Bool(*b),
-            other => {
-                return Err(err(format!(
-                    "set.{key}: {other} is not a string, number or boolean"
-                )));
-            }
-        };
-        target
-            .apply(&mut probe, value.clone())
-            .map_err(|m| err(format!("set.{key}: {m}")))?;
-        constants.push((target, value));
-    }
+    let captures = captures_of(&regex, &p).map_err(err)?;
+    let constants = constants_of(&p).map_err(err)?;
     let logger = p
         .logger
         .as_deref()
@@ -521,6 +486,53 @@ fn compile(
         logger,
         levels: p.levels,
     })
+}
+
+/// The regex's named captures: each its column (or metadata key) and
+/// conversion; every `types` key must name a capture.
+fn captures_of(regex: &Regex, p: &PatternDef) -> Result<Vec<(usize, Target, Conversion)>, String> {
+    let mut captures = Vec::new();
+    for (i, name) in regex.capture_names().enumerate() {
+        let Some(name) = name else { continue };
+        let target = Target::parse(name).map_err(|m| format!("capture {m}"))?;
+        let conv = p
+            .types
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| target.default_conversion());
+        captures.push((i, target, conv));
+    }
+    for key in p.types.keys() {
+        if !regex.capture_names().any(|n| n == Some(key)) {
+            return Err(format!("types.{key:?} names no capture of the regex"));
+        }
+    }
+    Ok(captures)
+}
+
+/// The pattern's `set` constants, each checked against its column's type.
+fn constants_of(p: &PatternDef) -> Result<Vec<(Target, Value)>, String> {
+    let mut constants = Vec::new();
+    let mut probe = EventFields::default();
+    for (key, v) in &p.set {
+        let target = Target::parse(key).map_err(|m| format!("set: {m}"))?;
+        let value = match v {
+            toml::Value::String(s) => Value::Str(s.clone()),
+            toml::Value::Integer(i) => Value::Int(*i),
+            toml::Value::Float(f) => Value::Float(*f),
+            toml::Value::Boolean(b) => Value::Bool(*b),
+            other => {
+                return Err(format!(
+                    "set.{key}: {other} is not a string, number or boolean"
+                ));
+            }
+        };
+        target
+            .apply(&mut probe, value.clone())
+            .map_err(|m| format!("set.{key}: {m}"))?;
+        constants.push((target, value));
+    }
+    Ok(constants)
 }
 
 /// Whether every string the regex matches contains one of the keywords,

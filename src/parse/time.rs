@@ -71,6 +71,69 @@ pub enum DateFormatError {
     Incomplete(&'static str),
 }
 
+/// What a strftime directive's text looks like (`flag`: `-` no padding,
+/// `_` space padding).
+fn directive_regex(c: char, flag: Option<char>) -> Result<String, DateFormatError> {
+    let digits = |n: usize| match flag {
+        Some('-') => format!(r"\d{{1,{n}}}"),
+        Some('_') => format!(r" *\d{{1,{n}}}"),
+        _ => format!(r"\d{{{n}}}"),
+    };
+    Ok(match c {
+        'Y' => r"\d{4}".to_owned(),
+        'y' | 'm' | 'd' | 'H' | 'I' | 'M' | 'S' | 'U' | 'W' => digits(2),
+        'e' => r" ?\d{1,2}".to_owned(),
+        'j' => digits(3),
+        'f' => r"\d{6}".to_owned(),
+        'p' => "(?:AM|PM|am|pm)".to_owned(),
+        'b' | 'h' | 'a' => "[A-Za-z]{3}".to_owned(),
+        'B' | 'A' => "[A-Za-z]+".to_owned(),
+        'z' => r"[+-]\d{2}:?\d{2}".to_owned(),
+        'Z' => r"[A-Za-z][A-Za-z0-9+\-]*".to_owned(),
+        'w' | 'u' => r"\d".to_owned(),
+        other => return Err(DateFormatError::Directive(other)),
+    })
+}
+
+/// The directive as chrono reads it.
+fn chrono_directive(chrono: &mut String, c: char, flag: Option<char>) {
+    match (c, flag) {
+        ('f', _) => chrono.push_str("%6f"),
+        ('e', _) => chrono.push_str("%e"),
+        (c, Some(fl)) => {
+            chrono.push('%');
+            chrono.push(fl);
+            chrono.push(c);
+        }
+        (c, None) => {
+            chrono.push('%');
+            chrono.push(c);
+        }
+    }
+}
+
+/// A datefmt must name the whole instant down to the minute: `seen` holds
+/// the directives it uses.
+fn complete(seen: &str) -> Result<(), DateFormatError> {
+    let has = |d: &str| seen.contains(d);
+    if !(has("%Y") || has("%y")) {
+        return Err(DateFormatError::Incomplete("a year (%Y or %y)"));
+    }
+    if !(has("%m") || has("%b") || has("%B") || has("%h") || has("%j")) {
+        return Err(DateFormatError::Incomplete("a month (%m, %b or %B)"));
+    }
+    if !(has("%d") || has("%e") || has("%j")) {
+        return Err(DateFormatError::Incomplete("a day (%d)"));
+    }
+    if !(has("%H") || (has("%I") && has("%p"))) {
+        return Err(DateFormatError::Incomplete("an hour (%H, or %I with %p)"));
+    }
+    if !has("%M") {
+        return Err(DateFormatError::Incomplete("minutes (%M)"));
+    }
+    Ok(())
+}
+
 impl DateFormat {
     /// Python's default `asctime`: `%Y-%m-%d %H:%M:%S,mmm`.
     pub fn python_default() -> DateFormat {
@@ -120,73 +183,21 @@ impl DateFormat {
                         seen.push_str(e);
                         continue;
                     }
-                    let digits = |n: usize| match flag {
-                        Some('-') => format!(r"\d{{1,{n}}}"),
-                        Some('_') => format!(r" *\d{{1,{n}}}"),
-                        _ => format!(r"\d{{{n}}}"),
-                    };
-                    let re = match c {
-                        'Y' => r"\d{4}".to_owned(),
-                        'y' | 'm' | 'd' | 'H' | 'I' | 'M' | 'S' | 'U' | 'W' => digits(2),
-                        'e' => r" ?\d{1,2}".to_owned(),
-                        'j' => digits(3),
-                        'f' => r"\d{6}".to_owned(),
-                        'p' => "(?:AM|PM|am|pm)".to_owned(),
-                        'b' | 'h' | 'a' => "[A-Za-z]{3}".to_owned(),
-                        'B' | 'A' => "[A-Za-z]+".to_owned(),
-                        'z' => r"[+-]\d{2}:?\d{2}".to_owned(),
-                        'Z' => r"[A-Za-z][A-Za-z0-9+\-]*".to_owned(),
-                        'w' | 'u' => r"\d".to_owned(),
-                        other => return Err(DateFormatError::Directive(other)),
-                    };
-                    regex.push_str(&re);
-                    match (c, flag) {
-                        ('f', _) => chrono.push_str("%6f"),
-                        ('e', _) => chrono.push_str("%e"),
-                        (c, Some(fl)) => {
-                            chrono.push('%');
-                            chrono.push(fl);
-                            chrono.push(c);
-                        }
-                        (c, None) => {
-                            chrono.push('%');
-                            chrono.push(c);
-                        }
-                    }
+                    regex.push_str(&directive_regex(c, flag)?);
+                    chrono_directive(&mut chrono, c, flag);
                     seen.push('%');
                     seen.push(c);
                 }
             }
         }
-        let has = |d: &str| seen.contains(d);
-        if !check {
-            return Ok(DateFormat {
-                iso_millis: chrono == ISO_MILLIS,
-                regex,
-                chrono,
-                has_offset: has("%z"),
-            });
-        }
-        if !(has("%Y") || has("%y")) {
-            return Err(DateFormatError::Incomplete("a year (%Y or %y)"));
-        }
-        if !(has("%m") || has("%b") || has("%B") || has("%h") || has("%j")) {
-            return Err(DateFormatError::Incomplete("a month (%m, %b or %B)"));
-        }
-        if !(has("%d") || has("%e") || has("%j")) {
-            return Err(DateFormatError::Incomplete("a day (%d)"));
-        }
-        if !(has("%H") || (has("%I") && has("%p"))) {
-            return Err(DateFormatError::Incomplete("an hour (%H, or %I with %p)"));
-        }
-        if !has("%M") {
-            return Err(DateFormatError::Incomplete("minutes (%M)"));
+        if check {
+            complete(&seen)?;
         }
         Ok(DateFormat {
             iso_millis: chrono == ISO_MILLIS,
             regex,
             chrono,
-            has_offset: has("%z"),
+            has_offset: seen.contains("%z"),
         })
     }
 

@@ -5,11 +5,11 @@
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use std::sync::Arc;
 
-use super::SinkError;
-use super::log::{Appended, Log};
+use super::delta_log::{Appended, DeltaLog};
+use super::error::SinkError;
+use crate::event::SourceState;
 use crate::event::{QuarantineRecord, RiskEvent};
 use crate::metrics::{self, Metrics};
-use crate::parse::SourceState;
 
 /// Open writers holding rows for the next commit.
 #[derive(Default)]
@@ -80,7 +80,7 @@ impl StagedCounts {
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// A writer for one commit into `log`'s table.
-pub(super) fn writer(log: &Log) -> Result<RecordBatchWriter, SinkError> {
+pub(super) fn writer(log: &DeltaLog) -> Result<RecordBatchWriter, SinkError> {
     let props = deltalake::parquet::file::properties::WriterProperties::builder()
         .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -102,11 +102,11 @@ pub(super) type Fence = Option<(String, u64)>;
 
 /// One commit of the rows in `writer` (none: a commit of `txns` alone, an
 /// offset, a lease) + `txns` + `meta`: the data files are uploaded, then the
-/// commit is appended to the log (see `log`, which reads through versions
+/// commit is appended to the log (see `delta_log`, which reads through versions
 /// other writers took and, after any failure, whether this one landed, so a
 /// commit is never made twice). See [`Fence`].
-pub(super) async fn commit_once(
-    log: &mut Log,
+pub(super) async fn upload_and_append(
+    log: &mut DeltaLog,
     txns: &[(String, u64)],
     writer: Option<RecordBatchWriter>,
     meta: serde_json::Value,

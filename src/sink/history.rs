@@ -4,87 +4,88 @@
 
 use futures::TryStreamExt;
 
-use super::{DeltaSink, SinkError, txn};
-use crate::parse::SourceState;
+use super::delta_log::DeltaLog;
+use super::error::SinkError;
+use super::txn;
+use crate::event::SourceState;
 
-impl DeltaSink {
-    /// Looks at the newest commits first and widens the window only when
-    /// needed: the newest commit is almost always this source's own.
-    pub(super) async fn state_from_history(
-        &mut self,
-        source: &str,
-    ) -> Result<Option<SourceState>, SinkError> {
-        let mut found = None;
-        self.newest_first(|info| {
-            let Some(rec) = risktail_record(info, source) else {
-                return false;
-            };
-            match rec.get("state") {
-                Some(state) => {
-                    found = serde_json::from_value(state.clone()).ok();
-                    true
-                }
-                None => false,
-            }
-        })
-        .await?;
-        Ok(found)
-    }
-
-    /// When the events table was last committed (by anyone), and when each
-    /// of `sources` last committed, from the commits' `commitInfo`, newest
-    /// first (milliseconds since the epoch). Reads back only as far as needed.
-    pub async fn last_commits(
-        &mut self,
-        sources: &[&str],
-    ) -> Result<(Option<i64>, Vec<Option<i64>>), SinkError> {
-        let mut newest = None;
-        let mut per_source = vec![None; sources.len()];
-        self.newest_first(|info| {
-            newest = newest.or(info.timestamp);
-            for (i, s) in sources.iter().enumerate() {
-                if per_source[i].is_none() && risktail_record(info, s).is_some() {
-                    per_source[i] = info.timestamp;
-                }
-            }
-            per_source.iter().all(Option::is_some)
-        })
-        .await?;
-        Ok((newest, per_source))
-    }
-
-    /// Calls `visit` on the commits newest first until it returns true,
-    /// widening the window of history read (50, 1000, all) only when needed.
-    pub(super) async fn newest_first(
-        &mut self,
-        mut visit: impl FnMut(&deltalake::kernel::CommitInfo) -> bool,
-    ) -> Result<(), SinkError> {
-        let uri = self.events.uri().to_owned();
-        let derr = |e| SinkError::Delta {
-            table: uri.clone(),
-            source: Box::new(e),
+/// The state `source` last committed to `events`, looking at the newest
+/// commits first and widening the window only when needed: the newest
+/// commit is almost always this source's own.
+pub(super) async fn state_from_history(
+    events: &mut DeltaLog,
+    source: &str,
+) -> Result<Option<SourceState>, SinkError> {
+    let mut found = None;
+    newest_first(events, |info| {
+        let Some(rec) = risktail_record(info, source) else {
+            return false;
         };
-        let table = self.events.fresh().await?;
-        let total = table.version().map_or(0, |v| v as usize + 1);
-        let mut seen = 0;
-        for limit in [50usize, 1000, usize::MAX] {
-            let infos: Vec<_> = table
-                .history(if limit >= total { None } else { Some(limit) })
-                .try_collect()
-                .await
-                .map_err(derr)?;
-            for info in infos.iter().skip(seen) {
-                if visit(info) {
-                    return Ok(());
-                }
+        match rec.get("state") {
+            Some(state) => {
+                found = serde_json::from_value(state.clone()).ok();
+                true
             }
-            seen = infos.len();
-            if limit >= total {
-                break;
+            None => false,
+        }
+    })
+    .await?;
+    Ok(found)
+}
+
+/// When the events table was last committed (by anyone), and when each of
+/// `sources` last committed, from the commits' `commitInfo`, newest first
+/// (milliseconds since the epoch). Reads back only as far as needed.
+pub(super) async fn last_commits(
+    events: &mut DeltaLog,
+    sources: &[&str],
+) -> Result<(Option<i64>, Vec<Option<i64>>), SinkError> {
+    let mut newest = None;
+    let mut per_source = vec![None; sources.len()];
+    newest_first(events, |info| {
+        newest = newest.or(info.timestamp);
+        for (i, s) in sources.iter().enumerate() {
+            if per_source[i].is_none() && risktail_record(info, s).is_some() {
+                per_source[i] = info.timestamp;
             }
         }
-        Ok(())
+        per_source.iter().all(Option::is_some)
+    })
+    .await?;
+    Ok((newest, per_source))
+}
+
+/// Calls `visit` on the commits of `log` newest first until it returns
+/// true, widening the window of history read (50, 1000, all) only when needed.
+pub(super) async fn newest_first(
+    log: &mut DeltaLog,
+    mut visit: impl FnMut(&deltalake::kernel::CommitInfo) -> bool,
+) -> Result<(), SinkError> {
+    let uri = log.uri().to_owned();
+    let derr = |e| SinkError::Delta {
+        table: uri.clone(),
+        source: Box::new(e),
+    };
+    let table = log.fresh().await?;
+    let total = table.version().map_or(0, |v| v as usize + 1);
+    let mut seen = 0;
+    for limit in [50usize, 1000, usize::MAX] {
+        let infos: Vec<_> = table
+            .history(if limit >= total { None } else { Some(limit) })
+            .try_collect()
+            .await
+            .map_err(derr)?;
+        for info in infos.iter().skip(seen) {
+            if visit(info) {
+                return Ok(());
+            }
+        }
+        seen = infos.len();
+        if limit >= total {
+            break;
+        }
     }
+    Ok(())
 }
 
 /// risktail's record in a commit of `source`, if the commit is one.

@@ -25,11 +25,14 @@
 //!   id, at its next commit, and stops with [`SinkError::LeaseLost`] instead
 //!   of writing over the new holder's offsets.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::commit::commit_once;
-use super::history::risktail_record;
-use super::{DeltaSink, SinkError};
+use super::commit::{Fence, upload_and_append};
+use super::delta_log::DeltaLog;
+use super::error::SinkError;
+use super::history::{newest_first, risktail_record};
+use crate::metrics::Metrics;
 
 /// The default lease time: how long a silent holder keeps its sources.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -109,28 +112,41 @@ impl Held {
     }
 }
 
-impl DeltaSink {
-    /// Takes the lease of `source` for `holder`, or refuses naming the
-    /// process that holds it (see the module doc).
+/// The leases this process holds, by source.
+#[derive(Debug, Default)]
+pub(super) struct Leases {
+    held: HashMap<String, Held>,
+}
+
+impl Leases {
+    /// The lease of `source`, if this process holds (or claims) it.
+    pub(super) fn get(&self, source: &str) -> Option<&Held> {
+        self.held.get(source)
+    }
+
+    /// Takes the lease of `source` for `holder` in `events`, or refuses
+    /// naming the process that holds it (see the module doc).
     ///
     /// `at_once`: the claim is a commit of its own now (the daemon, which
     /// then holds the source while idle); otherwise it rides in the first
     /// commit of rows, so a backfill with nothing to add writes nothing.
-    pub async fn claim(
+    pub(super) async fn claim(
         &mut self,
+        events: &mut DeltaLog,
+        metrics: Option<&Metrics>,
         source: &str,
         holder: &Holder,
         lease: Duration,
         at_once: bool,
     ) -> Result<(), SinkError> {
-        self.events.reload().await?;
-        let epoch = self.events.txn_version(&epoch_app(source)).await?;
-        let beat = self.events.txn_version(&beat_app(source)).await?;
-        let host = self.events.txn_version(&host_app(source)).await?;
+        events.reload().await?;
+        let epoch = events.txn_version(&epoch_app(source)).await?;
+        let beat = events.txn_version(&beat_app(source)).await?;
+        let host = events.txn_version(&host_app(source)).await?;
         let me = host_code(&holder.host);
         let age = Duration::from_millis(now_ms().saturating_sub(beat));
         if epoch > 0 && beat > RELEASED && age < lease && host != me {
-            return Err(self.held_error(source, age).await);
+            return Err(held_error(events, source, age).await);
         }
         let held = Held {
             epoch: epoch + 1,
@@ -139,17 +155,20 @@ impl DeltaSink {
             claimed: false,
             renewed: Instant::now(),
         };
-        self.leases.insert(source.to_owned(), held);
+        self.held.insert(source.to_owned(), held);
         if !at_once {
             return Ok(());
         }
-        match self.commit_lease(source, now_ms(), "claim").await {
+        match self
+            .commit_lease(events, metrics, source, now_ms(), "claim")
+            .await
+        {
             Ok(()) => {
                 tracing::info!(source, epoch = epoch + 1, holder = %holder, "source claimed");
                 Ok(())
             }
             Err(e) => {
-                self.leases.remove(source);
+                self.held.remove(source);
                 Err(e)
             }
         }
@@ -157,10 +176,17 @@ impl DeltaSink {
 
     /// Renews the lease of `source` with a commit of its own when no commit
     /// has renewed it for `every` (an idle daemon).
-    pub async fn heartbeat(&mut self, source: &str, every: Duration) -> Result<(), SinkError> {
-        match self.leases.get(source) {
+    pub(super) async fn heartbeat(
+        &mut self,
+        events: &mut DeltaLog,
+        metrics: Option<&Metrics>,
+        source: &str,
+        every: Duration,
+    ) -> Result<(), SinkError> {
+        match self.held.get(source) {
             Some(h) if h.renewed.elapsed() >= every => {
-                self.commit_lease(source, now_ms(), "heartbeat").await
+                self.commit_lease(events, metrics, source, now_ms(), "heartbeat")
+                    .await
             }
             _ => Ok(()),
         }
@@ -168,29 +194,35 @@ impl DeltaSink {
 
     /// Gives the lease of `source` up (a clean exit): the next claim, from
     /// any host, need not wait for it to expire.
-    pub async fn release(&mut self, source: &str) -> Result<(), SinkError> {
-        let Some(held) = self.leases.get(source) else {
+    pub(super) async fn release(
+        &mut self,
+        events: &mut DeltaLog,
+        metrics: Option<&Metrics>,
+        source: &str,
+    ) -> Result<(), SinkError> {
+        let Some(held) = self.held.get(source) else {
             return Ok(());
         };
         if held.claimed {
-            self.commit_lease(source, RELEASED, "release").await?;
+            self.commit_lease(events, metrics, source, RELEASED, "release")
+                .await?;
         } // else never committed: nothing to give back
-        self.leases.remove(source);
+        self.held.remove(source);
         Ok(())
     }
 
     /// The fence of the lease of `source` for a commit (see
     /// `commit::Fence`): the table may show no later epoch than ours, nor,
     /// before our first commit, ours.
-    pub(super) fn fence(&self, source: &str) -> Option<(String, u64)> {
-        let h = self.leases.get(source)?;
+    pub(super) fn fence(&self, source: &str) -> Fence {
+        let h = self.held.get(source)?;
         let highest = if h.claimed { h.epoch } else { h.epoch - 1 };
         Some((epoch_app(source), highest))
     }
 
     /// A commit carrying the lease of `source` landed.
-    pub(super) fn lease_renewed(&mut self, source: &str) {
-        if let Some(h) = self.leases.get_mut(source) {
+    pub(super) fn renewed(&mut self, source: &str) {
+        if let Some(h) = self.held.get_mut(source) {
             h.claimed = true;
             h.renewed = Instant::now();
         }
@@ -202,13 +234,14 @@ impl DeltaSink {
     /// first commit. Any other result is returned as it is.
     pub(super) async fn explain_conflict<T>(
         &mut self,
+        events: &mut DeltaLog,
         source: &str,
         result: Result<T, SinkError>,
     ) -> Result<T, SinkError> {
         match result {
-            Err(SinkError::ConcurrentWriter { .. }) if self.leases.contains_key(source) => {
-                if self.events.reload().await.is_ok() {
-                    self.check_lease(source).await?;
+            Err(SinkError::ConcurrentWriter { .. }) if self.held.contains_key(source) => {
+                if events.reload().await.is_ok() {
+                    self.check(events, source).await?;
                 }
                 result
             }
@@ -216,67 +249,72 @@ impl DeltaSink {
         }
     }
 
-    /// Fails with [`SinkError::LeaseLost`] when the table shows a later claim
+    /// Fails with [`SinkError::LeaseLost`] when `events` shows a later claim
     /// of `source` than this process's ([`SinkError::SourceHeld`] when this
     /// process has not committed its claim yet).
-    pub(super) async fn check_lease(&mut self, source: &str) -> Result<(), SinkError> {
+    pub(super) async fn check(&self, events: &mut DeltaLog, source: &str) -> Result<(), SinkError> {
         let Some((app, highest)) = self.fence(source) else {
             return Ok(());
         };
-        if self.events.txn_version(&app).await? <= highest {
+        if events.txn_version(&app).await? <= highest {
             return Ok(());
         }
-        if self.leases.get(source).is_some_and(|h| h.claimed) {
+        if self.held.get(source).is_some_and(|h| h.claimed) {
             Err(SinkError::LeaseLost {
                 source_name: source.to_owned(),
-                table: self.events.uri().to_owned(),
-                holder: self.holder_name(source).await,
+                table: events.uri().to_owned(),
+                holder: holder_name(events, source).await,
             })
         } else {
             // Another process claimed it between our look and our first commit.
-            Err(self.held_error(source, Duration::ZERO).await)
+            Err(held_error(events, source, Duration::ZERO).await)
         }
     }
 
     /// A commit of the lease of `source` alone, with heartbeat `beat`.
-    async fn commit_lease(&mut self, source: &str, beat: u64, what: &str) -> Result<(), SinkError> {
-        let Some(held) = self.leases.get(source) else {
+    async fn commit_lease(
+        &mut self,
+        events: &mut DeltaLog,
+        metrics: Option<&Metrics>,
+        source: &str,
+        beat: u64,
+        what: &str,
+    ) -> Result<(), SinkError> {
+        let Some(held) = self.held.get(source) else {
             return Ok(());
         };
         let meta = serde_json::json!({ "source": source, "holder": held.holder, "lease": what });
         let txns = held.txns(source, beat);
         let fence = self.fence(source);
-        let m = self.metrics.clone();
-        let result = commit_once(&mut self.events, &txns, None, meta, m.as_deref(), fence).await;
-        let version = self.explain_conflict(source, result).await?;
+        let result = upload_and_append(events, &txns, None, meta, metrics, fence).await;
+        let version = self.explain_conflict(events, source, result).await?;
         tracing::debug!(source, version, lease = what, "commit landed");
-        self.lease_renewed(source);
+        self.renewed(source);
         Ok(())
     }
+}
 
-    async fn held_error(&mut self, source: &str, age: Duration) -> SinkError {
-        SinkError::SourceHeld {
-            source_name: source.to_owned(),
-            table: self.events.uri().to_owned(),
-            holder: self.holder_name(source).await,
-            age_s: age.as_secs(),
-        }
+async fn held_error(events: &mut DeltaLog, source: &str, age: Duration) -> SinkError {
+    SinkError::SourceHeld {
+        source_name: source.to_owned(),
+        table: events.uri().to_owned(),
+        holder: holder_name(events, source).await,
+        age_s: age.as_secs(),
     }
+}
 
-    /// The holder named by the newest commit of `source` that names one.
-    async fn holder_name(&mut self, source: &str) -> String {
-        let mut name = None;
-        let _ = self
-            .newest_first(|info| {
-                name = risktail_record(info, source)
-                    .and_then(|r| r.get("holder"))
-                    .and_then(|h| h.as_str())
-                    .map(str::to_owned);
-                name.is_some()
-            })
-            .await;
-        name.unwrap_or_else(|| "a process whose commits do not name it".into())
-    }
+/// The holder named by the newest commit of `source` that names one.
+async fn holder_name(events: &mut DeltaLog, source: &str) -> String {
+    let mut name = None;
+    let _ = newest_first(events, |info| {
+        name = risktail_record(info, source)
+            .and_then(|r| r.get("holder"))
+            .and_then(|h| h.as_str())
+            .map(str::to_owned);
+        name.is_some()
+    })
+    .await;
+    name.unwrap_or_else(|| "a process whose commits do not name it".into())
 }
 
 #[cfg(test)]

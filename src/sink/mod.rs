@@ -14,17 +14,20 @@
 //! (`pipeline::live`), dropping the rows that landed, quarantine rows
 //! included when only the quarantine commit went through.
 //!
-//! About 500 lines: the error enum, the sink's state and the commit of a
-//! source's rows with its offsets, state and lease are one unit; opening
-//! tables (`table`, `store`), the log and its appends (`log`), a commit's
-//! files and metrics (`commit`), the lease (`lease`), history and upkeep have
-//! their own modules.
+//! The steps of a commit, top down: [`DeltaSink::commit`] (a source's rows
+//! and offsets, both tables) → `commit_tables` (quarantine, then events) →
+//! `commit::upload_and_append` (one table: data files uploaded, then the
+//! commit) → `DeltaLog::append` (the commit JSON put at the
+//! next version). Beside them: opening tables (`table`, `store`), the lease
+//! (`lease`), history (`history`), upkeep (`upkeep`), reads (`read`) and the
+//! log's shape (`shape`); every module's error is [`SinkError`] (`error`).
 
 mod commit;
+pub mod delta_log;
+mod error;
 mod history;
 pub mod lease;
 pub mod lock;
-pub mod log;
 pub mod read;
 pub mod shape;
 pub mod store;
@@ -32,147 +35,35 @@ pub mod table;
 pub mod txn;
 pub mod upkeep;
 
-use deltalake::DeltaTableError;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use std::collections::HashMap;
 use std::time::Duration;
 
-use commit::{Staged, StagedCounts, commit_once, writer};
-use log::Log;
+use commit::{Staged, StagedCounts, upload_and_append, writer};
+use delta_log::DeltaLog;
+pub use error::{SinkError, until_reachable};
 
+use crate::event::SourceState;
 use crate::event::batch::{events_batch, quarantine_batch};
 use crate::event::schema::{
     EVENT_PARTITION, QUARANTINE_COLUMNS, QUARANTINE_PARTITION, RISK_EVENT_COLUMNS,
 };
 use crate::event::{QuarantineRecord, RiskEvent};
 use crate::metrics::Metrics;
-use crate::parse::SourceState;
 use crate::source::fingerprint::FileId;
 use std::sync::Arc;
 
-/// What can go wrong writing.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// Delta failed.
-    #[error("table {table}: {source}")]
-    Delta {
-        /// The table.
-        table: String,
-        /// The error.
-        source: Box<DeltaTableError>,
-    },
-    /// A local folder could not be made.
-    #[error("{path}: {source}")]
-    Io {
-        /// The path.
-        path: String,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The table exists with another schema.
-    #[error("table {table} does not have risktail's schema; refusing to write to it ({})", diffs.join("; "))]
-    SchemaMismatch {
-        /// The table.
-        table: String,
-        /// Each difference.
-        diffs: Vec<String>,
-    },
-    /// Another writer committed this file's offsets.
-    #[error(
-        "table {table}: another writer is ingesting {app_id} (a concurrent commit carried the same offsets id); run one writer per source"
-    )]
-    ConcurrentWriter {
-        /// The table.
-        table: String,
-        /// The app id both carried.
-        app_id: String,
-    },
-    /// Another live process holds the source's lease (see [`lease`]).
-    #[error(
-        "source {source_name:?} of table {table} is held by {holder} (last heartbeat {age_s} s ago): run one writer per source; a source name must be unique per table (name = \"engine-{{host}}\")"
-    )]
-    SourceHeld {
-        /// The source.
-        source_name: String,
-        /// The table.
-        table: String,
-        /// Who holds it (`host:pid`).
-        holder: String,
-        /// Seconds since its last heartbeat.
-        age_s: u64,
-    },
-    /// This process's lease of a source was taken by another (it stalled
-    /// past the lease time): it must stop writing the source.
-    #[error(
-        "source {source_name:?} of table {table} was claimed by {holder} while this process held it (stalled past the lease time?); stopping its writes"
-    )]
-    LeaseLost {
-        /// The source.
-        source_name: String,
-        /// The table.
-        table: String,
-        /// Who holds it now.
-        holder: String,
-    },
-    /// The object store does not honour put-if-absent: writing would let
-    /// writers overwrite each other's commits.
-    #[error(
-        "table {table}: the store accepted a second put-if-absent of the same object (_risktail/ probe): it ignores conditional writes (If-None-Match), so concurrent commits would overwrite each other and rows would vanish; refusing to write. Use a store that honours them (AWS S3, Azure Blob Storage, Google Cloud Storage, MinIO; see docs/OPERATIONS.md) and make sure no proxy strips the header"
-    )]
-    NoPutIfAbsent {
-        /// The table.
-        table: String,
-    },
-    /// The table's protocol asks for features risktail cannot honour when
-    /// writing (another tool upgraded it): writing on would break them.
-    #[error(
-        "table {table} uses Delta features risktail cannot write safely ({detail}); refusing to write. Another tool upgraded the table's protocol (enabling deletion vectors with the Python deltalake package, for one, adds deletionVectors and invariants); the lines not committed stay in the files behind the committed offsets"
-    )]
-    UnsupportedProtocol {
-        /// The table.
-        table: String,
-        /// What delta-rs said of the features.
-        detail: String,
-    },
-    /// Building the batch failed (a bug: the schema is ours).
-    #[error("building a batch: {0}")]
-    Arrow(#[from] deltalake::arrow::error::ArrowError),
-}
-
 pub use crate::source::offsets::Committed;
-
-/// Runs `attempt` until it succeeds or fails for a reason waiting cannot
-/// mend. A sidecar that starts while its table is unreachable (an object
-/// store outage, a network not up yet) waits for it, logging each try, rather
-/// than exiting; READY=1 is sent only once it has the table. A table with
-/// another schema, or a source another process holds, ends the start.
-pub fn until_reachable<T>(
-    mut attempt: impl FnMut() -> Result<T, SinkError>,
-) -> Result<T, SinkError> {
-    let mut wait = std::time::Duration::from_millis(500);
-    loop {
-        match attempt() {
-            Ok(v) => return Ok(v),
-            Err(e @ (SinkError::Delta { .. } | SinkError::Io { .. })) => {
-                tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot open the table yet; retrying");
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(std::time::Duration::from_secs(30));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
 
 /// Both tables, open.
 pub struct DeltaSink {
-    events: Log,
-    quarantine: Log,
+    events: DeltaLog,
+    quarantine: DeltaLog,
     commits_since_compaction: u32,
     last_vacuum: Option<std::time::Instant>,
     /// Rows written into data files and not committed yet (see [`DeltaSink::stage`]).
     staged: Staged,
     /// The sources whose lease this process holds.
-    leases: HashMap<String, lease::Held>,
+    leases: lease::Leases,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -194,7 +85,7 @@ impl DeltaSink {
             commits_since_compaction: 0,
             last_vacuum: None,
             staged: Staged::default(),
-            leases: HashMap::new(),
+            leases: lease::Leases::default(),
             metrics: None,
         })
     }
@@ -250,7 +141,57 @@ impl DeltaSink {
                     .filter(|_| micros > 0),
             }));
         }
-        self.state_from_history(source).await
+        history::state_from_history(&mut self.events, source).await
+    }
+
+    /// When the events table was last committed (by anyone), and when each
+    /// of `sources` last committed (milliseconds since the epoch).
+    pub async fn last_commits(
+        &mut self,
+        sources: &[&str],
+    ) -> Result<(Option<i64>, Vec<Option<i64>>), SinkError> {
+        history::last_commits(&mut self.events, sources).await
+    }
+
+    /// Takes the lease of `source` for `holder`, or refuses naming the
+    /// process that holds it (see [`lease`]). `at_once`: the claim is a
+    /// commit of its own now (the daemon); otherwise it rides in the first
+    /// commit of rows, so a backfill with nothing to add writes nothing.
+    pub async fn claim(
+        &mut self,
+        source: &str,
+        holder: &lease::Holder,
+        lease: Duration,
+        at_once: bool,
+    ) -> Result<(), SinkError> {
+        let m = self.metrics.clone();
+        self.leases
+            .claim(
+                &mut self.events,
+                m.as_deref(),
+                source,
+                holder,
+                lease,
+                at_once,
+            )
+            .await
+    }
+
+    /// Renews the lease of `source` with a commit of its own when no commit
+    /// has renewed it for `every` (an idle daemon).
+    pub async fn heartbeat(&mut self, source: &str, every: Duration) -> Result<(), SinkError> {
+        let m = self.metrics.clone();
+        self.leases
+            .heartbeat(&mut self.events, m.as_deref(), source, every)
+            .await
+    }
+
+    /// Gives the lease of `source` up (a clean exit).
+    pub async fn release(&mut self, source: &str) -> Result<(), SinkError> {
+        let m = self.metrics.clone();
+        self.leases
+            .release(&mut self.events, m.as_deref(), source)
+            .await
     }
 
     /// Writes rows into the data files of the next commit without committing
@@ -326,9 +267,12 @@ impl DeltaSink {
     ) -> Result<u64, SinkError> {
         let started = std::time::Instant::now();
         let result = self
-            .commit_staged(source, offsets, events, quarantine, state)
+            .commit_tables(source, offsets, events, quarantine, state)
             .await;
-        let result = self.explain_conflict(source, result).await;
+        let result = self
+            .leases
+            .explain_conflict(&mut self.events, source, result)
+            .await;
         let staged = std::mem::take(&mut self.staged);
         if let Ok(version) = &result {
             tracing::debug!(
@@ -341,7 +285,7 @@ impl DeltaSink {
                 ms = started.elapsed().as_millis() as u64,
                 "commit landed"
             );
-            self.lease_renewed(source);
+            self.leases.renewed(source);
             if let Some(m) = &self.metrics {
                 staged.counts.record(m, source, state);
             }
@@ -349,7 +293,10 @@ impl DeltaSink {
         result
     }
 
-    async fn commit_staged(
+    /// The two appends of a commit: the quarantine table's (its rows and the
+    /// files' offsets), then the events table's (rows, offsets, the source
+    /// state and the lease), each through [`upload_and_append`].
+    async fn commit_tables(
         &mut self,
         source: &str,
         offsets: &[(FileId, u64)],
@@ -384,10 +331,10 @@ impl DeltaSink {
         if let Some(w) = self.staged.quarantine.take() {
             // The quarantine table holds no lease: the events table says
             // whether this process still holds the source.
-            self.check_lease(source).await?;
+            self.leases.check(&mut self.events, source).await?;
             let meta = serde_json::json!({ "source": source, "offsets": files });
             let m = self.metrics.as_deref();
-            commit_once(&mut self.quarantine, &txns, Some(w), meta, m, None).await?;
+            upload_and_append(&mut self.quarantine, &txns, Some(w), meta, m, None).await?;
         }
         let mut meta = serde_json::json!({
             "source": source,
@@ -399,8 +346,8 @@ impl DeltaSink {
         }
         let m = self.metrics.as_deref();
         let events = self.staged.events.take();
-        let fence = self.fence(source);
-        let v = commit_once(&mut self.events, &state_txns, events, meta, m, fence).await?;
+        let fence = self.leases.fence(source);
+        let v = upload_and_append(&mut self.events, &state_txns, events, meta, m, fence).await?;
         self.commits_since_compaction += 1;
         Ok(v)
     }
@@ -446,15 +393,18 @@ impl DeltaSink {
 
 /// Opens (creating if needed) `risk_events` at `events_uri` and
 /// `risk_events_quarantine` at `quarantine_uri`.
-async fn open_logs(events_uri: &str, quarantine_uri: &str) -> Result<(Log, Log), SinkError> {
-    let events = Log::open(
+async fn open_logs(
+    events_uri: &str,
+    quarantine_uri: &str,
+) -> Result<(DeltaLog, DeltaLog), SinkError> {
+    let events = DeltaLog::open(
         events_uri,
         "risk_events",
         &RISK_EVENT_COLUMNS,
         EVENT_PARTITION,
     )
     .await?;
-    let quarantine = Log::open(
+    let quarantine = DeltaLog::open(
         quarantine_uri,
         "risk_events_quarantine",
         &QUARANTINE_COLUMNS,
@@ -466,7 +416,7 @@ async fn open_logs(events_uri: &str, quarantine_uri: &str) -> Result<(Log, Log),
 
 /// Refuses a table on a store that ignores put-if-absent (see
 /// [`store::prove_put_if_absent`]).
-async fn prove_put_if_absent(log: &Log) -> Result<(), SinkError> {
+async fn prove_put_if_absent(log: &DeltaLog) -> Result<(), SinkError> {
     let table = log.uri().to_owned();
     match store::prove_put_if_absent(log.table()).await {
         Ok(store::Probe::Honoured) => Ok(()),
@@ -481,7 +431,7 @@ async fn prove_put_if_absent(log: &Log) -> Result<(), SinkError> {
 /// Writes `batch` into the open writer of `slot`, opening one for `log` first.
 async fn stage_into(
     slot: &mut Option<RecordBatchWriter>,
-    log: &Log,
+    log: &DeltaLog,
     batch: deltalake::arrow::record_batch::RecordBatch,
 ) -> Result<(), SinkError> {
     let w = match slot {

@@ -8,7 +8,7 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::SinkError;
+use super::error::SinkError;
 
 /// The local paths of the data files of the table's current version.
 pub async fn data_files(uri: &str) -> Result<Vec<String>, SinkError> {

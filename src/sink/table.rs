@@ -6,7 +6,8 @@
 use deltalake::kernel::{DataType, PrimitiveType, StructField};
 use deltalake::{DeltaTable, DeltaTableError, TableProperty};
 
-use super::{SinkError, store};
+use super::error::SinkError;
+use super::store;
 use crate::event::schema::{ColType, ColumnDef};
 
 fn delta_type(t: ColType) -> DataType {
@@ -34,7 +35,7 @@ fn delta_type(t: ColType) -> DataType {
 ///   rows themselves are kept forever (the table is append-only); what the
 ///   retention bounds is time travel to old versions. A value the team sets
 ///   is kept, and a writer paused past it reloads before committing (see
-///   `sink::log`).
+///   `sink::delta_log`).
 /// - setTransactionRetentionDuration 3650 days: a file's offset must outlive any
 ///   plausible backfill of its rotated `.gz` copy, or the copy would be re-read.
 fn properties() -> [(TableProperty, &'static str); 4] {

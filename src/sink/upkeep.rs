@@ -3,11 +3,11 @@
 //! own ([`Worker`]) with its own handles on the tables, so a compaction
 //! (tens of milliseconds, a reload of the file list included) never holds up
 //! reading or the next commit. To the daemon's appends its commits are
-//! another writer's, passed like any other (`sink::log`).
+//! another writer's, passed like any other (`sink::delta_log`).
 //!
 //! A daemon that commits every second leaves a small Parquet file per commit
 //! and partition, and commit latency grows with the number of active files
-//! (delta-notes §6: 15 ms → 150 ms within 400 commits). `optimize()` needs the
+//! (measured: 15 ms → 150 ms within 400 commits). `optimize()` needs the
 //! `datafusion` feature, which would triple the build; compaction here is
 //! plain: read a partition's small files with the `parquet` crate, write them
 //! back as one file with the same writer the daemon uses, and commit the new
@@ -19,15 +19,15 @@
 
 use deltalake::arrow::array::{ArrayRef, Date32Array};
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::kernel::Remove;
+use deltalake::kernel::{Add, Remove};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::SinkError;
-use super::log::{Appended, Log};
+use super::delta_log::{Appended, DeltaLog};
+use super::error::SinkError;
 use super::read::read_bytes_columns;
 use crate::event::batch::arrow_schema;
 use crate::event::schema::ColumnDef;
@@ -62,8 +62,8 @@ impl Due {
     /// compaction did, when it ran.
     pub async fn run(
         &self,
-        events: &mut Log,
-        quarantine: &mut Log,
+        events: &mut DeltaLog,
+        quarantine: &mut DeltaLog,
     ) -> Result<Option<CompactReport>, SinkError> {
         use crate::event::schema::{
             EVENT_PARTITION, QUARANTINE_COLUMNS, QUARANTINE_PARTITION, RISK_EVENT_COLUMNS,
@@ -148,7 +148,7 @@ impl Worker {
                         return;
                     }
                 };
-                let mut tables: Option<(Log, Log)> = None;
+                let mut tables: Option<(DeltaLog, DeltaLog)> = None;
                 while let Ok(mut due) = rx.recv() {
                     while let Ok(more) = rx.try_recv() {
                         due.merge(more);
@@ -223,7 +223,7 @@ fn small_files(
 
 /// Compacts every partition holding at least [`MIN_SMALL_FILES`] small files.
 pub async fn compact(
-    log: &mut Log,
+    log: &mut DeltaLog,
     columns: &[ColumnDef],
     partition: &str,
 ) -> Result<CompactReport, SinkError> {
@@ -266,24 +266,8 @@ pub async fn compact(
                 .await
                 .map_err(derr)?;
             for batch in read_bytes_columns(&r.path, bytes, &data_columns)? {
-                let n = batch.num_rows();
-                let mut cols: Vec<ArrayRef> = Vec::with_capacity(columns.len());
-                for c in columns {
-                    if c.name == partition {
-                        cols.push(Arc::new(Date32Array::from(vec![days; n])));
-                    } else {
-                        let col = batch.column_by_name(c.name).ok_or_else(|| SinkError::Io {
-                            path: uri.to_owned(),
-                            source: std::io::Error::other(format!(
-                                "column {} missing in a data file",
-                                c.name
-                            )),
-                        })?;
-                        cols.push(col.clone());
-                    }
-                }
-                let full = RecordBatch::try_new(schema.clone(), cols)?;
-                report.rows += n;
+                report.rows += batch.num_rows();
+                let full = with_partition(uri, &schema, columns, partition, days, &batch)?;
                 writer.write(full).await.map_err(derr)?;
             }
         }
@@ -293,27 +277,13 @@ pub async fn compact(
     }
     let adds = writer.flush().await.map_err(derr)?;
     report.files_added = adds.len();
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let adds = adds
-        .into_iter()
-        .map(|mut a| {
-            a.data_change = false;
-            a
-        })
-        .collect();
-    let removes = removes
-        .into_iter()
-        .map(|mut r| {
-            r.deletion_timestamp = Some(now_ms);
-            r
-        })
-        .collect();
+    let (adds, removes) = no_data_change(adds, removes);
     // Many writers may compact one table. Delta's conflict check ignores
     // removes that change no data (a compaction's), so two compactions of
     // the same files would both land and every row would be there twice.
     // Hence the files were picked from a fresh snapshot, and a newer commit
     // that removes one of them (another compaction) makes this one give up;
-    // appends that land meanwhile are passed (`Log::replace`), so a busy
+    // appends that land meanwhile are passed (`DeltaLog::replace`), so a busy
     // table does not starve its compaction.
     let meta = serde_json::json!({ "compaction": { "files_removed": report.files_removed, "rows": report.rows } });
     match log.replace(adds, removes, meta, SMALL_FILE_BYTES).await? {
@@ -329,6 +299,52 @@ pub async fn compact(
             Ok(CompactReport::default())
         }
     }
+}
+
+/// A data file's batch with the partition column put back (as the day
+/// `days` since the epoch), in the table's column order.
+fn with_partition(
+    uri: &str,
+    schema: &deltalake::arrow::datatypes::SchemaRef,
+    columns: &[ColumnDef],
+    partition: &str,
+    days: i32,
+    batch: &RecordBatch,
+) -> Result<RecordBatch, SinkError> {
+    let n = batch.num_rows();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for c in columns {
+        if c.name == partition {
+            cols.push(Arc::new(Date32Array::from(vec![days; n])));
+        } else {
+            let col = batch.column_by_name(c.name).ok_or_else(|| SinkError::Io {
+                path: uri.to_owned(),
+                source: std::io::Error::other(format!("column {} missing in a data file", c.name)),
+            })?;
+            cols.push(col.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
+}
+
+/// A compaction's actions: adds that change no data, removes stamped now.
+fn no_data_change(adds: Vec<Add>, removes: Vec<Remove>) -> (Vec<Add>, Vec<Remove>) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let adds = adds
+        .into_iter()
+        .map(|mut a| {
+            a.data_change = false;
+            a
+        })
+        .collect();
+    let removes = removes
+        .into_iter()
+        .map(|mut r| {
+            r.deletion_timestamp = Some(now_ms);
+            r
+        })
+        .collect();
+    (adds, removes)
 }
 
 /// Deletes the `_delta_log` entries older than the table's log retention
@@ -390,7 +406,7 @@ fn vacuum_retention(table: &DeltaTable) -> chrono::Duration {
 /// Whether the table is a whole checkpoint interval or more past its newest
 /// checkpoint (`_last_checkpoint`, one small read): the writer that should
 /// have written one died first.
-async fn missed_checkpoint(log: &mut Log) -> Result<bool, SinkError> {
+async fn missed_checkpoint(log: &mut DeltaLog) -> Result<bool, SinkError> {
     use deltalake::table::config::TablePropertiesExt;
     let uri = log.uri().to_owned();
     // The newest version this writer has seen (its own commits and the

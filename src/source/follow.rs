@@ -18,9 +18,9 @@
 //! This module only finds, opens and positions files; reading their lines is
 //! the pipeline's (`pipeline::live`), and offsets come from [`Offsets`].
 //!
-//! About 650 lines: sealing, truncation, the reconcile of rotated siblings
-//! (in time order, waiting for a file still being compressed) and
-//! `start_at` are one state machine over the same generations.
+//! Sealing, truncation, the reconcile of rotated siblings (in time order,
+//! waiting for a file still being compressed) and `start_at` are one state
+//! machine over the same generations.
 
 use serde::Deserialize;
 use std::collections::HashMap;

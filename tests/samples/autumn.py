@@ -7,6 +7,7 @@ true UTC instant of every risk line is written beside the log.
 
 Usage: autumn.py OUT_DIR [--night autumn|spring] [--events N] [--max-bytes B]
                  [--gzip] [--format python|dmy] [--out-of-order N] [--seed S]
+                 [--rotate size|timed|logrotate-create|logrotate-copytruncate]
 
   --night        autumn: America/New_York 2026-11-01 00:00-04:00 local
                  (01:00-02:00 twice); spring: 2026-03-08 00:00-05:00 local
@@ -18,6 +19,8 @@ Usage: autumn.py OUT_DIR [--night autumn|spring] [--events N] [--max-bytes B]
   --format       python: "%(asctime)s - %(name)s - %(levelname)s - %(message)s";
                  dmy: "%(asctime)s.%(msecs)03d %(levelname).4s %(name)s: %(message)s"
                  with datefmt "%d/%m/%Y %H:%M:%S";
+                 offset: datefmt "%Y-%m-%d %H:%M:%S%z", each line with its
+                 own UTC offset;
                  json: python-json-logger's JsonFormatter with asctime (local,
                  no offset);
                  loguru: loguru's default format, its own size rotation
@@ -25,6 +28,15 @@ Usage: autumn.py OUT_DIR [--night autumn|spring] [--events N] [--max-bytes B]
   --out-of-order N  N risk lines inside the repeated hour are stamped up to 2 s
                  *before* the line above them, as two threads of one engine
                  produce
+  --rotate       who rotates (python and json formats): size, RotatingFileHandler
+                 at --max-bytes; timed, TimedRotatingFileHandler every 7 minutes
+                 of the engine's clock (the simulated one: time.time is the
+                 record's instant), names dated in local time, so the repeated
+                 hour's names sort before the first pass's; logrotate-create and
+                 logrotate-copytruncate, the real logrotate run whenever the file
+                 passes --max-bytes (create: the engine's WatchedFileHandler
+                 reopens the new file; copytruncate: FileHandler appending),
+                 --gzip as logrotate's compress
   --pace S       sleep S seconds after every 100 lines (a live engine for a
                  daemon to follow; the simulated clock runs as fast as it may)
 
@@ -45,6 +57,7 @@ import logging.handlers
 import os
 import random
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -58,9 +71,15 @@ NIGHTS = {
 FORMATS = {
     "python": ("%(asctime)s - %(name)s - %(levelname)s - %(message)s", None),
     "dmy": ("%(asctime)s.%(msecs)03d %(levelname).4s %(name)s: %(message)s", "%d/%m/%Y %H:%M:%S"),
+    "offset": ("%(asctime)s.%(msecs)03d - %(name)s - %(levelname)s - %(message)s", "%Y-%m-%d %H:%M:%S%z"),
     "json": ("%(asctime)s %(name)s %(levelname)s %(message)s", None),
     "loguru": (None, None),
 }
+
+
+# The engine's clock: what time.time() returns in this process, so a timed
+# rotation happens at the simulated instants.
+CLOCK = [0.0]
 
 
 class PythonWriter:
@@ -68,7 +87,8 @@ class PythonWriter:
 
     def __init__(self, out, a):
         fmt, datefmt = FORMATS[a.format]
-        self.h = handler(out, a.max_bytes, a.gzip)
+        self.out, self.a = out, a
+        self.h = handler(out, a.max_bytes, a.gzip, a.rotate)
         if a.format == "json":
             from pythonjsonlogger.json import JsonFormatter
             self.h.setFormatter(JsonFormatter(fmt))
@@ -79,7 +99,10 @@ class PythonWriter:
         rec = logging.getLogger(name).makeRecord(name, level, "/opt/engine/v6/x.py", 1, msg, None, None)
         rec.created = at
         rec.msecs = int((at - int(at)) * 1000) + 0.0
+        CLOCK[0] = max(CLOCK[0], at)
         self.h.handle(rec)
+        if self.a.rotate.startswith("logrotate") and os.path.getsize(self.out / "engine.log") > self.a.max_bytes:
+            logrotate(self.out, self.a.rotate, self.a.gzip)
 
     def close(self):
         self.h.close()
@@ -124,11 +147,27 @@ CYCLE = [
 ]
 
 
-def handler(out, max_bytes, gz):
+def logrotate(out, how, gz):
+    """The real logrotate, forced, as cron would run it when the file grew."""
+    conf = out.parent / (out.name + ".logrotate.conf")
+    mode = "create" if how == "logrotate-create" else "copytruncate"
+    conf.write_text(f"{out / 'engine.log'} {{\n  rotate 100000\n  {mode}\n  {'compress' if gz else 'nocompress'}\n  missingok\n}}\n")
+    subprocess.run(["logrotate", "-f", "-s", str(out.parent / (out.name + ".logrotate.state")), str(conf)],
+                   check=True, env=dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"))
+
+
+def handler(out, max_bytes, gz, rotate="size"):
     path = str(out / "engine.log")
-    if max_bytes == 0:
+    if rotate == "logrotate-create":
+        return logging.handlers.WatchedFileHandler(path)
+    if max_bytes == 0 or rotate == "logrotate-copytruncate":
         return logging.FileHandler(path)
-    h = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=100000)
+    if rotate == "timed":
+        time.time = lambda: CLOCK[0]
+        h = logging.handlers.TimedRotatingFileHandler(path, when="M", interval=7, backupCount=0)
+        h.rolloverAt = h.computeRollover(int(CLOCK[0]))  # not the new file's real mtime
+    else:
+        h = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=100000)
     if gz:
         h.namer = lambda name: name + ".gz"
 
@@ -158,6 +197,8 @@ def main():
     ap.add_argument("--out-of-order", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pace", type=float, default=0.0)
+    ap.add_argument("--rotate", choices=["size", "timed", "logrotate-create", "logrotate-copytruncate"],
+                    default="size")
     a = ap.parse_args()
     os.environ["TZ"] = "America/New_York"
     time.tzset()
@@ -165,9 +206,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(a.seed)
     fmt, datefmt = FORMATS[a.format]
-    w = LoguruWriter(out, a) if a.format == "loguru" else PythonWriter(out, a)
     start, hours = NIGHTS[a.night]
     t0 = start.timestamp()
+    CLOCK[0] = t0
+    w = LoguruWriter(out, a) if a.format == "loguru" else PythonWriter(out, a)
     span = hours * 3600.0
     steps = a.events * 6
     # Risk lines spread evenly over the night among noise.

@@ -8,9 +8,8 @@
 //! ambiguous left to right; the regex engine's automaton settles them without
 //! backtracking and runs in time linear in the line.
 //!
-//! Longer than most modules: the format-string grammar, its regex, and the
-//! hand splitter of the default layout (checked against that regex) live
-//! together; a third of the file is tests.
+//! The format-string grammar, its regex, and the hand splitter of the
+//! default layout (checked against that regex) live together.
 
 use nom::{
     IResult, Parser,
@@ -173,6 +172,67 @@ fn split_default(line: &str) -> Option<(&str, &str, &str, &str)> {
 
 const FLOAT_RE: &str = r"-?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|inf|nan)";
 
+impl Attr {
+    /// The attribute a `%(name)` field prints.
+    fn of(name: &str) -> Attr {
+        match name {
+            "asctime" => Attr::Asctime,
+            "created" => Attr::Created,
+            "msecs" => Attr::Msecs,
+            "levelname" => Attr::Levelname,
+            "name" => Attr::Name,
+            "message" => Attr::Message,
+            n if LOG_RECORD_ATTRIBUTES.contains(&n) => Attr::Standard,
+            n => Attr::Custom(n.to_owned()),
+        }
+    }
+}
+
+/// A format risktail can read names the message and the time.
+fn check_fields(pieces: &[FormatPiece]) -> Result<(), PythonEnvelopeError> {
+    let names: Vec<&str> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            FormatPiece::Field { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !names.contains(&"message") {
+        return Err(PythonEnvelopeError::Format(
+            "the format has no %(message)s: risktail reads the message".into(),
+        ));
+    }
+    if !names.contains(&"asctime") && !names.contains(&"created") {
+        return Err(PythonEnvelopeError::Format(
+            "the format has neither %(asctime)s nor %(created)f: risktail needs each line's time"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What one field's value looks like, by its conversion and attribute.
+fn field_regex(name: &str, conversion: char, attr: &Attr, date: &DateFormat) -> Cow<'static, str> {
+    match conversion {
+        'd' | 'i' | 'u' => r"-?\d+".into(),
+        'f' | 'F' | 'e' | 'E' | 'g' | 'G' => FLOAT_RE.into(),
+        'x' | 'X' | 'o' => "[0-9a-fA-F]+".into(),
+        'c' => ".".into(),
+        _ => match attr {
+            Attr::Asctime => date.regex.clone().into(),
+            Attr::Created | Attr::Msecs => FLOAT_RE.into(),
+            Attr::Levelname => r"\S+".into(),
+            Attr::Message => ".*".into(),
+            Attr::Standard if matches!(name, "levelno" | "lineno" | "process" | "thread") => {
+                r"-?\d+".into()
+            }
+            Attr::Standard if name == "relativeCreated" => FLOAT_RE.into(),
+            Attr::Custom(_) => ".*?".into(),
+            _ => ".+?".into(),
+        },
+    }
+}
+
 impl PythonEnvelope {
     /// Compiles a format string and optional `datefmt`. Errors say which of the two is wrong.
     pub fn new(format: &str, datefmt: Option<&str>) -> Result<PythonEnvelope, PythonEnvelopeError> {
@@ -185,23 +245,7 @@ impl PythonEnvelope {
         };
         let mut re = String::from("^");
         let mut attrs = Vec::new();
-        let names: Vec<&str> = pieces
-            .iter()
-            .filter_map(|p| match p {
-                FormatPiece::Field { name, .. } => Some(name.as_str()),
-                _ => None,
-            })
-            .collect();
-        if !names.contains(&"message") {
-            return Err(PythonEnvelopeError::Format(
-                "the format has no %(message)s: risktail reads the message".into(),
-            ));
-        }
-        if !names.contains(&"asctime") && !names.contains(&"created") {
-            return Err(PythonEnvelopeError::Format(
-                "the format has neither %(asctime)s nor %(created)f: risktail needs each line's time".into(),
-            ));
-        }
+        check_fields(&pieces)?;
         for p in &pieces {
             match p {
                 FormatPiece::Literal(s) => re.push_str(&regex::escape(s)),
@@ -212,40 +256,8 @@ impl PythonEnvelope {
                     conversion,
                     ..
                 } => {
-                    let attr = match name.as_str() {
-                        "asctime" => Attr::Asctime,
-                        "created" => Attr::Created,
-                        "msecs" => Attr::Msecs,
-                        "levelname" => Attr::Levelname,
-                        "name" => Attr::Name,
-                        "message" => Attr::Message,
-                        n if LOG_RECORD_ATTRIBUTES.contains(&n) => Attr::Standard,
-                        n => Attr::Custom(n.to_owned()),
-                    };
-                    let body: Cow<str> = match conversion {
-                        'd' | 'i' | 'u' => r"-?\d+".into(),
-                        'f' | 'F' | 'e' | 'E' | 'g' | 'G' => FLOAT_RE.into(),
-                        'x' | 'X' | 'o' => "[0-9a-fA-F]+".into(),
-                        'c' => ".".into(),
-                        _ => match &attr {
-                            Attr::Asctime => date.regex.clone().into(),
-                            Attr::Created | Attr::Msecs => FLOAT_RE.into(),
-                            Attr::Levelname => r"\S+".into(),
-                            Attr::Message => ".*".into(),
-                            Attr::Standard
-                                if matches!(
-                                    name.as_str(),
-                                    "levelno" | "lineno" | "process" | "thread"
-                                ) =>
-                            {
-                                r"-?\d+".into()
-                            }
-                            Attr::Standard if name == "relativeCreated" => FLOAT_RE.into(),
-                            Attr::Custom(_) => ".*?".into(),
-                            _ => ".+?".into(),
-                        },
-                    };
-                    let group = format!("({body})");
+                    let attr = Attr::of(name);
+                    let group = format!("({})", field_regex(name, *conversion, &attr, &date));
                     let padded = width.is_some_and(|w| w > 0);
                     if padded && flags.contains('-') {
                         re.push_str(&group);

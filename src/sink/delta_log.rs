@@ -11,7 +11,7 @@
 //!
 //! What this process needs between commits is small: the newest version, the
 //! `txn` versions (file offsets, state, lease), and whether the protocol or
-//! the metadata changed. So a [`Log`] keeps a loaded [`DeltaTable`] (the
+//! the metadata changed. So a [`DeltaLog`] keeps a loaded [`DeltaTable`] (the
 //! *base*, with its file list, for upkeep and reads) and on top of it every
 //! `txn` of the commits after the base that it wrote or read. A commit that
 //! finds its version taken reads that one commit (another writer's, a few
@@ -37,7 +37,7 @@ use deltalake::{DeltaTable, DeltaTableError};
 use object_store::ObjectStoreExt;
 use std::collections::{HashMap, HashSet};
 
-use super::SinkError;
+use super::error::SinkError;
 use crate::event::schema::ColumnDef;
 
 /// How many versions taken by others one append reads through before it
@@ -45,7 +45,7 @@ use crate::event::schema::ColumnDef;
 const MAX_VERSIONS_PASSED: u32 = 10_000;
 
 /// A table, and what this process knows of its log past the loaded snapshot.
-pub struct Log {
+pub struct DeltaLog {
     table: DeltaTable,
     uri: String,
     columns: &'static [ColumnDef],
@@ -57,9 +57,9 @@ pub struct Log {
     /// One of our commits landed on a checkpoint version (see `take_checkpoint_due`).
     checkpoint_due: bool,
     /// When `version` was last known to be the table's head or next to it
-    /// (loaded, written, or read as another writer's): see [`Log::stale`].
+    /// (loaded, written, or read as another writer's): see [`DeltaLog::stale`].
     seen_at: std::time::Instant,
-    /// A view older than this is reloaded before a commit (see [`Log::stale`]).
+    /// A view older than this is reloaded before a commit (see [`DeltaLog::stale`]).
     stale_after: std::time::Duration,
     /// Every `txn` version this process has read or written, kept across
     /// reloads: what a reload that jumps over versions compares with (the
@@ -81,7 +81,7 @@ pub(super) enum Appended {
     Conflict,
 }
 
-impl Log {
+impl DeltaLog {
     /// Opens (creating if needed) the table at `uri` with `columns`,
     /// partitioned by `partition` (see [`super::table::open_or_create`]).
     pub async fn open(
@@ -89,11 +89,11 @@ impl Log {
         name: &str,
         columns: &'static [ColumnDef],
         partition: &'static str,
-    ) -> Result<Log, SinkError> {
+    ) -> Result<DeltaLog, SinkError> {
         let table = super::table::open_or_create(uri, name, columns, partition).await?;
         let version = table.version().unwrap_or_default();
         let stale_after = stale_after(&table);
-        let log = Log {
+        let log = DeltaLog {
             table,
             uri: uri.to_owned(),
             columns,
@@ -141,7 +141,7 @@ impl Log {
         self.stale_after = d;
     }
 
-    /// The loaded snapshot: its file list may lag behind [`Log::version`]
+    /// The loaded snapshot: its file list may lag behind [`DeltaLog::version`]
     /// by the appends since the last reload (they add files only).
     pub fn table(&self) -> &DeltaTable {
         &self.table
@@ -182,7 +182,7 @@ impl Log {
         Ok(&mut self.table)
     }
 
-    /// Reloads the base as [`Log::reload`] does, without skipping the
+    /// Reloads the base as [`DeltaLog::reload`] does, without skipping the
     /// conflict checks of the versions it jumps over: true when one of them
     /// moved an app id of `ours` (another writer committed it) or removed a
     /// file of `guarded`.
@@ -218,7 +218,7 @@ impl Log {
         Ok(conflict)
     }
 
-    /// Reloads the base only when it lags behind [`Log::version`]: for
+    /// Reloads the base only when it lags behind [`DeltaLog::version`]: for
     /// what only the loaded snapshot can answer (the history of commits).
     pub async fn fresh(&mut self) -> Result<&DeltaTable, SinkError> {
         if self.table.version().unwrap_or_default() < self.version {
@@ -496,7 +496,7 @@ impl Log {
     }
 }
 
-/// A tenth of `table`'s `logRetentionDuration` (see [`Log::stale`]).
+/// A tenth of `table`'s `logRetentionDuration` (see [`DeltaLog::stale`]).
 fn stale_after(table: &DeltaTable) -> std::time::Duration {
     use deltalake::table::config::TablePropertiesExt;
     table
@@ -546,20 +546,20 @@ mod tests {
             .unwrap()
     }
 
-    async fn open(uri: &str) -> Log {
-        Log::open(uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
+    async fn open(uri: &str) -> DeltaLog {
+        DeltaLog::open(uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
             .await
             .unwrap()
     }
 
-    async fn append(log: &mut Log, app: &str, offset: u64) -> Appended {
+    async fn append(log: &mut DeltaLog, app: &str, offset: u64) -> Appended {
         let txns = [(app.to_owned(), offset)];
         let meta = serde_json::json!({ "source": app });
         log.append(Vec::new(), &txns, meta, None).await.unwrap()
     }
 
     /// Runs `due` on `log` (the quarantine side on a table of its own).
-    async fn upkeep(log: &mut Log, due: crate::sink::upkeep::Due) {
+    async fn upkeep(log: &mut DeltaLog, due: crate::sink::upkeep::Due) {
         let q = tempfile::tempdir().unwrap();
         let mut other = open(q.path().to_str().unwrap()).await;
         due.run(log, &mut other).await.unwrap();
@@ -720,7 +720,7 @@ mod tests {
     /// A table with 60 commits, a checkpoint at 49 and its log cleaned up
     /// as far as that checkpoint allows (as the upkeep's cleanup does once
     /// the retention passed): versions 0..48 are gone.
-    async fn cleaned_table(uri: &str, last_app: &str) -> Log {
+    async fn cleaned_table(uri: &str, last_app: &str) -> DeltaLog {
         let mut a = open(uri).await;
         for i in 1..60u64 {
             let app = if i == 59 { last_app } else { "risktail/busy/f" };
