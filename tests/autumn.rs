@@ -151,8 +151,9 @@ fn the_autumn_night_file_by_file_in_any_order() {
 /// JSON envelopes, through each rotation the engine's hosts use (size
 /// rotation, timed rotation whose dated names sort the repeated hour's files
 /// among the first pass's, the real logrotate in create and copytruncate
-/// mode), plain and gzipped; each backfilled whole, then again file by file
-/// in a shuffled order into a second table. Every row at the engine's
+/// mode), plain and gzipped; each backfilled whole, then file by file in a
+/// shuffled order into a second table, then the night's later files first
+/// and its archive after them into a third. Every row at the engine's
 /// instant, none missing or doubled, `old_state` as the engine left it.
 #[test]
 fn every_rotation_kind_across_both_nights() {
@@ -175,7 +176,7 @@ fn every_rotation_kind_across_both_nights() {
                 let mut args = vec![
                     "--night", night_name, "--rotate", rotate, "--format", format,
                 ];
-                args.extend(["--events", "800", "--max-bytes", "12000"]);
+                args.extend(["--events", "400", "--max-bytes", "6000"]);
                 if gz {
                     args.push("--gzip");
                 }
@@ -196,9 +197,31 @@ fn every_rotation_kind_across_both_nights() {
                 }
                 let seen = against_truth_with(dir, &["--old-state-after-file-start"]);
                 exact(&seen, &format!("{context}, file by file"));
+                // The night's later files first (the days after it), then
+                // the night's archive in one call, into a fresh table.
+                std::fs::remove_dir_all(dir.join("lake")).expect("lake");
+                let by_age = files_by_write_time(dir);
+                let (older, later) = by_age.split_at(by_age.len() * 2 / 3);
+                backfill(dir, later);
+                backfill(dir, older);
+                let seen = against_truth_with(dir, &["--old-state-after-file-start"]);
+                exact(&seen, &format!("{context}, the archive after later days"));
+                eprintln!("{context}: exact on all three paths");
             }
         }
     }
+}
+
+/// The night's log files, as `logs/NAME`, oldest written first.
+fn files_by_write_time(dir: &Path) -> Vec<String> {
+    let mut files = night_files(dir);
+    let written = |f: &String| {
+        std::fs::metadata(dir.join(f))
+            .and_then(|m| m.modified())
+            .expect("mtime")
+    };
+    files.sort_by_key(written);
+    files
 }
 
 /// The night's log files, as `logs/NAME`, sorted by name.

@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 
 use crate::audit::load::{Days, TableFiles};
-use crate::source::discover;
 use crate::source::fingerprint::Heads;
 use crate::source::stamp::{FOLD_STEP_BACK, Stamp};
 
@@ -38,32 +37,23 @@ impl Placed {
 
 /// The stamps of every record head of the file at `path`, in file order.
 pub fn record_stamps(path: &std::path::Path, max_line: usize, heads: &Heads) -> Vec<Stamp> {
-    let mut out = Vec::new();
-    let Ok(opened) = crate::source::open(path, max_line, heads) else {
-        return out;
-    };
-    let mut reader = opened.lines.reader;
-    while let Ok(Some(item)) = reader.next_item() {
-        match item {
-            crate::source::reader::Item::Line { bytes, .. } => {
-                if let Some(Some(s)) = heads.of(bytes) {
-                    out.push(s);
-                }
-            }
-            crate::source::reader::Item::Fragment { .. } => break,
-            crate::source::reader::Item::Oversize { .. } => {}
-        }
-    }
-    out
+    crate::source::record_stamps(path, max_line, heads)
 }
 
-/// The files rotated before `path` in its family on disk, nearest first
-/// (empty when no configured pattern's family holds it).
-pub fn older_neighbours(path: &Path, patterns: &[String]) -> Vec<PathBuf> {
+/// The files before `path` in its family on disk, in time order
+/// ([`crate::source::family_in_time_order`]), nearest first (empty when no
+/// configured pattern's family holds it).
+pub fn older_neighbours(
+    path: &Path,
+    patterns: &[String],
+    max_line: usize,
+    heads: &Heads,
+) -> Vec<PathBuf> {
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
     let me = canon(path);
     for pattern in patterns {
-        let family = discover::family(pattern).unwrap_or_default();
+        let family =
+            crate::source::family_in_time_order(pattern, max_line, heads).unwrap_or_default();
         if let Some(i) = family
             .iter()
             .position(|f| f.path == path || (me.is_some() && canon(&f.path) == me))

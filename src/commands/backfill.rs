@@ -14,7 +14,7 @@ use crate::cli::BackfillArgs;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::ingest::{FileReport, FileStatus, IngestContext, IngestError, ingest_file};
 use crate::sink::DeltaSink;
-use crate::source::discover::{self, Found};
+use crate::source::discover::Found;
 use crate::tally::{Tally, bytes, thousands};
 
 /// Runs the command. Returns whether every file was ingested.
@@ -219,7 +219,8 @@ fn archive_state(
         let files = table_files()?;
         let heads = config.parser(source).heads();
         let stamps = archive::record_stamps(&found.path, source.max_line_bytes, &heads);
-        let neighbours = archive::older_neighbours(&found.path, &source.paths);
+        let neighbours =
+            archive::older_neighbours(&found.path, &source.paths, source.max_line_bytes, &heads);
         let before = archive::end_before_on_disk(&neighbours, source.max_line_bytes, &heads);
         let placed = rt.block_on(archive::place(
             first,
@@ -292,7 +293,7 @@ fn plan<'c>(
         if args.source.as_deref().is_some_and(|n| n != source.name) {
             continue;
         }
-        let files = source_files(source, &[])?;
+        let files = source_files(config, source, &[])?;
         if files.is_empty() {
             eprintln!(
                 "risktail backfill: warning: source {}: no file matches {:?}",
@@ -309,10 +310,17 @@ fn plan<'c>(
 
 /// Every file of `source` (each configured path and its rotated siblings,
 /// oldest first), then the files `extra` names (archives elsewhere).
-pub fn source_files(source: &SourceConfig, extra: &[String]) -> Result<Vec<Found>> {
+pub fn source_files(
+    config: &Config,
+    source: &SourceConfig,
+    extra: &[String],
+) -> Result<Vec<Found>> {
     let mut files: Vec<Found> = Vec::new();
+    let heads = config.parser(source).heads();
     for pattern in &source.paths {
-        for f in discover::family(pattern).with_context(|| format!("listing {pattern}"))? {
+        let family = crate::source::family_in_time_order(pattern, source.max_line_bytes, &heads)
+            .with_context(|| format!("listing {pattern}"))?;
+        for f in family {
             if !files.iter().any(|g| g.path == f.path) {
                 files.push(f);
             }

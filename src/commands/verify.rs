@@ -192,7 +192,7 @@ pub fn run(args: &VerifyArgs) -> Result<bool> {
         if args.source.as_deref().is_some_and(|n| n != source.name) {
             continue;
         }
-        let files = super::backfill::source_files(source, &args.inputs)?;
+        let files = super::backfill::source_files(&config, source, &args.inputs)?;
         let tables = (&events, &quarantine);
         let check = rt.block_on(check_source(&config, source, &files, tables, &rows, range))?;
         verdict.sources.push(check);
@@ -363,7 +363,13 @@ async fn check_source(
             opened.push((f.clone(), o, id));
         }
     }
-    let opened = crate::source::stamp::in_time_order(opened, |(_, o, _)| o.lines.first);
+    let opened = crate::source::time_order(
+        opened,
+        |(f, _, _)| &f.path,
+        |(_, o, _)| o.lines.first,
+        source.max_line_bytes,
+        &heads,
+    );
     let mut state = SourceState::default();
     let mut out = SourceCheck {
         source: source.name.clone(),

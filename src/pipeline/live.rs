@@ -377,7 +377,13 @@ pub async fn recover(
         // listing). Times a fold leaves open keep rotation order.
         let mut files = open_rotated(pattern, ctx, &follow.source);
         files.reverse();
-        let files = source::stamp::in_time_order(files, |(_, o)| o.lines.first);
+        let files = source::time_order(
+            files,
+            |(f, _)| &f.path,
+            |(_, o)| o.lines.first,
+            ctx.max_line_bytes,
+            &ctx.heads,
+        );
         for (found, opened) in files {
             let file = (&found, opened);
             let before = state.clone();

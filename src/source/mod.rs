@@ -107,6 +107,72 @@ pub fn open(path: &Path, max_line_bytes: usize, heads: &Heads) -> io::Result<Ope
     })
 }
 
+/// The stamps of every record head of the file at `path`, in file order
+/// (empty when it cannot be read).
+pub fn record_stamps(path: &Path, max_line: usize, heads: &Heads) -> Vec<stamp::Stamp> {
+    let mut out = Vec::new();
+    let Ok(opened) = open(path, max_line, heads) else {
+        return out;
+    };
+    let mut reader = opened.lines.reader;
+    while let Ok(Some(item)) = reader.next_item() {
+        match item {
+            reader::Item::Line { bytes, .. } => {
+                if let Some(Some(s)) = heads.of(bytes) {
+                    out.push(s);
+                }
+            }
+            reader::Item::Fragment { .. } => break,
+            reader::Item::Oversize { .. } => {}
+        }
+    }
+    out
+}
+
+/// A source's files (given in rotation order, oldest first) in time order:
+/// by their first records' times ([`stamp::in_time_order`]); and when a fold
+/// makes a first record name two instants, every file's records are read
+/// for its last one too and the files are chained ([`stamp::chain_order`]),
+/// because names in local time do not tell the repeated hour's passes apart.
+pub fn time_order<T>(
+    items: Vec<T>,
+    path: impl Fn(&T) -> &Path,
+    first: impl Fn(&T) -> Option<stamp::Stamp>,
+    max_line: usize,
+    heads: &Heads,
+) -> Vec<T> {
+    if !items
+        .iter()
+        .any(|x| first(x).is_some_and(|s| s.is_ambiguous()))
+    {
+        return stamp::in_time_order(items, first);
+    }
+    let spans = items
+        .iter()
+        .map(|x| {
+            let stamps = record_stamps(path(x), max_line, heads);
+            Some((*stamps.first()?, *stamps.last()?))
+        })
+        .collect();
+    stamp::chain_order(items, spans)
+}
+
+/// The family of `pattern` (see [`discover::family`]) in time order
+/// ([`time_order`]).
+pub fn family_in_time_order(
+    pattern: &str,
+    max_line: usize,
+    heads: &Heads,
+) -> io::Result<Vec<discover::Found>> {
+    let files = discover::family(pattern)?;
+    let first = |f: &discover::Found| open(&f.path, max_line, heads).ok()?.lines.first;
+    let firsts: Vec<Option<stamp::Stamp>> = files.iter().map(first).collect();
+    let mut paired: Vec<(discover::Found, Option<stamp::Stamp>)> =
+        files.into_iter().zip(firsts).collect();
+    paired = time_order(paired, |(f, _)| &f.path, |(_, s)| *s, max_line, heads);
+    Ok(paired.into_iter().map(|(f, _)| f).collect())
+}
+
 /// A new line reader over the content of `file` (kept by [`Opened`]),
 /// positioned at `offset`; `None` when the content now ends before it.
 pub fn reopen(

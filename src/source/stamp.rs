@@ -101,6 +101,62 @@ pub fn in_time_order<T>(items: Vec<T>, of: impl Fn(&T) -> Option<Stamp>) -> Vec<
     out
 }
 
+/// How far a file's first record may lie before the end of the file before
+/// it and still continue it: threads of one engine out of order by
+/// milliseconds or seconds across a rotation.
+pub const ROTATION_SLACK: Duration = Duration::seconds(10);
+
+/// Where a file whose first record is `first` starts, when the content
+/// before it ended at `end`: files of one source do not overlap in time, so
+/// of the two instants a fold gives, the first at or after `end` (within
+/// [`ROTATION_SLACK`]).
+fn start_after(first: Stamp, end: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    match end {
+        Some(e) if first.early < e - ROTATION_SLACK && first.late >= e - ROTATION_SLACK => {
+            first.late
+        }
+        _ => first.early,
+    }
+}
+
+/// A file's first and last record stamps.
+pub type Span = (Stamp, Stamp);
+
+/// Puts files (given in rotation order, oldest first) in time order when a
+/// fold makes their names a poor guide: dated names in local time (a timed
+/// rotation) sort the repeated hour's files among the first pass's. `spans`
+/// holds each file's first and last record stamps. Files are chained: the
+/// next is the one that starts first at or after the end of the content
+/// before it ([`start_after`]), its end resolved from its start by
+/// [`Stamp::after`]; ties, and files without records, keep rotation order.
+pub fn chain_order<T>(items: Vec<T>, spans: Vec<Option<Span>>) -> Vec<T> {
+    let mut rest: Vec<(usize, T, Option<Span>)> = items
+        .into_iter()
+        .zip(spans)
+        .enumerate()
+        .map(|(i, (t, s))| (i, t, s))
+        .collect();
+    let mut out = Vec::with_capacity(rest.len());
+    let mut end: Option<DateTime<Utc>> = None;
+    while !rest.is_empty() {
+        let key = |k: usize| {
+            let at = rest[k].2.map(|(first, _)| start_after(first, end));
+            (at.or(end).unwrap_or(DateTime::<Utc>::MIN_UTC), rest[k].0)
+        };
+        let Some(k) = (0..rest.len()).min_by_key(|&k| key(k)) else {
+            break;
+        };
+        let (_, item, span) = rest.remove(k);
+        if let Some((first, last)) = span {
+            let start = start_after(first, end);
+            let stop = last.after(Some(start)).max(start);
+            end = Some(end.map_or(stop, |e| e.max(stop)));
+        }
+        out.push(item);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +221,45 @@ mod tests {
             x.1
         });
         assert_eq!(got.iter().map(|x| x.0).collect::<Vec<_>>(), [0, 3, 1]);
+    }
+
+    /// Dated names in local time across the fold (a timed rotation every 7
+    /// minutes): by name the second pass's files sort among the first's;
+    /// chained by their records' times they come back in order, and a file
+    /// whose first record is a second before the end of the one before it
+    /// (threads out of order) still follows it.
+    #[test]
+    fn files_named_in_local_time_across_the_fold_are_chained() {
+        // h:m:s in New York that night: 01:xx names two instants.
+        let ny = |h: u32, m: u32, s: u32| {
+            let early = t(&format!("2026-11-01T{:02}:{m:02}:{s:02}Z", h + 4));
+            if h != 1 {
+                return Stamp::exact(early);
+            }
+            Stamp {
+                early,
+                late: early + Duration::hours(1),
+                fold: t("2026-11-01T06:00:00Z"),
+            }
+        };
+        // (name order, first, last): "00-56", "01-03", "01-06" (second
+        // pass), "01-10", "01-59" (spans the fold), "02-10".
+        let files = [
+            ("00-56", Some((ny(0, 56, 0), ny(1, 3, 0)))),
+            ("01-03", Some((ny(1, 3, 0), ny(1, 10, 0)))),
+            ("01-06", Some((ny(1, 6, 0), ny(1, 13, 0)))),
+            ("01-10", Some((ny(1, 9, 59), ny(1, 59, 0)))),
+            ("01-59", Some((ny(1, 59, 1), ny(1, 6, 0)))),
+            (
+                "02-10",
+                Some((
+                    Stamp::exact(t("2026-11-01T07:10:00Z")),
+                    Stamp::exact(t("2026-11-01T07:20:00Z")),
+                )),
+            ),
+        ];
+        let spans = files.iter().map(|f| f.1).collect();
+        let got = chain_order(files.iter().map(|f| f.0).collect(), spans);
+        assert_eq!(got, ["00-56", "01-03", "01-10", "01-59", "01-06", "02-10"]);
     }
 }

@@ -151,7 +151,7 @@ def logrotate(out, how, gz):
     """The real logrotate, forced, as cron would run it when the file grew."""
     conf = out.parent / (out.name + ".logrotate.conf")
     mode = "create" if how == "logrotate-create" else "copytruncate"
-    conf.write_text(f"{out / 'engine.log'} {{\n  rotate 100000\n  {mode}\n  {'compress' if gz else 'nocompress'}\n  missingok\n}}\n")
+    conf.write_text(f"{out / 'engine.log'} {{\n  rotate 1000\n  {mode}\n  {'compress' if gz else 'nocompress'}\n  missingok\n}}\n")
     subprocess.run(["logrotate", "-f", "-s", str(out.parent / (out.name + ".logrotate.state")), str(conf)],
                    check=True, env=dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"))
 

@@ -381,25 +381,25 @@ impl PythonEnvelope {
             .ok_or_else(|| format!("asctime {a:?} is not a valid date and time"))?;
         // With a custom datefmt, Python prints no milliseconds in asctime; the
         // format may add them with %(msecs)03d.
-        match (
-            t,
-            msecs,
-            self.custom_datefmt && !self.datefmt.chrono.contains("%6f"),
-        ) {
-            (LocalTime::Naive(n), Some(ms), true) => {
-                let ms: f64 = ms
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("msecs {ms:?} is not a number"))?;
-                if !(0.0..1000.0).contains(&ms) {
-                    return Err(format!("msecs {ms} is out of range"));
-                }
-                Ok(LocalTime::Naive(
-                    n + chrono::Duration::microseconds((ms * 1000.0).round() as i64),
-                ))
-            }
-            (t, _, _) => Ok(t),
+        // A datefmt with %z makes the time absolute; the milliseconds still
+        // come from %(msecs)03d.
+        let Some(ms) =
+            msecs.filter(|_| self.custom_datefmt && !self.datefmt.chrono.contains("%6f"))
+        else {
+            return Ok(t);
+        };
+        let ms: f64 = ms
+            .trim()
+            .parse()
+            .map_err(|_| format!("msecs {ms:?} is not a number"))?;
+        if !(0.0..1000.0).contains(&ms) {
+            return Err(format!("msecs {ms} is out of range"));
         }
+        let extra = chrono::Duration::microseconds((ms * 1000.0).round() as i64);
+        Ok(match t {
+            LocalTime::Naive(n) => LocalTime::Naive(n + extra),
+            LocalTime::Absolute(a) => LocalTime::Absolute(a + extra),
+        })
     }
 }
 
@@ -460,6 +460,22 @@ mod tests {
             e.parse_head("  File \"x.py\", line 3, in <module>")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn msecs_are_added_to_a_time_with_its_offset() {
+        let e = PythonEnvelope::new(
+            "%(asctime)s.%(msecs)03d - %(name)s - %(levelname)s - %(message)s",
+            Some("%Y-%m-%d %H:%M:%S%z"),
+        )
+        .expect("format");
+        let head = e
+            .parse_head("2026-11-01 01:30:00-0500.250 - x - WARNING - m")
+            .expect("a head");
+        let want = chrono::DateTime::parse_from_rfc3339("2026-11-01T06:30:00.250Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        assert_eq!(head.time, Ok(LocalTime::Absolute(want)));
     }
 
     #[test]
