@@ -51,6 +51,11 @@ pub struct Metrics {
     /// `risktail_breaker_restart_resets_total{source}`: engine restarts that
     /// initialized the breaker while it was OPEN or HALF_OPEN.
     pub breaker_restart_resets: Family<Labels, Counter>,
+    /// `risktail_undecided_files{source}`: files of the source on disk that
+    /// start inside the repeated autumn hour with nothing to place them by
+    /// (stored in the first pass; see docs/DIALECT.md §1.1), as the table
+    /// records them at the daemon's start.
+    pub undecided_files: Family<Labels, Gauge>,
 }
 
 impl Metrics {
@@ -69,6 +74,7 @@ impl Metrics {
             last_commit: Family::default(),
             breaker_state: Family::default(),
             breaker_restart_resets: Family::default(),
+            undecided_files: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -121,6 +127,11 @@ impl Metrics {
             "breaker_restart_resets",
             "Engine restarts that initialized the breaker while it was OPEN or HALF_OPEN",
             m.breaker_restart_resets.clone(),
+        );
+        r.register(
+            "undecided_files",
+            "Files on disk starting inside the repeated autumn hour with nothing to place them by (stored in the first pass)",
+            m.undecided_files.clone(),
         );
         Arc::new(m)
     }

@@ -176,7 +176,7 @@ fn every_rotation_kind_across_both_nights() {
                 let mut args = vec![
                     "--night", night_name, "--rotate", rotate, "--format", format,
                 ];
-                args.extend(["--events", "400", "--max-bytes", "6000"]);
+                args.extend(["--events", "250", "--max-bytes", "5000"]);
                 if gz {
                     args.push("--gzip");
                 }

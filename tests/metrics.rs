@@ -217,5 +217,72 @@ fn alert_rules_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 5 rules found"));
+    let rules = std::fs::read_to_string(root().join("systemd/risktail.rules.yml")).expect("rules");
+    let want = format!("SUCCESS: {} rules found", rules.matches("- alert:").count());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&want), "{want}");
+}
+
+/// A file that lies wholly inside the repeated autumn hour, with nothing
+/// before it in the source or the table, has no evidence of its pass: it is
+/// stored by the documented rule (the first pass) and counted, in the
+/// backfill summary, in `status --json` and in the daemon's
+/// `risktail_undecided_files`.
+#[test]
+fn a_file_nothing_places_is_counted_in_status_and_the_metrics() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    // 01:10-01:20 New York on 2026-11-01, a time that happened twice.
+    let lines: String = (0..10)
+        .map(|i| {
+            format!(
+                "2026-11-01 01:{:02}:00,000 - v6.risk.portfolio_limits - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10\n",
+                10 + i
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("logs/engine.log"), lines).expect("log");
+    let mport = free_port();
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"lake/risk_events\"\n[flush]\ninterval_ms = 200\n[metrics]\nlisten = \"127.0.0.1:{mport}\"\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\ntimezone = \"America/New_York\"\n"
+        ),
+    )
+    .expect("config");
+    let out = risktail()
+        .current_dir(dir)
+        .arg("backfill")
+        .output()
+        .expect("backfill");
+    let summary =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{summary}");
+    assert!(
+        summary.contains("1 file(s) start inside the repeated autumn hour"),
+        "{summary}"
+    );
+    let st = status_json(dir, "risktail.toml", &[]).expect("status --json");
+    assert_eq!(st["sources"][0]["undecided_files"], 1, "{st}");
+    assert_eq!(st["sources"][0]["files"][0]["undecided"], true, "{st}");
+    let _daemon = Killed(
+        risktail()
+            .current_dir(dir)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log"))
+            .spawn()
+            .expect("risktail run"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let series = "risktail_undecided_files{source=\"engine\"} 1";
+    loop {
+        let body = get(mport, "/metrics").unwrap_or_default();
+        if body.lines().any(|l| l == series) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no `{series}` in:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -194,7 +194,7 @@ impl OneFile<'_> {
 #[allow(clippy::too_many_arguments)]
 fn archive_state(
     rt: &tokio::runtime::Runtime,
-    sink: &DeltaSink,
+    sink: &mut DeltaSink,
     config: &Config,
     source: &SourceConfig,
     found: &Found,
@@ -234,6 +234,7 @@ fn archive_state(
             tracing::warn!(file = %found.path.display(), at = %at,
                 "starts inside the repeated autumn hour with nothing to place it by: stored in the first pass (docs/DIALECT.md)");
             undecided.push(found.path.display().to_string());
+            sink.note_undecided(&source.name, id);
         }
         placed.instant()
     } else {

@@ -32,6 +32,9 @@ struct SourceStatus {
     /// 0 when nothing is behind; else seconds since the source last
     /// committed (or, if it never did, since its newest file was written).
     lag_seconds: f64,
+    /// Files stored by the rule for a place nothing decides (they start
+    /// inside the repeated autumn hour; docs/DIALECT.md §1.1).
+    undecided_files: usize,
     files: Vec<FileStatus>,
     /// Seconds since the newest file with bytes behind was written.
     #[serde(skip)]
@@ -46,6 +49,9 @@ struct FileStatus {
     size: u64,
     committed: u64,
     bytes_behind: u64,
+    /// Stored in the first pass of the repeated autumn hour by the rule for
+    /// a place nothing decides.
+    undecided: bool,
     error: Option<String>,
 }
 
@@ -111,6 +117,7 @@ fn source_status(
         last_commit: None,
         bytes_behind: 0,
         lag_seconds: 0.0,
+        undecided_files: 0,
         files: Vec::new(),
         newest_write_age: None,
     };
@@ -123,17 +130,19 @@ fn source_status(
             let opened = source::open(&f.path, s.max_line_bytes, &heads);
             let size = opened.as_ref().ok().and_then(|o| o.len_hint).unwrap_or(0);
             let id = opened.map(|o| o.lines.identity(f.live));
-            let (identity, committed, error) = match id {
+            let (identity, committed, undecided, error) = match id {
                 Ok(Some(id)) => {
                     let c = rt.block_on(sink.committed(&s.name, id))?;
-                    (Some(id.to_string()), c.events, None)
+                    let u = rt.block_on(sink.is_undecided(&s.name, id))?;
+                    (Some(id.to_string()), c.events, u, None)
                 }
-                Ok(None) => (None, 0, None),
+                Ok(None) => (None, 0, false, None),
                 Err(e) => {
                     ok = false;
-                    (None, 0, Some(e.to_string()))
+                    (None, 0, false, Some(e.to_string()))
                 }
             };
+            src.undecided_files += usize::from(undecided);
             let behind = size.saturating_sub(committed);
             if behind > 0 {
                 let m = std::fs::metadata(&f.path).and_then(|m| m.modified()).ok();
@@ -147,6 +156,7 @@ fn source_status(
                 size,
                 committed,
                 bytes_behind: behind,
+                undecided,
                 error,
             });
         }
@@ -188,6 +198,12 @@ fn print_text(st: &Status) {
                 bytes(f.bytes_behind),
                 if f.live { "  (live)" } else { "" }
             );
+            if f.undecided {
+                println!(
+                    "{:<10}   ^ starts inside the repeated autumn hour with nothing to place it by: stored in the first pass",
+                    s.name
+                );
+            }
         }
         println!(
             "{:<10} {} not yet committed{}",

@@ -353,6 +353,26 @@ fn open_rotated(
     files
 }
 
+/// Sets the source's `risktail_undecided_files` from the table's marks on
+/// the files of its families (a backfill sets them; see
+/// `DeltaSink::note_undecided`). A file that cannot be read is not counted.
+async fn count_undecided(ctx: &IngestContext<'_>, sink: &DeltaSink, follow: &FollowSettings) {
+    let mut n = 0;
+    for pattern in &follow.paths {
+        for f in source::discover::family(pattern).unwrap_or_default() {
+            let id = source::open(&f.path, ctx.max_line_bytes, &ctx.heads)
+                .ok()
+                .and_then(|o| o.lines.identity(f.live));
+            if let Some(id) = id
+                && sink.is_undecided(&follow.source, id).await.unwrap_or(false)
+            {
+                n += 1;
+            }
+        }
+    }
+    sink.report_undecided(&follow.source, n);
+}
+
 /// Finishes the rotated files of `follow`'s source that the table has not
 /// read to their end (rotated while nobody was reading), oldest first, so the
 /// live files continue from the right state. A file that cannot be read is
@@ -369,6 +389,7 @@ pub async fn recover(
         // the rotated files hold (and commits their end offsets).
         return Tally::default();
     }
+    count_undecided(ctx, sink, follow).await;
     let mut known = HashMap::new();
     let mut tally = Tally::default();
     for pattern in &follow.paths {

@@ -50,6 +50,7 @@ use crate::event::schema::{
 use crate::event::{QuarantineRecord, RiskEvent};
 use crate::metrics::Metrics;
 use crate::source::fingerprint::FileId;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use crate::source::offsets::Committed;
@@ -64,6 +65,9 @@ pub struct DeltaSink {
     staged: Staged,
     /// The sources whose lease this process holds.
     leases: lease::Leases,
+    /// Files of each source placed by no evidence, marked in the source's
+    /// next commit (see [`txn::undecided_app_id`]).
+    undecided: HashMap<String, Vec<FileId>>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -86,6 +90,7 @@ impl DeltaSink {
             last_vacuum: None,
             staged: Staged::default(),
             leases: lease::Leases::default(),
+            undecided: HashMap::new(),
             metrics: None,
         })
     }
@@ -184,6 +189,35 @@ impl DeltaSink {
         self.leases
             .heartbeat(&mut self.events, m.as_deref(), source, every)
             .await
+    }
+
+    /// Marks a file of `source` as placed by no evidence (its first record
+    /// inside the repeated autumn hour, nothing before it): the source's
+    /// next commit records it, for `status` and the metrics.
+    pub fn note_undecided(&mut self, source: &str, file: FileId) {
+        self.undecided
+            .entry(source.to_owned())
+            .or_default()
+            .push(file);
+    }
+
+    /// Whether a file of `source` was stored by the rule for an undecided
+    /// place (see [`DeltaSink::note_undecided`]).
+    pub async fn is_undecided(&self, source: &str, file: FileId) -> Result<bool, SinkError> {
+        Ok(self
+            .events
+            .txn_version(&txn::undecided_app_id(source, file))
+            .await?
+            > 0)
+    }
+
+    /// Sets `risktail_undecided_files{source}` (when metrics are on).
+    pub fn report_undecided(&self, source: &str, files: usize) {
+        if let Some(m) = &self.metrics {
+            m.undecided_files
+                .get_or_create(&crate::metrics::source(source))
+                .set(files as i64);
+        }
     }
 
     /// Gives the lease of `source` up (a clean exit).
@@ -318,6 +352,9 @@ impl DeltaSink {
             && t.timestamp_micros() > 0
         {
             state_txns.push((txn::last_time_app_id(source), t.timestamp_micros() as u64));
+        }
+        for f in self.undecided.remove(source).unwrap_or_default() {
+            state_txns.push((txn::undecided_app_id(source, f), 1));
         }
         let held = self.leases.get(source).cloned();
         if let Some(h) = &held {

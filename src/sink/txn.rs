@@ -20,6 +20,13 @@ pub fn last_time_app_id(source: &str) -> String {
     format!("risktail-state/{source}/last_time")
 }
 
+/// App id set (version 1) in the commit of a file that starts inside the
+/// repeated autumn hour with nothing to place it by (stored in the first
+/// pass by the documented rule): `status` and the metrics count them.
+pub fn undecided_app_id(source: &str, file: FileId) -> String {
+    format!("risktail-undecided/{source}/{file}")
+}
+
 /// The enrichment state rides in `txn` actions too, because checkpoints keep
 /// every `txn` while `commitInfo` goes with the expired JSON commits: a source
 /// quiet for longer than the log retention must still resume with its

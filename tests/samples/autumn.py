@@ -29,7 +29,7 @@ Usage: autumn.py OUT_DIR [--night autumn|spring] [--events N] [--max-bytes B]
                  *before* the line above them, as two threads of one engine
                  produce
   --rotate       who rotates (python and json formats): size, RotatingFileHandler
-                 at --max-bytes; timed, TimedRotatingFileHandler every 7 minutes
+                 at --max-bytes; timed, TimedRotatingFileHandler every 13 minutes
                  of the engine's clock (the simulated one: time.time is the
                  record's instant), names dated in local time, so the repeated
                  hour's names sort before the first pass's; logrotate-create and
@@ -164,7 +164,7 @@ def handler(out, max_bytes, gz, rotate="size"):
         return logging.FileHandler(path)
     if rotate == "timed":
         time.time = lambda: CLOCK[0]
-        h = logging.handlers.TimedRotatingFileHandler(path, when="M", interval=7, backupCount=0)
+        h = logging.handlers.TimedRotatingFileHandler(path, when="M", interval=13, backupCount=0)
         h.rolloverAt = h.computeRollover(int(CLOCK[0]))  # not the new file's real mtime
     else:
         h = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=100000)
