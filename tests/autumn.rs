@@ -123,14 +123,7 @@ fn the_autumn_night_file_by_file_in_any_order() {
     let dir = tmp.path();
     night(dir, &["--gzip", "--format", "dmy", "--events", "1500"]);
     config(dir);
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("logs"))
-        .expect("logs")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("engine.log"))
-        .map(|n| format!("logs/{n}"))
-        .collect();
-    files.sort();
+    let mut files = night_files(dir);
     let mut seed = Seeded(20);
     for i in (1..files.len()).rev() {
         files.swap(i, seed.next31() as usize % (i + 1));

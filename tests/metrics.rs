@@ -53,6 +53,32 @@ impl Drop for Killed {
     }
 }
 
+/// `risktail run` in `dir`, its log in `daemon.log`; killed when dropped.
+fn daemon_in(dir: &Path) -> Killed {
+    Killed(
+        risktail()
+            .current_dir(dir)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log"))
+            .spawn()
+            .expect("risktail run"),
+    )
+}
+
+/// A config for `logs/engine.log` (New York time) into `lake/`, serving
+/// metrics on `mport`.
+fn write_config(dir: &Path, mport: u16) {
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"lake/risk_events\"\n[flush]\ninterval_ms = 200\n[metrics]\nlisten = \"127.0.0.1:{mport}\"\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\ntimezone = \"America/New_York\"\n"
+        ),
+    )
+    .expect("config");
+}
+
 /// Rows in the table, and the new_state of its last breaker transition
 /// (read by polars, not by risktail).
 fn table_facts(dir: &Path) -> (u64, String) {
@@ -93,14 +119,7 @@ fn prometheus_scrapes_the_events_counter_and_the_breaker_gauge() {
         .expect("sample");
     }
     let (mport, pport) = (free_port(), free_port());
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"lake/risk_events\"\n[flush]\ninterval_ms = 200\n[metrics]\nlisten = \"127.0.0.1:{mport}\"\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\ntimezone = \"America/New_York\"\n"
-        ),
-    )
-    .expect("config");
+    write_config(dir, mport);
     std::fs::write(
         dir.join("prometheus.yml"),
         format!(
@@ -109,15 +128,7 @@ fn prometheus_scrapes_the_events_counter_and_the_breaker_gauge() {
         ),
     )
     .expect("prometheus.yml");
-    let daemon = Killed(
-        risktail()
-            .current_dir(dir)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log"))
-            .spawn()
-            .expect("risktail run"),
-    );
+    let daemon = daemon_in(dir);
     let _prom = Killed(
         Command::new("prometheus")
             .current_dir(dir)
@@ -219,7 +230,10 @@ fn alert_rules_pass_promtool() {
     );
     let rules = std::fs::read_to_string(root().join("systemd/risktail.rules.yml")).expect("rules");
     let want = format!("SUCCESS: {} rules found", rules.matches("- alert:").count());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&want), "{want}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&want),
+        "{want}"
+    );
 }
 
 /// A file that lies wholly inside the repeated autumn hour, with nothing
@@ -243,14 +257,7 @@ fn a_file_nothing_places_is_counted_in_status_and_the_metrics() {
         .collect();
     std::fs::write(dir.join("logs/engine.log"), lines).expect("log");
     let mport = free_port();
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"lake/risk_events\"\n[flush]\ninterval_ms = 200\n[metrics]\nlisten = \"127.0.0.1:{mport}\"\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\ntimezone = \"America/New_York\"\n"
-        ),
-    )
-    .expect("config");
+    write_config(dir, mport);
     let out = risktail()
         .current_dir(dir)
         .arg("backfill")
@@ -266,15 +273,7 @@ fn a_file_nothing_places_is_counted_in_status_and_the_metrics() {
     let st = status_json(dir, "risktail.toml", &[]).expect("status --json");
     assert_eq!(st["sources"][0]["undecided_files"], 1, "{st}");
     assert_eq!(st["sources"][0]["files"][0]["undecided"], true, "{st}");
-    let _daemon = Killed(
-        risktail()
-            .current_dir(dir)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log"))
-            .spawn()
-            .expect("risktail run"),
-    );
+    let _daemon = daemon_in(dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     let series = "risktail_undecided_files{source=\"engine\"} 1";
     loop {
