@@ -50,9 +50,9 @@ impl Exits {
         let cols = ["type", "rule", "symbol", "strategy_id", "created_at"];
         let mut all = Vec::new();
         for b in read::table_columns(uri, &cols).await? {
-            all.extend(exits_of(&b).map_err(|message| AuditError::Table {
+            all.extend(exits_of(&b).map_err(|source| AuditError::Alerts {
                 table: uri.to_owned(),
-                message,
+                source,
             })?);
         }
         Ok(Exits::new(all))
@@ -105,13 +105,34 @@ impl Exits {
     }
 }
 
+/// A column of the engine's alerts table that is missing or cannot be read
+/// as the audit needs it.
+#[derive(Debug, thiserror::Error)]
+#[error("column {column}: {problem}")]
+pub struct ColumnProblem {
+    /// The column.
+    pub column: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn missing(column: &'static str) -> ColumnProblem {
+    ColumnProblem {
+        column,
+        problem: "not in the table".into(),
+    }
+}
+
 /// The CLOSE rows of one batch.
-fn exits_of(b: &RecordBatch) -> Result<Vec<Exit>, String> {
-    let text = |name: &str| -> Result<Option<Vec<Option<String>>>, String> {
+fn exits_of(b: &RecordBatch) -> Result<Vec<Exit>, ColumnProblem> {
+    let text = |name: &'static str| -> Result<Option<Vec<Option<String>>>, ColumnProblem> {
         let Some(col) = b.column_by_name(name) else {
             return Ok(None);
         };
-        let col = cast(col, &DataType::Utf8).map_err(|e| format!("column {name}: {e}"))?;
+        let col = cast(col, &DataType::Utf8).map_err(|e| ColumnProblem {
+            column: name,
+            problem: e.to_string(),
+        })?;
         let s = col.as_string::<i32>();
         Ok(Some(
             (0..s.len())
@@ -119,18 +140,21 @@ fn exits_of(b: &RecordBatch) -> Result<Vec<Exit>, String> {
                 .collect(),
         ))
     };
-    let rule = text("rule")?.ok_or("no column rule")?;
-    let kind = text("type")?.ok_or("no column type")?;
+    let rule = text("rule")?.ok_or_else(|| missing("rule"))?;
+    let kind = text("type")?.ok_or_else(|| missing("type"))?;
     let symbol = text("symbol")?.unwrap_or_else(|| vec![None; b.num_rows()]);
     let strategy = text("strategy_id")?.unwrap_or_else(|| vec![None; b.num_rows()]);
     let created = b
         .column_by_name("created_at")
-        .ok_or("no column created_at")?;
+        .ok_or_else(|| missing("created_at"))?;
     let created = cast(
         created,
         &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
     )
-    .map_err(|e| format!("column created_at: {e}"))?;
+    .map_err(|e| ColumnProblem {
+        column: "created_at",
+        problem: e.to_string(),
+    })?;
     let created = created.as_primitive::<TimestampMicrosecondType>();
     let mut out = Vec::new();
     for i in 0..b.num_rows() {

@@ -54,6 +54,14 @@ pub enum AuditError {
         /// Which column, and why.
         source: crate::event::decode::DecodeError,
     },
+    /// The engine's alerts table lacks a column `report` reads.
+    #[error("alerts table {table}: {source}")]
+    Alerts {
+        /// The alerts table.
+        table: String,
+        /// Which column, and why.
+        source: alerts::ColumnProblem,
+    },
     /// A period that makes no sense.
     #[error("{0}")]
     Period(String),
