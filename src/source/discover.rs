@@ -59,6 +59,20 @@ fn is_date_like(s: &str) -> bool {
             .all(|c| c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
+/// Whether a file's name carries a date (and time) that orders it among its
+/// siblings (`engine.log.2026-11-01_01-06`, `engine.log-20261101`, loguru's
+/// `engine.2026-11-01_01-06-00_000000.log`). Such names are local time: in
+/// the autumn fold they do not follow the order the files were written in.
+pub fn named_by_date(path: &Path) -> bool {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return false;
+    };
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    name.split('.').any(|part| {
+        is_date_like(part) || part.split_once('-').is_some_and(|(_, d)| is_date_like(d))
+    })
+}
+
 /// How `name` relates to the configured file name `base`, if it is its sibling.
 fn rank(base: &str, name: &str) -> Option<Rank> {
     if name == base {
@@ -214,5 +228,20 @@ mod tests {
         let got = family(&dir.path().join("a.log").to_string_lossy()).unwrap();
         assert_eq!(got.len(), 1);
         assert!(!got[0].live);
+    }
+
+    #[test]
+    fn names_that_order_by_date() {
+        for dated in [
+            "engine.log.2026-11-01_01-06",
+            "engine.log.2026-11-01_01-06.gz",
+            "engine.log-20261101",
+            "engine.2026-11-01_01-06-00_000000.log.gz",
+        ] {
+            assert!(named_by_date(Path::new(dated)), "{dated}");
+        }
+        for numbered in ["engine.log", "engine.log.12", "engine.log.3.gz"] {
+            assert!(!named_by_date(Path::new(numbered)), "{numbered}");
+        }
     }
 }

@@ -130,10 +130,12 @@ pub fn record_stamps(path: &Path, max_line: usize, heads: &Heads) -> Vec<stamp::
 }
 
 /// A source's files (given in rotation order, oldest first) in time order:
-/// by their first records' times ([`stamp::in_time_order`]); and when a fold
-/// makes a first record name two instants, every file's records are read
-/// for its last one too and the files are chained ([`stamp::chain_order`]),
-/// because names in local time do not tell the repeated hour's passes apart.
+/// by their first records' times ([`stamp::in_time_order`]), so numbered
+/// names (`.1`, `.2.gz`: a sure rotation order) decide where times cannot.
+/// Names that carry a local date and time are no sure order across the
+/// autumn fold: when a fold makes a first record name two instants and the
+/// files are named by date, every file's records are read for its last one
+/// too and the files are chained ([`stamp::chain_order`]).
 pub fn time_order<T>(
     items: Vec<T>,
     path: impl Fn(&T) -> &Path,
@@ -141,10 +143,10 @@ pub fn time_order<T>(
     max_line: usize,
     heads: &Heads,
 ) -> Vec<T> {
-    if !items
+    let fold = items
         .iter()
-        .any(|x| first(x).is_some_and(|s| s.is_ambiguous()))
-    {
+        .any(|x| first(x).is_some_and(|s| s.is_ambiguous()));
+    if !fold || !items.iter().any(|x| discover::named_by_date(path(x))) {
         return stamp::in_time_order(items, first);
     }
     let spans = items

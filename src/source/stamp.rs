@@ -104,7 +104,7 @@ pub fn in_time_order<T>(items: Vec<T>, of: impl Fn(&T) -> Option<Stamp>) -> Vec<
 /// How far a file's first record may lie before the end of the file before
 /// it and still continue it: threads of one engine out of order by
 /// milliseconds or seconds across a rotation.
-pub const ROTATION_SLACK: Duration = Duration::seconds(10);
+pub const ROTATION_SLACK: Duration = Duration::seconds(2);
 
 /// Where a file whose first record is `first` starts, when the content
 /// before it ended at `end`: files of one source do not overlap in time, so
@@ -243,7 +243,8 @@ mod tests {
             }
         };
         // (name order, first, last): "00-56", "01-03", "01-06" (second
-        // pass), "01-10", "01-59" (spans the fold), "02-10".
+        // pass), "01-10" (its first record a second before the end of
+        // "01-03"), "01-59" (spans the fold), "02-10".
         let files = [
             ("00-56", Some((ny(0, 56, 0), ny(1, 3, 0)))),
             ("01-03", Some((ny(1, 3, 0), ny(1, 10, 0)))),

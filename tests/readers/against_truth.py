@@ -3,6 +3,7 @@
 (tests/samples/autumn.py's truth.json), through the real polars reader.
 
 Usage: against_truth.py TABLE TRUTH_JSON [--old-state-after-file-start]
+                        [--storage-options JSON]
 
 With --old-state-after-file-start, the first breaker row of each file is
 left out of the old_state check: when files are backfilled one at a time
@@ -34,8 +35,14 @@ def message(raw):
 
 table, truth_path = sys.argv[1], sys.argv[2]
 after_file_start = "--old-state-after-file-start" in sys.argv[3:]
+opts = {}
+if "--storage-options" in sys.argv[3:]:
+    opts = json.loads(sys.argv[sys.argv.index("--storage-options") + 1])
+    if "AZURITE_BLOB_STORAGE_URL" in opts:  # the emulator's address, read from the environment
+        import os
+        os.environ["AZURITE_BLOB_STORAGE_URL"] = opts.pop("AZURITE_BLOB_STORAGE_URL")
 truth = json.load(open(truth_path))["events"]
-df = pl.read_delta(table)
+df = pl.read_delta(table, storage_options=opts or None)
 first_breaker = set(
     df.filter(pl.col("component") == "circuit_breaker")
     .group_by("source_file")

@@ -202,7 +202,7 @@ def main():
     a = ap.parse_args()
     os.environ["TZ"] = "America/New_York"
     time.tzset()
-    out = Path(a.out)
+    out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(a.seed)
     fmt, datefmt = FORMATS[a.format]
