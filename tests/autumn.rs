@@ -169,7 +169,7 @@ fn every_rotation_kind_across_both_nights() {
                 let mut args = vec![
                     "--night", night_name, "--rotate", rotate, "--format", format,
                 ];
-                args.extend(["--events", "250", "--max-bytes", "5000"]);
+                args.extend(["--events", "250", "--max-bytes", "10000"]);
                 if gz {
                     args.push("--gzip");
                 }
