@@ -156,7 +156,11 @@ pub fn time_order<T>(
             Some((*stamps.first()?, *stamps.last()?))
         })
         .collect();
-    stamp::chain_order(items, spans)
+    let written = items
+        .iter()
+        .map(|x| std::fs::metadata(path(x)).and_then(|m| m.modified()).ok())
+        .collect();
+    stamp::chain_order(items, spans, written)
 }
 
 /// The family of `pattern` (see [`discover::family`]) in time order

@@ -122,39 +122,70 @@ fn start_after(first: Stamp, end: Option<DateTime<Utc>>) -> DateTime<Utc> {
 /// A file's first and last record stamps.
 pub type Span = (Stamp, Stamp);
 
+/// Files whose starts lie this close together are not told apart by their
+/// times (the two passes of the repeated hour can rotate within seconds of
+/// each other in local time): when the files were last written decides.
+pub const SAME_START: Duration = Duration::seconds(60);
+
 /// Puts files (given in rotation order, oldest first) in time order when a
 /// fold makes their names a poor guide: dated names in local time (a timed
-/// rotation) sort the repeated hour's files among the first pass's. `spans`
-/// holds each file's first and last record stamps. Files are chained: the
-/// next is the one that starts first at or after the end of the content
-/// before it ([`start_after`]), its end resolved from its start by
-/// [`Stamp::after`]; ties, and files without records, keep rotation order.
-pub fn chain_order<T>(items: Vec<T>, spans: Vec<Option<Span>>) -> Vec<T> {
-    let mut rest: Vec<(usize, T, Option<Span>)> = items
+/// rotation, loguru's) sort the repeated hour's files among the first
+/// pass's. `spans` holds each file's first and last record stamps, and
+/// `written` when each was last modified (the real clock, if known). Files
+/// are chained: the next is the one that starts first at or after the end
+/// of the content before it ([`start_after`]), its end resolved from its
+/// start by [`Stamp::after`]; among starts within [`SAME_START`] of each
+/// other, the one written first; ties, and files without records, keep
+/// rotation order.
+pub fn chain_order<T>(
+    items: Vec<T>,
+    spans: Vec<Option<Span>>,
+    written: Vec<Option<std::time::SystemTime>>,
+) -> Vec<T> {
+    let mut rest: Vec<Pending<T>> = items
         .into_iter()
-        .zip(spans)
+        .zip(spans.into_iter().zip(written))
         .enumerate()
-        .map(|(i, (t, s))| (i, t, s))
+        .map(|(index, (item, (span, written)))| Pending {
+            index,
+            item,
+            span,
+            written,
+        })
         .collect();
     let mut out = Vec::with_capacity(rest.len());
     let mut end: Option<DateTime<Utc>> = None;
     while !rest.is_empty() {
-        let key = |k: usize| {
-            let at = rest[k].2.map(|(first, _)| start_after(first, end));
-            (at.or(end).unwrap_or(DateTime::<Utc>::MIN_UTC), rest[k].0)
+        let start = |p: &Pending<T>| {
+            let at = p.span.map(|(first, _)| start_after(first, end));
+            at.or(end).unwrap_or(DateTime::<Utc>::MIN_UTC)
         };
-        let Some(k) = (0..rest.len()).min_by_key(|&k| key(k)) else {
+        let Some(soonest) = rest.iter().map(start).min() else {
             break;
         };
-        let (_, item, span) = rest.remove(k);
-        if let Some((first, last)) = span {
+        let Some(k) = (0..rest.len())
+            .filter(|&k| start(&rest[k]) <= soonest + SAME_START)
+            .min_by_key(|&k| (rest[k].written, rest[k].index))
+        else {
+            break;
+        };
+        let p = rest.remove(k);
+        if let Some((first, last)) = p.span {
             let start = start_after(first, end);
             let stop = last.after(Some(start)).max(start);
             end = Some(end.map_or(stop, |e| e.max(stop)));
         }
-        out.push(item);
+        out.push(p.item);
     }
     out
+}
+
+/// A file not yet placed by [`chain_order`].
+struct Pending<T> {
+    index: usize,
+    item: T,
+    span: Option<Span>,
+    written: Option<std::time::SystemTime>,
 }
 
 #[cfg(test)]
@@ -260,7 +291,40 @@ mod tests {
             ),
         ];
         let spans = files.iter().map(|f| f.1).collect();
-        let got = chain_order(files.iter().map(|f| f.0).collect(), spans);
+        let got = chain_order(
+            files.iter().map(|f| f.0).collect(),
+            spans,
+            vec![None; files.len()],
+        );
         assert_eq!(got, ["00-56", "01-03", "01-10", "01-59", "01-06", "02-10"]);
+    }
+
+    /// Two files that start within seconds of each other in local time, one
+    /// in each pass of the repeated hour: times cannot tell them apart, the
+    /// real clock of their last writes does (here against their names).
+    #[test]
+    fn starts_a_fold_makes_alike_go_by_when_they_were_written() {
+        let ny = |m: u32, s: u32| {
+            let early = t(&format!("2026-11-01T05:{m:02}:{s:02}Z"));
+            Stamp {
+                early,
+                late: early + Duration::hours(1),
+                fold: t("2026-11-01T06:00:00Z"),
+            }
+        };
+        let at = |s: u64| Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+        // By name: "a" (01:19-01:38 first pass), "c" (01:38:55 second pass),
+        // "b" (01:38:56 first pass); written a, b, c.
+        let files = [
+            ("a", Some((ny(19, 0), ny(38, 50))), at(10)),
+            ("c", Some((ny(38, 55), ny(58, 0))), at(30)),
+            ("b", Some((ny(38, 56), ny(58, 10))), at(20)),
+        ];
+        let got = chain_order(
+            files.iter().map(|f| f.0).collect(),
+            files.iter().map(|f| f.1).collect(),
+            files.iter().map(|f| f.2).collect(),
+        );
+        assert_eq!(got, ["a", "b", "c"]);
     }
 }

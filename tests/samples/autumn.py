@@ -244,7 +244,7 @@ def main():
     w.close()
     envelope = {"json": "json", "loguru": "loguru"}.get(a.format, "python")
     (out / "truth.json").write_text(json.dumps({"envelope": envelope, "format": fmt, "datefmt": datefmt, "events": events}))
-    print(json.dumps({"events": len(events), "files": len(list(out.glob("engine.log*"))),
+    print(json.dumps({"events": len(events), "files": len(list(out.glob("engine.*"))),
                       "out_of_order": a.out_of_order - jitter_left}))
 
 
