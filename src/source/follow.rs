@@ -355,7 +355,8 @@ impl Follower {
             }
             // Oldest first, so files without a readable time keep
             // rotation order among themselves.
-            for g in found.into_iter().rev() {
+            found.reverse();
+            for g in written_order_in_a_fold(found) {
                 let at = self.time_slot(g.first);
                 self.gens.insert(at, g);
             }
@@ -657,4 +658,33 @@ fn last_line_end(file: &File, len: u64) -> u64 {
         pos = from;
     }
     0
+}
+
+/// Rotated files found together whose first records a fold makes ambiguous
+/// and whose names are local times (a timed rotation, loguru's): their names
+/// do not tell the order, and their times may not either (both passes of
+/// the repeated hour rotate at like local times). Files this host's engine
+/// just rotated were last written in the order they were written, so that
+/// order (mtime) decides; without every mtime, rotation order stays.
+fn written_order_in_a_fold(found: Vec<Generation>) -> Vec<Generation> {
+    let fold = found
+        .iter()
+        .any(|g| g.first.is_some_and(|s| s.is_ambiguous()));
+    if !fold
+        || !found
+            .iter()
+            .any(|g| discover::named_by_date(Path::new(&g.path)))
+    {
+        return found;
+    }
+    let written = |g: &Generation| std::fs::metadata(&g.path).and_then(|m| m.modified()).ok();
+    let mut keyed: Vec<_> = found
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| (written(&g), i, g))
+        .collect();
+    if keyed.iter().all(|k| k.0.is_some()) {
+        keyed.sort_by_key(|k| (k.0, k.1));
+    }
+    keyed.into_iter().map(|k| k.2).collect()
 }
