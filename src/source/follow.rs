@@ -119,6 +119,13 @@ pub struct Generation {
 }
 
 impl Generation {
+    /// When its file was last written, through its own descriptor (its path
+    /// may name another file by now).
+    fn written(&self) -> Option<std::time::SystemTime> {
+        let f = self.file.as_ref().or(self.origin.as_ref())?;
+        f.metadata().and_then(|m| m.modified()).ok()
+    }
+
     /// Bytes of its content not yet committed.
     pub fn bytes_behind(&self) -> u64 {
         let len = match (&self.file, self.sealed_len) {
@@ -333,6 +340,28 @@ impl Follower {
             .unwrap_or(self.gens.len())
     }
 
+    /// Where a rotated file found late goes when a fold makes its first
+    /// record ambiguous and its name is a local time: before the first
+    /// generation whose file was last written after it (the real clock of
+    /// this host's writes; the live file is written last). `None` where that
+    /// does not apply or a time of writing is unknown.
+    fn written_slot(&self, g: &Generation) -> Option<usize> {
+        let ambiguous = g.first.is_some_and(|s| s.is_ambiguous());
+        if !ambiguous || !discover::named_by_date(Path::new(&g.path)) {
+            return None;
+        }
+        let mine = g.written()?;
+        let mut slot = self.gens.len();
+        for (i, other) in self.gens.iter().enumerate().rev() {
+            match other.written() {
+                Some(w) if w > mine => slot = i,
+                Some(_) => break,
+                None => return None,
+            }
+        }
+        Some(slot)
+    }
+
     /// The rotated siblings of `pattern` that no generation holds and the
     /// table has not finished, taken in as sealed generations in time order.
     /// Scanned newest first: a rotation renaming every file one place older
@@ -357,7 +386,9 @@ impl Follower {
             // rotation order among themselves.
             found.reverse();
             for g in written_order_in_a_fold(found) {
-                let at = self.time_slot(g.first);
+                let at = self
+                    .written_slot(&g)
+                    .unwrap_or_else(|| self.time_slot(g.first));
                 self.gens.insert(at, g);
             }
         }
