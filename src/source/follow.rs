@@ -341,13 +341,13 @@ impl Follower {
     }
 
     /// Where a rotated file found late goes when a fold makes its first
-    /// record ambiguous and its name is a local time: before the first
+    /// record ambiguous (its time cannot place it): before the first
     /// generation whose file was last written after it (the real clock of
-    /// this host's writes; the live file is written last). `None` where that
-    /// does not apply or a time of writing is unknown.
+    /// this host's writes; the live file is written last), which holds for
+    /// a file that rotated between a look and the live file's opening too.
+    /// `None` where that does not apply or a time of writing is unknown.
     fn written_slot(&self, g: &Generation) -> Option<usize> {
-        let ambiguous = g.first.is_some_and(|s| s.is_ambiguous());
-        if !ambiguous || !discover::named_by_date(Path::new(&g.path)) {
+        if !g.first.is_some_and(|s| s.is_ambiguous()) {
             return None;
         }
         let mine = g.written()?;
