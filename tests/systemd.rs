@@ -127,11 +127,25 @@ fn verify_service_and_timer_verify_clean() {
         stderr(&out)
     );
     exposure_at_most_1_5(&tmp.path().join("risktail-verify.service"));
+    // The package enables nothing by itself: a unit is enabled again on an
+    // upgrade only where the admin had enabled it (debhelper's was-enabled).
     let postinst = std::fs::read_to_string(root().join("debian/postinst")).unwrap();
+    let lines: Vec<&str> = postinst
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
     assert!(
-        !postinst.contains("risktail-verify"),
-        "the package enables the timer"
+        !lines.iter().any(|l| l.contains("systemctl enable")),
+        "the package enables a unit"
     );
+    for (i, l) in lines.iter().enumerate() {
+        if l.contains("deb-systemd-helper enable") {
+            assert!(
+                i > 0 && lines[i - 1].contains("was-enabled"),
+                "the package enables a unit the admin had not: {l}"
+            );
+        }
+    }
 }
 
 #[test]
