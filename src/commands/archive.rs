@@ -35,11 +35,6 @@ impl Placed {
     }
 }
 
-/// The stamps of every record head of the file at `path`, in file order.
-pub fn record_stamps(path: &std::path::Path, max_line: usize, heads: &Heads) -> Vec<Stamp> {
-    crate::source::record_stamps(path, max_line, heads)
-}
-
 /// The files before `path` in its family on disk, in time order
 /// ([`crate::source::family_in_time_order`]), nearest first (empty when no
 /// configured pattern's family holds it).
@@ -79,7 +74,7 @@ pub fn end_before_on_disk(
 ) -> Option<DateTime<Utc>> {
     let mut chain = Vec::new();
     for p in neighbours.iter().take(MAX_CHAIN) {
-        let stamps = record_stamps(p, max_line, heads);
+        let stamps = crate::source::record_stamps(p, max_line, heads);
         let anchored = stamps.first().is_some_and(|s| !s.is_ambiguous());
         chain.push(stamps);
         if anchored {

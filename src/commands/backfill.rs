@@ -218,7 +218,7 @@ fn archive_state(
     let placed = if first.is_ambiguous() {
         let files = table_files()?;
         let heads = config.parser(source).heads();
-        let stamps = archive::record_stamps(&found.path, source.max_line_bytes, &heads);
+        let stamps = crate::source::record_stamps(&found.path, source.max_line_bytes, &heads);
         let neighbours =
             archive::older_neighbours(&found.path, &source.paths, source.max_line_bytes, &heads);
         let before = archive::end_before_on_disk(&neighbours, source.max_line_bytes, &heads);
