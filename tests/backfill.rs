@@ -745,10 +745,11 @@ fn archives_in_any_order_give_the_rows_of_a_time_ordered_ingest() {
     }
 }
 
-/// The log retention: a table risktail creates keeps 2 hours of log (see
-/// `sink::table`), and a value the team set is kept by every later start
-/// (both tables). The properties are read back by the Python `deltalake`
-/// package.
+/// The log retention: a table risktail creates keeps 30 days of log (see
+/// `sink::table`); a table that holds an earlier release's default (2 hours,
+/// or 2 days before that) gets 30 days at the next start; a value the team
+/// set is kept by every later start (both tables). The properties are set
+/// and read back by the Python `deltalake` package.
 #[test]
 fn the_log_retention_a_team_sets_is_kept() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -785,15 +786,20 @@ fn the_log_retention_a_team_sets_is_kept() {
     };
     let tables = ["lake/risk_events", "lake/risk_events_quarantine"];
     assert!(backfill(dir).status.success());
+    for (t, old) in tables.iter().zip(["interval 2 hours", "interval 2 days"]) {
+        assert_eq!(retention(t), "interval 30 days", "{t}: a new table");
+        set(t, old); // what an earlier release created it with
+    }
+    assert!(backfill(dir).status.success());
     for t in tables {
-        assert_eq!(retention(t), "interval 2 hours", "{t}: a new table");
-        set(t, "interval 30 days"); // the team's choice
+        assert_eq!(retention(t), "interval 30 days", "{t}: raised");
+        set(t, "interval 60 days"); // the team's choice
     }
     assert!(backfill(dir).status.success());
     for t in tables {
         assert_eq!(
             retention(t),
-            "interval 30 days",
+            "interval 60 days",
             "{t}: the team's value kept"
         );
     }

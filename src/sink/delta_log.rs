@@ -65,6 +65,9 @@ pub struct DeltaLog {
     /// reloads: what a reload that jumps over versions compares with (the
     /// old base may be unreadable by then: cleanup deleted its commits).
     seen: std::sync::Mutex<HashMap<String, u64>>,
+    /// The oldest log version log cleanup left, once it has looked
+    /// (`log_names::expire`).
+    log_floor: Option<u64>,
 }
 
 /// How one append ends.
@@ -104,6 +107,7 @@ impl DeltaLog {
             seen_at: std::time::Instant::now(),
             stale_after,
             seen: std::sync::Mutex::default(),
+            log_floor: None,
         };
         log.writable()?;
         Ok(log)
@@ -145,6 +149,15 @@ impl DeltaLog {
     /// by the appends since the last reload (they add files only).
     pub fn table(&self) -> &DeltaTable {
         &self.table
+    }
+
+    /// The oldest log version left by the last cleanup, if one ran.
+    pub(super) fn log_floor(&self) -> Option<u64> {
+        self.log_floor
+    }
+
+    pub(super) fn set_log_floor(&mut self, floor: Option<u64>) {
+        self.log_floor = floor;
     }
 
     /// The table's URI.

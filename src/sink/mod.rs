@@ -28,6 +28,7 @@ mod error;
 mod history;
 pub mod lease;
 pub mod lock;
+pub mod log_names;
 pub mod read;
 pub mod shape;
 pub mod store;

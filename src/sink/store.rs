@@ -51,10 +51,19 @@ pub fn is_local(uri: &str) -> bool {
 pub fn table(uri: &str) -> Result<DeltaTable, DeltaTableError> {
     register_handlers();
     let url = deltalake::ensure_table_uri(uri)?;
-    DeltaTableBuilder::from_url(url)
+    let builder = DeltaTableBuilder::from_url(url.clone())
         .map_err(|e| unknown_scheme(uri, e))?
-        .with_storage_options(options())
-        .build()
+        .with_storage_options(options());
+    let builder = if url.scheme() == "file" {
+        // A local log is found by name, not by walking its folder (see
+        // `sink::log_names`).
+        let local = object_store::local::LocalFileSystem::new();
+        let probed = super::log_names::ProbedLog::new(std::sync::Arc::new(local));
+        builder.with_storage_backend(std::sync::Arc::new(probed), url)
+    } else {
+        builder
+    };
+    builder.build()
 }
 
 /// The table at `uri`, loaded at its latest version.

@@ -25,29 +25,72 @@ fn delta_type(t: ColType) -> DataType {
 /// Table properties, and why:
 /// - appendOnly: an audit table; keeps protocol 1/2 and forbids deletes by accident.
 /// - checkpointInterval 50: opening stays fast for a daemon committing every second.
-/// - logRetentionDuration 2 hours: every load of the table lists
-///   `_delta_log` (a restart, `status`, `report`, and the daemon's upkeep,
-///   which reloads it every 50 commits), and on a local file system that
-///   walks the whole folder. Measured (`benches/log_length`, docs/PERFORMANCE.md):
-///   a load takes 70 ms with the 7,200 entries of 2 hours at one commit a
-///   second, 1.0 s with 3 days' and 5.5 s with 30 days'; the daemon's CPU
-///   per commit with its upkeep goes from 12.7 ms to 73 ms at 3 days. The
-///   rows themselves are kept forever (the table is append-only); what the
-///   retention bounds is time travel to old versions. A value the team sets
-///   is kept, and a writer paused past it reloads before committing (see
-///   `sink::delta_log`).
+/// - logRetentionDuration 30 days, Delta's own default: how far back time
+///   travel reaches, on a table whose purpose is audit. At one commit a
+///   second that is 2.6 million log entries; risktail never lists them (a
+///   local log is read by name from its newest checkpoint, and cleanup walks
+///   versions by name: `sink::log_names`), so loads and commits cost what
+///   they cost at 2 hours (`benches/log_length`, docs/PERFORMANCE.md). A
+///   value the team sets is kept; the defaults of earlier releases are
+///   raised to this one at the next start ([`OLD_DEFAULT_RETENTIONS`]).
 /// - setTransactionRetentionDuration 3650 days: a file's offset must outlive any
 ///   plausible backfill of its rotated `.gz` copy, or the copy would be re-read.
 fn properties() -> [(TableProperty, &'static str); 4] {
     [
         (TableProperty::AppendOnly, "true"),
         (TableProperty::CheckpointInterval, "50"),
-        (TableProperty::LogRetentionDuration, "interval 2 hours"),
+        (TableProperty::LogRetentionDuration, LOG_RETENTION),
         (
             TableProperty::SetTransactionRetentionDuration,
             "interval 3650 days",
         ),
     ]
+}
+
+/// The log retention of a table risktail creates.
+pub const LOG_RETENTION: &str = "interval 30 days";
+
+/// `logRetentionDuration` values earlier releases gave the tables they
+/// created (2 days, then 2 hours while every load listed the log). A table
+/// that still holds one gets [`LOG_RETENTION`] when a writer opens it.
+pub const OLD_DEFAULT_RETENTIONS: [&str; 2] = ["interval 2 hours", "interval 2 days"];
+
+/// Raises an earlier release's default log retention to [`LOG_RETENTION`]
+/// (a `SET TBLPROPERTIES` commit); any other value is the team's and stays.
+/// A failure (another writer doing the same at the same moment) is logged
+/// and leaves the table as it is: the retention bounds time travel, not rows.
+async fn raise_old_retention(uri: &str, table: DeltaTable) -> Result<DeltaTable, SinkError> {
+    let key = TableProperty::LogRetentionDuration.as_ref().to_owned();
+    let current = table
+        .snapshot()
+        .ok()
+        .and_then(|s| s.metadata().configuration().get(&key).cloned());
+    let Some(old) = current.filter(|v| OLD_DEFAULT_RETENTIONS.contains(&v.as_str())) else {
+        return Ok(table);
+    };
+    let set = table
+        .clone()
+        .set_tbl_properties()
+        .with_properties([(key, LOG_RETENTION.to_owned())].into())
+        .await;
+    match set {
+        Ok(t) => {
+            tracing::info!(
+                table = uri,
+                from = old,
+                to = LOG_RETENTION,
+                "raised the log retention of an earlier release's default"
+            );
+            Ok(t)
+        }
+        Err(e) => {
+            tracing::warn!(table = uri, error = %e, "could not raise the log retention; left as it is");
+            store::open(uri).await.map_err(|source| SinkError::Delta {
+                table: uri.to_owned(),
+                source: Box::new(source),
+            })
+        }
+    }
 }
 
 /// Opens the table at `uri`, creating it (and its folder) if there is none.
@@ -71,7 +114,7 @@ pub async fn open_or_create(
     match table.load().await {
         Ok(()) => {
             check_schema(uri, &table, columns, partition)?;
-            Ok(table)
+            raise_old_retention(uri, table).await
         }
         Err(DeltaTableError::NotATable(_)) => {
             let mut create = table

@@ -99,8 +99,7 @@ impl Due {
                     "compacted small files"
                 );
             }
-            let cleaned = cleanup_logs(events.table(), events.uri()).await?
-                + cleanup_logs(quarantine.table(), quarantine.uri()).await?;
+            let cleaned = cleanup_logs(events).await? + cleanup_logs(quarantine).await?;
             if cleaned > 0 {
                 tracing::info!(entries = cleaned, "deleted expired _delta_log entries");
             }
@@ -348,19 +347,17 @@ fn no_data_change(adds: Vec<Add>, removes: Vec<Remove>) -> (Vec<Add>, Vec<Remove
 }
 
 /// Deletes the `_delta_log` entries older than the table's log retention
-/// that the last checkpoint made unnecessary. delta-rs would do this after
-/// every commit, listing the whole folder each time (a `stat` per entry:
-/// with a commit a second, tens of thousands); the daemon does it with its
-/// upkeep. Returns how many entries went.
-pub async fn cleanup_logs(table: &DeltaTable, uri: &str) -> Result<usize, SinkError> {
+/// that a checkpoint made unnecessary, by name (`log_names::expire`): delta-rs
+/// would list the whole folder each time (a `stat` per entry; a month of log
+/// at a commit a second is 2.6 million). Returns how many entries went.
+pub async fn cleanup_logs(log: &mut DeltaLog) -> Result<usize, SinkError> {
     use deltalake::table::config::TablePropertiesExt;
+    let uri = log.uri().to_owned();
     let derr = |source: DeltaTableError| SinkError::Delta {
-        table: uri.to_owned(),
+        table: uri.clone(),
         source: Box::new(source),
     };
-    let Some(version) = table.version() else {
-        return Ok(0);
-    };
+    let table = log.table();
     let snapshot = table.snapshot().map_err(derr)?;
     if checkpoint_protected(snapshot) {
         // `checkpointProtection`: history may only be cut by a writer that
@@ -370,14 +367,13 @@ pub async fn cleanup_logs(table: &DeltaTable, uri: &str) -> Result<usize, SinkEr
     }
     let retention = snapshot.table_config().log_retention_duration();
     let cutoff = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
-    deltalake::protocol::checkpoints::cleanup_expired_logs_for(
-        version,
-        table.log_store().as_ref(),
-        cutoff,
-        None,
-    )
-    .await
-    .map_err(derr)
+    let store = table.log_store().object_store(None);
+    let mut floor = log.log_floor();
+    let n = super::log_names::expire(store.as_ref(), cutoff, &mut floor)
+        .await
+        .map_err(|e| derr(e.into()))?;
+    log.set_log_floor(floor);
+    Ok(n)
 }
 
 /// Whether the table's protocol carries the `checkpointProtection` writer
@@ -423,18 +419,10 @@ async fn missed_checkpoint(log: &mut DeltaLog) -> Result<bool, SinkError> {
         .table_config()
         .checkpoint_interval()
         .get();
-    let path = deltalake::Path::from_iter(["_delta_log", "_last_checkpoint"]);
-    use object_store::ObjectStoreExt;
-    let last = match table.log_store().object_store(None).get(&path).await {
-        Ok(got) => {
-            let bytes = got.bytes().await.map_err(|e| derr(e.into()))?;
-            serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("version").and_then(|v| v.as_u64()))
-        }
-        Err(object_store::Error::NotFound { .. }) => None,
-        Err(e) => return Err(derr(e.into())),
-    };
+    let store = table.log_store().object_store(None);
+    let last = super::log_names::last_checkpoint(store.as_ref())
+        .await
+        .map_err(|e| derr(e.into()))?;
     let due = match last {
         Some(c) => version >= c + interval,
         None => version + 1 >= interval,

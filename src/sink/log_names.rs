@@ -1,0 +1,452 @@
+//! A table's `_delta_log` addressed by version names instead of listed.
+//!
+//! Why: Delta's log is a folder of numbered files, and the usual way to find
+//! its newest entries is to list the folder. On S3, Azure and GCS that list
+//! starts after a given name and costs what it returns; on a local file
+//! system `object_store` walks the whole folder, whatever offset it is given.
+//! At one commit a second a log keeps 86,400 entries a day of retention, so a
+//! month's log (Delta's default retention, and risktail's) made every load of
+//! a local table walk 2.6 million names (5.5 s, `benches/log_length`), and
+//! delta-rs's log cleanup lists the whole folder on every store, with a `stat`
+//! per entry, each time it runs.
+//!
+//! Versions are contiguous from the newest checkpoint on (the protocol), so
+//! neither needs a listing:
+//! - [`ProbedLog`] wraps a local table's store: a listing of `_delta_log`
+//!   from a version (what the Delta kernel asks when it loads or updates a
+//!   table) becomes a `stat` of each version's commit and checkpoint from
+//!   there until the first version that does not exist; everything else goes
+//!   to the file system unchanged;
+//! - [`expire`] deletes the entries log cleanup may delete by walking up from
+//!   the oldest version still there, which it finds once by bisection.
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use std::ops::Range;
+use std::sync::Arc;
+
+const LOG_FOLDER: &str = "_delta_log";
+
+/// A local store whose `_delta_log` listings from a version are answered by
+/// name (see the module doc).
+#[derive(Debug)]
+pub struct ProbedLog {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl ProbedLog {
+    /// Wraps `inner`, a store rooted at `/` of the local file system.
+    pub fn new(inner: Arc<dyn ObjectStore>) -> ProbedLog {
+        ProbedLog { inner }
+    }
+}
+
+impl std::fmt::Display for ProbedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProbedLog({})", self.inner)
+    }
+}
+
+/// The version a listing of `prefix` from `offset` starts at, when it is a
+/// listing of a `_delta_log` folder from a version name (`…/_delta_log/` and
+/// twenty digits): what the kernel asks for the log after a checkpoint.
+fn log_listing_from(prefix: Option<&Path>, offset: &Path) -> Option<u64> {
+    let prefix = prefix?;
+    if prefix.filename() != Some(LOG_FOLDER) {
+        return None;
+    }
+    let rest: Vec<_> = offset.prefix_match(prefix)?.collect();
+    let [name] = rest.as_slice() else {
+        return None;
+    };
+    let name = name.as_ref();
+    (name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| name.parse().ok())
+        .flatten()
+}
+
+/// The entry `name` of version `v` in the log folder `log`.
+fn entry(log: &Path, v: u64, kind: &str) -> Path {
+    log.clone().join(format!("{v:020}.{kind}"))
+}
+
+/// The entry's metadata, or `None` when it does not exist.
+async fn stat(store: &dyn ObjectStore, path: &Path) -> object_store::Result<Option<ObjectMeta>> {
+    match store.head(path).await {
+        Ok(meta) => Ok(Some(meta)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The log's entries from version `from` on, in name order: each version's
+/// checkpoint (single-file) and commit, until a version has no commit.
+/// `None` when version `from` has neither (a listing from a version that
+/// was cleaned up, or from 0 before the first checkpoint's hint): the caller
+/// lists the folder then.
+async fn probe(
+    store: &dyn ObjectStore,
+    log: &Path,
+    from: u64,
+) -> object_store::Result<Option<Vec<ObjectMeta>>> {
+    let mut found = Vec::new();
+    for v in from.. {
+        let checkpoint = stat(store, &entry(log, v, "checkpoint.parquet")).await?;
+        let commit = stat(store, &entry(log, v, "json")).await?;
+        let end = commit.is_none();
+        found.extend(checkpoint.into_iter().chain(commit));
+        if end {
+            break;
+        }
+    }
+    Ok((!found.is_empty()).then_some(found))
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for ProbedLog {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let (Some(from), Some(log)) = (log_listing_from(prefix, offset), prefix.cloned()) else {
+            return self.inner.list_with_offset(prefix, offset);
+        };
+        let inner = Arc::clone(&self.inner);
+        let offset = offset.clone();
+        stream::once(async move {
+            match probe(inner.as_ref(), &log, from).await {
+                Ok(Some(found)) => stream::iter(found.into_iter().map(Ok)).boxed(),
+                Ok(None) => inner.list_with_offset(Some(&log), &offset),
+                Err(e) => stream::iter([Err(e)]).boxed(),
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// The version `_last_checkpoint` names, if the table has one.
+pub async fn last_checkpoint(store: &dyn ObjectStore) -> object_store::Result<Option<u64>> {
+    let path = Path::from_iter([LOG_FOLDER, "_last_checkpoint"]);
+    match store.get(&path).await {
+        Ok(got) => {
+            let bytes = got.bytes().await?;
+            Ok(serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("version").and_then(|v| v.as_u64())))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The oldest version at or below `top` whose commit still exists, found by
+/// bisection (cleanup deletes from the bottom, so the commits that exist
+/// below `top` are a run ending at `top`).
+async fn oldest_commit(store: &dyn ObjectStore, log: &Path, top: u64) -> object_store::Result<u64> {
+    let (mut lo, mut hi) = (0, top);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if stat(store, &entry(log, mid, "json")).await?.is_some() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
+}
+
+/// Deletes the log entries Delta's log cleanup may delete, as delta-rs's
+/// `cleanup_expired_logs_for` decides, without listing: every entry of the
+/// versions below the newest checkpoint that is no newer than the oldest
+/// commit written at or after `cutoff_ms` (all of them older than the
+/// retention). `store` is rooted at the table; `floor` carries the oldest
+/// version left from one call to the next (`None` at first: found by
+/// bisection). Returns how many entries went.
+pub async fn expire(
+    store: &dyn ObjectStore,
+    cutoff_ms: i64,
+    floor: &mut Option<u64>,
+) -> object_store::Result<usize> {
+    let log = Path::from(LOG_FOLDER);
+    let Some(newest_checkpoint) = last_checkpoint(store).await? else {
+        return Ok(0);
+    };
+    let bottom = match *floor {
+        Some(f) => f,
+        None => oldest_commit(store, &log, newest_checkpoint).await?,
+    };
+    // The first version within the retention (or the newest checkpoint).
+    let mut keep = bottom;
+    while keep < newest_checkpoint {
+        match stat(store, &entry(&log, keep, "json")).await? {
+            Some(meta) if meta.last_modified.timestamp_millis() >= cutoff_ms => break,
+            _ => keep += 1,
+        }
+    }
+    // The newest checkpoint at or below it: what a reader of any version
+    // still kept starts from.
+    let mut safe = None;
+    for v in (bottom..=keep).rev() {
+        if stat(store, &entry(&log, v, "checkpoint.parquet"))
+            .await?
+            .is_some()
+        {
+            safe = Some(v);
+            break;
+        }
+    }
+    let Some(safe) = safe else {
+        *floor = Some(bottom);
+        return Ok(0);
+    };
+    let doomed: Vec<Path> = (bottom..safe)
+        .flat_map(|v| ["json", "checkpoint.parquet", "crc"].map(|k| entry(&log, v, k)))
+        .collect();
+    let mut deleted = 0;
+    let mut results = store.delete_stream(stream::iter(doomed.into_iter().map(Ok)).boxed());
+    while let Some(r) = results.next().await {
+        match r {
+            Ok(_) => deleted += 1,
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    *floor = Some(safe);
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::schema::{QUARANTINE_COLUMNS, QUARANTINE_PARTITION};
+    use crate::sink::delta_log::DeltaLog;
+    use std::collections::BTreeSet;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// `commits` more appends to the table at `uri` (created if needed),
+    /// with a checkpoint at each version in `checkpoints`.
+    async fn table(uri: &str, commits: u64, checkpoints: &[u64]) {
+        let mut log = DeltaLog::open(uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
+            .await
+            .unwrap();
+        for i in 1..=commits {
+            let txns = [("risktail/t/f".to_owned(), i)];
+            let meta = serde_json::json!({ "source": "t" });
+            log.append(Vec::new(), &txns, meta, None).await.unwrap();
+            if checkpoints.contains(&log.version()) {
+                let t = log.reload().await.unwrap();
+                deltalake::checkpoints::create_checkpoint(t, None)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// The table at `uri` loaded by delta-rs's own store, which lists.
+    async fn listed(uri: &str) -> deltalake::DeltaTable {
+        let url = deltalake::ensure_table_uri(uri).unwrap();
+        let mut t = deltalake::DeltaTableBuilder::from_url(url)
+            .unwrap()
+            .build()
+            .unwrap();
+        t.load().await.unwrap();
+        t
+    }
+
+    fn entries(dir: &std::path::Path) -> BTreeSet<String> {
+        std::fs::read_dir(dir.join(LOG_FOLDER))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Sets the modification time of version `v`'s entries to `t0 + v` s.
+    fn age(dir: &std::path::Path, t0: std::time::SystemTime) {
+        for name in entries(dir) {
+            let Some(v) = name.get(..20).and_then(|v| v.parse::<u64>().ok()) else {
+                continue;
+            };
+            let f = std::fs::File::options()
+                .write(true)
+                .open(dir.join(LOG_FOLDER).join(&name))
+                .unwrap();
+            f.set_modified(t0 + std::time::Duration::from_secs(v))
+                .unwrap();
+        }
+    }
+
+    async fn load_both_ways(uri: &str) -> (u64, u64, i64, i64) {
+        let probed = crate::sink::store::open(uri).await.unwrap();
+        let listed = listed(uri).await;
+        let txn = |t: deltalake::DeltaTable| async move {
+            t.snapshot()
+                .unwrap()
+                .transaction_version(t.log_store().as_ref(), "risktail/t/f")
+                .await
+                .unwrap()
+                .unwrap_or(-1)
+        };
+        let (pv, lv) = (probed.version().unwrap(), listed.version().unwrap());
+        (pv, lv, txn(probed).await, txn(listed).await)
+    }
+
+    #[test]
+    fn only_listings_of_a_log_from_a_version_are_probed() {
+        let p = |s: &str| Path::from(s);
+        let log = p("lake/t/_delta_log");
+        let at = log_listing_from(Some(&log), &p("lake/t/_delta_log/00000000000000000049"));
+        assert_eq!(at, Some(49));
+        assert_eq!(
+            log_listing_from(Some(&log), &p("lake/t/_delta_log/49")),
+            None
+        );
+        assert_eq!(
+            log_listing_from(Some(&p("lake/t")), &p("lake/t/00000000000000000049")),
+            None
+        );
+        let other = p("lake/u/_delta_log/00000000000000000049");
+        assert_eq!(log_listing_from(Some(&log), &other), None);
+        assert_eq!(
+            log_listing_from(None, &p("_delta_log/00000000000000000049")),
+            None
+        );
+    }
+
+    /// What the kernel is told by name is what it would have listed: the
+    /// same version and offsets, on a table with checkpoints, after log
+    /// cleanup, and with `_last_checkpoint` gone (a listing from 0, where
+    /// nothing is left: the folder is listed then).
+    #[test]
+    fn a_log_read_by_name_loads_as_a_listed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            table(&uri, 30, &[]).await;
+            assert_eq!(load_both_ways(&uri).await, (30, 30, 30, 30));
+            table(&uri, 90, &[49, 99]).await;
+            assert_eq!(load_both_ways(&uri).await, (120, 120, 90, 90));
+            let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+            let mut floor = None;
+            let n = expire(&store, i64::MAX, &mut floor).await.unwrap();
+            assert!(n >= 99, "{n} entries deleted");
+            assert!(!entries(dir.path()).contains("00000000000000000000.json"));
+            assert_eq!(load_both_ways(&uri).await, (120, 120, 90, 90));
+            std::fs::remove_file(dir.path().join("_delta_log/_last_checkpoint")).unwrap();
+            assert_eq!(load_both_ways(&uri).await, (120, 120, 90, 90));
+        });
+    }
+
+    /// Cleanup by name deletes exactly what delta-rs's cleanup (which lists)
+    /// deletes, on two copies of one log whose versions were written a
+    /// second apart: with the cutoff inside the log, past it, and again
+    /// after more versions expired (the floor carried over).
+    #[test]
+    fn cleanup_by_name_deletes_what_listing_cleanup_deletes() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let t0 = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let ms = |s: u64| {
+            (t0 + std::time::Duration::from_secs(s))
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64
+        };
+        rt().block_on(async {
+            table(a.path().to_str().unwrap(), 160, &[49, 99, 149]).await;
+            age(a.path(), t0);
+            let copy = std::process::Command::new("cp")
+                .args(["-a", &format!("{}/.", a.path().display())])
+                .arg(b.path())
+                .status()
+                .unwrap();
+            assert!(copy.success());
+            let b_store = object_store::local::LocalFileSystem::new_with_prefix(b.path()).unwrap();
+            let mut floor = None;
+            for cutoff in [ms(75), ms(120), ms(10_000)] {
+                let la = listed(a.path().to_str().unwrap()).await;
+                let by_list = deltalake::protocol::checkpoints::cleanup_expired_logs_for(
+                    la.version().unwrap() as u64,
+                    la.log_store().as_ref(),
+                    cutoff,
+                    None,
+                )
+                .await
+                .unwrap();
+                let by_name = expire(&b_store, cutoff, &mut floor).await.unwrap();
+                assert_eq!(entries(a.path()), entries(b.path()), "cutoff {cutoff}");
+                assert_eq!(by_name, by_list, "cutoff {cutoff}");
+            }
+            assert_eq!(floor, Some(149));
+        });
+    }
+}
