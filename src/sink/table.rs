@@ -72,6 +72,10 @@ async fn raise_old_retention(uri: &str, table: DeltaTable) -> Result<DeltaTable,
         .clone()
         .set_tbl_properties()
         .with_properties([(key, LOG_RETENTION.to_owned())].into())
+        .with_commit_properties(
+            deltalake::kernel::transaction::CommitProperties::default()
+                .with_cleanup_expired_logs(Some(false)),
+        )
         .await;
     match set {
         Ok(t) => {

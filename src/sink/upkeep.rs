@@ -454,6 +454,12 @@ pub async fn vacuum(
         .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
         .with_retention_period(retention)
         .with_enforce_retention_duration(false)
+        // Log cleanup is ours (`cleanup_logs`); delta-rs's, after each of
+        // vacuum's commits, would list the whole log folder.
+        .with_commit_properties(
+            deltalake::kernel::transaction::CommitProperties::default()
+                .with_cleanup_expired_logs(Some(false)),
+        )
         .await
         .map_err(derr)?;
     *table = t;
