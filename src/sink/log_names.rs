@@ -84,27 +84,54 @@ async fn stat(store: &dyn ObjectStore, path: &Path) -> object_store::Result<Opti
     }
 }
 
+/// How many versions a listing is answered by name at most: a load reads
+/// from the newest checkpoint (a few dozen versions); a walk of the whole
+/// history (`DeltaTable::history` without a limit, from version 0) costs
+/// less as one listing than as two `stat`s a version.
+const PROBE_MAX: u64 = 1_000;
+
 /// The log's entries from version `from` on, in name order: each version's
-/// checkpoint (single-file) and commit, until a version has no commit.
-/// `None` when version `from` has neither (a listing from a version that
-/// was cleaned up, or from 0 before the first checkpoint's hint): the caller
-/// lists the folder then.
+/// checkpoint (single-file) and commit, until a version has neither.
+/// `None`, and the caller lists the folder, when version `from` has neither
+/// (a listing from a version that was cleaned up, or from 0 before the
+/// first checkpoint), when more than `max` versions follow, or when the
+/// newest checkpoint is one a name cannot find (multi-part, or a V2
+/// checkpoint named by a UUID: `_last_checkpoint` says so).
 async fn probe(
     store: &dyn ObjectStore,
     log: &Path,
     from: u64,
+    max: u64,
 ) -> object_store::Result<Option<Vec<ObjectMeta>>> {
+    let hint = checkpoint_hint(store, log).await?;
+    if hint.is_some_and(|h| h.get("parts").is_some() || h.get("v2Checkpoint").is_some()) {
+        return Ok(None);
+    }
     let mut found = Vec::new();
     for v in from.. {
+        if v - from >= max {
+            return Ok(None);
+        }
         let checkpoint = stat(store, &entry(log, v, "checkpoint.parquet")).await?;
         let commit = stat(store, &entry(log, v, "json")).await?;
-        let end = commit.is_none();
-        found.extend(checkpoint.into_iter().chain(commit));
-        if end {
+        if checkpoint.is_none() && commit.is_none() {
             break;
         }
+        found.extend(checkpoint.into_iter().chain(commit));
     }
     Ok((!found.is_empty()).then_some(found))
+}
+
+/// `_last_checkpoint` of the log folder `log`, parsed, if there is one.
+async fn checkpoint_hint(
+    store: &dyn ObjectStore,
+    log: &Path,
+) -> object_store::Result<Option<serde_json::Value>> {
+    match store.get(&log.clone().join("_last_checkpoint")).await {
+        Ok(got) => Ok(serde_json::from_slice(&got.bytes().await?).ok()),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[async_trait::async_trait]
@@ -164,7 +191,7 @@ impl ObjectStore for ProbedLog {
         let inner = Arc::clone(&self.inner);
         let offset = offset.clone();
         stream::once(async move {
-            match probe(inner.as_ref(), &log, from).await {
+            match probe(inner.as_ref(), &log, from, PROBE_MAX).await {
                 Ok(Some(found)) => stream::iter(found.into_iter().map(Ok)).boxed(),
                 Ok(None) => inner.list_with_offset(Some(&log), &offset),
                 Err(e) => stream::iter([Err(e)]).boxed(),
@@ -188,19 +215,11 @@ impl ObjectStore for ProbedLog {
     }
 }
 
-/// The version `_last_checkpoint` names, if the table has one.
+/// The version `_last_checkpoint` names, if the table (`store` is rooted
+/// at it) has one.
 pub async fn last_checkpoint(store: &dyn ObjectStore) -> object_store::Result<Option<u64>> {
-    let path = Path::from_iter([LOG_FOLDER, "_last_checkpoint"]);
-    match store.get(&path).await {
-        Ok(got) => {
-            let bytes = got.bytes().await?;
-            Ok(serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("version").and_then(|v| v.as_u64())))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
+    let hint = checkpoint_hint(store, &Path::from(LOG_FOLDER)).await?;
+    Ok(hint.and_then(|v| v.get("version").and_then(|v| v.as_u64())))
 }
 
 /// The oldest version at or below `top` whose commit still exists, found by
@@ -358,6 +377,40 @@ mod tests {
         };
         let (pv, lv) = (probed.version().unwrap(), listed.version().unwrap());
         (pv, lv, txn(probed).await, txn(listed).await)
+    }
+
+    /// Answered by name up to the bound, with what a listing gives; past
+    /// it, or with a checkpoint no name finds, not at all (the folder is
+    /// listed then).
+    #[test]
+    fn a_long_run_of_versions_is_listed_instead() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            table(&uri, 30, &[]).await;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+            let log = Path::from(LOG_FOLDER);
+            let names = |found: Vec<ObjectMeta>| -> Vec<String> {
+                found.into_iter().map(|m| m.location.to_string()).collect()
+            };
+            let by_name = probe(&store, &log, 0, 100).await.unwrap().unwrap();
+            let all: Vec<_> = store
+                .list_with_offset(Some(&log), &log.clone().join(format!("{:020}", 0)))
+                .collect()
+                .await;
+            let mut listed: Vec<String> = all
+                .into_iter()
+                .map(|m| m.unwrap().location.to_string())
+                .filter(|p| p.ends_with(".json"))
+                .collect();
+            listed.sort();
+            assert_eq!(names(by_name), listed);
+            assert!(probe(&store, &log, 0, 10).await.unwrap().is_none());
+            // A multi-part newest checkpoint cannot be found by name.
+            let hint = dir.path().join("_delta_log/_last_checkpoint");
+            std::fs::write(&hint, r#"{"version":20,"size":9,"parts":2}"#).unwrap();
+            assert!(probe(&store, &log, 0, 100).await.unwrap().is_none());
+        });
     }
 
     #[test]
