@@ -163,14 +163,14 @@ fn expired_log_entries_go_with_the_upkeep_not_with_every_commit() {
     for i in 0..60 {
         t.commit(i);
     }
-    // Age every log entry past the 2-hour retention.
+    // Age every log entry past the 30-day retention.
     let entries: Vec<_> = std::fs::read_dir(&log_dir)
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
         .collect();
     let touched = std::process::Command::new("touch")
-        .args(["-m", "-d", "3 hours ago"])
+        .args(["-m", "-d", "31 days ago"])
         .args(&entries)
         .status()
         .unwrap();

@@ -18,7 +18,8 @@
 //!   there until the first version that does not exist; everything else goes
 //!   to the file system unchanged;
 //! - [`expire`] deletes the entries log cleanup may delete by walking up from
-//!   the oldest version still there, which it finds once by bisection.
+//!   the oldest version still there, which it finds once by bisection;
+//! - a listing of a whole table's folder (vacuum's) leaves `_delta_log` out.
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
@@ -176,8 +177,34 @@ impl ObjectStore for ProbedLog {
         self.inner.delete_stream(locations)
     }
 
+    /// A listing of a table's folder leaves its `_delta_log` out: the one
+    /// caller is vacuum (delta-rs lists a table partitioned by one column
+    /// whole, looking for data files no commit names), which skips the log's
+    /// entries anyway, and at 30 days of a commit a second there are 2.6
+    /// million of them, each `stat`ed. Any other listing is the file system's.
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
+        let Some(root) = prefix.cloned() else {
+            return self.inner.list(None);
+        };
+        let inner = Arc::clone(&self.inner);
+        stream::once(async move {
+            let top = match inner.list_with_delimiter(Some(&root)).await {
+                Ok(top) => top,
+                Err(e) => return stream::iter([Err(e)]).boxed(),
+            };
+            let log = root.clone().join(LOG_FOLDER);
+            if !top.common_prefixes.contains(&log) {
+                return inner.list(Some(&root));
+            }
+            let files = stream::iter(top.objects.into_iter().map(Ok));
+            let folders = top.common_prefixes.into_iter().filter(|p| *p != log);
+            let below = stream::iter(folders.collect::<Vec<_>>())
+                .map(move |p| inner.list(Some(&p)))
+                .flatten();
+            files.chain(below).boxed()
+        })
+        .flatten()
+        .boxed()
     }
 
     fn list_with_offset(
@@ -410,6 +437,60 @@ mod tests {
             let hint = dir.path().join("_delta_log/_last_checkpoint");
             std::fs::write(&hint, r#"{"version":20,"size":9,"parts":2}"#).unwrap();
             assert!(probe(&store, &log, 0, 100).await.unwrap().is_none());
+        });
+    }
+
+    /// A table folder listed through the wrapper is what the file system
+    /// lists, less `_delta_log`; any other folder is listed whole.
+    #[test]
+    fn a_table_folder_is_listed_without_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().join("t");
+        let uri = uri.to_str().unwrap().to_owned();
+        rt().block_on(async {
+            table(&uri, 3, &[]).await;
+            for (p, body) in [
+                ("t/ingest_date=2026-12-01/a.parquet", "a"),
+                ("t/b.txt", "b"),
+            ] {
+                let path = dir.path().join(p);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, body).unwrap();
+            }
+            let local: Arc<dyn ObjectStore> = Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap(),
+            );
+            let probed = ProbedLog::new(Arc::clone(&local));
+            let names = |s: BoxStream<'static, object_store::Result<ObjectMeta>>| async move {
+                let all: Vec<_> = s.collect().await;
+                let mut v: Vec<String> = all
+                    .into_iter()
+                    .map(|m| m.unwrap().location.to_string())
+                    .collect();
+                v.sort();
+                v
+            };
+            let whole = names(local.list(Some(&Path::from("t")))).await;
+            let without_log: Vec<String> = whole
+                .iter()
+                .filter(|p| !p.starts_with("t/_delta_log/"))
+                .cloned()
+                .collect();
+            assert!(whole.len() > without_log.len() + 3, "{whole:?}");
+            assert_eq!(
+                names(probed.list(Some(&Path::from("t")))).await,
+                without_log
+            );
+            let part = Path::from("t/ingest_date=2026-12-01");
+            assert_eq!(
+                names(probed.list(Some(&part))).await,
+                names(local.list(Some(&part))).await
+            );
+            let log = Path::from("t/_delta_log");
+            assert_eq!(
+                names(probed.list(Some(&log))).await,
+                names(local.list(Some(&log))).await
+            );
         });
     }
 
