@@ -140,6 +140,22 @@ pub enum Command {
     ///   risktail verify -c risktail.toml --source engine '/archive/engine.log.*.gz'
     #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
+    /// Add to the tables the columns this release writes and they lack.
+    ///
+    /// A table an earlier release created lacks the quarantine table's
+    /// `line_id`; this release writes it without, and `verify` matches such
+    /// rows by offset and line. An earlier release refuses a table with a
+    /// column it does not know and stops, so the columns are added only once
+    /// no writer of an earlier release is about: it is refused while the
+    /// events table shows a commit of one within the last hour (naming its
+    /// holder), unless --force. Run it once every host runs this release.
+    /// Exit status: 0 added (or nothing to add), 1 refused, 2 bad config,
+    /// 3 a table cannot be read or written.
+    ///
+    /// Examples:
+    ///   risktail migrate -c /etc/risktail/risktail.toml
+    #[command(verbatim_doc_comment)]
+    Migrate(MigrateArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     ///
     /// Examples:
@@ -276,6 +292,19 @@ pub struct VerifyArgs {
     /// Archives to check besides the configured files (paths or globs).
     #[arg(value_name = "PATH")]
     pub inputs: Vec<String>,
+}
+
+/// `risktail migrate`
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The config file.
+    #[arg(short, long, default_value = "risktail.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Add the columns even if a writer of an earlier release committed
+    /// within the last hour (it stops at its next commit; its offsets stay
+    /// where they are, so nothing is lost while its logs stay on disk).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `risktail backfill`

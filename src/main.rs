@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::State(args) => risktail::commands::state::run(args),
         Command::Report(args) => risktail::commands::report::run(args),
         Command::Verify(args) => risktail::commands::verify::run(args),
+        Command::Migrate(args) => risktail::commands::migrate::run(args),
         Command::Completions { shell } => {
             risktail::cli::completions(*shell, &mut std::io::stdout());
             Ok(true)

@@ -261,3 +261,152 @@ fn a_protocol_risktail_cannot_write_is_named() {
     );
     assert!(named(&v, "missing").is_empty(), "{v}");
 }
+
+/// Quarantine rows carry their line's identity (`line_id`), every one of
+/// them: a quarantine row appended again is named as doubled at its file and
+/// offset, and nothing as missing.
+#[test]
+fn a_quarantine_row_appended_again_is_named_doubled() {
+    let t = table();
+    let q = "lake/risk_events_quarantine";
+    let out = run_python(
+        &[
+            "-c",
+            "import sys; from deltalake import DeltaTable, write_deltalake\n\
+             t = DeltaTable(sys.argv[1]).to_pyarrow_table().sort_by('source_offset')\n\
+             assert t.column('line_id').null_count == 0, 'rows without line_id'\n\
+             write_deltalake(sys.argv[1], t.slice(0, 1), mode='append')\n\
+             print(t.column('source_offset')[0].as_py(), flush=True)\n\
+             import os; os._exit(0)  # deltalake's runtime can abort at teardown",
+            q,
+        ],
+        t.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doubled: i64 = stdout(&out).trim().parse().expect("an offset");
+    let (code, v) = verify(t.path());
+    assert_eq!(code, 1, "{v}");
+    let named_doubled = named(&v, "quarantine_doubled");
+    assert_eq!(named_doubled.len(), 1, "{v}");
+    assert_eq!(named_doubled[0].1, vec![doubled], "{v}");
+    assert!(named(&v, "quarantine_missing").is_empty(), "{v}");
+}
+
+/// The Python script that creates the quarantine table as releases before
+/// `line_id` did: nine columns, partitioned by `ingest_date`.
+const LEGACY_QUARANTINE: &str = "import sys, pyarrow as pa\n\
+from deltalake import DeltaTable\n\
+s = pa.schema([('source', pa.string(), False), ('source_file', pa.string(), False), \
+('source_offset', pa.int64(), False), ('raw_line', pa.string(), False), \
+('reason', pa.string(), False), ('ingested_at', pa.timestamp('us', tz='UTC'), False), \
+('detail', pa.string(), True), ('line_bytes', pa.int64(), False), \
+('ingest_date', pa.date32(), False)])\n\
+DeltaTable.create(sys.argv[1], schema=s, partition_by=['ingest_date'], \
+configuration={'delta.appendOnly': 'true'})";
+
+/// A rolling upgrade: the quarantine table of an earlier release (no
+/// `line_id`) is written by this one without the column and verifies clean;
+/// `migrate` adds it (refused while the events table shows a commit of an
+/// earlier release's writer within the hour, unless --force); rows written
+/// after have it, rows before stay empty, and the table still verifies clean.
+#[test]
+fn a_quarantine_table_of_an_earlier_release_is_written_then_migrated() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    std::fs::write(
+        dir.join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\n\
+         paths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+    )
+    .expect("config");
+    let q = "lake/risk_events_quarantine";
+    let out = run_python(&["-c", LEGACY_QUARANTINE, q], dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = |from: usize| {
+        (from..from + 3)
+            .map(|i| format!("2026-01-28 10:00:0{i},000 - v6.risk - WARNING - Circuit breaker confused #{i}\n"))
+            .collect::<String>()
+    };
+    let log = dir.join("logs/engine.log");
+    std::fs::write(&log, lines(0)).expect("log");
+    let out = run(risktail().current_dir(dir).arg("backfill"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids = |dir: &Path| {
+        let out = run_python(
+            &[
+                "-c",
+                "import sys; from deltalake import DeltaTable\n\
+                 t = DeltaTable(sys.argv[1]).to_pyarrow_table()\n\
+                 names = t.schema.names\n\
+                 print(t.num_rows, sum(1 for x in t.column('line_id').to_pylist() if x) if 'line_id' in names else 'no-column', flush=True)\n\
+                 import os; os._exit(0)  # deltalake's runtime can abort at teardown",
+                q,
+            ],
+            dir,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    assert_eq!(ids(dir), "3 no-column", "written without the column");
+    assert_eq!(verify(dir).0, 0, "{}", verify(dir).1);
+
+    // A commit of an earlier release's writer, a minute ago, in the events table.
+    let older = tempfile::tempdir().expect("tmp");
+    copy_dir(dir, older.path());
+    let events_log = older.path().join("lake/risk_events/_delta_log");
+    let next = std::fs::read_dir(&events_log)
+        .expect("log")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".json")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .expect("a commit")
+        + 1;
+    let ts = chrono::Utc::now().timestamp_millis() - 60_000;
+    std::fs::write(
+        events_log.join(format!("{next:020}.json")),
+        format!("{{\"commitInfo\":{{\"timestamp\":{ts},\"operation\":\"WRITE\",\"risktail\":{{\"source\":\"engine\",\"holder\":\"old-host:42\"}}}}}}\n"),
+    )
+    .expect("commit");
+    let out = run(risktail().current_dir(older.path()).arg("migrate"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("old-host:42"), "{}", stderr(&out));
+    let out = run(risktail()
+        .current_dir(older.path())
+        .args(["migrate", "--force"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = run(risktail().current_dir(dir).arg("migrate"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("added line_id to"),
+        "{}",
+        stdout(&out)
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("log");
+    std::io::Write::write_all(&mut f, lines(3).as_bytes()).expect("append");
+    let out = run(risktail().current_dir(dir).arg("backfill"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(ids(dir), "6 3", "rows after the migration have line_id");
+    assert_eq!(verify(dir).0, 0, "{}", verify(dir).1);
+    let out = run(risktail().current_dir(dir).arg("migrate"));
+    assert!(stdout(&out).contains("nothing to add"), "{}", stdout(&out));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let ok = std::process::Command::new("cp")
+        .args(["-a", &format!("{}/.", from.display())])
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(ok.success());
+}

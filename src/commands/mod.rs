@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod backfill;
+pub mod migrate;
 pub mod parse;
 pub mod report;
 pub mod run;

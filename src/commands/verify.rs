@@ -6,7 +6,9 @@
 //! `old_state` is derived as it was); the rows it gives are compared with the
 //! table's by `event_id` (an id of the file's identity and the offset):
 //! missing, doubled, changed (any column but `ingested_at` and
-//! `source_file`). Quarantine rows are matched by (offset, line).
+//! `source_file`). Quarantine rows are matched by `line_id` (the same id of
+//! file and offset); those an earlier release wrote, without one, by
+//! (offset, line).
 //! Rows of files no longer on disk are counted as not checkable here. It
 //! reads one version of each table and takes no lock and no lease, so it
 //! runs beside live daemons.
@@ -225,8 +227,11 @@ struct TableRows {
     /// file's content and the offset; two sources whose engines wrote the
     /// very same bytes share ids, so the source is part of the key.
     events: HashMap<(String, String), Vec<Cells>>,
-    /// (source, offset, raw line) → how many rows. Quarantine rows carry no
-    /// file identity; the line (its time included) and its offset name it.
+    /// (source, line_id) → how many quarantine rows.
+    quarantine_ids: HashMap<(String, String), usize>,
+    /// (source, offset, raw line) → how many quarantine rows without a
+    /// `line_id` (written by an earlier release): the line (its time
+    /// included) and its offset name them.
     quarantine: HashMap<(String, i64, String), usize>,
 }
 
@@ -262,6 +267,7 @@ impl TableRows {
             .collect();
         let mut out = TableRows {
             events: HashMap::new(),
+            quarantine_ids: HashMap::new(),
             quarantine: HashMap::new(),
         };
         for b in read_all(events, &cols, &config.table_uri).await? {
@@ -284,8 +290,17 @@ impl TableRows {
             .collect();
         for b in read_all(quarantine, &qcols, &config.quarantine_uri).await? {
             for c in cells_of(&b) {
-                let raw = c.columns.get(name::RAW_LINE).cloned().unwrap_or_default();
-                *out.quarantine.entry((c.source, c.offset, raw)).or_default() += 1;
+                match c.columns.get(name::LINE_ID).filter(|id| !id.is_empty()) {
+                    Some(id) => {
+                        *out.quarantine_ids
+                            .entry((c.source, id.clone()))
+                            .or_default() += 1
+                    }
+                    None => {
+                        let raw = c.columns.get(name::RAW_LINE).cloned().unwrap_or_default();
+                        *out.quarantine.entry((c.source, c.offset, raw)).or_default() += 1;
+                    }
+                }
             }
         }
         Ok(out)
@@ -496,16 +511,15 @@ fn compare(
     }
     if !got.quarantine.is_empty() {
         for want in cells_of(&quarantine_batch(&got.quarantine)?) {
-            let raw = want
-                .columns
-                .get(name::RAW_LINE)
-                .cloned()
-                .unwrap_or_default();
-            let key = (source.to_owned(), want.offset, raw);
-            match table.quarantine.get(&key) {
-                None => check.quarantine_missing.push(want.offset),
-                Some(1) => {}
-                Some(_) => check.quarantine_doubled.push(want.offset),
+            let get = |k: &str| want.columns.get(k).cloned().unwrap_or_default();
+            let by_id = (source.to_owned(), get(name::LINE_ID));
+            let by_line = (source.to_owned(), want.offset, get(name::RAW_LINE));
+            let rows = table.quarantine_ids.get(&by_id).copied().unwrap_or(0)
+                + table.quarantine.get(&by_line).copied().unwrap_or(0);
+            match rows {
+                0 => check.quarantine_missing.push(want.offset),
+                1 => {}
+                _ => check.quarantine_doubled.push(want.offset),
             }
         }
     }

@@ -144,6 +144,7 @@ pub fn quarantine_batch(rows: &[QuarantineRecord]) -> Result<RecordBatch, ArrowE
         s(|q| q.detail.as_deref()),
         longs(n, rows.iter().map(|q| q.line_bytes)),
         dates(n, rows.iter().map(|q| days(q.ingest_date))),
+        s(|q| q.line_id.as_deref()),
     ];
     RecordBatch::try_new(arrow_schema(&QUARANTINE_COLUMNS), columns)
 }

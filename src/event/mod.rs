@@ -521,6 +521,8 @@ impl fmt::Display for Reason {
 pub struct LinePos<'a> {
     /// Source name.
     pub source: &'a str,
+    /// The file's identity.
+    pub file: FileId,
     /// Path of the file.
     pub source_file: &'a str,
     /// Offset of the line's first byte.
@@ -550,6 +552,9 @@ pub struct QuarantineRecord {
     pub line_bytes: i64,
     /// UTC date of `ingested_at`: the partition.
     pub ingest_date: NaiveDate,
+    /// The line's identity, as [`event_id`] gives it: empty in rows an
+    /// earlier release wrote (see `schema::ADDED_LATER`).
+    pub line_id: Option<String>,
 }
 
 impl QuarantineRecord {
@@ -584,6 +589,7 @@ impl QuarantineRecord {
             detail,
             line_bytes: line_bytes as i64,
             ingest_date: ingested_at.date_naive(),
+            line_id: Some(event_id(at.file, at.offset).to_string()),
         }
     }
 }
@@ -627,6 +633,7 @@ mod tests {
         let now = Utc::now();
         let at = LinePos {
             source: "s",
+            file: FileId::from_head(b"x\n"),
             source_file: "f",
             offset: 0,
         };
@@ -634,5 +641,7 @@ mod tests {
         assert!(q.raw_line.len() <= schema::QUARANTINE_RAW_LINE_MAX);
         assert!(q.raw_line.chars().all(|c| c == 'é'));
         assert_eq!(q.line_bytes, 80_000);
+        let id = event_id(FileId::from_head(b"x\n"), 0).to_string();
+        assert_eq!(q.line_id, Some(id), "the line's identity, as an event's");
     }
 }

@@ -106,6 +106,8 @@ pub mod name {
     pub const LINE_BYTES: &str = "line_bytes";
     /// `ingest_date`.
     pub const INGEST_DATE: &str = "ingest_date";
+    /// `line_id`.
+    pub const LINE_ID: &str = "line_id";
 }
 
 /// The 28 columns of `risk_events`, in the audited order.
@@ -143,8 +145,11 @@ pub const RISK_EVENT_COLUMNS: [ColumnDef; 28] = [
 /// The columns of `risk_events_quarantine`: the six the schema page names, then
 /// `detail` (the human explanation behind `reason`) and `line_bytes` (the
 /// original length, since `raw_line` is truncated to 64 KiB) and the partition
-/// column `ingest_date`, so a long-running daemon's quarantine stays prunable.
-pub const QUARANTINE_COLUMNS: [ColumnDef; 9] = [
+/// column `ingest_date`, so a long-running daemon's quarantine stays prunable;
+/// last `line_id`, the line's identity (as `event_id`: the file's identity and
+/// the offset), added by this release at the end so tables of earlier ones,
+/// which lack it, stay readable and writable ([`ADDED_LATER`]).
+pub const QUARANTINE_COLUMNS: [ColumnDef; 10] = [
     col(name::SOURCE, Utf8, false),
     col(name::SOURCE_FILE, Utf8, false),
     col(name::SOURCE_OFFSET, Int64, false),
@@ -154,7 +159,23 @@ pub const QUARANTINE_COLUMNS: [ColumnDef; 9] = [
     col(name::DETAIL, Utf8, true),
     col(name::LINE_BYTES, Int64, false),
     col(name::INGEST_DATE, Date32, false),
+    col(name::LINE_ID, Utf8, true),
 ];
+
+/// Columns a release added at the end of a table (nullable): a table created
+/// before lacks them and is written without them until `risktail migrate`
+/// adds them; readers see them empty in the rows written before.
+pub const ADDED_LATER: [&str; 1] = [name::LINE_ID];
+
+/// `columns` without the trailing ones a table of an earlier release lacks
+/// ([`ADDED_LATER`]).
+pub fn without_added_later(columns: &'static [ColumnDef]) -> &'static [ColumnDef] {
+    let mut n = columns.len();
+    while n > 0 && ADDED_LATER.contains(&columns[n - 1].name) {
+        n -= 1;
+    }
+    &columns[..n]
+}
 
 /// Partition column of `risk_events`.
 pub const EVENT_PARTITION: &str = name::EVENT_DATE;

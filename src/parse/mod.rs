@@ -185,7 +185,7 @@ impl SourceParser {
         let text = std::str::from_utf8(raw).ok()?;
         let at = self.envelope.fused_at(text)?;
         let cut = QuarantineRecord::new(
-            self.pos(line.path, line.offset),
+            self.pos(line.file, line.path, line.offset),
             &raw[..at],
             at as u64,
             Reason::MalformedRecord,
@@ -240,7 +240,7 @@ impl SourceParser {
         let logger = head.logger.as_deref();
         let quarantine = |reason, detail: String| {
             Outcome::Quarantine(Box::new(QuarantineRecord::new(
-                self.pos(line.path, line.offset),
+                self.pos(line.file, line.path, line.offset),
                 raw,
                 raw.len() as u64,
                 reason,
@@ -306,7 +306,7 @@ impl SourceParser {
             (false, _) => Outcome::Noise,
             (true, false) => Outcome::Continuation,
             (true, true) => Outcome::Quarantine(Box::new(QuarantineRecord::new(
-                self.pos(line.path, line.offset),
+                self.pos(line.file, line.path, line.offset),
                 raw,
                 raw.len() as u64,
                 Reason::MalformedRecord,
@@ -316,9 +316,10 @@ impl SourceParser {
         }
     }
 
-    fn pos<'a>(&'a self, path: &'a str, offset: u64) -> LinePos<'a> {
+    fn pos<'a>(&'a self, file: FileId, path: &'a str, offset: u64) -> LinePos<'a> {
         LinePos {
             source: &self.source,
+            file,
             source_file: path,
             offset,
         }
@@ -327,6 +328,7 @@ impl SourceParser {
     /// The quarantine record of a line over `max_line_bytes`.
     pub fn oversize(
         &self,
+        file: FileId,
         path: &str,
         offset: u64,
         len: u64,
@@ -334,7 +336,7 @@ impl SourceParser {
         now: DateTime<Utc>,
     ) -> QuarantineRecord {
         QuarantineRecord::new(
-            self.pos(path, offset),
+            self.pos(file, path, offset),
             strip_newline(prefix),
             len,
             Reason::LineTooLong,
@@ -349,13 +351,14 @@ impl SourceParser {
     /// The quarantine record of the unterminated tail of a sealed file.
     pub fn fragment(
         &self,
+        file: FileId,
         path: &str,
         offset: u64,
         bytes: &[u8],
         now: DateTime<Utc>,
     ) -> QuarantineRecord {
         QuarantineRecord::new(
-            self.pos(path, offset),
+            self.pos(file, path, offset),
             bytes,
             bytes.len() as u64,
             Reason::IncompleteLine,

@@ -179,6 +179,7 @@ mod tests {
         p.rows.quarantine.push(crate::event::QuarantineRecord::new(
             crate::event::LinePos {
                 source: "s",
+                file: crate::source::fingerprint::FileId::from_head(b"x\n"),
                 source_file: "f",
                 offset: 0,
             },

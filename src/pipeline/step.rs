@@ -197,14 +197,14 @@ impl Stepper<'_> {
             }) => {
                 tally.lines += 1;
                 tally.bytes += len;
-                parser.oversize(file.path, offset, len, &prefix, self.now)
+                parser.oversize(file.id, file.path, offset, len, &prefix, self.now)
             }
             Some(Item::Fragment { offset, bytes }) => {
                 if self.at_fragment == AtFragment::Wait {
                     return Ok(Stepped::End);
                 }
                 tally.bytes += bytes.len() as u64;
-                let q = parser.fragment(file.path, offset, bytes, self.now);
+                let q = parser.fragment(file.id, file.path, offset, bytes, self.now);
                 reader.consume_fragment();
                 keep_quarantine(q, reader.offset(), file, tally, rows);
                 return Ok(Stepped::End);

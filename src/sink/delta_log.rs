@@ -126,6 +126,42 @@ impl DeltaLog {
             })
     }
 
+    /// Raises an earlier release's default log retention (see
+    /// [`super::table::raise_old_retention`]).
+    pub(super) async fn raise_old_retention(&mut self) -> Result<(), SinkError> {
+        let table = self.table.clone();
+        self.table = super::table::raise_old_retention(&self.uri, table).await?;
+        self.resync();
+        self.stale_after = stale_after(&self.table);
+        Ok(())
+    }
+
+    /// The columns of `columns` added by a later release
+    /// (`schema::ADDED_LATER`) that the table lacks, added in one commit;
+    /// returns their names.
+    pub(super) async fn add_missing_columns(&mut self) -> Result<Vec<&'static str>, SinkError> {
+        let have = super::table_width(&self.table, &self.uri)?;
+        let missing: Vec<&ColumnDef> = self.columns.iter().skip(have).collect();
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields = missing.iter().map(|c| super::table::field(c));
+        let added = self
+            .table
+            .clone()
+            .add_columns()
+            .with_fields(fields.collect::<Vec<_>>())
+            .with_commit_properties(
+                deltalake::kernel::transaction::CommitProperties::default()
+                    .with_cleanup_expired_logs(Some(false)),
+            )
+            .await
+            .map_err(|e| self.derr(e))?;
+        self.table = added;
+        self.resync();
+        Ok(missing.iter().map(|c| c.name).collect())
+    }
+
     /// Whether this process's view is too old to put a commit on: log
     /// cleanup deletes commit files older than the table's
     /// `logRetentionDuration` that a checkpoint covers, so after a long
@@ -525,9 +561,17 @@ fn commit_data(
     actions: Vec<Action>,
     operation: DeltaOperation,
     txns: &[(String, u64)],
-    meta: serde_json::Value,
+    mut meta: serde_json::Value,
 ) -> CommitData {
     let now_ms = chrono::Utc::now().timestamp_millis();
+    if let Some(record) = meta.as_object_mut() {
+        // What this writer knows of the tables' shape: `risktail migrate`
+        // adds a column only once no writer without it is about.
+        record.insert(
+            super::txn::SCHEMA_KEY.to_owned(),
+            serde_json::json!(super::txn::SCHEMA_LEVEL),
+        );
+    }
     CommitData::new(
         actions,
         operation,

@@ -88,6 +88,65 @@ pub(super) async fn newest_first(
     Ok(())
 }
 
+/// Who committed to `events` within `within` of now without knowing the
+/// tables' shape [`txn::SCHEMA_LEVEL`] (a writer of an earlier release,
+/// which stops on a column it does not know): holders, or sources where a
+/// commit names no holder. Commits of other tools are not risktail's and
+/// are passed. Reads newest first, widening the window until a commit older
+/// than `within` (at most the newest 100,000 commits).
+pub(super) async fn earlier_writers(
+    events: &mut DeltaLog,
+    within: std::time::Duration,
+) -> Result<Vec<String>, SinkError> {
+    let since = chrono::Utc::now().timestamp_millis() - within.as_millis() as i64;
+    let uri = events.uri().to_owned();
+    let table = events.fresh().await?;
+    let mut found: Vec<String> = Vec::new();
+    let mut seen = 0;
+    for limit in [50usize, 1_000, 10_000, 100_000] {
+        let infos: Vec<_> = table
+            .history(Some(limit))
+            .try_collect()
+            .await
+            .map_err(|e| SinkError::Delta {
+                table: uri.clone(),
+                source: Box::new(e),
+            })?;
+        for info in infos.iter().skip(seen) {
+            if info.timestamp.is_some_and(|t| t < since) {
+                return Ok(found);
+            }
+            if let Some(who) = earlier_writer(info).filter(|w| !found.contains(w)) {
+                found.push(who);
+            }
+        }
+        if infos.len() < limit {
+            break;
+        }
+        seen = infos.len();
+    }
+    Ok(found)
+}
+
+/// The writer of a commit of an earlier release (its risktail record has
+/// no [`txn::SCHEMA_KEY`] of this level), if the commit is one.
+fn earlier_writer(info: &deltalake::kernel::CommitInfo) -> Option<String> {
+    let rec = info.info.get(txn::COMMIT_INFO_KEY)?;
+    let level = rec
+        .get(txn::SCHEMA_KEY)
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    if level >= txn::SCHEMA_LEVEL {
+        return None;
+    }
+    let text = |k: &str| rec.get(k).and_then(|v| v.as_str());
+    Some(match (text("holder"), text("source")) {
+        (Some(h), _) => h.to_owned(),
+        (None, Some(s)) => format!("a writer of source {s}"),
+        (None, None) => "a writer".to_owned(),
+    })
+}
+
 /// risktail's record in a commit of `source`, if the commit is one.
 pub(super) fn risktail_record<'a>(
     info: &'a deltalake::kernel::CommitInfo,

@@ -96,16 +96,37 @@ impl DeltaSink {
         })
     }
 
-    /// Proves, before the first write of a writer (`run`, `backfill`), that
-    /// an object store behind either table honours put-if-absent (see
-    /// [`store::prove_put_if_absent`]); readers such as `status` skip it.
-    pub async fn prove_writes(&self) -> Result<(), SinkError> {
-        for log in [&self.events, &self.quarantine] {
+    /// Readies both tables for the first write of a writer (`run`,
+    /// `backfill`); readers such as `status` skip it: proves that an object
+    /// store behind either table honours put-if-absent (see
+    /// [`store::prove_put_if_absent`]), then raises an earlier release's
+    /// default log retention (see `table::raise_old_retention`).
+    pub async fn prove_writes(&mut self) -> Result<(), SinkError> {
+        for log in [&mut self.events, &mut self.quarantine] {
             if !store::is_local(log.uri()) {
                 prove_put_if_absent(log).await?;
             }
+            log.raise_old_retention().await?;
         }
         Ok(())
+    }
+
+    /// Who wrote to the events table within `within` without knowing the
+    /// tables' shape of this release (see `history::earlier_writers`).
+    pub async fn earlier_writers(&mut self, within: Duration) -> Result<Vec<String>, SinkError> {
+        history::earlier_writers(&mut self.events, within).await
+    }
+
+    /// Adds to both tables the columns of a later release they lack
+    /// (`schema::ADDED_LATER`): (table, column) for each added.
+    pub async fn add_missing_columns(&mut self) -> Result<Vec<(String, &'static str)>, SinkError> {
+        let mut added = Vec::new();
+        for log in [&mut self.events, &mut self.quarantine] {
+            for c in log.add_missing_columns().await? {
+                added.push((log.uri().to_owned(), c));
+            }
+        }
+        Ok(added)
     }
 
     /// Counts commits and committed rows in `metrics` from now on.
@@ -467,11 +488,20 @@ async fn prove_put_if_absent(log: &DeltaLog) -> Result<(), SinkError> {
 }
 
 /// Writes `batch` into the open writer of `slot`, opening one for `log` first.
+/// A table an earlier release created lacks the columns added since at the
+/// end (`schema::ADDED_LATER`): they are left out of its files.
 async fn stage_into(
     slot: &mut Option<RecordBatchWriter>,
     log: &DeltaLog,
     batch: deltalake::arrow::record_batch::RecordBatch,
 ) -> Result<(), SinkError> {
+    let width = table_width(log.table(), log.uri())?;
+    let batch = if width < batch.num_columns() {
+        let data: Vec<usize> = (0..width).collect();
+        batch.project(&data)?
+    } else {
+        batch
+    };
     let w = match slot {
         Some(w) => w,
         None => slot.insert(writer(log)?),
@@ -480,6 +510,16 @@ async fn stage_into(
         table: log.uri().to_owned(),
         source: Box::new(source),
     })
+}
+
+/// How many columns the table at `uri` has (its schema, partition column
+/// included).
+pub(crate) fn table_width(table: &deltalake::DeltaTable, uri: &str) -> Result<usize, SinkError> {
+    let snapshot = table.snapshot().map_err(|source| SinkError::Delta {
+        table: uri.to_owned(),
+        source: Box::new(source),
+    })?;
+    Ok(snapshot.schema().fields().count())
 }
 
 impl crate::source::offsets::Offsets for DeltaSink {

@@ -22,6 +22,11 @@ fn delta_type(t: ColType) -> DataType {
     })
 }
 
+/// The Delta field of a column.
+pub(super) fn field(c: &ColumnDef) -> StructField {
+    StructField::new(c.name, delta_type(c.ty), c.nullable)
+}
+
 /// Table properties, and why:
 /// - appendOnly: an audit table; keeps protocol 1/2 and forbids deletes by accident.
 /// - checkpointInterval 50: opening stays fast for a daemon committing every second.
@@ -56,10 +61,14 @@ pub const LOG_RETENTION: &str = "interval 30 days";
 pub const OLD_DEFAULT_RETENTIONS: [&str; 2] = ["interval 2 hours", "interval 2 days"];
 
 /// Raises an earlier release's default log retention to [`LOG_RETENTION`]
-/// (a `SET TBLPROPERTIES` commit); any other value is the team's and stays.
+/// (a `SET TBLPROPERTIES` commit), for a writer (`run`, `backfill`) before
+/// its first write; any other value is the team's and stays.
 /// A failure (another writer doing the same at the same moment) is logged
 /// and leaves the table as it is: the retention bounds time travel, not rows.
-async fn raise_old_retention(uri: &str, table: DeltaTable) -> Result<DeltaTable, SinkError> {
+pub(super) async fn raise_old_retention(
+    uri: &str,
+    table: DeltaTable,
+) -> Result<DeltaTable, SinkError> {
     let key = TableProperty::LogRetentionDuration.as_ref().to_owned();
     let current = table
         .snapshot()
@@ -118,18 +127,14 @@ pub async fn open_or_create(
     match table.load().await {
         Ok(()) => {
             check_schema(uri, &table, columns, partition)?;
-            raise_old_retention(uri, table).await
+            Ok(table)
         }
         Err(DeltaTableError::NotATable(_)) => {
             let mut create = table
                 .create()
                 .with_table_name(name)
                 .with_comment("risk events of the trading engine, written by risktail")
-                .with_columns(
-                    columns
-                        .iter()
-                        .map(|c| StructField::new(c.name, delta_type(c.ty), c.nullable)),
-                )
+                .with_columns(columns.iter().map(field))
                 .with_partition_columns([partition]);
             for (k, v) in properties() {
                 create = create.with_configuration_property(k, Some(v));
@@ -156,7 +161,10 @@ pub async fn open_or_create(
 }
 
 /// Refuses a table whose columns (names, order, types, nullability) or
-/// partitioning differ from the contract.
+/// partitioning differ from the contract. A table an earlier release created
+/// may lack the trailing columns added since (`schema::ADDED_LATER`): it is
+/// written without them (see `sink::stage_into`) until `risktail migrate`
+/// adds them.
 pub(crate) fn check_schema(
     uri: &str,
     table: &DeltaTable,
@@ -169,8 +177,39 @@ pub(crate) fn check_schema(
     };
     let snapshot = table.snapshot().map_err(err)?;
     let schema = snapshot.schema();
-    let mut diffs = Vec::new();
     let have: Vec<&StructField> = schema.fields().collect();
+    let mut diffs = column_diffs(&have, columns);
+    let older = columns.len()
+        - columns
+            .iter()
+            .rev()
+            .take_while(|c| crate::event::schema::ADDED_LATER.contains(&c.name))
+            .count();
+    if !diffs.is_empty()
+        && older < columns.len()
+        && column_diffs(&have, &columns[..older]).is_empty()
+    {
+        diffs.clear();
+    }
+    let parts = snapshot.metadata().partition_columns();
+    if parts.len() != 1 || parts[0] != partition {
+        diffs.push(format!(
+            "partitioned by {parts:?}, expected [{partition:?}]"
+        ));
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(SinkError::SchemaMismatch {
+            table: uri.to_owned(),
+            diffs,
+        })
+    }
+}
+
+/// How the table's columns `have` differ from `columns`.
+fn column_diffs(have: &[&StructField], columns: &[ColumnDef]) -> Vec<String> {
+    let mut diffs = Vec::new();
     for (i, c) in columns.iter().enumerate() {
         match have.iter().position(|f| f.name() == c.name) {
             None => diffs.push(format!("{} is missing", c.name)),
@@ -201,23 +240,10 @@ pub(crate) fn check_schema(
             }
         }
     }
-    for f in &have {
+    for f in have {
         if !columns.iter().any(|c| c.name == f.name()) {
             diffs.push(format!("{} is not in risktail's schema", f.name()));
         }
     }
-    let parts = snapshot.metadata().partition_columns();
-    if parts.len() != 1 || parts[0] != partition {
-        diffs.push(format!(
-            "partitioned by {parts:?}, expected [{partition:?}]"
-        ));
-    }
-    if diffs.is_empty() {
-        Ok(())
-    } else {
-        Err(SinkError::SchemaMismatch {
-            table: uri.to_owned(),
-            diffs,
-        })
-    }
+    diffs
 }

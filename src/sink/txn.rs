@@ -55,6 +55,15 @@ pub fn breaker_from_code(code: i64) -> Option<String> {
 /// `{"source", "file", "offset", "state"}`.
 pub const COMMIT_INFO_KEY: &str = "risktail";
 
+/// The key in risktail's record of a commit that says which shape of the
+/// tables its writer knows: [`SCHEMA_LEVEL`]; records of earlier releases
+/// have none.
+pub const SCHEMA_KEY: &str = "schema";
+
+/// The tables' shape this release knows: 2 = the quarantine table's
+/// `line_id` (written when the table has it; see `schema::ADDED_LATER`).
+pub const SCHEMA_LEVEL: u64 = 2;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -241,6 +241,8 @@ pub async fn compact(
     if groups.is_empty() {
         return Ok(report);
     }
+    // A table an earlier release created may lack columns added since.
+    let columns = &columns[..super::table_width(table, uri)?.min(columns.len())];
     let data_columns: Vec<&str> = columns
         .iter()
         .map(|c| c.name)
@@ -315,12 +317,17 @@ fn with_partition(
     for c in columns {
         if c.name == partition {
             cols.push(Arc::new(Date32Array::from(vec![days; n])));
+        } else if let Some(col) = batch.column_by_name(c.name) {
+            cols.push(col.clone());
+        } else if c.nullable {
+            // A file written before the column was added: empty in its rows.
+            let ty = schema.field_with_name(c.name)?.data_type();
+            cols.push(deltalake::arrow::array::new_null_array(ty, n));
         } else {
-            let col = batch.column_by_name(c.name).ok_or_else(|| SinkError::Io {
+            return Err(SinkError::Io {
                 path: uri.to_owned(),
                 source: std::io::Error::other(format!("column {} missing in a data file", c.name)),
-            })?;
-            cols.push(col.clone());
+            });
         }
     }
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
@@ -464,4 +471,103 @@ pub async fn vacuum(
         .map_err(derr)?;
     *table = t;
     Ok(metrics.files_deleted.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::schema::{
+        QUARANTINE_COLUMNS, QUARANTINE_PARTITION, name, without_added_later,
+    };
+    use crate::event::{LinePos, QuarantineRecord, Reason};
+    use crate::source::fingerprint::FileId;
+
+    /// One small file of `n` quarantine rows from `offset` on, committed.
+    async fn commit_rows(log: &mut DeltaLog, offset: u64, n: u64) {
+        let file = FileId::from_head(b"x\n");
+        let now = chrono::Utc::now();
+        let rows: Vec<QuarantineRecord> = (offset..offset + n)
+            .map(|o| {
+                let at = LinePos {
+                    source: "s",
+                    file,
+                    source_file: "f",
+                    offset: o,
+                };
+                QuarantineRecord::new(at, b"line", 4, Reason::IncompleteLine, None, now)
+            })
+            .collect();
+        let batch = crate::event::batch::quarantine_batch(&rows).unwrap();
+        let mut slot = None;
+        super::super::stage_into(&mut slot, log, batch)
+            .await
+            .unwrap();
+        let txns = [("risktail/s/f".to_owned(), offset + n)];
+        let meta = serde_json::json!({ "source": "s" });
+        super::super::commit::upload_and_append(log, &txns, slot, meta, None, None)
+            .await
+            .unwrap();
+    }
+
+    /// A table an earlier release created (no `line_id`) is written without
+    /// the column; after the column is added, files with and without it are
+    /// compacted together: every row kept, `line_id` empty in the rows
+    /// written before and set in the rows after.
+    #[test]
+    fn a_migrated_table_compacts_files_from_before_and_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let legacy = without_added_later(&QUARANTINE_COLUMNS);
+            let mut old = DeltaLog::open(&uri, "q", legacy, QUARANTINE_PARTITION)
+                .await
+                .unwrap();
+            for i in 0..5 {
+                commit_rows(&mut old, i * 10, 10).await;
+            }
+            let mut log = DeltaLog::open(&uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
+                .await
+                .unwrap();
+            assert_eq!(
+                log.add_missing_columns().await.unwrap(),
+                vec![name::LINE_ID]
+            );
+            for i in 5..9 {
+                commit_rows(&mut log, i * 10, 10).await;
+            }
+            let r = compact(&mut log, &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
+                .await
+                .unwrap();
+            assert_eq!((r.files_removed, r.rows), (9, 90));
+            let files = super::super::read::data_files(&uri).await.unwrap();
+            assert_eq!(files.len(), 1);
+            let batches =
+                super::super::read::read_columns(&files, &[name::SOURCE_OFFSET, name::LINE_ID])
+                    .unwrap();
+            let mut with_id = 0;
+            for b in &batches {
+                let offsets = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<deltalake::arrow::array::Int64Array>()
+                    .unwrap();
+                let ids = b.column(1);
+                for row in 0..b.num_rows() {
+                    let written_after = offsets.value(row) >= 50;
+                    assert_eq!(
+                        ids.is_valid(row),
+                        written_after,
+                        "offset {}",
+                        offsets.value(row)
+                    );
+                    with_id += usize::from(written_after);
+                }
+            }
+            assert_eq!(with_id, 40);
+        });
+    }
 }
