@@ -361,7 +361,7 @@ fn term(mut d: Child) -> std::process::ExitStatus {
 
 /// Who owns a source across hosts: two daemons on two "hosts" claim one
 /// source of one `s3://` table. The second is refused with the first named;
-/// after the first is SIGKILLed it is still refused until the lease (3 s)
+/// after the first is SIGKILLed it is still refused until the lease (10 s)
 /// runs out, then it takes over and ingests; the first, restarted, is
 /// refused with the second named; a SIGTERM gives the lease back and the
 /// other host claims at once. Every line is in the table once.
@@ -369,7 +369,7 @@ fn term(mut d: Child) -> std::process::ExitStatus {
 fn one_source_one_owner_across_hosts_through_the_table() {
     let s3 = S3Server::start();
     let tmp = table_dir(&format!(
-        "[table]\nuri = \"s3://lake/owned\"\nlease_seconds = 3\n{}\n[flush]\ninterval_ms = 200\n\
+        "[table]\nuri = \"s3://lake/owned\"\nlease_seconds = 10\n{}\n[flush]\ninterval_ms = 200\n\
          [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
         s3.storage()
     ));
@@ -382,9 +382,11 @@ fn one_source_one_owner_across_hosts_through_the_table() {
     let mut a = a;
     a.kill().expect("SIGKILL");
     a.wait().expect("reaped");
-    // The lease outlives its holder for 3 s: refused at first, then taken.
+    // The lease outlives its holder for 10 s: refused at first, then taken.
+    // (A shorter lease lets a holder whose heartbeats are late on a loaded
+    // machine lose it, rightly: seen with 3 s in a full test run on 2 cores.)
     let mut refusals = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let b = loop {
         let mut b = daemon_on(dir, "host-b");
         std::thread::sleep(Duration::from_millis(1500));
