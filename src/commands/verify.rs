@@ -543,7 +543,7 @@ fn print_verdict(v: &Verdict) {
     );
     println!(
         "{:<10} {:<44} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>10}",
-        "source", "file", "lines", "events", "missing", "doubled", "changed", "q.miss", "behind"
+        "source", "file", "lines", "events", "missing", "doubled", "changed", "q.fault", "behind"
     );
     for s in &v.sources {
         for f in &s.files {
@@ -567,6 +567,12 @@ fn print_verdict(v: &Verdict) {
             }
             for (o, col, have, want) in f.changed.iter().take(3) {
                 println!("  changed: offset {o} {col}: table {have:?}, the log gives {want:?}");
+            }
+            for o in f.quarantine_missing.iter().take(3) {
+                println!("  quarantine row missing: offset {o}");
+            }
+            for o in f.quarantine_doubled.iter().take(3) {
+                println!("  quarantine row doubled: offset {o}");
             }
         }
         if s.not_checkable > 0 {
