@@ -183,8 +183,10 @@ impl ObjectStore for ProbedLog {
     /// entries anyway, and at 30 days of a commit a second there are 2.6
     /// million of them, each `stat`ed. Any other listing is the file system's.
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        let Some(root) = prefix.cloned() else {
-            return self.inner.list(None);
+        let Some(root) = prefix.cloned().filter(|p| p.filename() != Some(LOG_FOLDER)) else {
+            // The log folder itself (verify's look at the log's shape) or
+            // everything: the file system's listing, without a look first.
+            return self.inner.list(prefix);
         };
         let inner = Arc::clone(&self.inner);
         stream::once(async move {
