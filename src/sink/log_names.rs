@@ -86,18 +86,21 @@ async fn stat(store: &dyn ObjectStore, path: &Path) -> object_store::Result<Opti
 }
 
 /// How many versions a listing is answered by name at most: a load reads
-/// from the newest checkpoint (a few dozen versions); a walk of the whole
-/// history (`DeltaTable::history` without a limit, from version 0) costs
-/// less as one listing than as two `stat`s a version.
-const PROBE_MAX: u64 = 1_000;
+/// from the newest checkpoint (a few dozen versions; checkpoints come every
+/// 50), an update from the version it has; a walk of a whole long history
+/// (`DeltaTable::history` without a limit, from version 0) costs less as
+/// one listing than as two `stat`s a version.
+const PROBE_MAX: u64 = 10_000;
 
 /// The log's entries from version `from` on, in name order: each version's
-/// checkpoint (single-file) and commit, until a version has neither.
-/// `None`, and the caller lists the folder, when version `from` has neither
-/// (a listing from a version that was cleaned up, or from 0 before the
-/// first checkpoint), when more than `max` versions follow, or when the
-/// newest checkpoint is one a name cannot find (multi-part, or a V2
-/// checkpoint named by a UUID: `_last_checkpoint` says so).
+/// checkpoint (single-file) and commit, until a version has neither; an
+/// empty answer when version `from` has neither but the commit before it
+/// exists (an update with nothing new). `None`, and the caller lists the
+/// folder, when neither exists (a listing from a version that was cleaned
+/// up, or from 0 before the first checkpoint), when more than `max`
+/// versions follow, or when the newest checkpoint is one a name cannot find
+/// (multi-part, or a V2 checkpoint named by a UUID: `_last_checkpoint` says
+/// so).
 async fn probe(
     store: &dyn ObjectStore,
     log: &Path,
@@ -120,7 +123,15 @@ async fn probe(
         }
         found.extend(checkpoint.into_iter().chain(commit));
     }
-    Ok((!found.is_empty()).then_some(found))
+    if found.is_empty() {
+        let before = from.checked_sub(1).map(|v| entry(log, v, "json"));
+        let up_to_date = match before {
+            Some(path) => stat(store, &path).await?.is_some(),
+            None => false,
+        };
+        return Ok(up_to_date.then_some(found));
+    }
+    Ok(Some(found))
 }
 
 /// `_last_checkpoint` of the log folder `log`, parsed, if there is one.
@@ -435,6 +446,11 @@ mod tests {
             listed.sort();
             assert_eq!(names(by_name), listed);
             assert!(probe(&store, &log, 0, 10).await.unwrap().is_none());
+            // Nothing after the newest version: an empty answer, not a listing.
+            let after = probe(&store, &log, 31, 100).await.unwrap();
+            assert_eq!(after.map(|f| f.len()), Some(0));
+            // A version whose predecessor is gone too: a listing.
+            assert!(probe(&store, &log, 40, 100).await.unwrap().is_none());
             // A multi-part newest checkpoint cannot be found by name.
             let hint = dir.path().join("_delta_log/_last_checkpoint");
             std::fs::write(&hint, r#"{"version":20,"size":9,"parts":2}"#).unwrap();
