@@ -169,7 +169,7 @@ pub const ADDED_LATER: [&str; 1] = [name::LINE_ID];
 
 /// `columns` without the trailing ones a table of an earlier release lacks
 /// ([`ADDED_LATER`]).
-pub fn without_added_later(columns: &'static [ColumnDef]) -> &'static [ColumnDef] {
+pub fn without_added_later(columns: &[ColumnDef]) -> &[ColumnDef] {
     let mut n = columns.len();
     while n > 0 && ADDED_LATER.contains(&columns[n - 1].name) {
         n -= 1;

@@ -596,12 +596,7 @@ mod tests {
     use super::*;
     use crate::event::schema::{QUARANTINE_COLUMNS, QUARANTINE_PARTITION};
 
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
+    use crate::sink::tests::rt;
 
     async fn open(uri: &str) -> DeltaLog {
         DeltaLog::open(uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)

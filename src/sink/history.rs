@@ -56,7 +56,9 @@ pub(super) async fn last_commits(
 }
 
 /// Calls `visit` on the commits of `log` newest first until it returns
-/// true, widening the window of history read (50, 1000, all) only when needed.
+/// true, widening the window of history read (50, 1,000, 10,000, 100,000,
+/// all) only when needed: a month of log at a commit a second is 2.6
+/// million commits.
 pub(super) async fn newest_first(
     log: &mut DeltaLog,
     mut visit: impl FnMut(&deltalake::kernel::CommitInfo) -> bool,
@@ -69,7 +71,7 @@ pub(super) async fn newest_first(
     let table = log.fresh().await?;
     let total = table.version().map_or(0, |v| v as usize + 1);
     let mut seen = 0;
-    for limit in [50usize, 1000, usize::MAX] {
+    for limit in [50usize, 1_000, 10_000, 100_000, usize::MAX] {
         let infos: Vec<_> = table
             .history(if limit >= total { None } else { Some(limit) })
             .try_collect()
@@ -92,39 +94,23 @@ pub(super) async fn newest_first(
 /// tables' shape [`txn::SCHEMA_LEVEL`] (a writer of an earlier release,
 /// which stops on a column it does not know): holders, or sources where a
 /// commit names no holder. Commits of other tools are not risktail's and
-/// are passed. Reads newest first, widening the window until a commit older
-/// than `within` (at most the newest 100,000 commits).
+/// are passed. Reads newest first until a commit older than `within`.
 pub(super) async fn earlier_writers(
     events: &mut DeltaLog,
     within: std::time::Duration,
 ) -> Result<Vec<String>, SinkError> {
     let since = chrono::Utc::now().timestamp_millis() - within.as_millis() as i64;
-    let uri = events.uri().to_owned();
-    let table = events.fresh().await?;
     let mut found: Vec<String> = Vec::new();
-    let mut seen = 0;
-    for limit in [50usize, 1_000, 10_000, 100_000] {
-        let infos: Vec<_> = table
-            .history(Some(limit))
-            .try_collect()
-            .await
-            .map_err(|e| SinkError::Delta {
-                table: uri.clone(),
-                source: Box::new(e),
-            })?;
-        for info in infos.iter().skip(seen) {
-            if info.timestamp.is_some_and(|t| t < since) {
-                return Ok(found);
-            }
-            if let Some(who) = earlier_writer(info).filter(|w| !found.contains(w)) {
-                found.push(who);
-            }
+    newest_first(events, |info| {
+        if info.timestamp.is_some_and(|t| t < since) {
+            return true;
         }
-        if infos.len() < limit {
-            break;
+        if let Some(who) = earlier_writer(info).filter(|w| !found.contains(w)) {
+            found.push(who);
         }
-        seen = infos.len();
-    }
+        false
+    })
+    .await?;
     Ok(found)
 }
 

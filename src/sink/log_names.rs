@@ -71,7 +71,8 @@ fn log_listing_from(prefix: Option<&Path>, offset: &Path) -> Option<u64> {
         .flatten()
 }
 
-/// The entry `name` of version `v` in the log folder `log`.
+/// The entry of version `v` of the kind `kind` (`json`, `checkpoint.parquet`,
+/// `crc`) in the log folder `log`.
 fn entry(log: &Path, v: u64, kind: &str) -> Path {
     log.clone().join(format!("{v:020}.{kind}"))
 }
@@ -345,12 +346,7 @@ mod tests {
     use crate::sink::delta_log::DeltaLog;
     use std::collections::BTreeSet;
 
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
+    use crate::sink::tests::rt;
 
     /// `commits` more appends to the table at `uri` (created if needed),
     /// with a checkpoint at each version in `checkpoints`.

@@ -529,3 +529,14 @@ impl crate::source::offsets::Offsets for DeltaSink {
         DeltaSink::committed(self, source, file).await
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// The runtime the sink's tests drive the async API with.
+    pub(crate) fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+}

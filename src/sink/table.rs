@@ -179,16 +179,8 @@ pub(crate) fn check_schema(
     let schema = snapshot.schema();
     let have: Vec<&StructField> = schema.fields().collect();
     let mut diffs = column_diffs(&have, columns);
-    let older = columns.len()
-        - columns
-            .iter()
-            .rev()
-            .take_while(|c| crate::event::schema::ADDED_LATER.contains(&c.name))
-            .count();
-    if !diffs.is_empty()
-        && older < columns.len()
-        && column_diffs(&have, &columns[..older]).is_empty()
-    {
+    let older = crate::event::schema::without_added_later(columns);
+    if !diffs.is_empty() && older.len() < columns.len() && column_diffs(&have, older).is_empty() {
         diffs.clear();
     }
     let parts = snapshot.metadata().partition_columns();

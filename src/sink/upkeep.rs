@@ -517,11 +517,7 @@ mod tests {
     fn a_migrated_table_compacts_files_from_before_and_after() {
         let dir = tempfile::tempdir().unwrap();
         let uri = dir.path().to_str().unwrap().to_owned();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        crate::sink::tests::rt().block_on(async {
             let legacy = without_added_later(&QUARANTINE_COLUMNS);
             let mut old = DeltaLog::open(&uri, "q", legacy, QUARANTINE_PARTITION)
                 .await
