@@ -28,7 +28,7 @@ fn config(dir: &Path, table: &str) -> std::path::PathBuf {
 
 /// The engine's sample log (Python's own handler wrote it), quarantine cases,
 /// an oversize line and a long run of noise, ending on a newline.
-fn input(dir: &Path) {
+pub fn input(dir: &Path) {
     let mut data = std::fs::read(root().join("tests/samples/engine/engine.log")).expect("sample");
     for i in 0..20_000 {
         data.extend_from_slice(

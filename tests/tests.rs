@@ -17,5 +17,6 @@ mod objectstore;
 mod one_path;
 mod package;
 mod systemd;
+mod threads;
 mod upkeep;
 mod verify;

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use super::AuditError;
 use super::alerts::Exits;
 use super::breaker::{self, Transition, secs};
-use super::load::{Days, ReadStats, Row, TableFiles};
+use super::load::{ReadStats, Row, TableFiles};
 use super::stops::{Stop, StopBook, Stray};
 
 /// Per activation/trailing setting.
@@ -194,11 +194,12 @@ pub async fn compute(
     let (earlier, r) = breaker::last_before(files, from, sources).await?;
     pass.add_read(r);
     pass.timelines = earlier.into_iter().map(|(s, t)| (s, vec![t])).collect();
-    for day in &period {
-        let (rows, r) = files.read(Days::one(*day), only).await?;
-        pass.add_read(r);
-        pass.day(*day, rows);
-    }
+    files
+        .for_each_day(&period, only, |day, rows, r| {
+            pass.add_read(r);
+            pass.day(day, rows);
+        })
+        .await?;
     Ok(pass.finish(from, to, to >= last, files.version))
 }
 

@@ -52,7 +52,8 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         let mut state = rt
             .block_on(sink.source_state(&source.name))?
             .unwrap_or_default();
-        let ctx = IngestContext::new(&parser, source, &config);
+        let ctx =
+            IngestContext::new(&parser, source, &config).with_threads(config.backfill_threads);
         let mut known = HashMap::new();
         for (i, found) in files.iter().enumerate() {
             bar.set_message(found.path.display().to_string());

@@ -85,6 +85,10 @@ pub struct BackfillSection {
     /// this many are written (and at the end of each file).
     #[serde(default = "default_commit_rows")]
     pub commit_rows: usize,
+    /// Threads a backfill uses: one reads and parses a file while another
+    /// encodes and commits what it parsed (default: every core; 1 does both
+    /// on one, in turn). The daemon always uses one.
+    pub threads: Option<usize>,
 }
 
 fn default_commit_rows() -> usize {
@@ -95,6 +99,7 @@ impl Default for BackfillSection {
     fn default() -> Self {
         BackfillSection {
             commit_rows: default_commit_rows(),
+            threads: None,
         }
     }
 }

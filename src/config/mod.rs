@@ -101,6 +101,8 @@ pub struct Config {
     pub flush_max_events: usize,
     /// `[backfill] commit_rows`.
     pub backfill_commit_rows: usize,
+    /// `[backfill] threads` (every core when not set).
+    pub backfill_threads: usize,
     /// `[metrics] listen`: where `run` serves `/metrics`, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[audit] alerts_uri`: the engine's alerts table, if `report` may read it.
@@ -160,6 +162,9 @@ impl Config {
             flush_interval: std::time::Duration::from_millis(raw.flush.interval_ms),
             flush_max_events: raw.flush.max_events,
             backfill_commit_rows: raw.backfill.commit_rows,
+            backfill_threads: raw.backfill.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
             metrics_listen,
             alerts_uri: raw
                 .audit
@@ -288,6 +293,7 @@ impl<'a> Checker<'a> {
             ("flush.interval_ms", raw.flush.interval_ms),
             ("backfill.commit_rows", raw.backfill.commit_rows as u64),
             ("flush.max_events", raw.flush.max_events as u64),
+            ("backfill.threads", raw.backfill.threads.unwrap_or(1) as u64),
         ] {
             if n == 0 {
                 return Err(self.invalid(key, "must be at least 1".into()));

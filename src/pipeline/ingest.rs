@@ -5,14 +5,17 @@
 //! Large commits are what make a backfill cheap: a commit costs tens of
 //! milliseconds whatever its size.
 //!
+//! A commit also comes before more than [`crate::sink::STAGED_DAYS`] partitions would
+//! be staged: memory grows with the partitions open, not with the rows.
+//!
 //! Used by `backfill` for whole files; a line without its newline at the end
 //! of a *live* file is left for later (not consumed, not committed), at the end
 //! of a sealed (rotated) file it is quarantined, since nobody will finish it.
 
-use chrono::Utc;
 use std::collections::HashMap;
 
-use super::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepper};
+use super::batches::{Batches, Reading};
+use super::step::{AtFragment, FileRef, Rows};
 use crate::config::{Config, SourceConfig};
 use crate::parse::{SourceParser, SourceState};
 use crate::sink::{Committed, DeltaSink, SinkError};
@@ -88,6 +91,9 @@ pub struct IngestContext<'a> {
     pub commit_rows: usize,
     /// The parser's record heads (name files).
     pub heads: Heads,
+    /// Threads: above one, lines are parsed on a thread of their own while
+    /// the caller's encodes and commits (a backfill; the daemon uses one).
+    pub threads: usize,
 }
 
 impl<'a> IngestContext<'a> {
@@ -99,7 +105,13 @@ impl<'a> IngestContext<'a> {
             max_events: config.flush_max_events,
             commit_rows: config.backfill_commit_rows,
             heads: parser.heads(),
+            threads: 1,
         }
+    }
+
+    /// The same, parsing on a thread of its own when `threads` is above one.
+    pub fn with_threads(self, threads: usize) -> Self {
+        IngestContext { threads, ..self }
     }
 }
 
@@ -174,7 +186,7 @@ pub async fn ingest_file(
         ctx,
         sink,
         state,
-        &mut lines.reader,
+        lines.reader,
         &mut file,
         &mut report.tally,
         progress,
@@ -242,14 +254,16 @@ impl FileCommits<'_> {
 }
 
 /// Reads from the reader's position to the end of the data, committing every
-/// `commit_rows` rows and once at the end; returns the offset reached. On an
-/// error, rows staged and not committed are discarded (a re-run reads them
-/// again from the committed offset).
+/// `commit_rows` rows and once at the end; returns the offset reached and
+/// leaves `state` where reading stopped. On an error, rows staged and not
+/// committed are discarded (a re-run reads them again from the committed
+/// offset). With `ctx.threads` above one the lines are parsed on a thread of
+/// their own while this one encodes and commits ([`Batches`]).
 async fn read_and_commit(
     ctx: &IngestContext<'_>,
     sink: &mut DeltaSink,
     state: &mut SourceState,
-    reader: &mut source::reader::LineReader<source::Content>,
+    reader: source::reader::LineReader<source::Content>,
     file: &mut FileCommits<'_>,
     tally: &mut Tally,
     progress: &mut dyn FnMut(u64),
@@ -258,61 +272,73 @@ async fn read_and_commit(
         path: file.path.to_owned(),
         source,
     };
-    let sink_err = |source| IngestError::Sink {
-        path: file.path.to_owned(),
-        source,
-    };
     let file_ref = FileRef {
         id: file.id,
         path: file.path,
         quarantined_to: file.committed.quarantine,
     };
-    let mut stepper = Stepper {
-        parser: ctx.parser,
-        now: Utc::now(),
-        at_fragment: if file.live {
-            AtFragment::Wait
-        } else {
-            AtFragment::Quarantine
-        },
+    let at_fragment = if file.live {
+        AtFragment::Wait
+    } else {
+        AtFragment::Quarantine
     };
-    let (mut rows, mut skip) = (Rows::default(), NoiseSkip::default());
-    let mut last_progress = reader.offset();
+    let reading = Reading::new(
+        ctx.parser.clone(),
+        reader,
+        file_ref,
+        at_fragment,
+        state.clone(),
+    );
+    let mut batches = Batches::start(reading, ctx.threads, ctx.max_events).map_err(read_err)?;
+    let reached = commit_batches(ctx, sink, &mut batches, file, progress).await;
+    let (at, read) = batches.finish();
+    *state = at;
+    tally.add(&read);
+    reached
+}
+
+/// Stages or commits each batch as it comes; returns the offset reached.
+async fn commit_batches(
+    ctx: &IngestContext<'_>,
+    sink: &mut DeltaSink,
+    batches: &mut Batches,
+    file: &mut FileCommits<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, IngestError> {
+    let sink_err = |source| IngestError::Sink {
+        path: file.path.to_owned(),
+        source,
+    };
     loop {
-        let stepped = match stepper.step(reader, file_ref, state, &mut skip, tally, &mut rows) {
-            Ok(s) => s,
-            Err(e) => {
+        let mut b = match batches.next(progress).await {
+            Ok(b) => b,
+            Err(source) => {
                 sink.discard_staged();
-                return Err(read_err(e));
+                return Err(IngestError::Read {
+                    path: file.path.to_owned(),
+                    source,
+                });
             }
         };
-        let end = reader.offset();
-        if end - last_progress >= 1 << 20 {
-            progress(end - last_progress);
-            last_progress = end;
-        }
-        if stepped == Stepped::End {
-            progress(end - last_progress);
+        if b.last {
             let done = file.known.get(&file.id).map_or(0, |c| c.events);
-            if end > done || !rows.is_empty() {
-                file.commit(sink, &mut rows, end, state)
+            if b.end > done || !b.rows.is_empty() {
+                file.commit(sink, &mut b.rows, b.end, &b.state)
                     .await
                     .map_err(sink_err)?;
             }
-            return Ok(end);
+            return Ok(b.end);
         }
-        if rows.len() >= ctx.max_events {
-            if sink.staged_rows() + rows.len() >= ctx.commit_rows {
-                file.commit(sink, &mut rows, end, state)
-                    .await
-                    .map_err(sink_err)?;
-            } else {
-                sink.stage(&rows.events, &rows.quarantine)
-                    .await
-                    .map_err(sink_err)?;
-                rows.clear();
-            }
-            stepper.now = Utc::now();
+        if sink.staged_rows() + b.rows.len() >= ctx.commit_rows
+            || sink.stage_would_exceed_days(&b.rows.events)
+        {
+            file.commit(sink, &mut b.rows, b.end, &b.state)
+                .await
+                .map_err(sink_err)?;
+        } else {
+            sink.stage(&b.rows.events, &b.rows.quarantine)
+                .await
+                .map_err(sink_err)?;
         }
     }
 }

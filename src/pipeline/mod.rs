@@ -3,10 +3,13 @@
 //!
 //! - [`step`]: the one per-item step (noise in bulk, line, oversize line,
 //!   fragment) that `parse`, `backfill` and the daemon all take.
+//! - [`batches`]: a file parsed into batches of rows, on a thread of its own
+//!   while the caller commits (a backfill's second core) or on the caller's.
 //! - [`ingest`]: a whole file into the table (backfill, daemon recovery).
 //! - [`live`]: a source's files while they are written (the daemon).
 //! - [`pending`]: rows not yet committed, when to commit, back-off.
 
+pub mod batches;
 pub mod ingest;
 pub mod live;
 pub mod pending;

@@ -17,6 +17,9 @@ pub(super) struct Staged {
     pub(super) events: Option<RecordBatchWriter>,
     pub(super) quarantine: Option<RecordBatchWriter>,
     pub(super) rows: usize,
+    /// The `event_date` partitions the staged events fall in: each is a
+    /// Parquet file open in memory until the commit (see [`STAGED_DAYS`]).
+    pub(super) days: std::collections::BTreeSet<chrono::NaiveDate>,
     /// What the staged rows are, for the metrics once they are committed.
     pub(super) counts: StagedCounts,
 }
@@ -74,6 +77,14 @@ impl StagedCounts {
         }
     }
 }
+
+/// Partitions a backfill stages before it commits. Each holds an open
+/// Parquet writer whose row group (a day of a sparse log is less than one)
+/// stays in memory until the commit closes it, so memory grows with the days
+/// staged, not the rows: a year's file committed every million rows held 70
+/// days open at once and peaked at 559 MB. A commit costs tens of
+/// milliseconds, so a commit every few days costs nothing noticeable.
+pub const STAGED_DAYS: usize = 8;
 
 /// Rows per Parquet row group: bounds the memory a writer holds while it
 /// streams a large commit (a backfill's) into its file.

@@ -39,6 +39,7 @@ pub mod upkeep;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use std::time::Duration;
 
+pub use commit::STAGED_DAYS;
 use commit::{Staged, StagedCounts, upload_and_append, writer};
 use delta_log::DeltaLog;
 pub use error::{SinkError, until_reachable};
@@ -269,6 +270,7 @@ impl DeltaSink {
             stage_into(&mut self.staged.events, &self.events, batch).await?;
         }
         self.staged.rows += events.len() + quarantine.len();
+        self.staged.days.extend(events.iter().map(|e| e.event_date));
         if self.metrics.is_some() {
             self.staged.counts.add(events, quarantine);
         }
@@ -306,6 +308,14 @@ impl DeltaSink {
     /// Rows staged and not committed.
     pub fn staged_rows(&self) -> usize {
         self.staged.rows
+    }
+
+    /// Whether staging `events` too would hold more than [`STAGED_DAYS`]
+    /// partitions open: then they go with a commit instead.
+    pub fn stage_would_exceed_days(&self, events: &[RiskEvent]) -> bool {
+        let mut days = self.staged.days.clone();
+        days.extend(events.iter().map(|e| e.event_date));
+        days.len() > STAGED_DAYS
     }
 
     /// Commits a source's rows (and any staged before) with the offsets its
