@@ -81,9 +81,26 @@ fn text(a: Option<&StringArray>, i: usize) -> Option<String> {
     a.filter(|a| !a.is_null(i)).map(|a| a.value(i).to_owned())
 }
 
-fn shared(a: Option<&StringArray>, i: usize) -> Arc<str> {
+/// The value as a shared string, one allocation per distinct value: these
+/// columns (event type, component, source) hold a handful of values, and a
+/// year's report decodes millions of rows.
+fn shared(seen: &mut Vec<Arc<str>>, a: Option<&StringArray>, i: usize) -> Arc<str> {
+    let v = a.filter(|a| !a.is_null(i)).map_or("", |a| a.value(i));
+    if let Some(s) = seen.iter().find(|s| &***s == v) {
+        return s.clone();
+    }
+    let s: Arc<str> = Arc::from(v);
+    if seen.len() < 64 {
+        seen.push(s.clone());
+    }
+    s
+}
+
+/// The id at `i` (nil when absent or not a UUID).
+fn uuid(a: Option<&StringArray>, i: usize) -> Uuid {
     a.filter(|a| !a.is_null(i))
-        .map_or_else(|| Arc::from(""), |a| Arc::from(a.value(i)))
+        .and_then(|a| Uuid::parse_str(a.value(i)).ok())
+        .unwrap_or_default()
 }
 
 fn num<T: Array + 'static>(a: Option<&T>, i: usize) -> Option<&T> {
@@ -143,15 +160,16 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<RiskEvent>, DecodeEr
     let allowed = c.typed::<BooleanArray>(name::ALLOWED)?;
     let offset = c.typed::<Int64Array>(name::SOURCE_OFFSET)?;
     let date = c.typed::<Date32Array>(name::EVENT_DATE)?;
-    let mut out = Vec::with_capacity(batch.num_rows());
+    let (mut out, mut seen) = (
+        Vec::with_capacity(batch.num_rows()),
+        [(); 3].map(|_| Vec::new()),
+    );
     for i in 0..batch.num_rows() {
         let timestamp = micros(name::TIMESTAMP, ts, i)?;
         out.push(RiskEvent {
-            event_id: text(id, i)
-                .and_then(|t| Uuid::parse_str(&t).ok())
-                .unwrap_or_default(),
-            event_type: shared(ty, i),
-            component: shared(comp, i),
+            event_id: uuid(id, i),
+            event_type: shared(&mut seen[0], ty, i),
+            component: shared(&mut seen[1], comp, i),
             timestamp,
             execution_id: text(exec, i),
             old_state: text(old, i),
@@ -171,7 +189,7 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<RiskEvent>, DecodeEr
             symbol: text(symbol, i),
             level: text(level, i),
             logger: text(logger, i),
-            source: shared(source, i),
+            source: shared(&mut seen[2], source, i),
             source_file: text(file, i).unwrap_or_default(),
             source_offset: offset.map_or(0, |a| a.value(i)),
             raw_line: text(raw, i).unwrap_or_default(),
