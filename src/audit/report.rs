@@ -272,11 +272,12 @@ impl<'a> Pass<'a> {
                 a.row(row, state);
             }
             self.total.row(row, state);
-            let seen = self
-                .last_seen
-                .entry(row.source.to_string())
-                .or_insert(row.timestamp);
-            *seen = (*seen).max(row.timestamp);
+            match self.last_seen.get_mut(&*row.source) {
+                Some(seen) => *seen = (*seen).max(row.timestamp),
+                None => {
+                    self.last_seen.insert(row.source.to_string(), row.timestamp);
+                }
+            }
         }
         for s in self.book.take_done() {
             self.credit(s);
@@ -328,7 +329,7 @@ impl<'a> Pass<'a> {
         at_end: bool,
         version: Option<u64>,
     ) -> Report {
-        for s in std::mem::take(&mut self.book.open) {
+        for s in self.book.take_open() {
             self.credit(s);
         }
         self.chart_stops.sort_by_key(|s| s.added_at);

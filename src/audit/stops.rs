@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::load::Row;
 
@@ -126,7 +126,7 @@ pub fn rebuild(rows: &[Row]) -> (Vec<Stop>, BTreeMap<String, usize>) {
         book.feed(r);
     }
     let mut all = book.take_done();
-    all.extend(book.open);
+    all.extend(book.take_open());
     all.sort_by_key(|s| s.added_at);
     (all, book.unattributed)
 }
@@ -145,10 +145,19 @@ pub struct Stray {
 
 /// Stops rebuilt incrementally, for reading a long period one day at a time:
 /// feed rows in the audit order; stops that ended move to `done`.
+///
+/// A busy engine holds a thousand stops open by the end of a day: the open
+/// ones are kept in the order they were opened under a sequence number, and
+/// found by execution through an index, so a line costs a lookup and an end
+/// costs a removal, not a scan and a shift of the whole list.
 #[derive(Debug, Default)]
 pub struct StopBook {
-    /// Stops not ended yet.
-    pub open: Vec<Stop>,
+    /// Stops not ended yet, by the order they were opened in.
+    open: BTreeMap<u64, Stop>,
+    /// The next sequence number.
+    next: u64,
+    /// The open stops of each (source, execution), oldest first.
+    by_exec: HashMap<(String, String), Vec<u64>>,
     done: Vec<Stop>,
     strays: Vec<Stray>,
     /// Per source, stop events that could not be tied to a stop.
@@ -160,6 +169,26 @@ fn same(a: Option<f64>, b: Option<f64>) -> bool {
 }
 
 impl StopBook {
+    /// Takes the stops still open, in the order they were opened.
+    pub fn take_open(&mut self) -> Vec<Stop> {
+        self.by_exec.clear();
+        std::mem::take(&mut self.open).into_values().collect()
+    }
+
+    /// Opens `s`; returns its sequence number.
+    fn open(&mut self, s: Stop) -> u64 {
+        let seq = self.next;
+        self.next += 1;
+        if let Some(id) = &s.execution_id {
+            self.by_exec
+                .entry((s.source.clone(), id.clone()))
+                .or_default()
+                .push(seq);
+        }
+        self.open.insert(seq, s);
+        seq
+    }
+
     /// Takes the stops that ended since the last call.
     pub fn take_done(&mut self) -> Vec<Stop> {
         std::mem::take(&mut self.done)
@@ -173,13 +202,12 @@ impl StopBook {
     /// The open stop of `r`'s source a line without an execution id is
     /// about: the only candidate with its symbol (if it names one), else the
     /// only one whose values the line repeats.
-    fn by_values(&self, r: &Row, action: &str) -> Option<usize> {
-        let candidates: Vec<usize> = self
+    fn by_values(&self, r: &Row, action: &str) -> Option<u64> {
+        let candidates: Vec<u64> = self
             .open
             .iter()
-            .enumerate()
             .filter(|(_, s)| *s.source == *r.source && (r.symbol.is_none() || s.symbol == r.symbol))
-            .map(|(i, _)| i)
+            .map(|(i, _)| *i)
             .collect();
         if candidates.len() == 1 {
             return Some(candidates[0]);
@@ -198,15 +226,28 @@ impl StopBook {
             }
             _ => false,
         };
-        let mut fitting = candidates.into_iter().filter(|&i| fits(&self.open[i]));
+        let mut fitting = candidates
+            .into_iter()
+            .filter(|i| self.open.get(i).is_some_and(fits));
         match (fitting.next(), fitting.next()) {
             (Some(i), None) => Some(i),
             _ => None,
         }
     }
 
-    fn end(&mut self, i: usize, how: End, at: DateTime<Utc>) {
-        let mut s = self.open.remove(i);
+    fn end(&mut self, seq: u64, how: End, at: DateTime<Utc>) {
+        let Some(mut s) = self.open.remove(&seq) else {
+            return;
+        };
+        if let Some(id) = &s.execution_id {
+            let key = (s.source.clone(), id.clone());
+            if let Some(seqs) = self.by_exec.get_mut(&key) {
+                seqs.retain(|q| *q != seq);
+                if seqs.is_empty() {
+                    self.by_exec.remove(&key);
+                }
+            }
+        }
         s.ended = Some((how, at));
         self.done.push(s);
     }
@@ -215,13 +256,14 @@ impl StopBook {
     pub fn feed(&mut self, r: &Row) {
         if &*r.event_type == "circuit_breaker_init" {
             // The engine keeps its stops in memory: a restart ends them all.
-            let mut i = 0;
-            while i < self.open.len() {
-                if *self.open[i].source == *r.source {
-                    self.end(i, End::Restart, r.timestamp);
-                } else {
-                    i += 1;
-                }
+            let ending: Vec<u64> = self
+                .open
+                .iter()
+                .filter(|(_, s)| *s.source == *r.source)
+                .map(|(i, _)| *i)
+                .collect();
+            for seq in ending {
+                self.end(seq, End::Restart, r.timestamp);
             }
             return;
         }
@@ -242,24 +284,21 @@ impl StopBook {
             s.activation_pct = m.f64("activation_pct");
             s.trailing_pct = m.f64("trailing_pct");
             s.path.push(point);
-            self.open.push(s);
+            self.open(s);
             return;
         }
         let idx = match &r.execution_id {
             Some(id) => self
-                .open
-                .iter()
-                .rposition(|s| *s.source == *r.source && s.execution_id.as_ref() == Some(id)),
+                .by_exec
+                .get(&(r.source.to_string(), id.clone()))
+                .and_then(|seqs| seqs.last().copied()),
             None => self.by_values(r, &action),
         };
         let idx = match idx {
             Some(i) => i,
             // A stop added before the data read: the line names its
             // execution, so it is that stop, started here.
-            None if r.execution_id.is_some() => {
-                self.open.push(Stop::starting_at(r));
-                self.open.len() - 1
-            }
+            None if r.execution_id.is_some() => self.open(Stop::starting_at(r)),
             None => {
                 *self.unattributed.entry(r.source.to_string()).or_default() += 1;
                 self.strays.push(Stray {
@@ -270,7 +309,9 @@ impl StopBook {
                 return;
             }
         };
-        let s = &mut self.open[idx];
+        let Some(s) = self.open.get_mut(&idx) else {
+            return;
+        };
         if s.entry.is_none() {
             s.entry = r.entry_premium;
         }
