@@ -393,6 +393,10 @@ fn median(v: &[f64]) -> Option<f64> {
 struct Acc {
     a: Answers,
     settings: BTreeMap<(String, String), (Setting, Vec<f64>)>,
+    /// The key in `settings` of each (activation, trailing) seen: a year
+    /// holds a million stops and a handful of settings, so the key text is
+    /// made once per setting (its order is the report's order).
+    setting_keys: std::collections::HashMap<(Option<u64>, Option<u64>), (String, String)>,
     over: BTreeMap<String, Vec<Option<f64>>>,
 }
 
@@ -423,30 +427,41 @@ impl Acc {
         a.stops_activated += u64::from(activated);
         a.stops_triggered += u64::from(triggered);
         if triggered {
-            *a.triggers_by_symbol
-                .entry(s.symbol.clone().unwrap_or_else(|| "?".into()))
-                .or_default() += 1;
+            let symbol = s.symbol.as_deref().unwrap_or("?");
+            match a.triggers_by_symbol.get_mut(symbol) {
+                Some(n) => *n += 1,
+                None => {
+                    a.triggers_by_symbol.insert(symbol.to_owned(), 1);
+                }
+            }
         } else {
             a.stops_other_exit += 1;
         }
-        let key = (
-            format!("{:?}", s.activation_pct),
-            format!("{:?}", s.trailing_pct),
+        let bits = (
+            s.activation_pct.map(f64::to_bits),
+            s.trailing_pct.map(f64::to_bits),
         );
-        let (set, captured) = self.settings.entry(key).or_insert_with(|| {
+        let key = self.setting_keys.entry(bits).or_insert_with(|| {
             (
-                Setting {
-                    activation_pct: s.activation_pct,
-                    trailing_pct: s.trailing_pct,
-                    stops: 0,
-                    activated: 0,
-                    triggered: 0,
-                    captured_mean_pct: None,
-                    captured_median_pct: None,
-                },
-                Vec::new(),
+                format!("{:?}", s.activation_pct),
+                format!("{:?}", s.trailing_pct),
             )
         });
+        if !self.settings.contains_key(key) {
+            let setting = Setting {
+                activation_pct: s.activation_pct,
+                trailing_pct: s.trailing_pct,
+                stops: 0,
+                activated: 0,
+                triggered: 0,
+                captured_mean_pct: None,
+                captured_median_pct: None,
+            };
+            self.settings.insert(key.clone(), (setting, Vec::new()));
+        }
+        let Some((set, captured)) = self.settings.get_mut(key) else {
+            return;
+        };
         set.stops += 1;
         set.activated += u64::from(activated);
         set.triggered += u64::from(triggered);
@@ -457,9 +472,13 @@ impl Acc {
     fn row(&mut self, r: &Row, breaker: Option<&str>) {
         let a = &mut self.a;
         if &*r.event_type == "portfolio_health_warning" {
-            *a.health_warnings
-                .entry(r.limit_type.clone().unwrap_or_else(|| "other".into()))
-                .or_default() += 1;
+            let limit = r.limit_type.as_deref().unwrap_or("other");
+            match a.health_warnings.get_mut(limit) {
+                Some(n) => *n += 1,
+                None => {
+                    a.health_warnings.insert(limit.to_owned(), 1);
+                }
+            }
             return;
         }
         if &*r.event_type != "portfolio_limit_check" {
