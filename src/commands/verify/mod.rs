@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use deltalake::DeltaTable;
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
+use deltalake::arrow::util::display::FormatOptions;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::cli::VerifyArgs;
@@ -31,6 +31,10 @@ use crate::pipeline::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepp
 use crate::sink::shape::{self, Flaw};
 use crate::source::discover::Found;
 use crate::tally::Tally;
+use index::EventIndex;
+use uuid::Uuid;
+
+mod index;
 
 /// The store could not be read: exit status 3.
 #[derive(Debug, thiserror::Error)]
@@ -147,14 +151,6 @@ impl Range {
     fn contains(&self, t: chrono::DateTime<Utc>) -> bool {
         self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|e| t < e)
     }
-
-    /// The same for a timestamp as the table's text renders it.
-    fn contains_text(&self, t: &str) -> bool {
-        match chrono::DateTime::parse_from_rfc3339(t) {
-            Ok(t) => self.contains(t.to_utc()),
-            Err(_) => self.from.is_none() && self.to.is_none(),
-        }
-    }
 }
 
 /// Runs the command: Ok(true) when everything checkable matches.
@@ -189,16 +185,25 @@ pub fn run(args: &VerifyArgs) -> Result<bool> {
             .map_err(|e| unreadable(uri, e))?;
         verdict.log_flaws.insert(uri.clone(), flaws);
     }
-    let rows = rt.block_on(TableRows::read(&events, &quarantine, &config))?;
+    let mut rows = rt.block_on(TableRows::read(&events, &quarantine, &config))?;
+    let mut changed = HashMap::new();
     for source in &config.sources {
         if args.source.as_deref().is_some_and(|n| n != source.name) {
             continue;
         }
         let files = super::backfill::source_files(&config, source, &args.inputs)?;
         let tables = (&events, &quarantine);
-        let check = rt.block_on(check_source(&config, source, &files, tables, &rows, range))?;
+        let at = (range, verdict.sources.len());
+        let check = check_source(&config, source, &files, tables, &mut rows, at, &mut changed);
+        let check = rt.block_on(check)?;
         verdict.sources.push(check);
     }
+    rt.block_on(record_changed(
+        &events,
+        &config.table_uri,
+        changed,
+        &mut verdict,
+    ))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&verdict)?);
     } else {
@@ -221,12 +226,10 @@ async fn open(uri: &str) -> Result<DeltaTable> {
         .map_err(|e| unreadable(uri, e))
 }
 
-/// The table's rows, by source, as strings per column (one version).
+/// The table's rows (one version): events in an [`EventIndex`], quarantine
+/// rows (few) counted by id.
 struct TableRows {
-    /// (source, event_id) → every row with it. The id derives from the
-    /// file's content and the offset; two sources whose engines wrote the
-    /// very same bytes share ids, so the source is part of the key.
-    events: HashMap<(String, String), Vec<Cells>>,
+    events: EventIndex,
     /// (source, line_id) → how many quarantine rows.
     quarantine_ids: HashMap<(String, String), usize>,
     /// (source, offset, raw line) → how many quarantine rows without a
@@ -235,23 +238,13 @@ struct TableRows {
     quarantine: HashMap<(String, i64, String), usize>,
 }
 
-/// One row's columns as text, and where it came from.
-struct Cells {
-    source: String,
-    offset: i64,
-    columns: BTreeMap<String, String>,
-}
-
-/// Columns compared: all but when it was read, the path at read time, and
-/// the partition (not in the data files).
-fn compared(c: &str) -> bool {
-    ![
-        name::INGESTED_AT,
-        name::SOURCE_FILE,
-        name::EVENT_DATE,
-        name::INGEST_DATE,
-    ]
-    .contains(&c)
+/// The columns of `risk_events` read (all but the partition).
+fn event_columns() -> Vec<&'static str> {
+    RISK_EVENT_COLUMNS
+        .iter()
+        .map(|c| c.name)
+        .filter(|c| *c != name::EVENT_DATE)
+        .collect()
 }
 
 impl TableRows {
@@ -260,46 +253,34 @@ impl TableRows {
         quarantine: &DeltaTable,
         config: &Config,
     ) -> Result<TableRows> {
-        let cols: Vec<&str> = RISK_EVENT_COLUMNS
-            .iter()
-            .map(|c| c.name)
-            .filter(|c| *c != name::EVENT_DATE)
-            .collect();
         let mut out = TableRows {
-            events: HashMap::new(),
+            events: EventIndex::default(),
             quarantine_ids: HashMap::new(),
             quarantine: HashMap::new(),
         };
-        for b in read_all(events, &cols, &config.table_uri).await? {
-            for cells in cells_of(&b) {
-                let id = cells
-                    .columns
-                    .get(name::EVENT_ID)
-                    .cloned()
-                    .unwrap_or_default();
-                out.events
-                    .entry((cells.source.clone(), id))
-                    .or_default()
-                    .push(cells);
-            }
-        }
+        let cols = event_columns();
+        for_each_batch(events, &cols, &config.table_uri, |b| out.events.add(b)).await?;
+        out.events.seal();
         let qcols: Vec<&str> = QUARANTINE_COLUMNS
             .iter()
             .map(|c| c.name)
             .filter(|c| *c != name::INGEST_DATE)
             .collect();
-        for b in read_all(quarantine, &qcols, &config.quarantine_uri).await? {
-            for c in cells_of(&b) {
-                match c.columns.get(name::LINE_ID).filter(|id| !id.is_empty()) {
-                    Some(id) => {
-                        *out.quarantine_ids
-                            .entry((c.source, id.clone()))
-                            .or_default() += 1
-                    }
-                    None => {
-                        let raw = c.columns.get(name::RAW_LINE).cloned().unwrap_or_default();
-                        *out.quarantine.entry((c.source, c.offset, raw)).or_default() += 1;
-                    }
+        let mut qrows = Vec::new();
+        for_each_batch(quarantine, &qcols, &config.quarantine_uri, |b| {
+            qrows.extend((0..b.num_rows()).map(|r| index::cells(b, r)));
+        })
+        .await?;
+        for c in qrows {
+            let get = |k: &str| c.get(k).cloned().unwrap_or_default();
+            let source = get(name::SOURCE);
+            match c.get(name::LINE_ID).filter(|id| !id.is_empty()) {
+                Some(id) => *out.quarantine_ids.entry((source, id.clone())).or_default() += 1,
+                None => {
+                    let offset = get(name::SOURCE_OFFSET).parse().unwrap_or(-1);
+                    *out.quarantine
+                        .entry((source, offset, get(name::RAW_LINE)))
+                        .or_default() += 1;
                 }
             }
         }
@@ -307,8 +288,14 @@ impl TableRows {
     }
 }
 
-async fn read_all(table: &DeltaTable, cols: &[&str], uri: &str) -> Result<Vec<RecordBatch>> {
-    let mut out = Vec::new();
+/// Hands every batch of the table's data files to `each`, one file at a
+/// time (a year's table does not fit in memory at once).
+async fn for_each_batch(
+    table: &DeltaTable,
+    cols: &[&str],
+    uri: &str,
+    mut each: impl FnMut(&RecordBatch),
+) -> Result<()> {
     for path in crate::sink::store::data_paths(table).map_err(|e| unreadable(uri, e))? {
         let bytes = match crate::sink::store::read_file(table, &path).await {
             Ok(b) => b,
@@ -319,40 +306,19 @@ async fn read_all(table: &DeltaTable, cols: &[&str], uri: &str) -> Result<Vec<Re
             }) => continue,
             Err(e) => return Err(unreadable(uri, e)),
         };
-        out.extend(crate::sink::read::read_bytes_columns(&path, bytes, cols)?);
+        for b in crate::sink::read::read_bytes_columns(&path, bytes, cols)? {
+            each(&b);
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Every row of `b` as text per column.
-fn cells_of(b: &RecordBatch) -> Vec<Cells> {
-    let schema = b.schema();
-    let opts = FormatOptions::default();
-    let fmts: Vec<_> = b
-        .columns()
-        .iter()
-        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).ok())
-        .collect();
-    (0..b.num_rows())
-        .map(|r| {
-            let columns: BTreeMap<String, String> = fmts
-                .iter()
-                .enumerate()
-                .filter_map(|(i, f)| {
-                    Some((
-                        schema.field(i).name().clone(),
-                        f.as_ref()?.value(r).to_string(),
-                    ))
-                })
-                .collect();
-            let get = |k: &str| columns.get(k).cloned().unwrap_or_default();
-            Cells {
-                source: get(name::SOURCE),
-                offset: get(name::SOURCE_OFFSET).parse().unwrap_or(-1),
-                columns,
-            }
-        })
-        .collect()
+/// An expected row whose hash differed from the table's: its text, and the
+/// file check (source, file) it belongs to.
+struct Changed {
+    want: index::Cells,
+    offset: i64,
+    at: (usize, usize),
 }
 
 /// One source: every file read again up to its committed offset, in the
@@ -362,8 +328,9 @@ async fn check_source(
     source: &SourceConfig,
     files: &[Found],
     (events, quarantine): (&DeltaTable, &DeltaTable),
-    rows: &TableRows,
-    range: Range,
+    rows: &mut TableRows,
+    (range, at): (Range, usize),
+    changed: &mut HashMap<(String, Uuid), Changed>,
 ) -> Result<SourceCheck> {
     let parser = config.parser(source);
     let heads = parser.heads();
@@ -390,18 +357,36 @@ async fn check_source(
         source: source.name.clone(),
         ..SourceCheck::default()
     };
-    let mut expected_ids = HashSet::new();
     for (found, o, id) in opened {
         let committed = committed(events, quarantine, &source.name, id).await?;
         let path = found.path.display().to_string();
+        let mut check = FileCheck {
+            path: path.clone(),
+            id: id.to_string(),
+            ..FileCheck::default()
+        };
         let file = FileRef {
             id,
             path: &path,
             quarantined_to: 0,
         };
-        let (mut got, tally, end) = reread(&parser, o, file, committed.0, found.live, &mut state)?;
-        got.events.retain(|e| range.contains(e.timestamp));
-        let mut check = compare(&path, id, &got, rows, &source.name, &mut expected_ids)?;
+        let mut place = Place {
+            source: &source.name,
+            at: (at, out.files.len()),
+            changed: &mut *changed,
+        };
+        let (tally, end) = reread(
+            &parser,
+            o,
+            file,
+            committed.0,
+            found.live,
+            &mut state,
+            |got| {
+                got.events.retain(|e| range.contains(e.timestamp));
+                compare(got, rows, &mut check, &mut place)
+            },
+        )?;
         check.lines = tally.lines;
         check.bytes_behind = crate::source::content_len_hint(&found.path)
             .unwrap_or(end)
@@ -410,13 +395,9 @@ async fn check_source(
     }
     // Rows no file here gives: their files were rotated away, deleted, or
     // are archives not named on the command line.
-    out.not_checkable = rows
-        .events
-        .iter()
-        .filter(|((s, id), _)| *s == source.name && !expected_ids.contains(id))
-        .flat_map(|(_, cells)| cells)
-        .filter(|c| range.contains_text(c.columns.get(name::TIMESTAMP).map_or("", String::as_str)))
-        .count();
+    out.not_checkable = rows.events.not_seen(&source.name, |us| {
+        chrono::DateTime::from_timestamp_micros(us).is_some_and(|t| range.contains(t))
+    });
     Ok(out)
 }
 
@@ -439,7 +420,11 @@ async fn committed(
     Ok((out[0], out[1]))
 }
 
-/// Reads one file from its start up to `to` with the per-line step.
+/// Rows handed to the comparison at a time.
+const BATCH: usize = 10_000;
+
+/// Reads one file from its start up to `to` with the per-line step, handing
+/// the rows to `each` in batches (a file of a year is millions of rows).
 fn reread(
     parser: &crate::parse::SourceParser,
     opened: crate::source::Opened,
@@ -447,7 +432,8 @@ fn reread(
     to: u64,
     live: bool,
     state: &mut SourceState,
-) -> Result<(Rows, Tally, u64)> {
+    mut each: impl FnMut(&mut Rows) -> Result<()>,
+) -> Result<(Tally, u64)> {
     let stepper = Stepper {
         parser,
         now: Utc::now(),
@@ -459,81 +445,118 @@ fn reread(
     };
     let mut reader = opened.lines.reader;
     let (mut rows, mut tally, mut skip) = (Rows::default(), Tally::default(), NoiseSkip::default());
-    while reader.offset() < to {
-        match stepper.step(&mut reader, file, state, &mut skip, &mut tally, &mut rows)? {
-            Stepped::Read => {}
-            Stepped::End => break,
+    loop {
+        let stepped = if reader.offset() < to {
+            stepper.step(&mut reader, file, state, &mut skip, &mut tally, &mut rows)?
+        } else {
+            Stepped::End
+        };
+        if stepped == Stepped::End || rows.len() >= BATCH {
+            // A step may read past `to` (a noise run): rows past it are not committed.
+            rows.events.retain(|e| (e.source_offset as u64) < to);
+            rows.quarantine.retain(|q| (q.source_offset as u64) < to);
+            each(&mut rows)?;
+            rows.clear();
+        }
+        if stepped == Stepped::End {
+            return Ok((tally, reader.offset()));
         }
     }
-    // A step may read past `to` (a noise run): rows past it are not committed.
-    rows.events.retain(|e| (e.source_offset as u64) < to);
-    rows.quarantine.retain(|q| (q.source_offset as u64) < to);
-    Ok((rows, tally, reader.offset()))
 }
 
-/// Compares one file's expected rows with the table's.
+/// Where the rows being compared belong, and where changed ones are noted.
+struct Place<'a> {
+    source: &'a str,
+    at: (usize, usize),
+    changed: &'a mut HashMap<(String, Uuid), Changed>,
+}
+
+/// Compares a batch of one file's expected rows with the table's.
 fn compare(
-    path: &str,
-    id: crate::source::fingerprint::FileId,
     got: &Rows,
-    table: &TableRows,
-    source: &str,
-    expected_ids: &mut HashSet<String>,
-) -> Result<FileCheck> {
-    let mut check = FileCheck {
-        path: path.to_owned(),
-        id: id.to_string(),
-        events_expected: got.events.len(),
-        quarantine_expected: got.quarantine.len(),
-        ..FileCheck::default()
-    };
+    table: &mut TableRows,
+    check: &mut FileCheck,
+    place: &mut Place<'_>,
+) -> Result<()> {
+    check.events_expected += got.events.len();
+    check.quarantine_expected += got.quarantine.len();
     if !got.events.is_empty() {
-        for want in cells_of(&events_batch(&got.events)?) {
-            let id = want
-                .columns
-                .get(name::EVENT_ID)
-                .cloned()
-                .unwrap_or_default();
-            expected_ids.insert(id.clone());
-            match table
-                .events
-                .get(&(source.to_owned(), id.clone()))
-                .map(Vec::as_slice)
-            {
-                None | Some([]) => check.missing.push((want.offset, id)),
-                Some([one]) => {
-                    check.events_found += 1;
-                    diff(&want, one, &mut check.changed);
+        let batch = events_batch(&got.events)?;
+        let opts = FormatOptions::default();
+        let mut hasher = index::RowHasher::new(&batch, &opts);
+        for (r, e) in got.events.iter().enumerate() {
+            let (offset, id) = (e.source_offset, e.event_id);
+            match table.events.find(place.source, &id) {
+                None => check.missing.push((offset, id.to_string())),
+                Some(held) if held.count > 1 => {
+                    held.seen = true;
+                    check.doubled.push((offset, id.to_string()));
                 }
-                Some(_) => check.doubled.push((want.offset, id)),
+                Some(held) => {
+                    held.seen = true;
+                    check.events_found += 1;
+                    if held.hash != hasher.hash(r) {
+                        let want = index::cells(&batch, r);
+                        let c = Changed {
+                            want,
+                            offset,
+                            at: place.at,
+                        };
+                        place.changed.insert((place.source.to_owned(), id), c);
+                    }
+                }
             }
         }
     }
     if !got.quarantine.is_empty() {
-        for want in cells_of(&quarantine_batch(&got.quarantine)?) {
-            let get = |k: &str| want.columns.get(k).cloned().unwrap_or_default();
-            let by_id = (source.to_owned(), get(name::LINE_ID));
-            let by_line = (source.to_owned(), want.offset, get(name::RAW_LINE));
+        let batch = quarantine_batch(&got.quarantine)?;
+        for r in 0..batch.num_rows() {
+            let want = index::cells(&batch, r);
+            let get = |k: &str| want.get(k).cloned().unwrap_or_default();
+            let offset = get(name::SOURCE_OFFSET).parse().unwrap_or(-1);
+            let by_id = (place.source.to_owned(), get(name::LINE_ID));
+            let by_line = (place.source.to_owned(), offset, get(name::RAW_LINE));
             let rows = table.quarantine_ids.get(&by_id).copied().unwrap_or(0)
                 + table.quarantine.get(&by_line).copied().unwrap_or(0);
             match rows {
-                0 => check.quarantine_missing.push(want.offset),
+                0 => check.quarantine_missing.push(offset),
                 1 => {}
-                _ => check.quarantine_doubled.push(want.offset),
+                _ => check.quarantine_doubled.push(offset),
             }
         }
     }
-    Ok(check)
+    Ok(())
 }
 
-/// Records the compared columns where `have` differs from `want`.
-fn diff(want: &Cells, have: &Cells, changed: &mut Vec<(i64, String, String, String)>) {
-    for (k, w) in want.columns.iter().filter(|(k, _)| compared(k)) {
-        let h = have.columns.get(k).cloned().unwrap_or_default();
-        if &h != w {
-            changed.push((want.offset, k.clone(), h, w.clone()));
+/// The second read: the table's text of the rows whose hash differed, each
+/// column that differs recorded in its file's check.
+async fn record_changed(
+    events: &DeltaTable,
+    uri: &str,
+    changed: HashMap<(String, Uuid), Changed>,
+    verdict: &mut Verdict,
+) -> Result<()> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let mut have = HashMap::new();
+    let cols = event_columns();
+    for_each_batch(events, &cols, uri, |b| {
+        index::changed_rows(b, &changed, &mut have)
+    })
+    .await?;
+    let mut changed: Vec<_> = changed.into_iter().collect();
+    changed.sort_by_key(|(_, c)| (c.at, c.offset));
+    for (key, c) in changed {
+        let table = have.get(&key).cloned().unwrap_or_default();
+        let (s, f) = c.at;
+        if let Some(check) = verdict.sources.get_mut(s).and_then(|s| s.files.get_mut(f)) {
+            for (col, h, w) in index::diff(&c.want, &table) {
+                check.changed.push((c.offset, col, h, w));
+            }
         }
     }
+    Ok(())
 }
 
 fn print_verdict(v: &Verdict) {
