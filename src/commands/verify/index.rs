@@ -60,23 +60,22 @@ fn hashed_columns() -> Vec<&'static str> {
     cols
 }
 
-/// Hashes rows of one batch: each compared column's text as the table's
-/// reader renders it (a column the batch lacks is empty), the same way for
-/// the table's rows and the rows a file gives.
+/// Hashes rows of one batch: each compared column's value by its type (the
+/// table's reader and the writer give the same Arrow types, `sink::read`
+/// casts what another tool rewrote), a column the batch lacks as empty, the
+/// same way for the table's rows and the rows a file gives. Hashing values,
+/// not their text, keeps the index as cheap as reading the columns.
 pub struct RowHasher<'a> {
-    cells: Vec<Option<ArrayFormatter<'a>>>,
+    cells: Vec<Option<&'a dyn Array>>,
     buf: String,
 }
 
 impl<'a> RowHasher<'a> {
     /// A hasher of `batch`'s rows.
-    pub fn new(batch: &'a RecordBatch, opts: &'a FormatOptions<'a>) -> RowHasher<'a> {
+    pub fn new(batch: &'a RecordBatch) -> RowHasher<'a> {
         let cells = hashed_columns()
             .into_iter()
-            .map(|c| {
-                let col = batch.column_by_name(c)?;
-                ArrayFormatter::try_new(col.as_ref(), opts).ok()
-            })
+            .map(|c| batch.column_by_name(c).map(|a| a.as_ref()))
             .collect();
         RowHasher {
             cells,
@@ -86,26 +85,56 @@ impl<'a> RowHasher<'a> {
 
     /// The hash of row `r`.
     pub fn hash(&mut self, r: usize) -> u64 {
-        use std::fmt::Write;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         for cell in &self.cells {
-            self.buf.clear();
-            if let Some(f) = cell {
-                // Writing into a String cannot fail.
-                let _ = write!(self.buf, "{}", f.value(r));
+            match cell {
+                Some(a) if a.is_valid(r) => {
+                    h.write_u8(1);
+                    hash_value(&mut h, &mut self.buf, *a, r);
+                }
+                _ => h.write_u8(0),
             }
-            h.write(self.buf.as_bytes());
-            h.write_u8(0xff);
         }
         h.finish()
+    }
+}
+
+/// Feeds value `r` of `a` to `h` by its type (`buf`: room for the text of a
+/// type risktail does not write).
+fn hash_value(h: &mut impl Hasher, buf: &mut String, a: &dyn Array, r: usize) {
+    use deltalake::arrow::datatypes::DataType as T;
+    use deltalake::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type};
+    match a.data_type() {
+        T::Utf8 => {
+            let s = a.as_string::<i32>().value(r);
+            h.write_usize(s.len());
+            h.write(s.as_bytes());
+        }
+        T::Int32 => h.write_i32(a.as_primitive::<Int32Type>().value(r)),
+        T::Int64 => h.write_i64(a.as_primitive::<Int64Type>().value(r)),
+        T::Float64 => h.write_u64(a.as_primitive::<Float64Type>().value(r).to_bits()),
+        T::Date32 => h.write_i32(a.as_primitive::<Date32Type>().value(r)),
+        T::Boolean => h.write_u8(u8::from(a.as_boolean().value(r))),
+        T::Timestamp(deltalake::arrow::datatypes::TimeUnit::Microsecond, _) => {
+            h.write_i64(a.as_primitive::<TimestampMicrosecondType>().value(r));
+        }
+        _ => {
+            // Not a type risktail writes: its text.
+            use std::fmt::Write;
+            buf.clear();
+            if let Ok(f) = ArrayFormatter::try_new(a, &FormatOptions::default()) {
+                // Writing into a String cannot fail.
+                let _ = write!(buf, "{}", f.value(r));
+            }
+            h.write(buf.as_bytes());
+        }
     }
 }
 
 impl EventIndex {
     /// Adds the rows of one batch of the table.
     pub fn add(&mut self, batch: &RecordBatch) {
-        let opts = FormatOptions::default();
-        let mut hasher = RowHasher::new(batch, &opts);
+        let mut hasher = RowHasher::new(batch);
         let text = |c: &str| {
             batch
                 .column_by_name(c)

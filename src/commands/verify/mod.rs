@@ -17,7 +17,6 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use deltalake::DeltaTable;
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::arrow::util::display::FormatOptions;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::cli::VerifyArgs;
@@ -482,8 +481,7 @@ fn compare(
     check.quarantine_expected += got.quarantine.len();
     if !got.events.is_empty() {
         let batch = events_batch(&got.events)?;
-        let opts = FormatOptions::default();
-        let mut hasher = index::RowHasher::new(&batch, &opts);
+        let mut hasher = index::RowHasher::new(&batch);
         for (r, e) in got.events.iter().enumerate() {
             let (offset, id) = (e.source_offset, e.event_id);
             match table.events.find(place.source, &id) {
