@@ -154,21 +154,24 @@ impl TableFiles {
                 continue;
             }
             stats.files_read += 1;
-            let bytes = crate::sink::store::read_file(&self.table, path)
-                .await
-                .map_err(|e| AuditError::File {
-                    path: path.into(),
-                    message: e.to_string(),
-                })?;
+            let bytes = self.bytes_of(path).await?;
             read_file(path, bytes, source, &mut rows)?;
         }
         stats.rows = rows.len();
         sort(&mut rows);
         Ok((rows, stats))
     }
-}
 
-impl TableFiles {
+    /// The bytes of the data file at `path`, through the table's store.
+    async fn bytes_of(&self, path: &str) -> Result<bytes::Bytes, AuditError> {
+        crate::sink::store::read_file(&self.table, path)
+            .await
+            .map_err(|e| AuditError::File {
+                path: path.into(),
+                message: e.to_string(),
+            })
+    }
+
     /// Reads each of `days` as [`TableFiles::read`] does and hands its rows
     /// to `each`, in the order given: a day's files are decoded and sorted
     /// on one of every core, a few days ahead of `each` (a year's report
@@ -203,13 +206,7 @@ impl TableFiles {
     async fn fetch(&self, day: NaiveDate) -> Result<Fetched, AuditError> {
         let mut out = Vec::new();
         for (_, path) in self.files.iter().filter(|(d, _)| *d == day) {
-            let bytes = crate::sink::store::read_file(&self.table, path)
-                .await
-                .map_err(|e| AuditError::File {
-                    path: path.into(),
-                    message: e.to_string(),
-                })?;
-            out.push((path.clone(), bytes));
+            out.push((path.clone(), self.bytes_of(path).await?));
         }
         Ok(out)
     }
