@@ -17,7 +17,7 @@ use crate::tally::Tally;
 
 /// Batches the parsing thread may hold ready ahead of the committer: bounds
 /// the rows in memory to a few `max_events`.
-const AHEAD: usize = 2;
+const AHEAD: usize = 4;
 
 /// Content bytes between two progress reports.
 const PROGRESS_STEP: u64 = 1 << 20;
@@ -121,10 +121,10 @@ impl Reading {
     }
 }
 
-/// What the parsing thread sends.
+/// What the parsing thread sends. Progress does not go through the channel
+/// (a message per MiB would fill it and stall the parsing while a commit
+/// runs): the thread adds it to a counter the receiver reads.
 pub enum Sent {
-    /// Content bytes consumed.
-    Progress(u64),
     /// A batch.
     Batch(Batch),
     /// Reading failed (the thread stops).
@@ -142,8 +142,10 @@ pub enum Batches {
     },
     /// Parsed ahead on a thread of its own.
     Ahead {
-        /// Batches and progress, in order.
+        /// Batches, in order.
         rx: tokio::sync::mpsc::Receiver<Sent>,
+        /// Content bytes consumed by the thread, not yet reported.
+        consumed: std::sync::Arc<std::sync::atomic::AtomicU64>,
         /// The thread, which gives the parsing back when it stops.
         thread: std::thread::JoinHandle<Reading>,
     },
@@ -160,10 +162,16 @@ impl Batches {
             });
         }
         let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
+        let consumed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = consumed.clone();
         let thread = std::thread::Builder::new()
             .name("risktail-parse".into())
-            .spawn(move || parse_ahead(reading, max_events, &tx))?;
-        Ok(Batches::Ahead { rx, thread })
+            .spawn(move || parse_ahead(reading, max_events, &tx, &counter))?;
+        Ok(Batches::Ahead {
+            rx,
+            consumed,
+            thread,
+        })
     }
 
     /// The next batch (after one with `last`, an error).
@@ -173,14 +181,15 @@ impl Batches {
                 reading,
                 max_events,
             } => reading.next_batch(*max_events, progress),
-            Batches::Ahead { rx, .. } => loop {
-                match rx.recv().await {
-                    Some(Sent::Progress(n)) => progress(n),
-                    Some(Sent::Batch(b)) => return Ok(b),
-                    Some(Sent::Failed(e)) => return Err(e),
-                    None => return Err(io::Error::other("the parsing thread stopped")),
+            Batches::Ahead { rx, consumed, .. } => {
+                let got = rx.recv().await;
+                progress(consumed.swap(0, std::sync::atomic::Ordering::Relaxed));
+                match got {
+                    Some(Sent::Batch(b)) => Ok(b),
+                    Some(Sent::Failed(e)) => Err(e),
+                    None => Err(io::Error::other("the parsing thread stopped")),
                 }
-            },
+            }
         }
     }
 
@@ -189,7 +198,7 @@ impl Batches {
     pub fn finish(self) -> (SourceState, Tally) {
         let reading = match self {
             Batches::Here { reading, .. } => *reading,
-            Batches::Ahead { rx, thread } => {
+            Batches::Ahead { rx, thread, .. } => {
                 drop(rx);
                 // A panic while parsing is a bug: carry it to this thread.
                 thread
@@ -207,10 +216,11 @@ fn parse_ahead(
     mut reading: Reading,
     max_events: usize,
     tx: &tokio::sync::mpsc::Sender<Sent>,
+    consumed: &std::sync::atomic::AtomicU64,
 ) -> Reading {
     loop {
         let mut tick = |n| {
-            let _ = tx.blocking_send(Sent::Progress(n));
+            consumed.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         };
         match reading.next_batch(max_events, &mut tick) {
             Ok(b) => {
