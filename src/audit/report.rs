@@ -388,6 +388,17 @@ fn median(v: &[f64]) -> Option<f64> {
     }
 }
 
+/// Counts one more `key` (allocating the key only the first time: these
+/// maps see a row or a stop each, and hold a handful of keys).
+fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
+    }
+}
+
 /// Running tallies of one day or of the period.
 #[derive(Debug, Default)]
 struct Acc {
@@ -427,13 +438,10 @@ impl Acc {
         a.stops_activated += u64::from(activated);
         a.stops_triggered += u64::from(triggered);
         if triggered {
-            let symbol = s.symbol.as_deref().unwrap_or("?");
-            match a.triggers_by_symbol.get_mut(symbol) {
-                Some(n) => *n += 1,
-                None => {
-                    a.triggers_by_symbol.insert(symbol.to_owned(), 1);
-                }
-            }
+            bump(
+                &mut a.triggers_by_symbol,
+                s.symbol.as_deref().unwrap_or("?"),
+            );
         } else {
             a.stops_other_exit += 1;
         }
@@ -472,13 +480,10 @@ impl Acc {
     fn row(&mut self, r: &Row, breaker: Option<&str>) {
         let a = &mut self.a;
         if &*r.event_type == "portfolio_health_warning" {
-            let limit = r.limit_type.as_deref().unwrap_or("other");
-            match a.health_warnings.get_mut(limit) {
-                Some(n) => *n += 1,
-                None => {
-                    a.health_warnings.insert(limit.to_owned(), 1);
-                }
-            }
+            bump(
+                &mut a.health_warnings,
+                r.limit_type.as_deref().unwrap_or("other"),
+            );
             return;
         }
         if &*r.event_type != "portfolio_limit_check" {
