@@ -36,21 +36,36 @@ impl Daemon {
     /// Starts the daemon and returns once it logged that it is ready
     /// (recovered, first look done): a log line, not a sleep.
     fn start_ready(dir: &Path) -> Daemon {
-        let readies = || {
+        Daemon::start_until(dir, |l| {
+            l.contains("risktail::daemon") && l.contains(" ready ")
+        })
+    }
+
+    /// Starts the daemon and returns once it holds the sources' files open
+    /// as they appear (logged before the table is opened): a file the
+    /// writer creates from then on is read even if deleted at once.
+    fn start_holding(dir: &Path) -> Daemon {
+        Daemon::start_until(dir, |l| l.contains("holding the sources' files open"))
+    }
+
+    /// Starts the daemon and returns once its log has one more line that
+    /// `wanted` accepts.
+    fn start_until(dir: &Path, wanted: impl Fn(&str) -> bool) -> Daemon {
+        let count = || {
             std::fs::read_to_string(dir.join("daemon.log"))
                 .unwrap_or_default()
                 .lines()
-                .filter(|l| l.contains("risktail::daemon") && l.contains(" ready "))
+                .filter(|l| wanted(l))
                 .count()
         };
-        let before = readies();
+        let before = count();
         let mut d = Daemon::start(dir);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while readies() == before {
+        while count() == before {
             if let Some(s) = d.child.try_wait().expect("wait") {
-                panic!("daemon exited with {s} before it was ready");
+                panic!("daemon exited with {s} before the awaited log line");
             }
-            assert!(Instant::now() < deadline, "daemon not ready in 30 s");
+            assert!(Instant::now() < deadline, "awaited log line not in 30 s");
             std::thread::sleep(Duration::from_millis(10));
         }
         d
@@ -247,7 +262,10 @@ fn scenario_checked(
     check: Check,
     steps: &mut [(u64, &mut Step)],
 ) {
-    let mut daemon = Some(Daemon::start(dir));
+    // The writer starts once the daemon holds files as they appear (before
+    // its table is open): what a file deleted before then held is lost to
+    // any reader, and is no part of these scenarios.
+    let mut daemon = Some(Daemon::start_holding(dir));
     let mut w = writer(dir, mode, 0, count);
     let t0 = Instant::now();
     for (at, step) in steps.iter_mut() {

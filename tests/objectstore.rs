@@ -1009,6 +1009,51 @@ fn a_lost_answer_while_the_engine_rotates_into_gzip_loses_no_row() {
     lost_answer_then_outage("rotating-gz", 13);
 }
 
+/// Row 9 while a commit waits: the store answers every request 2 s late,
+/// so the loop spends seconds in each commit while the engine
+/// (RotatingFileHandler with backupCount=2, a new file about every 0.3 s)
+/// creates, rotates and deletes files it never got to look at. Each is held
+/// open from the moment it appears, and read from there: every line lands
+/// once. (Before, the files deleted while a commit waited were lost.)
+#[test]
+fn files_deleted_while_a_commit_waits_on_a_slow_store_are_read() {
+    let (s3, tmp, proxy) = s3_behind_proxy(14);
+    let dir = tmp.path();
+    let storage = s3.storage_via(&proxy);
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"s3://lake/slow\"\n{storage}\n[flush]\ninterval_ms = 200\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"
+        ),
+    )
+    .expect("config");
+    write_lines_with(dir, "rotating-delete", 0, 20, 0);
+    let daemon = daemon_on(dir, "host-a");
+    caught_up(dir);
+    proxy.set("delay=2000");
+    let out = engine_writer("rotating-delete", "logs/engine.log", 20, 400, "0.1")
+        .current_dir(dir)
+        .output()
+        .expect("writer runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    proxy.set("");
+    // The final flush reads and commits what the daemon holds.
+    assert!(term(daemon).success(), "run on SIGTERM");
+    let seen = s3.readers_with(&["s3://lake/slow"], dir);
+    every_reader_saw(&seen, 420, " (files deleted while a commit waited)");
+    let log = std::fs::read_to_string(dir.join("host-a.log")).expect("daemon log");
+    let held = log
+        .lines()
+        .filter(|l| l.contains("from the descriptor held since it appeared"))
+        .count();
+    assert!(
+        held > 0,
+        "no file was deleted before a look found it: the store was not slow enough to test this"
+    );
+    eprintln!("{held} files deleted before a look found them were read from held descriptors");
+}
+
 /// One daemon; per round: the next commit's answer lost and the store then
 /// down for 8 s while the engine (writer `mode`) writes 100 more risk lines.
 fn lost_answer_then_outage(mode: &str, seed: u64) {

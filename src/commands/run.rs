@@ -4,8 +4,10 @@
 use anyhow::Result;
 
 use crate::cli::RunArgs;
-use crate::sink::lease::Holder;
+use crate::sink::lease::Holder as LeaseHolder;
 use crate::sink::{DeltaSink, lock};
+use crate::source::discover;
+use crate::source::hold::Holder;
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(args: &RunArgs) -> Result<bool> {
@@ -15,8 +17,20 @@ pub fn run(args: &RunArgs) -> Result<bool> {
         .iter()
         .map(|s| lock::acquire(&config.table_uri, &s.name, "run"))
         .collect::<Result<_, _>>()?;
+    // Files are held open from here on: one the engine deletes while the
+    // table opens (a store not reachable yet) is still read.
+    let holder = Holder::new(
+        config
+            .sources
+            .iter()
+            .flat_map(|s| s.paths.iter().map(|p| (s.name.clone(), p.clone())))
+            .collect(),
+    );
+    holder.watch(&discover::watch_dirs(
+        config.sources.iter().flat_map(|s| &s.paths),
+    ));
     let rt = super::runtime()?;
-    let me = Holder::this_process(&crate::config::host_name());
+    let me = LeaseHolder::this_process(&crate::config::host_name());
     let sink = crate::sink::until_reachable(|| {
         rt.block_on(async {
             let mut sink = DeltaSink::open(&config.table_uri, &config.quarantine_uri).await?;
@@ -27,6 +41,6 @@ pub fn run(args: &RunArgs) -> Result<bool> {
             Ok(sink)
         })
     })?;
-    crate::daemon::run(config, sink, rt)?;
+    crate::daemon::run(config, sink, rt, holder)?;
     Ok(true)
 }

@@ -22,6 +22,7 @@ use crate::pipeline::ingest::IngestContext;
 use crate::pipeline::live::{self, LiveSource};
 use crate::pipeline::pending::{Backoff, FlushPolicy};
 use crate::sink::{DeltaSink, SinkError, upkeep};
+use crate::source::hold::Holder;
 use std::sync::Arc;
 use wake::Wakes;
 
@@ -55,6 +56,8 @@ struct Daemon {
     metrics: Option<Arc<Metrics>>,
     /// Compaction, checkpoints and vacuum, on their own thread.
     upkeep: upkeep::Worker,
+    /// The sources' files, held open as they appear.
+    holder: Arc<Holder>,
 }
 
 /// How long the final flush may take after SIGTERM: systemd's default stop
@@ -81,7 +84,11 @@ async fn unless_stopped<T>(
 
 /// Runs until SIGTERM/SIGINT, on the table `sink` holds open. Returns after
 /// the final commit.
-pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
+///
+/// `holder` holds the sources' files open from the moment they appear (see
+/// `source::hold`); it is started before the table is opened, so a file
+/// deleted while the table opens, or while a commit waits, is still read.
+pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime, holder: Arc<Holder>) -> Result<()> {
     let wakes = Wakes::start(config.sources.iter().flat_map(|s| &s.paths))?;
     let metrics = match config.metrics_listen {
         Some(addr) => {
@@ -112,6 +119,7 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime) -> Result<()> {
         watchdog: sd_notify::watchdog_interval().map(|w| (w, Instant::now())),
         metrics,
         upkeep,
+        holder,
     };
     d.recover()?;
     sd_notify::notify("READY=1\nSTATUS=following log files");
@@ -154,6 +162,7 @@ impl Daemon {
                 first_start,
             ));
             let mut live = LiveSource::new(follow, parser, state, first_start);
+            live.hold_with(self.holder.clone());
             if let Some(m) = &self.metrics {
                 live.set_metrics(m.clone());
                 live.recovered(&recovered);

@@ -17,7 +17,6 @@
 use anyhow::{Context, Result};
 use notify::event::ModifyKind;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -143,7 +142,7 @@ impl Wakes {
             }
         })
         .context("starting the file watcher")?;
-        for dir in watch_dirs(paths) {
+        for dir in crate::source::discover::watch_dirs(paths) {
             if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot watch folder; relying on the safety poll");
             }
@@ -244,27 +243,6 @@ fn absolute(cwd: &Path, p: &Path) -> PathBuf {
     }
 }
 
-/// The folders holding the configured files (the non-glob prefix of each pattern).
-pub fn watch_dirs<'a>(paths: impl IntoIterator<Item = &'a String>) -> BTreeSet<PathBuf> {
-    let mut dirs = BTreeSet::new();
-    for p in paths {
-        let parent = |d: &Path| {
-            d.parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."))
-        };
-        let mut dir = parent(Path::new(p));
-        while dir.to_string_lossy().contains(['*', '?', '[']) {
-            dir = parent(&dir);
-        }
-        if dir.as_os_str().is_empty() {
-            dir = PathBuf::from(".");
-        }
-        dirs.insert(dir);
-    }
-    dirs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,23 +269,5 @@ mod tests {
             let open = EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any));
             assert_eq!(f.bit(&ev(open, "logs/engine.log")), None);
         }
-    }
-
-    #[test]
-    fn folders_are_the_non_glob_prefixes() {
-        let paths = [
-            "/var/log/engine/engine.log".to_owned(),
-            "/var/log/*/x.log".to_owned(),
-            "rel.log".to_owned(),
-        ];
-        let dirs: Vec<_> = watch_dirs(&paths).into_iter().collect();
-        assert_eq!(
-            dirs,
-            [
-                PathBuf::from("/var/log"),
-                PathBuf::from("/var/log/engine"),
-                PathBuf::from(".")
-            ]
-        );
     }
 }

@@ -70,6 +70,12 @@ impl LiveSource {
         }
     }
 
+    /// Reads files deleted before a look found them from `holder` (see
+    /// `source::hold`).
+    pub fn hold_with(&mut self, holder: Arc<crate::source::hold::Holder>) {
+        self.follower.hold_with(holder);
+    }
+
     /// Counts lines and bytes read, and the bytes behind, in `metrics`.
     pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
         self.metrics = Some(metrics);

@@ -15,6 +15,7 @@
 //! is the one still being written (the only *live* file of the family).
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// A file to read.
@@ -169,6 +170,27 @@ fn join(dir: &Path, name: &str, base: &Path) -> PathBuf {
     }
 }
 
+/// The folders holding the configured files (the non-glob prefix of each pattern).
+pub fn watch_dirs<'a>(paths: impl IntoIterator<Item = &'a String>) -> BTreeSet<PathBuf> {
+    let mut dirs = BTreeSet::new();
+    for p in paths {
+        let parent = |d: &Path| {
+            d.parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
+        let mut dir = parent(Path::new(p));
+        while dir.to_string_lossy().contains(['*', '?', '[']) {
+            dir = parent(&dir);
+        }
+        if dir.as_os_str().is_empty() {
+            dir = PathBuf::from(".");
+        }
+        dirs.insert(dir);
+    }
+    dirs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +265,23 @@ mod tests {
         for numbered in ["engine.log", "engine.log.12", "engine.log.3.gz"] {
             assert!(!named_by_date(Path::new(numbered)), "{numbered}");
         }
+    }
+
+    #[test]
+    fn folders_are_the_non_glob_prefixes() {
+        let paths = [
+            "/var/log/engine/engine.log".to_owned(),
+            "/var/log/*/x.log".to_owned(),
+            "rel.log".to_owned(),
+        ];
+        let dirs: Vec<_> = watch_dirs(&paths).into_iter().collect();
+        assert_eq!(
+            dirs,
+            [
+                PathBuf::from("/var/log"),
+                PathBuf::from("/var/log/engine"),
+                PathBuf::from(".")
+            ]
+        );
     }
 }

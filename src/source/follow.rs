@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::fingerprint::{self, FileId, Heads};
+use super::hold::{self, Holder, Known};
 use super::offsets::{Committed, Offsets};
 use super::reader::{BEHIND_MAX, LineReader};
 use super::stamp::Stamp;
@@ -211,6 +212,9 @@ pub struct Follower {
     /// The last look found a rotated file still being written (a rotator
     /// compressing it): nothing is read until a look reads it.
     waiting: bool,
+    /// Files held open since they appeared (the daemon's; a backfill has
+    /// none): one deleted before a look found it is read from there.
+    holder: Option<std::sync::Arc<Holder>>,
 }
 
 impl Follower {
@@ -224,7 +228,26 @@ impl Follower {
             seen: HashMap::new(),
             unfollowed: false,
             waiting: false,
+            holder: None,
         }
+    }
+
+    /// Reads files deleted before a look found them from `holder`, and tells
+    /// it after every look which files this follower knows.
+    pub fn hold_with(&mut self, holder: std::sync::Arc<Holder>) {
+        self.holder = Some(holder);
+    }
+
+    /// The files this follower knows: those it follows (by descriptor) and
+    /// those it looked at (with their size then).
+    fn known(&self, found: &[Generation]) -> Known {
+        let mut known: Known = self.seen.iter().map(|(i, len)| (*i, Some(*len))).collect();
+        for g in self.gens.iter().chain(found) {
+            if let Some(i) = g.inode {
+                known.insert(i, None);
+            }
+        }
+        known
     }
 
     /// Whether reading must wait for a look to take in a rotated file that
@@ -286,6 +309,9 @@ impl Follower {
             self.look_at_siblings(pattern, offsets).await?;
         }
         self.skip_existing = false;
+        if let Some(h) = &self.holder {
+            h.settle(&self.cfg.source, self.known(&[]));
+        }
         Ok(())
     }
 
@@ -379,6 +405,7 @@ impl Follower {
             for f in family.iter().rev().filter(|f| !f.live) {
                 self.look_at_sibling(&f.path, offsets, &mut found).await?;
             }
+            self.take_vanished(pattern, offsets, &mut found).await?;
             if found.is_empty() {
                 break;
             }
@@ -425,6 +452,17 @@ impl Follower {
         }
     }
 
+    /// Whether `meta`'s file is a generation (held or just found), or was
+    /// looked at when it had this size.
+    fn holds_or_saw(&self, meta: &std::fs::Metadata, found: &[Generation]) -> bool {
+        let inode = (meta.dev(), meta.ino());
+        self.gens
+            .iter()
+            .chain(found.iter())
+            .any(|g| g.inode == Some(inode))
+            || self.seen.get(&inode) == Some(&meta.len())
+    }
+
     async fn look_at_sibling<O: Offsets>(
         &mut self,
         path: &Path,
@@ -434,21 +472,64 @@ impl Follower {
         let Ok(meta) = std::fs::metadata(path) else {
             return Ok(());
         };
-        let inode = (meta.dev(), meta.ino());
-        if self
-            .gens
-            .iter()
-            .chain(found.iter())
-            .any(|g| g.inode == Some(inode))
-            || self.seen.get(&inode) == Some(&meta.len())
-        {
+        if self.holds_or_saw(&meta, found) {
             return Ok(());
         }
-        self.seen.insert(inode, meta.len());
-        let opened = match src::open(path, self.cfg.max_line_bytes, &self.cfg.heads) {
+        self.seen.insert((meta.dev(), meta.ino()), meta.len());
+        let opened = src::open(path, self.cfg.max_line_bytes, &self.cfg.heads);
+        self.take_in_sibling(path, &meta, opened, offsets, found)
+            .await
+    }
+
+    /// The files the holder opened as they appeared that are in no file of
+    /// `pattern`'s family now and that no look found (created, rotated and
+    /// deleted, or renamed out of the pattern, between two looks): read
+    /// like a rotated file, from the held descriptor.
+    async fn take_vanished<O: Offsets>(
+        &mut self,
+        pattern: &str,
+        offsets: &O,
+        found: &mut Vec<Generation>,
+    ) -> Result<(), O::Error> {
+        let Some(holder) = self.holder.clone() else {
+            return Ok(());
+        };
+        let held = holder.unknown(&self.cfg.source, pattern, &self.known(found));
+        if held.is_empty() {
+            return Ok(());
+        }
+        let present = hold::family_inodes(pattern);
+        for (inode, path, file) in held {
+            let Ok(meta) = file.metadata() else { continue };
+            if present.contains(&inode) || self.holds_or_saw(&meta, found) {
+                continue; // a look reads it by its name
+            }
+            tracing::info!(source = %self.cfg.source, file = %path.display(),
+                "file deleted or renamed away before a look found it: reading it from the descriptor held since it appeared");
+            self.seen.insert(inode, meta.len());
+            let opened = src::open_file(file, self.cfg.max_line_bytes, &self.cfg.heads);
+            self.take_in_sibling(&path, &meta, opened, offsets, found)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A rotated file opened as `opened` (its metadata `meta`): taken in as a
+    /// sealed generation, positioned at its committed offset, unless the
+    /// table holds all of it or a generation holds it already.
+    async fn take_in_sibling<O: Offsets>(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        opened: std::io::Result<src::Opened>,
+        offsets: &O,
+        found: &mut Vec<Generation>,
+    ) -> Result<(), O::Error> {
+        let inode = (meta.dev(), meta.ino());
+        let opened = match opened {
             Ok(o) => o,
             Err(e) => {
-                self.unreadable(path, inode, &meta, &e);
+                self.unreadable(path, inode, meta, &e);
                 return Ok(());
             }
         };
@@ -481,7 +562,7 @@ impl Follower {
                 // A copy cut short: the table holds all of it.
                 Ok(false) => return Ok(()),
                 Err(e) => {
-                    self.unreadable(path, inode, &meta, &e);
+                    self.unreadable(path, inode, meta, &e);
                     return Ok(());
                 }
             }

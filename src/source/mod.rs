@@ -7,6 +7,7 @@
 pub mod discover;
 pub mod fingerprint;
 pub mod follow;
+pub mod hold;
 pub mod offsets;
 pub mod reader;
 pub mod stamp;
@@ -96,7 +97,14 @@ pub struct Opened {
 
 /// Opens `path` once for [`Opened`].
 pub fn open(path: &Path, max_line_bytes: usize, heads: &Heads) -> io::Result<Opened> {
-    let file = File::open(path)?;
+    open_file(File::open(path)?, max_line_bytes, heads)
+}
+
+/// [`open`] of a file already open (one held since it appeared, maybe
+/// deleted since), read from its start whatever its position was.
+pub fn open_file(mut file: File, max_line_bytes: usize, heads: &Heads) -> io::Result<Opened> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(0))?;
     let len_hint = len_hint_of(&file);
     let kept = file.try_clone()?;
     let lines = lines(content_of(file)?, max_line_bytes, heads)?;
