@@ -118,8 +118,11 @@ pub fn family(pattern: &str) -> std::io::Result<Vec<Found>> {
     };
     if bases.is_empty() {
         // The live file may not exist right now (just rotated away); its
-        // siblings still do.
-        bases.push(PathBuf::from(pattern));
+        // siblings still do. Spelled as glob spells what it finds (no
+        // leading `./`), so a file's `source_file` does not depend on
+        // whether the live file existed at that moment.
+        let p = Path::new(pattern);
+        bases.push(p.strip_prefix(".").unwrap_or(p).to_path_buf());
     }
     bases.sort();
     let mut out: Vec<Found> = Vec::new();

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::fingerprint::{self, FileId, Heads};
-use super::hold::{self, Holder, Known};
+use super::hold::{self, Holder, Known, Stat};
 use super::offsets::{Committed, Offsets};
 use super::reader::{BEHIND_MAX, LineReader};
 use super::stamp::Stamp;
@@ -203,9 +203,11 @@ pub struct Follower {
     /// The first look at the files of a source that never committed, with
     /// `start_at = "end"`: what the files hold now is skipped.
     skip_existing: bool,
-    /// Rotated siblings already looked at, by (device, inode) → size then:
-    /// a look only re-reads the head of a file that changed.
-    seen: HashMap<(u64, u64), u64>,
+    /// Rotated siblings already looked at, by (device, inode) → size and
+    /// time of writing then: a look only re-reads the head of a file that
+    /// changed. Size alone is not enough: a deleted file's inode is soon
+    /// another file's, and an engine's rotated files often have one size.
+    seen: HashMap<(u64, u64), Stat>,
     /// The last look found a file at a configured path it could not follow
     /// yet (no complete line, shorter than committed, unreadable).
     unfollowed: bool,
@@ -241,7 +243,7 @@ impl Follower {
     /// The files this follower knows: those it follows (by descriptor) and
     /// those it looked at (with their size then).
     fn known(&self, found: &[Generation]) -> Known {
-        let mut known: Known = self.seen.iter().map(|(i, len)| (*i, Some(*len))).collect();
+        let mut known: Known = self.seen.iter().map(|(i, st)| (*i, Some(*st))).collect();
         for g in self.gens.iter().chain(found) {
             if let Some(i) = g.inode {
                 known.insert(i, None);
@@ -460,7 +462,7 @@ impl Follower {
             .iter()
             .chain(found.iter())
             .any(|g| g.inode == Some(inode))
-            || self.seen.get(&inode) == Some(&meta.len())
+            || self.seen.get(&inode) == Some(&hold::stat(meta))
     }
 
     async fn look_at_sibling<O: Offsets>(
@@ -475,7 +477,8 @@ impl Follower {
         if self.holds_or_saw(&meta, found) {
             return Ok(());
         }
-        self.seen.insert((meta.dev(), meta.ino()), meta.len());
+        self.seen
+            .insert((meta.dev(), meta.ino()), hold::stat(&meta));
         let opened = src::open(path, self.cfg.max_line_bytes, &self.cfg.heads);
         self.take_in_sibling(path, &meta, opened, offsets, found)
             .await
@@ -506,7 +509,7 @@ impl Follower {
             }
             tracing::info!(source = %self.cfg.source, file = %path.display(),
                 "file deleted or renamed away before a look found it: reading it from the descriptor held since it appeared");
-            self.seen.insert(inode, meta.len());
+            self.seen.insert(inode, hold::stat(&meta));
             let opened = src::open_file(file, self.cfg.max_line_bytes, &self.cfg.heads);
             self.take_in_sibling(&path, &meta, opened, offsets, found)
                 .await?;

@@ -20,6 +20,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use super::discover;
 
@@ -44,22 +45,30 @@ pub struct Held {
     pub file: File,
 }
 
-/// What the follower of a source knows: files it follows (any size) and
-/// files it looked at, with the size then (a deleted file's inode may name a
-/// new file later; a different size tells them apart, as in the follower).
-pub type Known = HashMap<Inode, Option<u64>>;
+/// A file's size and time of last writing: with its inode, what tells a
+/// file looked at before from another that took its inode after it was
+/// deleted (an engine's rotated files often have one size to the byte).
+pub type Stat = (u64, Option<SystemTime>);
 
-/// Whether `known` names the file `inode` that is `len` bytes long now.
-fn knows(known: &Known, inode: &Inode, len: u64) -> bool {
-    known
-        .get(inode)
-        .is_some_and(|size| size.is_none_or(|s| s == len))
+/// The [`Stat`] of `meta`.
+pub fn stat(meta: &std::fs::Metadata) -> Stat {
+    (meta.len(), meta.modified().ok())
 }
 
-/// The length of a held file now (0 when it cannot be read: then a size
-/// the follower saw does not name it).
-fn len_of(f: &File) -> u64 {
-    f.metadata().map_or(0, |m| m.len())
+/// What the follower of a source knows: files it follows (by descriptor:
+/// whatever their size) and files it looked at, with their [`Stat`] then.
+pub type Known = HashMap<Inode, Option<Stat>>;
+
+/// Whether `known` names the file `inode` whose [`Stat`] is `now`.
+fn knows(known: &Known, inode: &Inode, now: Option<Stat>) -> bool {
+    known
+        .get(inode)
+        .is_some_and(|seen| seen.is_none() || *seen == now)
+}
+
+/// The [`Stat`] of a held file now.
+fn stat_of(f: &File) -> Option<Stat> {
+    f.metadata().ok().map(|m| stat(&m))
 }
 
 #[derive(Default)]
@@ -113,7 +122,7 @@ impl Holder {
         let known = st
             .known
             .get(source)
-            .is_some_and(|k| knows(k, &inode, meta.len()));
+            .is_some_and(|k| knows(k, &inode, Some(stat(&meta))));
         if known || st.held.contains_key(&inode) {
             return;
         }
@@ -151,7 +160,7 @@ impl Holder {
             .held
             .iter()
             .filter(|(inode, h)| {
-                h.source == source && h.pattern == pattern && !knows(known, inode, len_of(&h.file))
+                h.source == source && h.pattern == pattern && !knows(known, inode, stat_of(&h.file))
             })
             .filter_map(|(inode, h)| Some((*inode, h.path.clone(), h.file.try_clone().ok()?)))
             .collect()
@@ -162,7 +171,7 @@ impl Holder {
     pub fn settle(&self, source: &str, known: Known) {
         let mut st = self.state();
         st.held
-            .retain(|inode, h| h.source != source || !knows(&known, inode, len_of(&h.file)));
+            .retain(|inode, h| h.source != source || !knows(&known, inode, stat_of(&h.file)));
         if st.held.len() < MAX_HELD {
             st.full = false;
         }
@@ -275,7 +284,8 @@ mod tests {
         std::io::Read::read_to_string(&mut f, &mut text).unwrap();
         assert_eq!(text, "first\n");
         // The follower knows both now: nothing held, and a scan keeps it so.
-        let known: Known = [(first, Some(6)), (inode(&live), None)].into();
+        let first_stat = stat_of(&f);
+        let known: Known = [(first, first_stat), (inode(&live), None)].into();
         h.settle("engine", known);
         assert_eq!(h.held(), 0);
         h.scan();
@@ -286,6 +296,29 @@ mod tests {
         h.scan();
         h.settle("other", Known::new());
         assert_eq!(h.held(), 1);
+    }
+
+    /// A deleted file's inode soon names a new file, often of the very same
+    /// size (an engine's rotated files): what the follower saw of the old
+    /// one does not pass for the new one, whose time of writing differs.
+    #[test]
+    fn a_reused_inode_of_the_same_size_is_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("engine.log");
+        let pattern: String = live.to_string_lossy().into();
+        let h = Holder::new(vec![("engine".into(), pattern.clone())]);
+        std::fs::write(&live, "same size\n").unwrap();
+        let meta = std::fs::metadata(&live).unwrap();
+        let earlier = meta.modified().unwrap() - std::time::Duration::from_secs(3);
+        // What the follower saw of the file this inode held before.
+        let known: Known = [(inode(&live), Some((meta.len(), Some(earlier))))].into();
+        h.settle("engine", known.clone());
+        h.scan();
+        assert_eq!(h.held(), 1, "the new file is held");
+        assert_eq!(h.unknown("engine", &pattern, &known).len(), 1);
+        // Once the follower saw this one, it is let go.
+        h.settle("engine", [(inode(&live), Some(stat(&meta)))].into());
+        assert_eq!(h.held(), 0);
     }
 
     #[test]
