@@ -200,15 +200,7 @@ fn an_s3_table_takes_every_command_and_every_reader_reads_it() {
 fn a_store_that_ignores_conditional_writes_is_refused() {
     let (s3, tmp, proxy) = s3_behind_proxy(21);
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"s3://lake/probe\"\n{}\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
-            s3.storage_via(&proxy)
-        ),
-    )
-    .expect("config");
+    one_source_config(dir, "s3://lake/probe", &s3.storage_via(&proxy), false);
     write_lines(dir, 0, 50);
     proxy.set("unconditional");
     for cmd in ["backfill", "run"] {
@@ -931,6 +923,25 @@ fn an_azure_table_through_azurite() {
     );
 }
 
+/// Writes `risktail.toml` in `dir`: the table `uri` on the store
+/// `storage` (a `[table.storage]` section), a 200 ms flush interval when
+/// `fast_flush`, and one source, `engine`, following `logs/engine.log`.
+fn one_source_config(dir: &Path, uri: &str, storage: &str, fast_flush: bool) {
+    let flush = if fast_flush {
+        "[flush]\ninterval_ms = 200\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"{uri}\"\n{storage}\n{flush}\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"
+        ),
+    )
+    .expect("config");
+}
+
 /// The ambiguous outcome, on purpose: the proxy drops the answer to half of
 /// the commits' PUTs after the store kept them (a commit landed, the writer
 /// is not told). A backfill committing file by file still lands every line
@@ -941,14 +952,7 @@ fn commits_whose_answer_is_lost_are_not_made_twice() {
     let (s3, tmp, proxy) = s3_behind_proxy(7);
     let dir = tmp.path();
     let storage = s3.storage_via(&proxy);
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"s3://lake/lost\"\n{storage}\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"
-        ),
-    )
-    .expect("config");
+    one_source_config(dir, "s3://lake/lost", &storage, false);
     let out = engine_writer("rotating", "logs/engine.log", 0, 400, "0")
         .env("WRITER_QUARANTINE_EVERY", "20")
         .current_dir(dir)
@@ -1020,14 +1024,7 @@ fn files_deleted_while_a_commit_waits_on_a_slow_store_are_read() {
     let (s3, tmp, proxy) = s3_behind_proxy(14);
     let dir = tmp.path();
     let storage = s3.storage_via(&proxy);
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"s3://lake/slow\"\n{storage}\n[flush]\ninterval_ms = 200\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"
-        ),
-    )
-    .expect("config");
+    one_source_config(dir, "s3://lake/slow", &storage, true);
     write_lines_with(dir, "rotating-delete", 0, 20, 0);
     let daemon = daemon_on(dir, "host-a");
     caught_up(dir);
@@ -1060,15 +1057,7 @@ fn lost_answer_then_outage(mode: &str, seed: u64) {
     let (s3, tmp, proxy) = s3_behind_proxy(seed);
     let dir = tmp.path();
     let storage = s3.storage_via(&proxy);
-    let paths = "[\"logs/engine.log\"]";
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"s3://lake/unsure\"\n{storage}\n[flush]\ninterval_ms = 200\n\
-             [[source]]\nname = \"engine\"\npaths = {paths}\nenvelope = \"python\"\n"
-        ),
-    )
-    .expect("config");
+    one_source_config(dir, "s3://lake/unsure", &storage, true);
     let lost = || {
         std::fs::read_to_string(dir.join("proxy.log"))
             .unwrap_or_default()
@@ -1116,15 +1105,7 @@ fn lost_answer_then_outage(mode: &str, seed: u64) {
 fn sigterm_while_the_store_fails_exits_within_ten_seconds() {
     let (s3, tmp, proxy) = s3_behind_proxy(31);
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("risktail.toml"),
-        format!(
-            "[table]\nuri = \"s3://lake/stop\"\n{}\n[flush]\ninterval_ms = 200\n\
-             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
-            s3.storage_via(&proxy)
-        ),
-    )
-    .expect("config");
+    one_source_config(dir, "s3://lake/stop", &s3.storage_via(&proxy), true);
     write_lines(dir, 0, 100);
     let daemon = daemon_on(dir, "host-a");
     caught_up(dir);

@@ -208,6 +208,10 @@ pub struct Follower {
     /// changed. Size alone is not enough: a deleted file's inode is soon
     /// another file's, and an engine's rotated files often have one size.
     seen: HashMap<(u64, u64), Stat>,
+    /// The rotated siblings the current look listed: what `seen` keeps
+    /// after it (a deleted file's entry would stay for ever otherwise, and
+    /// an engine rotating every second deletes 86,400 files a day).
+    listed: std::collections::HashSet<(u64, u64)>,
     /// The last look found a file at a configured path it could not follow
     /// yet (no complete line, shorter than committed, unreadable).
     unfollowed: bool,
@@ -228,6 +232,7 @@ impl Follower {
             cfg,
             gens: Vec::new(),
             seen: HashMap::new(),
+            listed: Default::default(),
             unfollowed: false,
             waiting: false,
             holder: None,
@@ -311,6 +316,8 @@ impl Follower {
             self.look_at_siblings(pattern, offsets).await?;
         }
         self.skip_existing = false;
+        let listed = std::mem::take(&mut self.listed);
+        self.seen.retain(|inode, _| listed.contains(inode));
         if let Some(h) = &self.holder {
             h.settle(&self.cfg.source, self.known(&[]));
         }
@@ -474,6 +481,7 @@ impl Follower {
         let Ok(meta) = std::fs::metadata(path) else {
             return Ok(());
         };
+        self.listed.insert((meta.dev(), meta.ino()));
         if self.holds_or_saw(&meta, found) {
             return Ok(());
         }
@@ -802,4 +810,112 @@ fn written_order_in_a_fold(found: Vec<Generation>) -> Vec<Generation> {
         keyed.sort_by_key(|k| (k.0, k.1));
     }
     keyed.into_iter().map(|k| k.2).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nothing committed anywhere: every file is read from its start.
+    struct Nothing;
+
+    impl Offsets for Nothing {
+        type Error = std::convert::Infallible;
+        async fn committed(&self, _: &str, _: FileId) -> Result<Committed, Self::Error> {
+            Ok(Committed::default())
+        }
+    }
+
+    fn follower(live: &Path) -> Follower {
+        Follower::new(
+            FollowSettings {
+                source: "engine".into(),
+                paths: vec![live.to_string_lossy().into_owned()],
+                max_line_bytes: 1 << 20,
+                start_at: StartAt::Beginning,
+                heads: Heads::any_line(),
+            },
+            false,
+        )
+    }
+
+    fn look(f: &mut Follower) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(f.look(&Nothing)).unwrap();
+    }
+
+    fn lines_of(f: &mut Follower) -> Vec<String> {
+        let mut out = Vec::new();
+        for g in f.generations_mut() {
+            while let Ok(Some(super::super::reader::Item::Line { bytes, .. })) =
+                g.reader.next_item()
+            {
+                out.push(String::from_utf8_lossy(bytes).into_owned());
+            }
+        }
+        out
+    }
+
+    /// A file created and deleted between two looks is read from
+    /// the descriptor the holder took when it appeared, before the newer
+    /// live file; without a holder it is gone.
+    #[test]
+    fn a_file_deleted_between_looks_is_read_from_the_holder() {
+        for with_holder in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let live = dir.path().join("engine.log");
+            let rotated = dir.path().join("engine.log.1");
+            let pattern = live.to_string_lossy().into_owned();
+            let holder = Holder::new(vec![("engine".into(), pattern)]);
+            let mut f = follower(&live);
+            if with_holder {
+                f.hold_with(holder.clone());
+            }
+            std::fs::write(&live, "2026-01-28 10:00:00,000 - a - INFO - one\n").unwrap();
+            look(&mut f);
+            std::fs::rename(&live, &rotated).unwrap();
+            std::fs::write(&live, "2026-01-28 10:00:01,000 - a - INFO - two\n").unwrap();
+            holder.scan(); // what the holder's thread does on the creation
+            std::fs::remove_file(&live).unwrap(); // "two", deleted unseen
+            std::fs::write(&live, "2026-01-28 10:00:02,000 - a - INFO - three\n").unwrap();
+            look(&mut f);
+            let got = lines_of(&mut f);
+            let want: Vec<&str> = if with_holder {
+                vec!["one", "two", "three"]
+            } else {
+                vec!["one", "three"]
+            };
+            assert_eq!(
+                got.iter()
+                    .map(|l| l.trim_end().rsplit(" - ").next().unwrap_or(""))
+                    .collect::<Vec<_>>(),
+                want,
+                "with a holder: {with_holder}"
+            );
+            if with_holder {
+                assert_eq!(holder.held(), 0, "the follower knows every file now");
+            }
+        }
+    }
+
+    /// What a look saw of a rotated file is forgotten once the file is gone
+    /// (an engine rotating every second deletes 86,400 files a day).
+    #[test]
+    fn seen_forgets_deleted_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("engine.log");
+        let mut f = follower(&live);
+        std::fs::write(&live, "2026-01-28 10:00:03,000 - a - INFO - live\n").unwrap();
+        for i in 1..=3 {
+            let p = dir.path().join(format!("engine.log.{i}"));
+            std::fs::write(&p, format!("2026-01-28 10:00:0{i},000 - a - INFO - r{i}\n")).unwrap();
+        }
+        look(&mut f);
+        assert_eq!(f.seen.len(), 3);
+        std::fs::remove_file(dir.path().join("engine.log.3")).unwrap();
+        look(&mut f);
+        assert_eq!(f.seen.len(), 2);
+    }
 }
