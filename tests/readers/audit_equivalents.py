@@ -38,3 +38,10 @@ group by all order by all
 """).fetchall()
 out["entries_by_breaker"] = {str(k): v for k, v in rows}
 print(json.dumps(out))
+
+# polars', deltalake's and DuckDB's runtimes can abort at interpreter
+# teardown, after the work is done: leave without it.
+import os, sys  # noqa: E402
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)

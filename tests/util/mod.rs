@@ -75,10 +75,28 @@ pub fn status_json(
 }
 
 /// Runs Python with the given args, failing the test with its stderr if it fails.
+///
+/// Code given with `-c` that reads tables leaves with `os._exit(0)` once it
+/// ran: polars', deltalake's and DuckDB's runtimes can abort at interpreter
+/// teardown, after the work is done (an exception in the code still fails
+/// the run). Other code (the engines' loggers) ends as usual: its handlers
+/// flush at teardown.
 pub fn run_python(args: &[&str], cwd: &Path) -> Output {
     let py = python();
+    let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let reads_tables = |code: &str| {
+        ["deltalake", "polars", "duckdb"]
+            .iter()
+            .any(|m| code.contains(m))
+    };
+    if args.first().is_some_and(|a| a == "-c")
+        && let Some(code) = args.get_mut(1)
+        && reads_tables(code)
+    {
+        code.push_str("\nimport os, sys\nsys.stdout.flush(); sys.stderr.flush(); os._exit(0)\n");
+    }
     let out = Command::new(&py)
-        .args(args)
+        .args(&args)
         .current_dir(cwd)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {py}: {e}; run .ci/run once or set RISKTAIL_PYTHON to a Python with the packages of .ci/requirements.txt"));
