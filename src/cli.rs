@@ -73,7 +73,8 @@ pub enum Command {
     /// Reads the table and the files; changes nothing. `--json` is for
     /// machines, `--max-lag-seconds` makes it a health check. Exit status: 0
     /// fine, 1 a file unreadable or a source lagging more than
-    /// --max-lag-seconds, 2 bad config or table.
+    /// --max-lag-seconds, 2 bad config, 3 no table yet (nothing was ever
+    /// committed: status never creates one) or the store unreachable.
     ///
     /// Examples:
     ///   risktail status

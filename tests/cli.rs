@@ -178,6 +178,8 @@ levels = ["CRITICAL"]
 
 /// `status --json` says what the table holds of each file, and its lag check
 /// fails exactly when a source has bytes not committed for longer than asked.
+/// `status` reads and changes nothing: before the first commit it says the
+/// table does not exist yet (exit 3); after it, offsets, lag and the check.
 #[test]
 fn status_json_and_its_lag_check() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -190,6 +192,16 @@ fn status_json_and_its_lag_check() {
         "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
     )
     .expect("config");
+    // Before anything was committed: status says so, and changes nothing
+    // (it once created both tables; a mistyped uri left one behind).
+    let out = run(risktail().current_dir(dir).args(["status", "--json"]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("table lake/risk_events does not exist yet"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("lake").exists(), "status created the table");
     let out = run(risktail().current_dir(dir).arg("backfill"));
     assert!(out.status.success(), "{}", stderr(&out));
 

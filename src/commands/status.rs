@@ -60,7 +60,10 @@ struct FileStatus {
 pub fn run(args: &StatusArgs) -> Result<bool> {
     let config = super::load_config(&args.config)?;
     let rt = super::runtime()?;
-    let mut sink = rt.block_on(DeltaSink::open(&config.table_uri, &config.quarantine_uri))?;
+    let mut sink = rt.block_on(DeltaSink::open_existing(
+        &config.table_uri,
+        &config.quarantine_uri,
+    ))?;
     let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
     let (newest, per_source) = rt.block_on(sink.last_commits(&names))?;
     let now = chrono::Utc::now();

@@ -94,6 +94,26 @@ impl DeltaLog {
         partition: &'static str,
     ) -> Result<DeltaLog, SinkError> {
         let table = super::table::open_or_create(uri, name, columns, partition).await?;
+        DeltaLog::on(table, uri, columns, partition)
+    }
+
+    /// Opens the table at `uri` for a reader, never creating it (see
+    /// [`super::table::open_existing`]).
+    pub async fn open_existing(
+        uri: &str,
+        columns: &'static [ColumnDef],
+        partition: &'static str,
+    ) -> Result<DeltaLog, SinkError> {
+        let table = super::table::open_existing(uri, columns, partition).await?;
+        DeltaLog::on(table, uri, columns, partition)
+    }
+
+    fn on(
+        table: DeltaTable,
+        uri: &str,
+        columns: &'static [ColumnDef],
+        partition: &'static str,
+    ) -> Result<DeltaLog, SinkError> {
         let version = table.version().unwrap_or_default();
         let stale_after = stale_after(&table);
         let log = DeltaLog {

@@ -22,6 +22,14 @@ pub enum SinkError {
         /// The error.
         source: std::io::Error,
     },
+    /// A reader (`status`) found no table: nothing was ever committed there.
+    #[error(
+        "table {table} does not exist yet: nothing has been committed there (`risktail run` or `risktail backfill` creates it; is the config's [table] uri the one they write?)"
+    )]
+    NoTable {
+        /// The table.
+        table: String,
+    },
     /// The table exists with another schema.
     #[error("table {table} does not have risktail's schema; refusing to write to it ({})", diffs.join("; "))]
     SchemaMismatch {

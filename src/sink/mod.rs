@@ -85,7 +85,25 @@ impl DeltaSink {
     /// `risk_events_quarantine` at `quarantine_uri`.
     pub async fn open(events_uri: &str, quarantine_uri: &str) -> Result<DeltaSink, SinkError> {
         let (events, quarantine) = open_logs(events_uri, quarantine_uri).await?;
-        Ok(DeltaSink {
+        Ok(DeltaSink::on(events, quarantine))
+    }
+
+    /// Opens both tables for a reader (`status`): never creates them;
+    /// [`SinkError::NoTable`] names the one that is not there.
+    pub async fn open_existing(
+        events_uri: &str,
+        quarantine_uri: &str,
+    ) -> Result<DeltaSink, SinkError> {
+        let events =
+            DeltaLog::open_existing(events_uri, &RISK_EVENT_COLUMNS, EVENT_PARTITION).await?;
+        let quarantine =
+            DeltaLog::open_existing(quarantine_uri, &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
+                .await?;
+        Ok(DeltaSink::on(events, quarantine))
+    }
+
+    fn on(events: DeltaLog, quarantine: DeltaLog) -> DeltaSink {
+        DeltaSink {
             events,
             quarantine,
             commits_since_compaction: 0,
@@ -94,7 +112,7 @@ impl DeltaSink {
             leases: lease::Leases::default(),
             undecided: HashMap::new(),
             metrics: None,
-        })
+        }
     }
 
     /// Readies both tables for the first write of a writer (`run`,

@@ -160,6 +160,37 @@ pub async fn open_or_create(
     }
 }
 
+/// The table at `uri` for a reader: never created (a status check with a
+/// mistyped uri must not leave a table, or an empty folder, behind);
+/// [`SinkError::NoTable`] when there is none.
+pub async fn open_existing(
+    uri: &str,
+    columns: &[ColumnDef],
+    partition: &str,
+) -> Result<DeltaTable, SinkError> {
+    let no_table = || SinkError::NoTable {
+        table: uri.to_owned(),
+    };
+    if !uri.contains("://") && !std::path::Path::new(uri).is_dir() {
+        return Err(no_table());
+    }
+    let mut table = store::table(uri).map_err(|source| SinkError::Delta {
+        table: uri.to_owned(),
+        source: Box::new(source),
+    })?;
+    match table.load().await {
+        Ok(()) => {
+            check_schema(uri, &table, columns, partition)?;
+            Ok(table)
+        }
+        Err(DeltaTableError::NotATable(_)) => Err(no_table()),
+        Err(source) => Err(SinkError::Delta {
+            table: uri.to_owned(),
+            source: Box::new(source),
+        }),
+    }
+}
+
 /// Refuses a table whose columns (names, order, types, nullability) or
 /// partitioning differ from the contract. A table an earlier release created
 /// may lack the trailing columns added since (`schema::ADDED_LATER`): it is
