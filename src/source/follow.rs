@@ -339,16 +339,23 @@ impl Follower {
     }
 
     /// Lets go of sealed generations that are read to their end, committed,
-    /// and quiet.
+    /// and quiet. The holder hears of it before their descriptors close:
+    /// once closed, a deleted file's inode is free for the next file the
+    /// engine creates, which the holder must not take for this one.
     pub fn retire(&mut self) {
-        let name = &self.cfg.source;
-        self.gens.retain(|g| {
-            let done = g.sealed_and_quiet() && g.committed.events >= g.offset();
-            if done {
-                tracing::info!(source = %name, file = %g.path, offset = g.offset(), "file done: read to its end and committed");
-            }
-            !done
-        });
+        let (done, keep): (Vec<Generation>, Vec<Generation>) = std::mem::take(&mut self.gens)
+            .into_iter()
+            .partition(|g| g.sealed_and_quiet() && g.committed.events >= g.offset());
+        self.gens = keep;
+        if done.is_empty() {
+            return;
+        }
+        if let Some(h) = &self.holder {
+            h.settle(&self.cfg.source, self.known(&[]));
+        }
+        for g in done {
+            tracing::info!(source = %self.cfg.source, file = %g.path, offset = g.offset(), "file done: read to its end and committed");
+        }
     }
 
     /// Where a rotated file found late goes among the generations: before
