@@ -303,6 +303,7 @@ impl Follower {
     /// generation, in rotation order.
     pub async fn look<O: Offsets>(&mut self, offsets: &O) -> Result<(), O::Error> {
         let patterns = self.cfg.paths.clone();
+        self.listed.clear();
         self.unfollowed = false;
         self.waiting = false;
         for pattern in &patterns {
@@ -316,11 +317,13 @@ impl Follower {
             self.look_at_siblings(pattern, offsets).await?;
         }
         self.skip_existing = false;
-        let listed = std::mem::take(&mut self.listed);
-        self.seen.retain(|inode, _| listed.contains(inode));
+        // The holder first, while `seen` still names the held files this
+        // look took in (they are in no listing: deleted or renamed away).
         if let Some(h) = &self.holder {
             h.settle(&self.cfg.source, self.known(&[]));
         }
+        let listed = std::mem::take(&mut self.listed);
+        self.seen.retain(|inode, _| listed.contains(inode));
         Ok(())
     }
 
@@ -562,7 +565,15 @@ impl Follower {
         if self.gens.iter().chain(found.iter()).any(|g| g.id == id) {
             return Ok(()); // a generation we hold, renamed or compressed
         }
-        let committed = offsets.committed(&self.cfg.source, id).await?;
+        let committed = match offsets.committed(&self.cfg.source, id).await {
+            Ok(c) => c,
+            Err(e) => {
+                // Not looked at after all: the next look asks again (seen,
+                // it would be passed over for as long as it sits there).
+                self.seen.remove(&inode);
+                return Err(e);
+            }
+        };
         // A rotated file no longer grows: its length is read once.
         if committed.events > 0 && sealed_len == Some(committed.events) {
             return Ok(()); // fully committed before
@@ -905,6 +916,89 @@ mod tests {
                 assert_eq!(holder.held(), 0, "the follower knows every file now");
             }
         }
+    }
+
+    /// Every file committed to `len` bytes.
+    struct CommittedTo(u64);
+
+    impl Offsets for CommittedTo {
+        type Error = std::convert::Infallible;
+        async fn committed(&self, _: &str, _: FileId) -> Result<Committed, Self::Error> {
+            Ok(Committed::default().reached(self.0))
+        }
+    }
+
+    /// A held file that is gone and that the table holds all of is let go
+    /// by the look that finds so (it was once taken in again by every look).
+    #[test]
+    fn a_gone_held_file_the_table_holds_is_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("engine.log");
+        let holder = Holder::new(vec![("engine".into(), live.to_string_lossy().into_owned())]);
+        let mut f = follower(&live);
+        f.hold_with(holder.clone());
+        let line = "2026-01-28 10:00:00,000 - a - INFO - one\n";
+        std::fs::write(&live, line).unwrap();
+        holder.scan();
+        std::fs::remove_file(&live).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(f.look(&CommittedTo(line.len() as u64)))
+            .unwrap();
+        assert_eq!(holder.held(), 0);
+        assert!(f.generations_mut().is_empty());
+    }
+
+    /// Offsets that cannot be looked up on the `fail_at`th call (an outage
+    /// in the middle of a look), and are all zero otherwise.
+    struct FailsOnce {
+        calls: std::sync::atomic::AtomicUsize,
+        fail_at: usize,
+    }
+
+    impl Offsets for FailsOnce {
+        type Error = String;
+        async fn committed(&self, _: &str, _: FileId) -> Result<Committed, Self::Error> {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if n == self.fail_at {
+                return Err("the store is down".into());
+            }
+            Ok(Committed::default())
+        }
+    }
+
+    /// A rotated file whose offsets could not be looked up (the store down
+    /// mid-look) is looked at again by the next look, not passed over as
+    /// seen for as long as it sits there.
+    #[test]
+    fn a_rotated_file_whose_lookup_failed_is_read_at_the_next_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("engine.log");
+        std::fs::write(&live, "2026-01-28 10:00:01,000 - a - INFO - live\n").unwrap();
+        std::fs::write(
+            dir.path().join("engine.log.1"),
+            "2026-01-28 10:00:00,000 - a - INFO - rotated\n",
+        )
+        .unwrap();
+        let mut f = follower(&live);
+        let offsets = FailsOnce {
+            calls: Default::default(),
+            fail_at: 2, // the live file's lookup, then the rotated one's
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(f.look(&offsets)).is_err());
+        rt.block_on(f.look(&offsets)).unwrap();
+        let got = lines_of(&mut f);
+        assert_eq!(
+            got.iter().map(|l| l.trim_end()).collect::<Vec<_>>(),
+            [
+                "2026-01-28 10:00:00,000 - a - INFO - rotated",
+                "2026-01-28 10:00:01,000 - a - INFO - live"
+            ]
+        );
     }
 
     /// What a look saw of a rotated file is forgotten once the file is gone
