@@ -420,11 +420,15 @@ impl Follower {
     ) -> Result<(), O::Error> {
         for _ in 0..3 {
             let mut found: Vec<Generation> = Vec::new();
-            let family = discover::family(pattern).unwrap_or_default();
-            for f in family.iter().rev().filter(|f| !f.live) {
-                self.look_at_sibling(&f.path, offsets, &mut found).await?;
+            if let Err(e) = self.scan_siblings(pattern, offsets, &mut found).await {
+                // An offsets lookup failed part way (the store down): what
+                // this scan found is dropped unread, and so must not count
+                // as seen, or no later look would take it in again.
+                for i in found.iter().filter_map(|g| g.inode) {
+                    self.seen.remove(&i);
+                }
+                return Err(e);
             }
-            self.take_vanished(pattern, offsets, &mut found).await?;
             if found.is_empty() {
                 break;
             }
@@ -439,6 +443,21 @@ impl Follower {
             }
         }
         Ok(())
+    }
+
+    /// One scan of `pattern`'s rotated siblings, newest first, then of the
+    /// held files that are gone: what is to be taken in goes to `found`.
+    async fn scan_siblings<O: Offsets>(
+        &mut self,
+        pattern: &str,
+        offsets: &O,
+        found: &mut Vec<Generation>,
+    ) -> Result<(), O::Error> {
+        let family = discover::family(pattern).unwrap_or_default();
+        for f in family.iter().rev().filter(|f| !f.live) {
+            self.look_at_sibling(&f.path, offsets, found).await?;
+        }
+        self.take_vanished(pattern, offsets, found).await
     }
 
     /// A rotated file that cannot be read now. Written to within
@@ -999,6 +1018,39 @@ mod tests {
                 "2026-01-28 10:00:01,000 - a - INFO - live"
             ]
         );
+    }
+
+    /// The store goes down after a scan took in one rotated file and before
+    /// it looked up the next: the next look takes in both (the first was
+    /// once dropped unread, yet counted as seen, and never read).
+    #[test]
+    fn a_scan_cut_short_by_a_failed_lookup_loses_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("engine.log");
+        std::fs::write(&live, "2026-01-28 10:00:02,000 - a - INFO - live\n").unwrap();
+        for (i, t) in [(1, "01"), (2, "00")] {
+            std::fs::write(
+                dir.path().join(format!("engine.log.{i}")),
+                format!("2026-01-28 10:00:{t},000 - a - INFO - r{i}\n"),
+            )
+            .unwrap();
+        }
+        let mut f = follower(&live);
+        // The live file's lookup, then .2's (newest first: .1, then .2).
+        let offsets = FailsOnce {
+            calls: Default::default(),
+            fail_at: 3,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(f.look(&offsets)).is_err());
+        rt.block_on(f.look(&offsets)).unwrap();
+        let got: Vec<String> = lines_of(&mut f)
+            .iter()
+            .map(|l| l.trim_end().rsplit(" - ").next().unwrap_or("").to_owned())
+            .collect();
+        assert_eq!(got, ["r2", "r1", "live"]);
     }
 
     /// What a look saw of a rotated file is forgotten once the file is gone
