@@ -123,13 +123,9 @@ pub async fn open_or_create(
             source,
         })?;
     }
-    let mut table = store::table(uri).map_err(err)?;
-    match table.load().await {
-        Ok(()) => {
-            check_schema(uri, &table, columns, partition)?;
-            Ok(table)
-        }
-        Err(DeltaTableError::NotATable(_)) => {
+    match load(uri, columns, partition).await? {
+        Ok(table) => Ok(table),
+        Err(table) => {
             let mut create = table
                 .create()
                 .with_table_name(name)
@@ -156,6 +152,27 @@ pub async fn open_or_create(
                 }
             }
         }
+    }
+}
+
+/// The table at `uri`, loaded and checked against the contract; `Err` of
+/// the unloaded table when there is none (for the caller to create, or not).
+async fn load(
+    uri: &str,
+    columns: &[ColumnDef],
+    partition: &str,
+) -> Result<Result<DeltaTable, DeltaTable>, SinkError> {
+    let err = |source: DeltaTableError| SinkError::Delta {
+        table: uri.to_owned(),
+        source: Box::new(source),
+    };
+    let mut table = store::table(uri).map_err(err)?;
+    match table.load().await {
+        Ok(()) => {
+            check_schema(uri, &table, columns, partition)?;
+            Ok(Ok(table))
+        }
+        Err(DeltaTableError::NotATable(_)) => Ok(Err(table)),
         Err(e) => Err(err(e)),
     }
 }
@@ -174,21 +191,7 @@ pub async fn open_existing(
     if !uri.contains("://") && !std::path::Path::new(uri).is_dir() {
         return Err(no_table());
     }
-    let mut table = store::table(uri).map_err(|source| SinkError::Delta {
-        table: uri.to_owned(),
-        source: Box::new(source),
-    })?;
-    match table.load().await {
-        Ok(()) => {
-            check_schema(uri, &table, columns, partition)?;
-            Ok(table)
-        }
-        Err(DeltaTableError::NotATable(_)) => Err(no_table()),
-        Err(source) => Err(SinkError::Delta {
-            table: uri.to_owned(),
-            source: Box::new(source),
-        }),
-    }
+    load(uri, columns, partition).await?.map_err(|_| no_table())
 }
 
 /// Refuses a table whose columns (names, order, types, nullability) or

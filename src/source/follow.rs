@@ -514,8 +514,6 @@ impl Follower {
         if self.holds_or_saw(&meta, found) {
             return Ok(());
         }
-        self.seen
-            .insert((meta.dev(), meta.ino()), hold::stat(&meta));
         let opened = src::open(path, self.cfg.max_line_bytes, &self.cfg.heads);
         self.take_in_sibling(path, &meta, opened, offsets, found)
             .await
@@ -546,7 +544,6 @@ impl Follower {
             }
             tracing::info!(source = %self.cfg.source, file = %path.display(),
                 "file deleted or renamed away before a look found it: reading it from the descriptor held since it appeared");
-            self.seen.insert(inode, hold::stat(&meta));
             let opened = src::open_file(file, self.cfg.max_line_bytes, &self.cfg.heads);
             self.take_in_sibling(&path, &meta, opened, offsets, found)
                 .await?;
@@ -554,9 +551,9 @@ impl Follower {
         Ok(())
     }
 
-    /// A rotated file opened as `opened` (its metadata `meta`): taken in as a
-    /// sealed generation, positioned at its committed offset, unless the
-    /// table holds all of it or a generation holds it already.
+    /// A rotated file opened as `opened` (its metadata `meta`), now seen:
+    /// taken in as a sealed generation, positioned at its committed offset,
+    /// unless the table holds all of it or a generation holds it already.
     async fn take_in_sibling<O: Offsets>(
         &mut self,
         path: &Path,
@@ -566,6 +563,7 @@ impl Follower {
         found: &mut Vec<Generation>,
     ) -> Result<(), O::Error> {
         let inode = (meta.dev(), meta.ino());
+        self.seen.insert(inode, hold::stat(meta));
         let opened = match opened {
             Ok(o) => o,
             Err(e) => {

@@ -33,16 +33,16 @@ pub type Inode = (u64, u64);
 pub const MAX_HELD: usize = 256;
 
 /// A file held open since it appeared.
-pub struct Held {
+struct Held {
     /// The source whose family it belongs to.
-    pub source: String,
+    source: String,
     /// The configured pattern of that family.
-    pub pattern: String,
+    pattern: String,
     /// Its path when it was opened (the `source_file` of its rows if it is
     /// gone by the time the follower looks).
-    pub path: PathBuf,
+    path: PathBuf,
     /// The descriptor.
-    pub file: File,
+    file: File,
 }
 
 /// A file's size and time of last writing: with its inode, what tells a
