@@ -255,6 +255,35 @@ fn threads_out_of_order_in_the_repeated_hour_stay_in_their_pass() {
     exact(&against_truth(dir), "threads out of order");
 }
 
+/// The same file backfilled on several threads, cut into stretches small
+/// enough that many start inside the repeated hour (each first parsed
+/// without the time before it): every row still at the engine's instant.
+#[test]
+fn the_repeated_hour_cut_into_stretches_on_several_threads() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let made = night(dir, &["--max-bytes", "0", "--out-of-order", "60"]);
+    config(dir);
+    let base = std::fs::read_to_string(dir.join("risktail.toml")).expect("config");
+    let log_len = std::fs::metadata(dir.join("logs/engine.log"))
+        .expect("log")
+        .len();
+    for (threads, stretch) in [(2, 1500), (8, 400), (3, 7000)] {
+        assert!(log_len > 20 * stretch, "{log_len} bytes: {made}");
+        std::fs::write(
+            dir.join("risktail.toml"),
+            format!("{base}[backfill]\nthreads = {threads}\nstretch_bytes = {stretch}\n"),
+        )
+        .expect("config");
+        let _ = std::fs::remove_dir_all(dir.join("lake"));
+        backfill(dir, &[]);
+        exact(
+            &against_truth(dir),
+            &format!("{threads} threads, stretches of {stretch} bytes"),
+        );
+    }
+}
+
 /// The spring night (02:00-03:00 skipped) through rotation and gzip.
 #[test]
 fn the_spring_night_backfilled_is_at_the_engines_instants() {

@@ -1,9 +1,13 @@
-//! `[backfill] threads`: with more than one, a file is parsed on a thread of
-//! its own while the backfill commits; the table must be the same as with
-//! one (rows, ids, offsets, every column but `ingested_at`) on the sample
-//! family (rotated and gzipped), a day of the sample generator, every golden
-//! corpus case, and the one-path input (noise runs, quarantine, an oversize
-//! line), each with batches and commits small enough to cross often.
+//! `[backfill] threads`: with more than one, a plain file is parsed in
+//! stretches on that many threads (a gzip file on a thread of its own) while
+//! the backfill commits; the table must be the same as with one (rows, ids,
+//! offsets, the source state committed last, every column but
+//! `ingested_at`) on the sample family (rotated and gzipped), a day of the
+//! sample generator, every golden corpus case (the autumn fold among them)
+//! and the one-path input (noise runs, quarantine, an oversize line), each
+//! with stretches, batches and commits small enough to cross often: a
+//! stretch starts inside the repeated hour, and after nearly every breaker
+//! change.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,7 +28,7 @@ fn backfill(dir: &Path, config: &str, threads: usize) -> Table {
     let lake = dir.join(format!("lake-{threads}"));
     let text = format!(
         "[table]\nuri = \"{}/risk_events\"\n[flush]\nmax_events = 5\n\
-         [backfill]\ncommit_rows = 12\nthreads = {threads}\n{config}",
+         [backfill]\ncommit_rows = 12\nthreads = {threads}\nstretch_bytes = 700\n{config}",
         lake.display()
     );
     let path = dir.join(format!("threads-{threads}.toml"));
@@ -43,23 +47,25 @@ fn backfill(dir: &Path, config: &str, threads: usize) -> Table {
     (events, quarantine, offsets(&lake.join("risk_events")))
 }
 
-/// The highest `txn` version per app id in the table's JSON commits: every
-/// file's committed offset (and the lease ids, the same on every run).
+/// The `txn` version per app id as the table's last JSON commit to carry it
+/// left it: every file's committed offset and the source state (the lease
+/// ids, which differ from run to run, left out).
 fn offsets(table: &Path) -> BTreeMap<String, u64> {
+    let mut commits: Vec<_> = std::fs::read_dir(table.join("_delta_log"))
+        .expect("log")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    // Zero-padded version numbers: in name order is in version order.
+    commits.sort();
     let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(table.join("_delta_log")).expect("log") {
-        let p = e.expect("entry").path();
-        if p.extension().is_some_and(|x| x == "json") {
-            for line in std::fs::read_to_string(&p).expect("commit").lines() {
-                let v: serde_json::Value = serde_json::from_str(line).expect("action");
-                if let Some(t) = v.get("txn") {
-                    let id = t["appId"].as_str().expect("appId");
-                    if id.contains("lease") {
-                        continue;
-                    }
-                    let n = t["version"].as_u64().expect("version");
-                    let at = out.entry(id.to_owned()).or_insert(0);
-                    *at = n.max(*at);
+    for p in commits {
+        for line in std::fs::read_to_string(&p).expect("commit").lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("action");
+            if let Some(t) = v.get("txn") {
+                let id = t["appId"].as_str().expect("appId");
+                if !id.contains("lease") {
+                    out.insert(id.to_owned(), t["version"].as_u64().expect("version"));
                 }
             }
         }

@@ -256,6 +256,7 @@ fn archive_state(
     Ok(Some(crate::parse::SourceState {
         breaker,
         last_time: Some(placed),
+        ..Default::default()
     }))
 }
 

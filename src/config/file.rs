@@ -89,10 +89,18 @@ pub struct BackfillSection {
     /// encodes and commits what it parsed (default: every core; 1 does both
     /// on one, in turn). The daemon always uses one.
     pub threads: Option<usize>,
+    /// Bytes of a plain file each thread parses at a time when a backfill
+    /// reads one file on several threads (cut at line starts).
+    #[serde(default = "default_stretch_bytes")]
+    pub stretch_bytes: u64,
 }
 
 fn default_commit_rows() -> usize {
     1_000_000
+}
+
+fn default_stretch_bytes() -> u64 {
+    4 << 20
 }
 
 impl Default for BackfillSection {
@@ -100,6 +108,7 @@ impl Default for BackfillSection {
         BackfillSection {
             commit_rows: default_commit_rows(),
             threads: None,
+            stretch_bytes: default_stretch_bytes(),
         }
     }
 }

@@ -103,6 +103,8 @@ pub struct Config {
     pub backfill_commit_rows: usize,
     /// `[backfill] threads` (every core when not set).
     pub backfill_threads: usize,
+    /// `[backfill] stretch_bytes`.
+    pub backfill_stretch_bytes: u64,
     /// `[metrics] listen`: where `run` serves `/metrics`, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[audit] alerts_uri`: the engine's alerts table, if `report` may read it.
@@ -165,6 +167,7 @@ impl Config {
             backfill_threads: raw.backfill.threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             }),
+            backfill_stretch_bytes: raw.backfill.stretch_bytes,
             metrics_listen,
             alerts_uri: raw
                 .audit
@@ -294,6 +297,7 @@ impl<'a> Checker<'a> {
             ("backfill.commit_rows", raw.backfill.commit_rows as u64),
             ("flush.max_events", raw.flush.max_events as u64),
             ("backfill.threads", raw.backfill.threads.unwrap_or(1) as u64),
+            ("backfill.stretch_bytes", raw.backfill.stretch_bytes),
         ] {
             if n == 0 {
                 return Err(self.invalid(key, "must be at least 1".into()));

@@ -225,10 +225,13 @@ impl SourceParser {
         let Some(head) = self.envelope.parse_head(&text) else {
             return self.not_a_record(candidate, &line, raw, now);
         };
-        let utc =
-            head.time.as_ref().map_err(Clone::clone).and_then(|t| {
-                time::to_utc(*t, self.tz, state.last_time).map_err(|e| e.to_string())
-            });
+        let utc = head.time.as_ref().map_err(Clone::clone).and_then(|t| {
+            let stamp = time::stamp(*t, self.tz).map_err(|e| e.to_string())?;
+            if stamp.is_ambiguous() {
+                state.note_fold();
+            }
+            Ok(stamp.after(state.last_time))
+        });
         if let Ok(t) = utc {
             state.saw_time(t);
         }

@@ -8,6 +8,7 @@
 use chrono::Utc;
 use std::io;
 
+use super::chunks::Chunks;
 use super::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepper};
 use crate::parse::{SourceParser, SourceState};
 use crate::source::Content;
@@ -149,6 +150,9 @@ pub enum Batches {
         /// The thread, which gives the parsing back when it stops.
         thread: std::thread::JoinHandle<Reading>,
     },
+    /// One plain file parsed in stretches on several threads, joined in
+    /// file order ([`Chunks`]).
+    Chunked(Box<Chunks>),
 }
 
 impl Batches {
@@ -190,6 +194,7 @@ impl Batches {
                     None => Err(io::Error::other("the parsing thread stopped")),
                 }
             }
+            Batches::Chunked(chunks) => chunks.next(progress).await,
         }
     }
 
@@ -197,6 +202,7 @@ impl Batches {
     /// the state and tally where it stopped.
     pub fn finish(self) -> (SourceState, Tally) {
         let reading = match self {
+            Batches::Chunked(chunks) => return chunks.finish(),
             Batches::Here { reading, .. } => *reading,
             Batches::Ahead { rx, thread, .. } => {
                 drop(rx);

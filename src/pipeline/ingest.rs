@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use super::batches::{Batches, Reading};
+use super::chunks::{Chunks, Job};
 use super::step::{AtFragment, FileRef, Rows};
 use crate::config::{Config, SourceConfig};
 use crate::parse::{SourceParser, SourceState};
@@ -92,8 +93,12 @@ pub struct IngestContext<'a> {
     /// The parser's record heads (name files).
     pub heads: Heads,
     /// Threads: above one, lines are parsed on a thread of their own while
-    /// the caller's encodes and commits (a backfill; the daemon uses one).
+    /// the caller's encodes and commits (a backfill; the daemon uses one),
+    /// and a plain file of at least two stretches is parsed in stretches of
+    /// `stretch_bytes` on that many threads.
     pub threads: usize,
+    /// See `threads`.
+    pub stretch_bytes: u64,
 }
 
 impl<'a> IngestContext<'a> {
@@ -106,6 +111,7 @@ impl<'a> IngestContext<'a> {
             commit_rows: config.backfill_commit_rows,
             heads: parser.heads(),
             threads: 1,
+            stretch_bytes: config.backfill_stretch_bytes,
         }
     }
 
@@ -146,7 +152,7 @@ pub async fn ingest_file(
     let source::Opened {
         mut lines,
         len_hint,
-        ..
+        file: descriptor,
     } = opened;
     let id = lines.identity(found.live);
     let mut report = FileReport {
@@ -186,7 +192,7 @@ pub async fn ingest_file(
         ctx,
         sink,
         state,
-        lines.reader,
+        (lines.reader, descriptor),
         &mut file,
         &mut report.tally,
         progress,
@@ -263,7 +269,7 @@ async fn read_and_commit(
     ctx: &IngestContext<'_>,
     sink: &mut DeltaSink,
     state: &mut SourceState,
-    reader: source::reader::LineReader<source::Content>,
+    (reader, descriptor): (source::reader::LineReader<source::Content>, std::fs::File),
     file: &mut FileCommits<'_>,
     tally: &mut Tally,
     progress: &mut dyn FnMut(u64),
@@ -282,19 +288,60 @@ async fn read_and_commit(
     } else {
         AtFragment::Quarantine
     };
-    let reading = Reading::new(
-        ctx.parser.clone(),
-        reader,
-        file_ref,
-        at_fragment,
-        state.clone(),
-    );
-    let mut batches = Batches::start(reading, ctx.threads, ctx.max_events).map_err(read_err)?;
+    let cuts = stretches(ctx, &descriptor, reader.offset()).map_err(read_err)?;
+    let mut batches = match cuts {
+        Some(cuts) => {
+            let job = Job {
+                parser: ctx.parser.clone(),
+                file: std::sync::Arc::new(descriptor),
+                id: file.id,
+                path: file.path.to_owned(),
+                quarantined_to: file.committed.quarantine,
+                at_fragment,
+                max_line_bytes: reader.max_line_bytes(),
+                max_events: ctx.max_events,
+                cuts,
+                state: state.clone(),
+            };
+            Batches::Chunked(Box::new(Chunks::start(job, ctx.threads).map_err(read_err)?))
+        }
+        None => {
+            let reading = Reading::new(
+                ctx.parser.clone(),
+                reader,
+                file_ref,
+                at_fragment,
+                state.clone(),
+            );
+            Batches::start(reading, ctx.threads, ctx.max_events).map_err(read_err)?
+        }
+    };
     let reached = commit_batches(ctx, sink, &mut batches, file, progress).await;
     let (at, read) = batches.finish();
     *state = at;
     tally.add(&read);
     reached
+}
+
+/// Where the stretches of a file parsed on several threads start (from
+/// `at`, where reading starts), or `None` to read it on one: one thread, a
+/// gzip file (a stream cannot be cut), or less than two stretches to read.
+fn stretches(
+    ctx: &IngestContext<'_>,
+    f: &std::fs::File,
+    at: u64,
+) -> std::io::Result<Option<Vec<u64>>> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    if ctx.threads < 2 || len.saturating_sub(at) < 2 * ctx.stretch_bytes {
+        return Ok(None);
+    }
+    let mut magic = [0u8; 2];
+    if f.read_exact_at(&mut magic, 0).is_err() || source::is_gzip(&magic) {
+        return Ok(None);
+    }
+    let cuts = source::chunk::line_cuts(f, at, len, ctx.stretch_bytes)?;
+    Ok((cuts.len() > 1).then_some(cuts))
 }
 
 /// Stages or commits each batch as it comes; returns the offset reached.

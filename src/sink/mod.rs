@@ -185,6 +185,7 @@ impl DeltaSink {
                 breaker: txn::breaker_from_code(code as i64),
                 last_time: chrono::DateTime::from_timestamp_micros(micros as i64)
                     .filter(|_| micros > 0),
+                ..SourceState::default()
             }));
         }
         history::state_from_history(&mut self.events, source).await

@@ -4,6 +4,7 @@
 //! file is committed to ([`offsets`], kept by the sink). Nothing here parses
 //! or writes.
 
+pub mod chunk;
 pub mod discover;
 pub mod fingerprint;
 pub mod follow;
@@ -25,6 +26,11 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// A byte stream of a file's content, decompressed if it is gzip.
 pub type Content = Box<dyn Read + Send>;
+
+/// Whether a file starting with `head` is gzip.
+pub fn is_gzip(head: &[u8]) -> bool {
+    head.starts_with(&GZIP_MAGIC)
+}
 
 /// Opens a file's content: gzip is detected by its magic bytes, not its name
 /// (logrotate's `compress` and hand-made copies disagree on names), and read

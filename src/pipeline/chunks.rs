@@ -1,0 +1,361 @@
+//! One plain file parsed on several threads at once: cut into stretches at
+//! line starts ([`crate::source::chunk`]), each stretch after the first
+//! parsed ahead from an empty [`SourceState`], and the results joined in
+//! file order into the batches one thread would have made.
+//!
+//! Why the join can be exact: a line's outcome depends on the state before
+//! it in two ways only.
+//! - A breaker change without its old state in the message takes the state
+//!   last seen. Parsed ahead, only a stretch's *first* breaker change can
+//!   miss it (later ones see the change before them); the join fills it
+//!   from the true state, as the enrichment would have.
+//! - A time inside a repeated (autumn) hour is placed by the latest time
+//!   seen. Parsed ahead, the latest time is the stretch's own; the true one
+//!   is the later of that and the state before the stretch. A stretch whose
+//!   first such time was placed while the true latest time was later
+//!   (`SourceState::first_fold`) is read again on the joining thread, from
+//!   the batch where that happened, with the true state: a stretch that
+//!   starts inside an autumn hour, once a year at most.
+//!
+//! Everything else (ids, offsets, fields, quarantine) depends on the line
+//! alone, so the rows are the one-thread rows. Memory stays bounded: no more
+//! than `threads + 1` stretches are parsed and not yet handed on.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::batches::{Batch, Reading};
+use super::step::{AtFragment, FileRef};
+use crate::parse::{SourceParser, SourceState};
+use crate::source::chunk::Stretch;
+use crate::source::fingerprint::FileId;
+use crate::source::reader::LineReader;
+use crate::tally::Tally;
+
+/// A batch parsed ahead, with what its lines counted.
+struct Ahead {
+    batch: Batch,
+    tally: Tally,
+}
+
+/// What a parsing thread sends for a stretch.
+enum Sent {
+    Batch(Box<Ahead>),
+    Failed(io::Error),
+}
+
+/// What every stretch is read with.
+pub struct Job {
+    /// The source's parser.
+    pub parser: SourceParser,
+    /// The file (plain content), read positionally.
+    pub file: Arc<std::fs::File>,
+    /// Its identity.
+    pub id: FileId,
+    /// Its path as rows name it.
+    pub path: String,
+    /// Quarantine rows below this offset are in the table already.
+    pub quarantined_to: u64,
+    /// What a fragment at the end means.
+    pub at_fragment: AtFragment,
+    /// Oversize limit.
+    pub max_line_bytes: usize,
+    /// Rows per batch.
+    pub max_events: usize,
+    /// Where each stretch starts (the first at the reading's start); the
+    /// last runs to the file's end.
+    pub cuts: Vec<u64>,
+    /// The true state at the first stretch's start.
+    pub state: SourceState,
+}
+
+impl Job {
+    /// A parsing of stretch `i` from `at` (a line start inside it) with `state`.
+    fn reading(&self, i: usize, at: u64, state: SourceState) -> Reading {
+        let end = self.cuts.get(i + 1).copied();
+        let stretch = Stretch::new(self.file.clone(), at, end);
+        let reader = LineReader::new(
+            Box::new(stretch) as crate::source::Content,
+            at,
+            self.max_line_bytes,
+        );
+        let file = FileRef {
+            id: self.id,
+            path: &self.path,
+            quarantined_to: self.quarantined_to,
+        };
+        Reading::new(self.parser.clone(), reader, file, self.at_fragment, state)
+    }
+}
+
+/// What the parsing threads and the joining one share.
+struct Shared {
+    job: Job,
+    /// The next stretch to parse.
+    next: AtomicUsize,
+    /// Stretches that may still be taken before the joiner frees one.
+    free: Mutex<usize>,
+    freed: Condvar,
+    stop: AtomicBool,
+    /// Content bytes parsed, not yet reported.
+    consumed: AtomicU64,
+    /// Each stretch's sender, taken by the thread that parses it.
+    senders: Mutex<Vec<Option<tokio::sync::mpsc::UnboundedSender<Sent>>>>,
+}
+
+impl Shared {
+    /// The next stretch to parse, once fewer than the bound are pending;
+    /// `None` when all are taken or the joiner stopped.
+    fn claim(&self) -> Option<(usize, tokio::sync::mpsc::UnboundedSender<Sent>)> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 && !self.stop.load(Ordering::Relaxed) {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let tx = self
+            .senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(i)?
+            .take()?;
+        *free -= 1;
+        Some((i, tx))
+    }
+
+    /// Lets one more stretch be taken.
+    fn release(&self) {
+        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.freed.notify_one();
+    }
+
+    /// A parsing thread: stretch after stretch, each to its end.
+    fn work(&self) {
+        while let Some((i, tx)) = self.claim() {
+            let state = if i == 0 {
+                self.job.state.clone()
+            } else {
+                SourceState::default()
+            };
+            let mut reading = self.job.reading(i, self.job.cuts[i], state);
+            let mut tick = |n| {
+                self.consumed.fetch_add(n, Ordering::Relaxed);
+            };
+            while !self.stop.load(Ordering::Relaxed) {
+                let sent = match reading.next_batch(self.job.max_events, &mut tick) {
+                    Ok(batch) => {
+                        let tally = std::mem::take(&mut reading.tally);
+                        Sent::Batch(Box::new(Ahead { batch, tally }))
+                    }
+                    Err(e) => Sent::Failed(e),
+                };
+                let done = !matches!(&sent, Sent::Batch(a) if !a.batch.last);
+                if tx.send(sent).is_err() || done {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The joining side: hands out the batches in file order with the true
+/// state, as [`super::batches::Batches`] does.
+pub struct Chunks {
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    receivers: Vec<Option<tokio::sync::mpsc::UnboundedReceiver<Sent>>>,
+    /// The stretch being joined.
+    current: usize,
+    /// The true state at its start.
+    start: SourceState,
+    /// The true state after the last batch handed out, and its end.
+    at: SourceState,
+    resume_at: u64,
+    /// Whether the current stretch's first breaker change is still to come.
+    breaker_open: bool,
+    /// The current stretch read again on this thread (a repeated hour).
+    again: Option<Box<Reading>>,
+    tally: Tally,
+}
+
+impl Chunks {
+    /// Starts `threads` parsing threads on `job`'s stretches.
+    pub fn start(job: Job, threads: usize) -> io::Result<Chunks> {
+        let n = job.cuts.len();
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..n)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            })
+            .unzip();
+        let (start, resume_at) = (job.state.clone(), job.cuts[0]);
+        let shared = Arc::new(Shared {
+            job,
+            next: AtomicUsize::new(0),
+            free: Mutex::new(threads + 1),
+            freed: Condvar::new(),
+            stop: AtomicBool::new(false),
+            consumed: AtomicU64::new(0),
+            senders: Mutex::new(senders),
+        });
+        let mut chunks = Chunks {
+            shared: shared.clone(),
+            threads: Vec::new(),
+            receivers,
+            current: 0,
+            at: start.clone(),
+            start,
+            resume_at,
+            breaker_open: false,
+            again: None,
+            tally: Tally::default(),
+        };
+        for _ in 0..threads.max(1) {
+            let s = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("risktail-parse".into())
+                .spawn(move || s.work());
+            match spawned {
+                Ok(t) => chunks.threads.push(t),
+                Err(e) if chunks.threads.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(chunks)
+    }
+
+    /// The next batch in file order (after one with `last`, an error).
+    pub async fn next(&mut self, progress: &mut dyn FnMut(u64)) -> io::Result<Batch> {
+        loop {
+            if let Some(again) = self.again.as_mut() {
+                let batch = again.next_batch(self.shared.job.max_events, progress)?;
+                self.tally.add(&std::mem::take(&mut again.tally));
+                if batch.last {
+                    self.again = None;
+                }
+                if let Some(b) = self.hand_on(batch) {
+                    return Ok(b);
+                }
+                continue;
+            }
+            let i = self.current;
+            let rx = self
+                .receivers
+                .get_mut(i)
+                .and_then(Option::as_mut)
+                .ok_or_else(|| io::Error::other("read past the file's last stretch"))?;
+            let got = rx.recv().await;
+            progress(self.shared.consumed.swap(0, Ordering::Relaxed));
+            let ahead = match got {
+                Some(Sent::Batch(a)) => *a,
+                Some(Sent::Failed(e)) => return Err(e),
+                None => return Err(io::Error::other("a parsing thread stopped")),
+            };
+            if i > 0 && !fold_agrees(self.start.last_time, ahead.batch.state.first_fold) {
+                // Its thread finds its sender closed and moves on.
+                self.receivers[i] = None;
+                let reading = self.shared.job.reading(i, self.resume_at, self.at.clone());
+                self.again = Some(Box::new(reading));
+                continue;
+            }
+            self.tally.add(&ahead.tally);
+            let batch = self.join(ahead.batch);
+            if let Some(b) = self.hand_on(batch) {
+                return Ok(b);
+            }
+        }
+    }
+
+    /// A batch parsed ahead from an empty state, made what it would have
+    /// been with the true one (see the module's comment).
+    fn join(&mut self, mut b: Batch) -> Batch {
+        if self.current == 0 {
+            return b;
+        }
+        if self.breaker_open
+            && let Some(e) = b
+                .rows
+                .events
+                .iter_mut()
+                .find(|e| &*e.component == "circuit_breaker" && e.new_state.is_some())
+        {
+            if e.old_state.is_none() {
+                e.old_state = self.start.breaker.clone();
+            }
+            self.breaker_open = false;
+        }
+        let ahead = &b.state;
+        b.state = SourceState {
+            breaker: ahead.breaker.clone().or_else(|| self.start.breaker.clone()),
+            last_time: ahead.last_time.max(self.start.last_time),
+            first_fold: None,
+        };
+        b
+    }
+
+    /// Records a joined batch; at a stretch's end moves to the next one.
+    /// Returns it unless it holds nothing worth a step of its own (an empty
+    /// batch ending a stretch that is not the last).
+    fn hand_on(&mut self, mut b: Batch) -> Option<Batch> {
+        self.resume_at = b.end;
+        self.at = b.state.clone();
+        if b.last {
+            self.receivers[self.current] = None;
+            self.current += 1;
+            self.shared.release();
+            self.start = self.at.clone();
+            self.breaker_open = true;
+            if self.current < self.receivers.len() {
+                b.last = false;
+            }
+        }
+        if !b.last && b.rows.is_empty() {
+            return None;
+        }
+        Some(b)
+    }
+
+    /// Stops the threads and gives back the state and tally reached.
+    pub fn finish(mut self) -> (SourceState, Tally) {
+        self.stop();
+        for t in std::mem::take(&mut self.threads) {
+            // A panic while parsing is a bug: carry it to this thread.
+            if let Err(p) = t.join() {
+                std::panic::resume_unwind(p);
+            }
+        }
+        (
+            std::mem::take(&mut self.at),
+            std::mem::take(&mut self.tally),
+        )
+    }
+
+    fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.receivers.clear();
+        let _guard = self.shared.free.lock().unwrap_or_else(|p| p.into_inner());
+        self.shared.freed.notify_all();
+    }
+}
+
+impl Drop for Chunks {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether a stretch parsed ahead placed its times as the true state would
+/// have: it placed none by the latest time (`None`), or the true latest time
+/// at the stretch's start (`before`) was not after the one it used.
+fn fold_agrees(
+    before: Option<chrono::DateTime<chrono::Utc>>,
+    first_fold: Option<Option<chrono::DateTime<chrono::Utc>>>,
+) -> bool {
+    match first_fold {
+        None => true,
+        Some(used) => before <= used,
+    }
+}
