@@ -19,7 +19,8 @@
 //!
 //! Everything else (ids, offsets, fields, quarantine) depends on the line
 //! alone, so the rows are the one-thread rows. Memory stays bounded: no more
-//! than `threads + 1` stretches are parsed and not yet handed on.
+//! than `threads + 1` stretches are parsed and not yet handed on, and the
+//! stretches after the joiner's hold at most `2 × max_events` rows.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -89,14 +90,29 @@ impl Job {
     }
 }
 
+/// How far the parsing threads may run ahead of the joiner.
+#[derive(Default)]
+struct Gate {
+    /// Stretches that may still be taken before the joiner finishes one.
+    free: usize,
+    /// Rows parsed and sent, not yet taken by the joiner (below zero for
+    /// a moment when the joiner takes a batch before its sender counts it).
+    rows_ahead: isize,
+    /// The stretch the joiner is on (its thread never waits for rows).
+    current: usize,
+}
+
 /// What the parsing threads and the joining one share.
 struct Shared {
     job: Job,
     /// The next stretch to parse.
     next: AtomicUsize,
-    /// Stretches that may still be taken before the joiner frees one.
-    free: Mutex<usize>,
-    freed: Condvar,
+    gate: Mutex<Gate>,
+    opened: Condvar,
+    /// Rows a stretch after the joiner's may hold parsed ahead: bounds the
+    /// memory of a file dense with events, where the commits are slower
+    /// than the parsing.
+    max_ahead: isize,
     stop: AtomicBool,
     /// Content bytes parsed, not yet reported.
     consumed: AtomicU64,
@@ -105,14 +121,34 @@ struct Shared {
 }
 
 impl Shared {
+    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until `open` holds of the gate or the joiner stopped; then
+    /// applies `take` to it. Returns false when stopped.
+    fn wait_for(&self, open: impl Fn(&Gate) -> bool, take: impl FnOnce(&mut Gate)) -> bool {
+        let mut gate = self.gate();
+        while !open(&gate) && !self.stop.load(Ordering::Relaxed) {
+            gate = self.opened.wait(gate).unwrap_or_else(|p| p.into_inner());
+        }
+        if self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        take(&mut gate);
+        true
+    }
+
+    /// Changes the gate on the joiner's side and wakes the waiting threads.
+    fn open(&self, change: impl FnOnce(&mut Gate)) {
+        change(&mut self.gate());
+        self.opened.notify_all();
+    }
+
     /// The next stretch to parse, once fewer than the bound are pending;
     /// `None` when all are taken or the joiner stopped.
     fn claim(&self) -> Option<(usize, tokio::sync::mpsc::UnboundedSender<Sent>)> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 && !self.stop.load(Ordering::Relaxed) {
-            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
-        }
-        if self.stop.load(Ordering::Relaxed) {
+        if !self.wait_for(|g| g.free > 0, |g| g.free -= 1) {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
@@ -120,16 +156,12 @@ impl Shared {
             .senders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_mut(i)?
-            .take()?;
-        *free -= 1;
-        Some((i, tx))
-    }
-
-    /// Lets one more stretch be taken.
-    fn release(&self) {
-        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.freed.notify_one();
+            .get_mut(i)
+            .and_then(Option::take);
+        if tx.is_none() {
+            self.open(|g| g.free += 1);
+        }
+        Some((i, tx?))
     }
 
     /// A parsing thread: stretch after stretch, each to its end.
@@ -144,7 +176,8 @@ impl Shared {
             let mut tick = |n| {
                 self.consumed.fetch_add(n, Ordering::Relaxed);
             };
-            while !self.stop.load(Ordering::Relaxed) {
+            let room = |g: &Gate| g.current >= i || g.rows_ahead < self.max_ahead;
+            while self.wait_for(room, |_| {}) {
                 let sent = match reading.next_batch(self.job.max_events, &mut tick) {
                     Ok(batch) => {
                         let tally = std::mem::take(&mut reading.tally);
@@ -152,8 +185,15 @@ impl Shared {
                     }
                     Err(e) => Sent::Failed(e),
                 };
-                let done = !matches!(&sent, Sent::Batch(a) if !a.batch.last);
-                if tx.send(sent).is_err() || done {
+                let (rows, done) = match &sent {
+                    Sent::Batch(a) => (rows_of(&a.batch), a.batch.last),
+                    Sent::Failed(_) => (0, true),
+                };
+                if tx.send(sent).is_err() {
+                    break;
+                }
+                self.gate().rows_ahead += rows;
+                if done {
                     break;
                 }
             }
@@ -184,7 +224,7 @@ pub struct Chunks {
 impl Chunks {
     /// Starts `threads` parsing threads on `job`'s stretches.
     pub fn start(job: Job, threads: usize) -> io::Result<Chunks> {
-        let n = job.cuts.len();
+        let (n, job_max_events) = (job.cuts.len(), job.max_events);
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..n)
             .map(|_| {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -195,8 +235,12 @@ impl Chunks {
         let shared = Arc::new(Shared {
             job,
             next: AtomicUsize::new(0),
-            free: Mutex::new(threads + 1),
-            freed: Condvar::new(),
+            gate: Mutex::new(Gate {
+                free: threads + 1,
+                ..Gate::default()
+            }),
+            opened: Condvar::new(),
+            max_ahead: isize::try_from(2 * job_max_events).unwrap_or(isize::MAX),
             stop: AtomicBool::new(false),
             consumed: AtomicU64::new(0),
             senders: Mutex::new(senders),
@@ -250,13 +294,16 @@ impl Chunks {
             let got = rx.recv().await;
             progress(self.shared.consumed.swap(0, Ordering::Relaxed));
             let ahead = match got {
-                Some(Sent::Batch(a)) => *a,
+                Some(Sent::Batch(a)) => {
+                    self.shared.open(|g| g.rows_ahead -= rows_of(&a.batch));
+                    *a
+                }
                 Some(Sent::Failed(e)) => return Err(e),
                 None => return Err(io::Error::other("a parsing thread stopped")),
             };
             if i > 0 && !fold_agrees(self.start.last_time, ahead.batch.state.first_fold) {
                 // Its thread finds its sender closed and moves on.
-                self.receivers[i] = None;
+                self.abandon(i);
                 let reading = self.shared.job.reading(i, self.resume_at, self.at.clone());
                 self.again = Some(Box::new(reading));
                 continue;
@@ -305,7 +352,11 @@ impl Chunks {
         if b.last {
             self.receivers[self.current] = None;
             self.current += 1;
-            self.shared.release();
+            let current = self.current;
+            self.shared.open(|g| {
+                g.free += 1;
+                g.current = current;
+            });
             self.start = self.at.clone();
             self.breaker_open = true;
             if self.current < self.receivers.len() {
@@ -316,6 +367,20 @@ impl Chunks {
             return None;
         }
         Some(b)
+    }
+
+    /// Drops what stretch `i`'s thread parsed ahead (it is read again here).
+    fn abandon(&mut self, i: usize) {
+        if let Some(mut rx) = self.receivers[i].take() {
+            rx.close();
+            let mut rows = 0;
+            while let Ok(sent) = rx.try_recv() {
+                if let Sent::Batch(a) = sent {
+                    rows += rows_of(&a.batch);
+                }
+            }
+            self.shared.open(|g| g.rows_ahead -= rows);
+        }
     }
 
     /// Stops the threads and gives back the state and tally reached.
@@ -336,8 +401,7 @@ impl Chunks {
     fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         self.receivers.clear();
-        let _guard = self.shared.free.lock().unwrap_or_else(|p| p.into_inner());
-        self.shared.freed.notify_all();
+        self.shared.open(|_| {});
     }
 }
 
@@ -345,6 +409,10 @@ impl Drop for Chunks {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn rows_of(b: &Batch) -> isize {
+    isize::try_from(b.rows.len()).unwrap_or(isize::MAX)
 }
 
 /// Whether a stretch parsed ahead placed its times as the true state would

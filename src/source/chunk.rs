@@ -149,7 +149,7 @@ mod tests {
         data.extend(vec![b'y'; 300_000]);
         data.extend_from_slice(b"\nafter\n");
         let f = file_of(&data);
-        let cuts = line_cuts(&f, 0, data.len() as u64, 10).expect("cuts");
+        let cuts = line_cuts(&f, 0, data.len() as u64, 3).expect("cuts");
         assert_eq!(cuts, vec![0, 6, 300_007]);
     }
 
