@@ -19,8 +19,9 @@
 //!
 //! Everything else (ids, offsets, fields, quarantine) depends on the line
 //! alone, so the rows are the one-thread rows. Memory stays bounded: no more
-//! than `threads + 1` stretches are parsed and not yet handed on, and the
-//! stretches after the joiner's hold at most `2 × max_events` rows.
+//! than `threads + 1` stretches are parsed and not yet handed on, and they
+//! hold at most about `2 × max_events` rows: `max_events` in the joiner's
+//! stretch and as many in the later ones together.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -95,11 +96,35 @@ impl Job {
 struct Gate {
     /// Stretches that may still be taken before the joiner finishes one.
     free: usize,
-    /// Rows parsed and sent, not yet taken by the joiner (below zero for
-    /// a moment when the joiner takes a batch before its sender counts it).
-    rows_ahead: isize,
-    /// The stretch the joiner is on (its thread never waits for rows).
+    /// Rows parsed and sent, not yet taken by the joiner, in all and per
+    /// stretch (below zero for a moment when the joiner takes a batch
+    /// before its sender counts it).
+    queued: isize,
+    queued_by: Vec<isize>,
+    /// The stretch the joiner is on.
     current: usize,
+}
+
+impl Gate {
+    /// Whether stretch `i`'s thread may parse another batch: the joiner's
+    /// stretch while its own rows queued are under `max`, a later one while
+    /// the rows queued in all later ones are.
+    fn room(&self, i: usize, max: isize) -> bool {
+        let of = |j: usize| self.queued_by.get(j).copied().unwrap_or(0);
+        match i.cmp(&self.current) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Equal => of(i) < max,
+            std::cmp::Ordering::Greater => self.queued - of(self.current) < max,
+        }
+    }
+
+    /// Counts `rows` sent (or, negative, taken) of stretch `i`.
+    fn count(&mut self, i: usize, rows: isize) {
+        self.queued += rows;
+        if let Some(q) = self.queued_by.get_mut(i) {
+            *q += rows;
+        }
+    }
 }
 
 /// What the parsing threads and the joining one share.
@@ -109,9 +134,9 @@ struct Shared {
     next: AtomicUsize,
     gate: Mutex<Gate>,
     opened: Condvar,
-    /// Rows a stretch after the joiner's may hold parsed ahead: bounds the
-    /// memory of a file dense with events, where the commits are slower
-    /// than the parsing.
+    /// Rows the joiner's stretch, and the later ones together, may hold
+    /// parsed and not yet taken: bounds the memory of a file dense with
+    /// events, where the commits are slower than the parsing.
     max_ahead: isize,
     stop: AtomicBool,
     /// Content bytes parsed, not yet reported.
@@ -176,7 +201,7 @@ impl Shared {
             let mut tick = |n| {
                 self.consumed.fetch_add(n, Ordering::Relaxed);
             };
-            let room = |g: &Gate| g.current >= i || g.rows_ahead < self.max_ahead;
+            let room = |g: &Gate| g.room(i, self.max_ahead);
             while self.wait_for(room, |_| {}) {
                 let sent = match reading.next_batch(self.job.max_events, &mut tick) {
                     Ok(batch) => {
@@ -192,7 +217,7 @@ impl Shared {
                 if tx.send(sent).is_err() {
                     break;
                 }
-                self.gate().rows_ahead += rows;
+                self.gate().count(i, rows);
                 if done {
                     break;
                 }
@@ -237,10 +262,11 @@ impl Chunks {
             next: AtomicUsize::new(0),
             gate: Mutex::new(Gate {
                 free: threads + 1,
+                queued_by: vec![0; n],
                 ..Gate::default()
             }),
             opened: Condvar::new(),
-            max_ahead: isize::try_from(2 * job_max_events).unwrap_or(isize::MAX),
+            max_ahead: isize::try_from(job_max_events).unwrap_or(isize::MAX),
             stop: AtomicBool::new(false),
             consumed: AtomicU64::new(0),
             senders: Mutex::new(senders),
@@ -295,7 +321,7 @@ impl Chunks {
             progress(self.shared.consumed.swap(0, Ordering::Relaxed));
             let ahead = match got {
                 Some(Sent::Batch(a)) => {
-                    self.shared.open(|g| g.rows_ahead -= rows_of(&a.batch));
+                    self.shared.open(|g| g.count(i, -rows_of(&a.batch)));
                     *a
                 }
                 Some(Sent::Failed(e)) => return Err(e),
@@ -379,7 +405,7 @@ impl Chunks {
                     rows += rows_of(&a.batch);
                 }
             }
-            self.shared.open(|g| g.rows_ahead -= rows);
+            self.shared.open(|g| g.count(i, -rows));
         }
     }
 
