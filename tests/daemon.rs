@@ -1275,3 +1275,33 @@ fn two_daemons_creating_one_table_twenty_times() {
 fn four_daemons_creating_one_table_twenty_times() {
     daemons_creating_one_table(4, 20);
 }
+
+/// A SIGTERM while the store cannot be reached at the start (nothing
+/// listens at its address) ends the start cleanly: exit 0, promptly, and
+/// no table anywhere. Before the signal handlers came first, the default
+/// action ended the process (no exit code at all).
+#[test]
+fn a_sigterm_while_the_store_is_unreachable_at_the_start_exits_cleanly() {
+    let (_tmp, dir) = setup("");
+    // A port nothing listens on: taken, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    std::fs::write(
+        dir.join("risktail.toml"),
+        format!(
+            "[table]\nuri = \"s3://lake/risk_events\"\n[table.storage]\n\
+             aws_endpoint_url = \"http://127.0.0.1:{port}\"\naws_access_key_id = \"test\"\n\
+             aws_secret_access_key = \"test\"\naws_region = \"us-east-1\"\naws_allow_http = \"true\"\n\
+             [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n"
+        ),
+    )
+    .expect("config");
+    let d = Daemon::start_until(&dir, |l| l.contains("cannot open the table yet"));
+    let (code, took) = d.term();
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    assert_eq!(code, Some(0), "exit after SIGTERM: {log}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {log}");
+    assert!(log.contains("stopped before the table was opened"), "{log}");
+}

@@ -67,7 +67,7 @@ struct Daemon {
 pub const STOP_WITHIN: Duration = Duration::from_secs(7);
 
 /// `work`, or `None` as soon as `stopping` is set (checked every 50 ms).
-async fn unless_stopped<T>(
+pub async fn unless_stopped<T>(
     stopping: &std::sync::atomic::AtomicBool,
     work: impl std::future::Future<Output = T>,
 ) -> Option<T> {
@@ -88,8 +88,15 @@ async fn unless_stopped<T>(
 /// `holder` holds the sources' files open from the moment they appear (see
 /// `source::hold`); it is started before the table is opened, so a file
 /// deleted while the table opens, or while a commit waits, is still read.
-pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime, holder: Arc<Holder>) -> Result<()> {
-    let wakes = Wakes::start(config.sources.iter().flat_map(|s| &s.paths))?;
+///
+/// `wakes` holds the signal handlers, installed before the table was opened
+/// so that a SIGTERM during the start ends it cleanly.
+pub fn run(
+    config: Config,
+    mut sink: DeltaSink,
+    rt: Runtime,
+    (holder, wakes): (Arc<Holder>, Wakes),
+) -> Result<()> {
     let metrics = match config.metrics_listen {
         Some(addr) => {
             let m = Metrics::new();
@@ -121,7 +128,12 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime, holder: Arc<Holder>
         upkeep,
         holder,
     };
-    d.recover()?;
+    if !d.recover()? {
+        tracing::info!(
+            "stopped during the start: what was not committed is read at the next start"
+        );
+        return Ok(());
+    }
     sd_notify::notify("READY=1\nSTATUS=following log files");
     tracing::info!(table = %d.config.table_uri, sources = d.sources.len(), "ready");
     loop {
@@ -143,13 +155,19 @@ pub fn run(config: Config, mut sink: DeltaSink, rt: Runtime, holder: Arc<Holder>
 
 impl Daemon {
     /// Each source from its committed state: rotated files the table has not
-    /// finished first, then a first look at the live files.
-    fn recover(&mut self) -> Result<()> {
+    /// finished first, then a first look at the live files. Returns false
+    /// when SIGTERM came while the store could not be reached.
+    fn recover(&mut self) -> Result<bool> {
+        let stopping = self.wakes.stopping();
         for source in &self.config.sources {
             let parser = self.config.parser(source);
             let (rt, sink) = (&self.rt, &mut self.sink);
-            let committed_state =
-                crate::sink::until_reachable(|| rt.block_on(sink.source_state(&source.name)))?;
+            let Some(committed_state) = crate::sink::until_reachable(&stopping, || {
+                rt.block_on(unless_stopped(&stopping, sink.source_state(&source.name)))
+            })?
+            else {
+                return Ok(false);
+            };
             let first_start = committed_state.is_none();
             let mut state = committed_state.unwrap_or_default();
             let ctx = IngestContext::new(&parser, source, &self.config);
@@ -171,9 +189,14 @@ impl Daemon {
         }
         for s in &mut self.sources {
             let (rt, sink, policy) = (&self.rt, &self.sink, &self.policy);
-            crate::sink::until_reachable(|| rt.block_on(s.poll(sink, policy, true)))?;
+            let polled = crate::sink::until_reachable(&stopping, || {
+                rt.block_on(unless_stopped(&stopping, s.poll(sink, policy, true)))
+            })?;
+            if polled.is_none() {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// When the oldest pending row of any source must be committed.

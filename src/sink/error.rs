@@ -105,19 +105,33 @@ pub enum SinkError {
 /// store outage, a network not up yet) waits for it, logging each try, rather
 /// than exiting; READY=1 is sent only once it has the table. A table with
 /// another schema, or a source another process holds, ends the start.
+///
+/// SIGTERM ends the wait: `Ok(None)` as soon as `stopping` is set, between
+/// tries or during one (an attempt gives `None` when it gave way to it).
+/// Nothing is lost by stopping here: what was not committed is still in the
+/// files, behind the committed offsets.
 pub fn until_reachable<T>(
-    mut attempt: impl FnMut() -> Result<T, SinkError>,
-) -> Result<T, SinkError> {
+    stopping: &std::sync::atomic::AtomicBool,
+    mut attempt: impl FnMut() -> Option<Result<T, SinkError>>,
+) -> Result<Option<T>, SinkError> {
+    let stopped = || stopping.load(std::sync::atomic::Ordering::Acquire);
     let mut wait = std::time::Duration::from_millis(500);
     loop {
+        if stopped() {
+            return Ok(None);
+        }
         match attempt() {
-            Ok(v) => return Ok(v),
-            Err(e @ (SinkError::Delta { .. } | SinkError::Io { .. })) => {
+            None => return Ok(None),
+            Some(Ok(v)) => return Ok(Some(v)),
+            Some(Err(e @ (SinkError::Delta { .. } | SinkError::Io { .. }))) => {
                 tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot open the table yet; retrying");
-                std::thread::sleep(wait);
+                let until = std::time::Instant::now() + wait;
+                while !stopped() && std::time::Instant::now() < until {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
                 wait = (wait * 2).min(std::time::Duration::from_secs(30));
             }
-            Err(e) => return Err(e),
+            Some(Err(e)) => return Err(e),
         }
     }
 }
