@@ -225,13 +225,11 @@ impl SourceParser {
         let Some(head) = self.envelope.parse_head(&text) else {
             return self.not_a_record(candidate, &line, raw, now);
         };
-        let utc = head.time.as_ref().map_err(Clone::clone).and_then(|t| {
-            let stamp = time::stamp(*t, self.tz).map_err(|e| e.to_string())?;
-            if stamp.is_ambiguous() {
-                state.note_fold();
-            }
-            Ok(stamp.after(state.last_time))
-        });
+        let utc = head
+            .time
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|t| self.place(state, *t));
         if let Ok(t) = utc {
             state.saw_time(t);
         }
@@ -291,6 +289,17 @@ impl SourceParser {
             fields,
         );
         Outcome::Event(Box::new(event))
+    }
+
+    /// A line's time as an instant: inside a repeated hour, the pass the
+    /// latest time seen puts it in (noted in the state, see
+    /// `SourceState::first_fold`).
+    fn place(&self, state: &mut SourceState, t: time::LocalTime) -> Result<DateTime<Utc>, String> {
+        let stamp = time::stamp(t, self.tz).map_err(|e| e.to_string())?;
+        if stamp.is_ambiguous() {
+            state.note_fold();
+        }
+        Ok(stamp.after(state.last_time))
     }
 
     /// A line that does not start like a record. Only keyword lines count
