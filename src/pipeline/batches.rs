@@ -1,126 +1,20 @@
-//! A file's lines parsed into batches of rows for the sink: on the caller's
-//! thread, or on a thread of its own that parses the next batch while the
-//! caller encodes and commits the one before (a backfill's second core).
-//! Either way one [`Stepper`] takes the same steps over one reader in the
-//! same order, so the rows, their ids and offsets, and the source state each
-//! batch ends with are the same; only where the parsing runs differs.
+//! Where a file's batches of rows ([`Reading`]) are made: on the caller's
+//! thread, on a thread of its own that parses the next batch while the
+//! caller encodes and commits the one before (a backfill's second core), or
+//! in stretches on several threads ([`Chunks`]). The first two take the same
+//! steps over one reader in the same order; the third joins its stretches
+//! into the same rows, ids, offsets and source states (see its module).
 
-use chrono::Utc;
 use std::io;
 
 use super::chunks::Chunks;
-use super::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepper};
-use crate::parse::{SourceParser, SourceState};
-use crate::source::Content;
-use crate::source::fingerprint::FileId;
-use crate::source::reader::LineReader;
+pub use super::reading::{Batch, Reading};
+use crate::parse::SourceState;
 use crate::tally::Tally;
 
 /// Batches the parsing thread may hold ready ahead of the committer: bounds
 /// the rows in memory to a few `max_events`.
 const AHEAD: usize = 4;
-
-/// Content bytes between two progress reports.
-const PROGRESS_STEP: u64 = 1 << 20;
-
-/// A stretch of the file parsed: `max_events` rows or more, or the rest.
-#[derive(Debug)]
-pub struct Batch {
-    /// The rows, in file order.
-    pub rows: Rows,
-    /// The offset the stretch ends at (what a commit of it records).
-    pub end: u64,
-    /// The source state after its last line (what a commit of it carries).
-    pub state: SourceState,
-    /// Whether the data ends here.
-    pub last: bool,
-}
-
-/// One file's parsing: the reader, the state it enriches lines with, and
-/// what it counted.
-pub struct Reading {
-    parser: SourceParser,
-    reader: LineReader<Content>,
-    id: FileId,
-    path: String,
-    quarantined_to: u64,
-    at_fragment: AtFragment,
-    skip: NoiseSkip,
-    reported: u64,
-    /// The source state at the reader's position.
-    pub state: SourceState,
-    /// What the lines read so far were.
-    pub tally: Tally,
-}
-
-impl Reading {
-    /// Parsing of `reader` (positioned where reading starts) for `file`,
-    /// starting from `state`.
-    pub fn new(
-        parser: SourceParser,
-        reader: LineReader<Content>,
-        file: FileRef<'_>,
-        at_fragment: AtFragment,
-        state: SourceState,
-    ) -> Reading {
-        Reading {
-            parser,
-            reported: reader.offset(),
-            reader,
-            id: file.id,
-            path: file.path.to_owned(),
-            quarantined_to: file.quarantined_to,
-            at_fragment,
-            skip: NoiseSkip::default(),
-            state,
-            tally: Tally::default(),
-        }
-    }
-
-    /// Parses up to `max_events` rows or the end of the data, telling
-    /// `progress` of the content bytes consumed about every MiB.
-    pub fn next_batch(
-        &mut self,
-        max_events: usize,
-        progress: &mut dyn FnMut(u64),
-    ) -> io::Result<Batch> {
-        let stepper = Stepper {
-            parser: &self.parser,
-            now: Utc::now(),
-            at_fragment: self.at_fragment,
-        };
-        let file = FileRef {
-            id: self.id,
-            path: &self.path,
-            quarantined_to: self.quarantined_to,
-        };
-        let mut rows = Rows::default();
-        loop {
-            let stepped = stepper.step(
-                &mut self.reader,
-                file,
-                &mut self.state,
-                &mut self.skip,
-                &mut self.tally,
-                &mut rows,
-            )?;
-            let end = self.reader.offset();
-            let last = stepped == Stepped::End;
-            if last || end - self.reported >= PROGRESS_STEP {
-                progress(end - self.reported);
-                self.reported = end;
-            }
-            if last || rows.len() >= max_events {
-                return Ok(Batch {
-                    rows,
-                    end,
-                    state: self.state.clone(),
-                    last,
-                });
-            }
-        }
-    }
-}
 
 /// What the parsing thread sends. Progress does not go through the channel
 /// (a message per MiB would fill it and stall the parsing while a commit

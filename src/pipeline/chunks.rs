@@ -27,7 +27,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::batches::{Batch, Reading};
+use super::reading::{Batch, Reading};
 use super::step::{AtFragment, FileRef};
 use crate::parse::{SourceParser, SourceState};
 use crate::source::chunk::Stretch;

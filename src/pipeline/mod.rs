@@ -3,7 +3,8 @@
 //!
 //! - [`step`]: the one per-item step (noise in bulk, line, oversize line,
 //!   fragment) that `parse`, `backfill` and the daemon all take.
-//! - [`batches`]: a file parsed into batches of rows, on a thread of its own
+//! - [`reading`]: a file's lines parsed into batches of rows by one stepper.
+//! - [`batches`]: those batches made on a thread of its own
 //!   while the caller commits (a backfill's second core) or on the caller's.
 //! - [`chunks`]: one plain file parsed in stretches on every core, joined in
 //!   file order into the batches one thread makes.
@@ -16,4 +17,5 @@ pub mod chunks;
 pub mod ingest;
 pub mod live;
 pub mod pending;
+pub mod reading;
 pub mod step;
