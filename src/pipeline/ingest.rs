@@ -306,6 +306,16 @@ async fn read_and_commit(
             Batches::Chunked(Box::new(Chunks::start(job, ctx.threads).map_err(read_err)?))
         }
         None => {
+            let reader = if ctx.threads > 1 && is_gzip(&descriptor) {
+                reader
+                    .try_map_inner(|inner| {
+                        source::ahead::ReadAhead::start(inner)
+                            .map(|r| Box::new(r) as source::Content)
+                    })
+                    .map_err(read_err)?
+            } else {
+                reader
+            };
             let reading = Reading::new(
                 ctx.parser.clone(),
                 reader,
@@ -331,17 +341,22 @@ fn stretches(
     f: &std::fs::File,
     at: u64,
 ) -> std::io::Result<Option<Vec<u64>>> {
-    use std::os::unix::fs::FileExt;
     let len = f.metadata()?.len();
     if ctx.threads < 2 || len.saturating_sub(at) < 2 * ctx.stretch_bytes {
         return Ok(None);
     }
-    let mut magic = [0u8; 2];
-    if f.read_exact_at(&mut magic, 0).is_err() || source::is_gzip(&magic) {
+    if is_gzip(f) {
         return Ok(None);
     }
     let cuts = source::chunk::line_cuts(f, at, len, ctx.stretch_bytes)?;
     Ok((cuts.len() > 1).then_some(cuts))
+}
+
+/// Whether `f` is a gzip file (one that cannot be read at all is not).
+fn is_gzip(f: &std::fs::File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut magic = [0u8; 2];
+    f.read_exact_at(&mut magic, 0).is_ok() && source::is_gzip(&magic)
 }
 
 /// Stages or commits each batch as it comes; returns the offset reached.

@@ -4,6 +4,7 @@
 //! file is committed to ([`offsets`], kept by the sink). Nothing here parses
 //! or writes.
 
+pub mod ahead;
 pub mod chunk;
 pub mod discover;
 pub mod fingerprint;

@@ -103,6 +103,21 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// The same reader over `f(inner)`, which must go on where `inner` is
+    /// (what is buffered stays, and is read first): reading the stream on
+    /// a thread of its own ([`super::ahead`]).
+    pub fn try_map_inner<S>(self, f: impl FnOnce(R) -> io::Result<S>) -> io::Result<LineReader<S>> {
+        Ok(LineReader {
+            inner: f(self.inner)?,
+            buf: self.buf,
+            pos: self.pos,
+            end: self.end,
+            offset: self.offset,
+            max_line: self.max_line,
+            skipping: self.skipping,
+        })
+    }
+
     /// The longest line it hands out whole.
     pub fn max_line_bytes(&self) -> usize {
         self.max_line
