@@ -141,6 +141,11 @@ pub struct PythonEnvelope {
     default_layout: bool,
 }
 
+/// The default layout's separator, searched for once per field of every
+/// keyword line: built once (`memmem::find` builds its searcher per call).
+static SEPARATOR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b" - "));
+
 /// `asctime - name - levelname - message` split as the compiled regex
 /// `^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) - (.+?) - (\S+) - (.*)$`
 /// splits it: the shortest name after which a run of non-space characters and
@@ -153,10 +158,7 @@ fn split_default(line: &str) -> Option<(&str, &str, &str, &str)> {
     }
     let rest = line.get(26..)?;
     let mut from = 1; // the name has at least one character
-    while let Some(i) = rest
-        .get(from..)
-        .and_then(|r| memchr::memmem::find(r.as_bytes(), b" - "))
-    {
+    while let Some(i) = rest.get(from..).and_then(|r| SEPARATOR.find(r.as_bytes())) {
         let name_end = from + i;
         let after = &rest[name_end + 3..];
         let level_end = after.find(char::is_whitespace).unwrap_or(after.len());
