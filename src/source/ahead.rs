@@ -132,16 +132,24 @@ mod tests {
         (0..1_000_003u32).map(|i| (i % 251) as u8).collect()
     }
 
-    #[test]
-    fn the_bytes_come_through_whole_and_in_order() {
+    /// [`data`] read ahead to its end (failing there when `fail`): the
+    /// reader, the bytes it gave and how the reading ended.
+    fn read_through(fail: bool) -> (ReadAhead, Vec<u8>, io::Result<usize>) {
         let inner = Flaky {
             data: data(),
             at: 0,
-            fail: false,
+            fail,
         };
         let mut r = ReadAhead::start(Box::new(inner)).expect("start");
         let mut out = Vec::new();
-        r.read_to_end(&mut out).expect("read");
+        let ended = r.read_to_end(&mut out);
+        (r, out, ended)
+    }
+
+    #[test]
+    fn the_bytes_come_through_whole_and_in_order() {
+        let (mut r, out, ended) = read_through(false);
+        ended.expect("read");
         assert_eq!(out, data());
         assert_eq!(r.read(&mut [0u8; 8]).expect("after the end"), 0);
     }
@@ -150,14 +158,8 @@ mod tests {
     /// not turned into an end (a decoder asked again might answer 0).
     #[test]
     fn an_error_comes_after_the_bytes_before_it() {
-        let inner = Flaky {
-            data: data(),
-            at: 0,
-            fail: true,
-        };
-        let mut r = ReadAhead::start(Box::new(inner)).expect("start");
-        let mut out = Vec::new();
-        let e = r.read_to_end(&mut out).expect_err("the cut");
+        let (_, out, ended) = read_through(true);
+        let e = ended.expect_err("the cut");
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(out, data());
     }
