@@ -342,7 +342,7 @@ fn stretches(
     at: u64,
 ) -> std::io::Result<Option<Vec<u64>>> {
     let len = f.metadata()?.len();
-    if ctx.threads < 2 || len.saturating_sub(at) < 2 * ctx.stretch_bytes {
+    if ctx.threads < 2 || len.saturating_sub(at) < ctx.stretch_bytes.saturating_mul(2) {
         return Ok(None);
     }
     if is_gzip(f) {
