@@ -267,8 +267,11 @@ pub struct NonexistentTime {
 /// Converts a line's time to UTC. `last` is the latest time already seen in
 /// the same source (the line before, in time order; for a file's first line,
 /// the end of the file before it). A local time the autumn fold repeats is
-/// resolved by the one rule every path shares, [`Stamp::after`].
-pub fn to_utc(
+/// resolved by the one rule every path shares, [`Stamp::after`]. The parser
+/// places times itself (`SourceParser::place`, which also notes the fold for
+/// stretches parsed ahead); this is that rule for the tests below.
+#[cfg(test)]
+fn to_utc(
     t: LocalTime,
     tz: Tz,
     last: Option<DateTime<Utc>>,
@@ -327,11 +330,20 @@ pub fn unique_utc(t: LocalTime, tz: Tz) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Local hours kept per thread (see [`in_zone`]): a few, so a daemon whose
+/// sources log in different zones on one thread does not evict one zone's
+/// hour with the other's at every line.
+const HOURS_KEPT: usize = 4;
+
+/// A kept hour: its zone, its start, the zone's offset then (seconds east).
+type KeptHour = (Tz, NaiveDateTime, i32);
+
 thread_local! {
-    /// The last local hour looked up that names one instant throughout: its
-    /// zone, its start and the zone's offset then (seconds east of UTC).
-    static HOUR: std::cell::Cell<Option<(Tz, NaiveDateTime, i32)>> =
-        const { std::cell::Cell::new(None) };
+    /// The last local hours looked up that name one instant throughout:
+    /// zone, start and the zone's offset then (seconds east of UTC), and
+    /// the slot the next one replaces.
+    static HOURS: std::cell::Cell<([Option<KeptHour>; HOURS_KEPT], usize)> =
+        const { std::cell::Cell::new(([None; HOURS_KEPT], 0)) };
 }
 
 /// `tz.from_local_datetime(&n)` in UTC, with the answer for a whole local hour kept
@@ -343,6 +355,9 @@ thread_local! {
 /// line by line as before.
 fn in_zone(n: NaiveDateTime, tz: Tz) -> LocalResult<DateTime<Utc>> {
     use chrono::{Offset, Timelike};
+    let at = |east: i32| {
+        LocalResult::Single((n - chrono::TimeDelta::seconds(i64::from(east))).and_utc())
+    };
     let Some(hour) = n
         .with_nanosecond(0)
         .and_then(|h| h.with_second(0))
@@ -350,14 +365,14 @@ fn in_zone(n: NaiveDateTime, tz: Tz) -> LocalResult<DateTime<Utc>> {
     else {
         return tz.from_local_datetime(&n).map(|t| t.with_timezone(&Utc));
     };
-    if let Some((z, h, east)) = HOUR.get()
-        && z == tz
-        && h == hour
+    let (mut kept, next) = HOURS.get();
+    if let Some((_, _, east)) = kept
+        .iter()
+        .flatten()
+        .find(|(z, h, _)| *z == tz && *h == hour)
     {
-        let utc = n - chrono::TimeDelta::seconds(i64::from(east));
-        return LocalResult::Single(utc.and_utc());
+        return at(*east);
     }
-    let got = tz.from_local_datetime(&n);
     let east = |t: LocalResult<DateTime<Tz>>| match t {
         LocalResult::Single(t) => Some(t.offset().fix().local_minus_utc()),
         _ => None,
@@ -366,9 +381,11 @@ fn in_zone(n: NaiveDateTime, tz: Tz) -> LocalResult<DateTime<Utc>> {
     if let Some(e) = east(tz.from_local_datetime(&hour))
         && east(tz.from_local_datetime(&last)) == Some(e)
     {
-        HOUR.set(Some((tz, hour, e)));
+        kept[next] = Some((tz, hour, e));
+        HOURS.set((kept, (next + 1) % HOURS_KEPT));
+        return at(e);
     }
-    got.map(|t| t.with_timezone(&Utc))
+    tz.from_local_datetime(&n).map(|t| t.with_timezone(&Utc))
 }
 
 /// Whether a zone ever changes its offset (no DST bookkeeping needed if not).

@@ -288,7 +288,8 @@ async fn read_and_commit(
     } else {
         AtFragment::Quarantine
     };
-    let cuts = stretches(ctx, &descriptor, reader.offset()).map_err(read_err)?;
+    let gzip = is_gzip(&descriptor);
+    let cuts = stretches(ctx, &descriptor, gzip, reader.offset()).map_err(read_err)?;
     let mut batches = match cuts {
         Some(cuts) => {
             let job = Job {
@@ -306,7 +307,7 @@ async fn read_and_commit(
             Batches::Chunked(Box::new(Chunks::start(job, ctx.threads).map_err(read_err)?))
         }
         None => {
-            let reader = if ctx.threads > 1 && is_gzip(&descriptor) {
+            let reader = if ctx.threads > 1 && gzip {
                 reader
                     .try_map_inner(|inner| {
                         source::ahead::ReadAhead::start(inner)
@@ -339,13 +340,14 @@ async fn read_and_commit(
 fn stretches(
     ctx: &IngestContext<'_>,
     f: &std::fs::File,
+    gzip: bool,
     at: u64,
 ) -> std::io::Result<Option<Vec<u64>>> {
-    let len = f.metadata()?.len();
-    if ctx.threads < 2 || len.saturating_sub(at) < ctx.stretch_bytes.saturating_mul(2) {
+    if ctx.threads < 2 || gzip {
         return Ok(None);
     }
-    if is_gzip(f) {
+    let len = f.metadata()?.len();
+    if len.saturating_sub(at) < ctx.stretch_bytes.saturating_mul(2) {
         return Ok(None);
     }
     let cuts = source::chunk::line_cuts(f, at, len, ctx.stretch_bytes)?;
