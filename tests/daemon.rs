@@ -97,6 +97,24 @@ impl Daemon {
     }
 }
 
+/// A test that panics must not leave its daemon running (it would hold the
+/// temporary folder's files and spin beside the next tests).
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The last `n` lines of the daemon's log, for a failure's message.
+fn log_tail(dir: &Path, n: usize) -> String {
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 fn setup(extra: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().to_path_buf();
@@ -142,16 +160,7 @@ fn expect_exactly(dir: &Path, n: usize, what: &str) {
     std::thread::sleep(Duration::from_millis(600));
     ids = event_ids(dir);
     let distinct: HashSet<&String> = ids.iter().collect();
-    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
-    let tail: String = log
-        .lines()
-        .rev()
-        .take(25)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n");
+    let tail = log_tail(dir, 25);
     assert_eq!(distinct.len(), ids.len(), "{what}: rows doubled\n{tail}");
     assert_eq!(ids.len(), n, "{what}: rows missing or extra\n{tail}");
 }
@@ -286,24 +295,26 @@ fn scenario_checked(
     // Row 19: sealed generations are let go once read and committed.
     let d = daemon.take().expect("daemon");
     let logs = dir.join("logs").canonicalize().expect("logs");
-    let open_logs = || {
+    let open_logs = || -> Vec<PathBuf> {
         std::fs::read_dir(format!("/proc/{}/fd", d.child.id()))
             .map(|fds| {
                 fds.filter_map(Result::ok)
                     .filter_map(|e| std::fs::read_link(e.path()).ok())
                     .filter(|t| t.starts_with(&logs))
-                    .count()
+                    .collect()
             })
-            .unwrap_or(0)
+            .unwrap_or_default()
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while open_logs() > 2 && Instant::now() < deadline {
+    while open_logs().len() > 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
+    let open = open_logs();
     assert!(
-        open_logs() <= 2,
-        "{mode}: {} log files still open",
-        open_logs()
+        open.len() <= 2,
+        "{mode}: {} log files still open: {open:?}\n{}",
+        open.len(),
+        log_tail(dir, 40)
     );
     let (code, took) = d.term();
     assert_eq!(code, Some(0), "exit status after SIGTERM");

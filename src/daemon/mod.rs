@@ -221,14 +221,16 @@ impl Daemon {
     }
 
     /// How long to sleep: until the safety look, the oldest pending row's
-    /// flush time, the end of a back-off or the watchdog, whichever is first.
+    /// flush time, a finished rotated file's letting go, the end of a
+    /// back-off or the watchdog, whichever is first.
     fn next_wait(&self) -> Duration {
         let now = Instant::now();
         let mut wait = SAFETY_POLL.saturating_sub(self.last_look.elapsed());
         if self.more_to_read && !self.backoff.failing() {
             wait = Duration::ZERO;
         }
-        if let Some(at) = self.next_due() {
+        let retire = self.sources.iter().filter_map(LiveSource::retire_at);
+        if let Some(at) = self.next_due().into_iter().chain(retire).min() {
             wait = wait.min(at.saturating_duration_since(now));
         }
         if let Some(at) = self.backoff.retry_at() {

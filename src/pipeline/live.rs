@@ -120,6 +120,11 @@ impl LiveSource {
         self.pending.due(policy, self.follower.has_advanced())
     }
 
+    /// When a rotated file read to its end and committed can be let go.
+    pub fn retire_at(&self) -> Option<std::time::Instant> {
+        self.follower.retire_at()
+    }
+
     /// Looks for new, rotated and truncated files (when `look` is asked, or
     /// a live file no longer holds what was read), then reads every
     /// generation (oldest first) until the pending rows reach the bound.

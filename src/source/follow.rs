@@ -341,10 +341,26 @@ impl Follower {
                 .all(Generation::intact)
     }
 
+    /// When the next sealed generation that is read to its end and committed
+    /// becomes quiet enough to be let go (see [`Follower::retire`]): the
+    /// daemon wakes then, instead of holding the file until its next look.
+    /// Only times still to come: one past is the next poll's.
+    pub fn retire_at(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.gens
+            .iter()
+            .filter(|g| g.committed.events >= g.offset())
+            .filter_map(|g| Some(g.sealed?.max(g.idle_since?) + SEAL_GRACE))
+            .filter(|at| *at > now)
+            .min()
+    }
+
     /// Lets go of sealed generations that are read to their end, committed,
-    /// and quiet. The holder hears of it before their descriptors close:
-    /// once closed, a deleted file's inode is free for the next file the
-    /// engine creates, which the holder must not take for this one.
+    /// and quiet. They count as looked at (with their size now), so the
+    /// holder does not take them again at the next file event and a look
+    /// passes over them. The holder hears of it before their descriptors
+    /// close: once closed, a deleted file's inode is free for the next file
+    /// the engine creates, which the holder must not take for this one.
     pub fn retire(&mut self) {
         let (done, keep): (Vec<Generation>, Vec<Generation>) = std::mem::take(&mut self.gens)
             .into_iter()
@@ -352,6 +368,12 @@ impl Follower {
         self.gens = keep;
         if done.is_empty() {
             return;
+        }
+        for g in &done {
+            let meta = g.file.as_ref().or(g.origin.as_ref()).map(File::metadata);
+            if let (Some(inode), Some(Ok(meta))) = (g.inode, meta) {
+                self.seen.insert(inode, hold::stat(&meta));
+            }
         }
         if let Some(h) = &self.holder {
             h.settle(&self.cfg.source, self.known(&[]));
@@ -933,6 +955,43 @@ mod tests {
                 assert_eq!(holder.held(), 0, "the follower knows every file now");
             }
         }
+    }
+
+    /// A rotated file read to its end and committed names when it can be
+    /// let go (the daemon wakes then), is let go then, and the holder does
+    /// not take it again at the next file event.
+    #[test]
+    fn a_finished_rotated_file_is_let_go_once_quiet_and_not_held_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("engine.log");
+        let holder = Holder::new(vec![("engine".into(), live.to_string_lossy().into_owned())]);
+        let mut f = follower(&live);
+        f.hold_with(holder.clone());
+        std::fs::write(&live, "2026-01-28 10:00:00,000 - a - INFO - one\n").unwrap();
+        look(&mut f);
+        std::fs::rename(&live, dir.path().join("engine.log.1")).unwrap();
+        std::fs::write(&live, "2026-01-28 10:00:01,000 - a - INFO - two\n").unwrap();
+        look(&mut f);
+        assert_eq!(lines_of(&mut f).len(), 2);
+        for g in f.generations_mut() {
+            g.read_done(false);
+        }
+        assert_eq!(f.retire_at(), None, "nothing committed yet");
+        f.committed(&f.advanced());
+        let at = f.retire_at().expect("the sealed file is due to be let go");
+        assert!(at > Instant::now() && at <= Instant::now() + SEAL_GRACE);
+        let long_ago = Instant::now().checked_sub(SEAL_GRACE * 2).unwrap();
+        let sealed = &mut f.generations_mut()[0];
+        (sealed.sealed, sealed.idle_since) = (Some(long_ago), Some(long_ago));
+        assert_eq!(f.retire_at(), None, "a time past is the next poll's");
+        f.retire();
+        assert_eq!(
+            f.generations_mut().len(),
+            1,
+            "only the live file is followed"
+        );
+        holder.scan(); // what a file event makes the holder do
+        assert_eq!(holder.held(), 0, "the finished file is held again");
     }
 
     /// Every file committed to `len` bytes.
