@@ -79,7 +79,7 @@ impl Input {
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     use crate::sink::SinkError;
     for cause in e.chain() {
-        if cause.is::<verify::Unreadable>() {
+        if cause.is::<verify::Unreadable>() || cause.is::<crate::daemon::StopTimedOut>() {
             return 3;
         }
         if cause.is::<crate::sink::lock::LockError>() {
@@ -95,4 +95,19 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         }
     }
     2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/OPERATIONS.md's exit statuses: a store that could not be reached
+    /// in time at SIGTERM is 3, like any store failure (systemd restarts
+    /// it); 2 is bad configuration, which systemd does not restart.
+    #[test]
+    fn a_final_commit_that_timed_out_exits_3() {
+        let e = anyhow::Error::from(crate::daemon::StopTimedOut).context("stopping");
+        assert_eq!(exit_code(&e), 3);
+        assert_eq!(exit_code(&anyhow::anyhow!("a bad key")), 2);
+    }
 }

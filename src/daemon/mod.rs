@@ -66,6 +66,15 @@ struct Daemon {
 /// are read at the next start).
 pub const STOP_WITHIN: Duration = Duration::from_secs(7);
 
+/// SIGTERM's final commit did not finish within [`STOP_WITHIN`]: the store
+/// could not be reached in time (exit status 3, as for any store failure).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the final commit did not finish within {} s (the store is failing?); what was not committed stays in the files and is read at the next start",
+    STOP_WITHIN.as_secs()
+)]
+pub struct StopTimedOut;
+
 /// `work`, or `None` as soon as `stopping` is set (checked every 50 ms).
 pub async fn unless_stopped<T>(
     stopping: &std::sync::atomic::AtomicBool,
@@ -369,10 +378,7 @@ impl Daemon {
         });
         match done {
             Ok(r) => r,
-            Err(_) => anyhow::bail!(
-                "the final commit did not finish within {} s (the store is failing?); what was not committed stays in the files and is read at the next start",
-                STOP_WITHIN.as_secs()
-            ),
+            Err(_) => Err(StopTimedOut.into()),
         }
     }
 
