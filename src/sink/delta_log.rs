@@ -54,6 +54,9 @@ pub struct DeltaLog {
     version: u64,
     /// `txn` versions of the commits after the base snapshot, up to `version`.
     txns: HashMap<String, u64>,
+    /// `txns` holds every app id of the table up to `version` (see
+    /// [`DeltaLog::know_every_txn`]): one it lacks has none.
+    txns_complete: bool,
     /// One of our commits landed on a checkpoint version (see `take_checkpoint_due`).
     checkpoint_due: bool,
     /// When `version` was last known to be the table's head or next to it
@@ -123,6 +126,7 @@ impl DeltaLog {
             partition,
             version,
             txns: HashMap::new(),
+            txns_complete: false,
             checkpoint_due: false,
             seen_at: std::time::Instant::now(),
             stale_after,
@@ -303,14 +307,31 @@ impl DeltaLog {
         if v >= self.version {
             self.version = v;
             self.txns.clear();
+            self.txns_complete = false;
             self.seen_at = std::time::Instant::now();
         }
+    }
+
+    /// Reads every `txn` up to [`DeltaLog::version`] in one pass (see
+    /// `txn_index`); afterwards an app id not found has none.
+    pub async fn know_every_txn(&mut self) -> Result<(), SinkError> {
+        if let Some(all) = super::txn_index::all_txns(&self.table, self.version).await? {
+            for (app, v) in &all {
+                self.remember(app, *v);
+            }
+            self.txns = all;
+            self.txns_complete = true;
+        }
+        Ok(())
     }
 
     /// The version of `app`'s last `txn` (0 when it has none).
     pub async fn txn_version(&self, app: &str) -> Result<u64, SinkError> {
         if let Some(v) = self.txns.get(app) {
             return Ok(*v);
+        }
+        if self.txns_complete {
+            return Ok(0);
         }
         let snapshot = self.table.snapshot().map_err(|e| self.derr(e))?;
         let v = snapshot

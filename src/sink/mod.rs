@@ -34,6 +34,7 @@ pub mod shape;
 pub mod store;
 pub mod table;
 pub mod txn;
+mod txn_index;
 pub mod upkeep;
 
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -156,6 +157,17 @@ impl DeltaSink {
     /// The events table's version (the newest this process has seen).
     pub fn version(&self) -> u64 {
         self.events.version()
+    }
+
+    /// Reads every `txn` of both tables in one pass over each log, so that
+    /// the lookups that follow ([`DeltaSink::committed`],
+    /// [`DeltaSink::is_undecided`]) cost nothing: for a reader that asks
+    /// about many files at once (`status`). Until the next reload; where a
+    /// log is not one that pass reads exactly, lookups go to the kernel one
+    /// by one.
+    pub async fn know_every_txn(&mut self) -> Result<(), SinkError> {
+        self.events.know_every_txn().await?;
+        self.quarantine.know_every_txn().await
     }
 
     /// How far a file of a source has been committed in each table.
