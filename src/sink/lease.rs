@@ -140,6 +140,9 @@ impl Leases {
         at_once: bool,
     ) -> Result<(), SinkError> {
         events.reload().await?;
+        // The claim starts a run or a backfill, which asks next for the
+        // offsets of every file on disk: all of them in one pass.
+        events.know_every_txn().await?;
         let epoch = events.txn_version(&epoch_app(source)).await?;
         let beat = events.txn_version(&beat_app(source)).await?;
         let host = events.txn_version(&host_app(source)).await?;

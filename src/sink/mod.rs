@@ -84,8 +84,14 @@ pub const VACUUM_RETENTION_HOURS: i64 = 168;
 impl DeltaSink {
     /// Opens (creating if needed) `risk_events` at `events_uri` and
     /// `risk_events_quarantine` at `quarantine_uri`.
+    /// Every `txn` of the quarantine table is read at once (see
+    /// [`DeltaSink::know_every_txn`]; the events table's, by the claim of a
+    /// source that follows): a start looks up the offsets of every file on
+    /// disk, each a log replay on its own (two minutes for 100 rotated
+    /// files on S3).
     pub async fn open(events_uri: &str, quarantine_uri: &str) -> Result<DeltaSink, SinkError> {
-        let (events, quarantine) = open_logs(events_uri, quarantine_uri).await?;
+        let (events, mut quarantine) = open_logs(events_uri, quarantine_uri).await?;
+        quarantine.know_every_txn().await?;
         Ok(DeltaSink::on(events, quarantine))
     }
 
@@ -162,9 +168,9 @@ impl DeltaSink {
     /// Reads every `txn` of both tables in one pass over each log, so that
     /// the lookups that follow ([`DeltaSink::committed`],
     /// [`DeltaSink::is_undecided`]) cost nothing: for a reader that asks
-    /// about many files at once (`status`). Until the next reload; where a
-    /// log is not one that pass reads exactly, lookups go to the kernel one
-    /// by one.
+    /// about many files at once (`status`, a start). Until the next reload;
+    /// where a log is not one that pass reads exactly, lookups go to the
+    /// kernel one by one.
     pub async fn know_every_txn(&mut self) -> Result<(), SinkError> {
         self.events.know_every_txn().await?;
         self.quarantine.know_every_txn().await
