@@ -34,7 +34,7 @@ pub mod shape;
 pub mod store;
 pub mod table;
 pub mod txn;
-mod txn_index;
+pub mod txn_index;
 pub mod upkeep;
 
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};

@@ -32,7 +32,7 @@ type Newest = HashMap<String, (u64, Option<i64>)>;
 /// of `table` (whose loaded snapshot is at or below it; the commits up to
 /// `version` are read). `None` when the log is not one this pass reads
 /// exactly (module doc).
-pub(super) async fn all_txns(
+pub async fn all_txns(
     table: &DeltaTable,
     version: u64,
 ) -> Result<Option<HashMap<String, u64>>, SinkError> {
