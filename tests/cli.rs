@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::util::{risktail, run, stderr, stdout};
+use crate::util::{risktail, run, run_python, stderr, stdout};
 
 #[test]
 fn help_teaches() {
@@ -320,4 +320,98 @@ fn fused_and_malformed_lines_keep_every_record() {
             stderr(&out)
         );
     }
+}
+
+/// `backfill` and `status` read every file's offsets in one pass over the
+/// log (`sink::txn_index`): across a checkpoint (60 files, a commit each,
+/// half of them before a checkpoint the `deltalake` package wrote) a second
+/// backfill adds no row twice, and status's committed offsets are what that
+/// package's own `transaction_version` says of each file, a file with bytes
+/// behind included.
+#[test]
+fn offsets_across_a_checkpoint_are_what_deltalake_says() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("logs")).expect("logs");
+    let line = |f: usize, i: usize| {
+        format!(
+            "2026-01-28 {:02}:{:02}:{i:02},000 - v6.risk - WARNING - Circuit breaker OPENED: {f} failures in 300s window (threshold 5)\n",
+            (60 - f) / 6,
+            (60 - f) % 6 * 10
+        )
+    };
+    for f in 0..60 {
+        let name = if f == 0 {
+            "engine.log".to_owned()
+        } else {
+            format!("engine.log.{f}")
+        };
+        let text: String = (0..2).map(|i| line(f, i)).collect();
+        std::fs::write(dir.join("logs").join(name), text).expect("log");
+    }
+    std::fs::write(
+        dir.join("risktail.toml"),
+        "[table]\nuri = \"lake/risk_events\"\n[[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
+    )
+    .expect("config");
+    // The older half, a commit a file; a checkpoint by the `deltalake`
+    // package; then the newer half: offsets on both sides of it.
+    let backfill = |paths: &[&str]| {
+        let out = run(risktail().current_dir(dir).arg("backfill").args(paths));
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    backfill(&["logs/engine.log.[3-5][0-9]"]);
+    run_python(
+        &[
+            "-c",
+            "import deltalake\ndeltalake.DeltaTable('lake/risk_events').create_checkpoint()",
+        ],
+        dir,
+    );
+    backfill(&[]);
+    let versions = |suffix: &str| -> Vec<u64> {
+        std::fs::read_dir(dir.join("lake/risk_events/_delta_log"))
+            .expect("log")
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(suffix)?.parse().ok()
+            })
+            .collect()
+    };
+    let checkpoint = versions(".checkpoint.parquet").into_iter().max();
+    let newest = versions(".json").into_iter().max();
+    assert!(
+        checkpoint.is_some_and(|c| newest.is_some_and(|n| n >= c + 30)),
+        "the offsets are not on both sides of a checkpoint: {checkpoint:?}, {newest:?}"
+    );
+    let mut live = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("logs/engine.log"))
+        .expect("open");
+    live.write_all(line(0, 2).as_bytes()).expect("append");
+    let out = run(risktail().current_dir(dir).args(["status", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let files = v["sources"][0]["files"].as_array().expect("files");
+    assert_eq!(files.len(), 60);
+    let ids: Vec<&str> = files
+        .iter()
+        .filter_map(|f| f["identity"].as_str())
+        .collect();
+    let code = format!(
+        "import deltalake, json\nt = deltalake.DeltaTable('lake/risk_events')\nprint(json.dumps([t.to_pyarrow_table().num_rows] + [t.transaction_version('risktail/engine/' + i) or 0 for i in {ids:?}]))"
+    );
+    let out = run_python(&["-c", &code], dir);
+    let theirs: Vec<u64> = serde_json::from_str(stdout(&out).trim()).expect("versions");
+    let ours: Vec<u64> = files
+        .iter()
+        .filter_map(|f| f["committed"].as_u64())
+        .collect();
+    // The second backfill asked for the older half's offsets across the
+    // checkpoint too: read wrong, it would have added those rows again.
+    assert_eq!(theirs[0], 120, "rows: two lines in each of 60 files");
+    assert_eq!(ours, theirs[1..]);
+    assert!(
+        files.iter().any(|f| f["bytes_behind"].as_u64() > Some(0)),
+        "the live file has a line not committed"
+    );
 }
