@@ -316,9 +316,6 @@ impl DeltaLog {
     /// `txn_index`); afterwards an app id not found has none.
     pub async fn know_every_txn(&mut self) -> Result<(), SinkError> {
         if let Some(all) = super::txn_index::all_txns(&self.table, self.version).await? {
-            for (app, v) in &all {
-                self.remember(app, *v);
-            }
             self.txns = all;
             self.txns_complete = true;
         }

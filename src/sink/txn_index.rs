@@ -13,7 +13,10 @@
 //! at or before now minus the retention). Only a log this pass can read
 //! exactly is answered; anything else (a V2 or multi-file checkpoint, a
 //! commit already cleaned up, a checkpoint newer than the version asked
-//! for) answers `None` and the caller asks the kernel id by id.
+//! for) answers `None` and the caller asks the kernel id by id. So does a
+//! table with more than [`MAX_TXNS`] app ids (an engine rotating every
+//! second for months leaves millions): the map would cost more memory
+//! than the replays cost time.
 
 use deltalake::DeltaTable;
 use deltalake::arrow::array::{Array, AsArray};
@@ -28,6 +31,12 @@ use super::error::SinkError;
 /// App id → (version, `lastUpdated`) of its newest `txn`.
 type Newest = HashMap<String, (u64, Option<i64>)>;
 
+/// The most app ids one pass keeps (about 20 MB); beyond, `None`.
+pub const MAX_TXNS: usize = 200_000;
+
+/// Too many app ids for one pass (see [`MAX_TXNS`]).
+struct TooMany;
+
 /// App id → version of its newest `txn` that has not expired, at `version`
 /// of `table` (whose loaded snapshot is at or below it; the commits up to
 /// `version` are read). `None` when the log is not one this pass reads
@@ -35,6 +44,15 @@ type Newest = HashMap<String, (u64, Option<i64>)>;
 pub async fn all_txns(
     table: &DeltaTable,
     version: u64,
+) -> Result<Option<HashMap<String, u64>>, SinkError> {
+    all_txns_within(table, version, MAX_TXNS).await
+}
+
+/// [`all_txns`], `None` beyond `max` app ids.
+async fn all_txns_within(
+    table: &DeltaTable,
+    version: u64,
+    max: usize,
 ) -> Result<Option<HashMap<String, u64>>, SinkError> {
     let err = |e: String| SinkError::Delta {
         table: table.table_url().to_string(),
@@ -53,7 +71,12 @@ pub async fn all_txns(
     {
         Checkpoint::None => 0,
         Checkpoint::At(v, bytes) => {
-            checkpoint_txns(bytes, &mut txns).map_err(err)?;
+            if checkpoint_txns(bytes, &mut txns, max)
+                .map_err(err)?
+                .is_err()
+            {
+                return Ok(None);
+            }
             v + 1
         }
         Checkpoint::Unreadable => return Ok(None),
@@ -67,6 +90,9 @@ pub async fn all_txns(
             return Ok(None); // cleaned up meanwhile: the kernel knows better
         };
         commit_txns(&bytes, &mut txns).map_err(|e| err(format!("commit {v}: {e}")))?;
+        if txns.len() > max {
+            return Ok(None);
+        }
     }
     let expired_at = retention.map(|d| {
         let now = chrono::Utc::now().timestamp_millis();
@@ -120,8 +146,13 @@ async fn checkpoint(store: &dyn ObjectStore, version: u64) -> object_store::Resu
     }
 }
 
-/// The `txn` rows of a checkpoint file (only its `txn` column is decoded).
-fn checkpoint_txns(bytes: bytes::Bytes, out: &mut Newest) -> Result<(), String> {
+/// The `txn` rows of a checkpoint file (only its `txn` column is decoded);
+/// `Err(TooMany)` as soon as they are more than `max`.
+fn checkpoint_txns(
+    bytes: bytes::Bytes,
+    out: &mut Newest,
+    max: usize,
+) -> Result<Result<(), TooMany>, String> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
     let Some(root) = builder
         .schema()
@@ -129,7 +160,7 @@ fn checkpoint_txns(bytes: bytes::Bytes, out: &mut Newest) -> Result<(), String> 
         .iter()
         .position(|f| f.name() == "txn")
     else {
-        return Ok(()); // a checkpoint of a table that never had a txn
+        return Ok(Ok(())); // a checkpoint of a table that never had a txn
     };
     let mask = ProjectionMask::roots(builder.parquet_schema(), [root]);
     let reader = builder
@@ -157,8 +188,11 @@ fn checkpoint_txns(bytes: bytes::Bytes, out: &mut Newest) -> Result<(), String> 
                 (versions.value(i).max(0) as u64, at),
             );
         }
+        if out.len() > max {
+            return Ok(Err(TooMany));
+        }
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// The `txn` actions of one commit's JSON, newest winning.
@@ -235,6 +269,9 @@ mod tests {
                     assert_eq!(got.as_ref(), Some(&want), "after commit {c}");
                     assert!(!want.contains_key(&apps[40]));
                     assert!(c < 60 || want.len() == 40, "every other id written");
+                    let bound = want.len() - 1;
+                    let over = all_txns_within(&t, log.version(), bound).await.unwrap();
+                    assert_eq!(over, None, "more app ids than the bound, after commit {c}");
                 }
             }
         });
