@@ -325,9 +325,10 @@ fn fused_and_malformed_lines_keep_every_record() {
 /// `backfill` and `status` read every file's offsets in one pass over the
 /// log (`sink::txn_index`): across a checkpoint (60 files, a commit each,
 /// half of them before a checkpoint the `deltalake` package wrote) a second
-/// backfill adds no row twice, and status's committed offsets are what that
-/// package's own `transaction_version` says of each file, a file with bytes
-/// behind included.
+/// backfill adds no row twice and writes the checkpoint its commits made
+/// due; after a commit past that one, status's committed offsets are what
+/// that package's own `transaction_version` says of each file, a file with
+/// bytes behind included.
 #[test]
 fn offsets_across_a_checkpoint_are_what_deltalake_says() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -361,13 +362,14 @@ fn offsets_across_a_checkpoint_are_what_deltalake_says() {
         assert!(out.status.success(), "{}", stderr(&out));
     };
     backfill(&["logs/engine.log.[3-5][0-9]"]);
-    run_python(
+    let theirs = run_python(
         &[
             "-c",
-            "import deltalake\ndeltalake.DeltaTable('lake/risk_events').create_checkpoint()",
+            "import deltalake\nt = deltalake.DeltaTable('lake/risk_events')\nt.create_checkpoint()\nprint(t.version())",
         ],
         dir,
     );
+    let theirs: u64 = stdout(&theirs).trim().parse().expect("version");
     backfill(&[]);
     let versions = |suffix: &str| -> Vec<u64> {
         std::fs::read_dir(dir.join("lake/risk_events/_delta_log"))
@@ -378,17 +380,25 @@ fn offsets_across_a_checkpoint_are_what_deltalake_says() {
             })
             .collect()
     };
-    let checkpoint = versions(".checkpoint.parquet").into_iter().max();
-    let newest = versions(".json").into_iter().max();
+    // 30 commits past deltalake's checkpoint cross the interval (50): the
+    // backfill wrote the checkpoint due, as a daemon's upkeep would.
+    let ours = versions(".checkpoint.parquet").into_iter().max();
     assert!(
-        checkpoint.is_some_and(|c| newest.is_some_and(|n| n >= c + 30)),
-        "the offsets are not on both sides of a checkpoint: {checkpoint:?}, {newest:?}"
+        ours.is_some_and(|c| c >= theirs + 30),
+        "no checkpoint of the backfill's own after {theirs}: {ours:?}"
     );
-    let mut live = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.join("logs/engine.log"))
-        .expect("open");
-    live.write_all(line(0, 2).as_bytes()).expect("append");
+    // The live file grows: a commit after that checkpoint, then a line
+    // not committed.
+    let append = |i: usize| {
+        let mut live = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("logs/engine.log"))
+            .expect("open");
+        live.write_all(line(0, i).as_bytes()).expect("append");
+    };
+    append(2);
+    backfill(&[]);
+    append(3);
     let out = run(risktail().current_dir(dir).args(["status", "--json"]));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     let files = v["sources"][0]["files"].as_array().expect("files");
@@ -408,7 +418,10 @@ fn offsets_across_a_checkpoint_are_what_deltalake_says() {
         .collect();
     // The second backfill asked for the older half's offsets across the
     // checkpoint too: read wrong, it would have added those rows again.
-    assert_eq!(theirs[0], 120, "rows: two lines in each of 60 files");
+    assert_eq!(
+        theirs[0], 121,
+        "rows: two lines in each of 60 files, one more"
+    );
     assert_eq!(ours, theirs[1..]);
     assert!(
         files.iter().any(|f| f["bytes_behind"].as_u64() > Some(0)),

@@ -85,6 +85,7 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
     }
     bar.finish_and_clear();
     release(&rt, &mut sink, plan.iter().map(|(s, _)| s.name.as_str()));
+    checkpoint(&rt, &mut sink);
     print_summary(
         &reports,
         started.elapsed().as_secs_f64(),
@@ -96,6 +97,15 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
         eprintln!("risktail backfill: error: {f}");
     }
     Ok(failures.is_empty())
+}
+
+/// A checkpoint where a commit of this run landed on the table's interval
+/// (49, 99, …), as the daemon's upkeep writes it; a failure leaves the rows
+/// committed and is logged (the next writer's upkeep writes it).
+fn checkpoint(rt: &tokio::runtime::Runtime, sink: &mut DeltaSink) {
+    if let Err(e) = rt.block_on(sink.checkpoint_if_due()) {
+        tracing::warn!(error = %e, "could not write the checkpoint due; the next writer's upkeep writes it");
+    }
 }
 
 /// Gives back the lease of each source (a failure is logged: the lease

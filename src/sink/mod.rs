@@ -475,6 +475,25 @@ impl DeltaSink {
         due.run(&mut self.events, &mut self.quarantine).await
     }
 
+    /// The checkpoints the commits so far call for, and nothing else of the
+    /// upkeep: for `backfill`, which has no upkeep thread and must not
+    /// leave a table of hundreds of commits without one (every reader would
+    /// replay them all). Compaction and vacuum are left to the daemons.
+    pub async fn checkpoint_if_due(&mut self) -> Result<(), SinkError> {
+        let due = upkeep::Due {
+            checkpoint: (
+                self.events.take_checkpoint_due(),
+                self.quarantine.take_checkpoint_due(),
+            ),
+            compact: false,
+            vacuum: false,
+        };
+        if due.any() {
+            due.run(&mut self.events, &mut self.quarantine).await?;
+        }
+        Ok(())
+    }
+
     /// What upkeep the commits so far call for (see [`DeltaSink::upkeep`]),
     /// counted as done: the daemon hands it to its [`upkeep::Worker`].
     pub fn upkeep_due(&mut self) -> upkeep::Due {
