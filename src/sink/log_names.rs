@@ -259,8 +259,21 @@ impl ObjectStore for ProbedLog {
 /// The version `_last_checkpoint` names, if the table (`store` is rooted
 /// at it) has one.
 pub async fn last_checkpoint(store: &dyn ObjectStore) -> object_store::Result<Option<u64>> {
-    let hint = checkpoint_hint(store, &Path::from(LOG_FOLDER)).await?;
+    let hint = last_checkpoint_hint(store).await?;
     Ok(hint.and_then(|v| v.get("version").and_then(|v| v.as_u64())))
+}
+
+/// The table's `_last_checkpoint` (`store` is rooted at the table), parsed,
+/// if there is one.
+pub(super) async fn last_checkpoint_hint(
+    store: &dyn ObjectStore,
+) -> object_store::Result<Option<serde_json::Value>> {
+    checkpoint_hint(store, &Path::from(LOG_FOLDER)).await
+}
+
+/// The path of the single-file checkpoint at version `v`, from the table's root.
+pub(super) fn checkpoint_path(v: u64) -> Path {
+    entry(&Path::from(LOG_FOLDER), v, "checkpoint.parquet")
 }
 
 /// The oldest version at or below `top` whose commit still exists, found by

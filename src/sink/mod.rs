@@ -84,6 +84,7 @@ pub const VACUUM_RETENTION_HOURS: i64 = 168;
 impl DeltaSink {
     /// Opens (creating if needed) `risk_events` at `events_uri` and
     /// `risk_events_quarantine` at `quarantine_uri`.
+    ///
     /// Every `txn` of the quarantine table is read at once (see
     /// [`DeltaSink::know_every_txn`]; the events table's, by the claim of a
     /// source that follows): a start looks up the offsets of every file on
@@ -481,12 +482,8 @@ impl DeltaSink {
     /// replay them all). Compaction and vacuum are left to the daemons.
     pub async fn checkpoint_if_due(&mut self) -> Result<(), SinkError> {
         let due = upkeep::Due {
-            checkpoint: (
-                self.events.take_checkpoint_due(),
-                self.quarantine.take_checkpoint_due(),
-            ),
-            compact: false,
-            vacuum: false,
+            checkpoint: self.checkpoints_due(),
+            ..upkeep::Due::default()
         };
         if due.any() {
             due.run(&mut self.events, &mut self.quarantine).await?;
@@ -506,13 +503,19 @@ impl DeltaSink {
             self.last_vacuum = Some(std::time::Instant::now());
         }
         upkeep::Due {
-            checkpoint: (
-                self.events.take_checkpoint_due(),
-                self.quarantine.take_checkpoint_due(),
-            ),
+            checkpoint: self.checkpoints_due(),
             compact,
             vacuum,
         }
+    }
+
+    /// Whether a commit of ours landed on a checkpoint version of (events,
+    /// quarantine) since the last call.
+    fn checkpoints_due(&mut self) -> (bool, bool) {
+        (
+            self.events.take_checkpoint_due(),
+            self.quarantine.take_checkpoint_due(),
+        )
     }
 }
 

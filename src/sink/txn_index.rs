@@ -120,26 +120,17 @@ enum Checkpoint {
 }
 
 /// The checkpoint `_last_checkpoint` names, if it is a single file at or
-/// below `version`.
+/// below `version` (read as `sink::log_names` reads it for loads).
 async fn checkpoint(store: &dyn ObjectStore, version: u64) -> object_store::Result<Checkpoint> {
-    let hint = match store
-        .get(&deltalake::Path::from("_delta_log/_last_checkpoint"))
-        .await
-    {
-        Ok(got) => got.bytes().await?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(Checkpoint::None),
-        Err(e) => return Err(e),
-    };
-    let Ok(hint) = serde_json::from_slice::<serde_json::Value>(&hint) else {
-        return Ok(Checkpoint::Unreadable);
+    let Some(hint) = super::log_names::last_checkpoint_hint(store).await? else {
+        return Ok(Checkpoint::None);
     };
     let at = hint.get("version").and_then(serde_json::Value::as_u64);
     let single = hint.get("parts").is_none() && hint.get("v2Checkpoint").is_none();
     let Some(at) = at.filter(|v| single && *v <= version) else {
         return Ok(Checkpoint::Unreadable);
     };
-    let path = deltalake::Path::from(format!("_delta_log/{at:020}.checkpoint.parquet"));
-    match store.get(&path).await {
+    match store.get(&super::log_names::checkpoint_path(at)).await {
         Ok(got) => Ok(Checkpoint::At(at, got.bytes().await?)),
         Err(object_store::Error::NotFound { .. }) => Ok(Checkpoint::Unreadable),
         Err(e) => Err(e),

@@ -145,8 +145,18 @@ impl Generation {
     /// Whether it is sealed (rotated away) and has been quiet long enough
     /// that an unterminated last line will never be finished.
     pub fn sealed_and_quiet(&self) -> bool {
-        self.sealed.is_some_and(|s| s.elapsed() >= SEAL_GRACE)
-            && self.idle_since.is_some_and(|s| s.elapsed() >= SEAL_GRACE)
+        self.quiet_at().is_some_and(|at| at <= Instant::now())
+    }
+
+    /// When it is (or was) sealed and quiet for [`SEAL_GRACE`]: unknown
+    /// while it is live or a read found more.
+    fn quiet_at(&self) -> Option<Instant> {
+        Some(self.sealed?.max(self.idle_since?) + SEAL_GRACE)
+    }
+
+    /// Read to its end and committed there: nothing of it is pending.
+    fn all_committed(&self) -> bool {
+        self.committed.events >= self.offset()
     }
 
     /// Records a read pass: whether it found anything, and the marker of the
@@ -349,8 +359,8 @@ impl Follower {
         let now = Instant::now();
         self.gens
             .iter()
-            .filter(|g| g.committed.events >= g.offset())
-            .filter_map(|g| Some(g.sealed?.max(g.idle_since?) + SEAL_GRACE))
+            .filter(|g| g.all_committed())
+            .filter_map(Generation::quiet_at)
             .filter(|at| *at > now)
             .min()
     }
@@ -364,7 +374,7 @@ impl Follower {
     pub fn retire(&mut self) {
         let (done, keep): (Vec<Generation>, Vec<Generation>) = std::mem::take(&mut self.gens)
             .into_iter()
-            .partition(|g| g.sealed_and_quiet() && g.committed.events >= g.offset());
+            .partition(|g| g.sealed_and_quiet() && g.all_committed());
         self.gens = keep;
         if done.is_empty() {
             return;
