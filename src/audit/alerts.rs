@@ -85,7 +85,7 @@ impl Exits {
         let by_id = stop
             .execution_id
             .as_ref()
-            .and_then(|id| self.by_strategy.get(id))
+            .and_then(|id| self.by_strategy.get(&**id))
             .and_then(|v| {
                 v.iter()
                     .find(|i| free(&self.taken, &self.all, i, stop.added_at))
@@ -95,7 +95,7 @@ impl Exits {
         let i = by_id.or_else(|| {
             let sym = stop.symbol.as_ref()?;
             self.by_symbol
-                .get(sym)?
+                .get(&**sym)?
                 .iter()
                 .find(|i| free(&self.taken, &self.all, i, last))
                 .copied()

@@ -31,7 +31,7 @@ pub struct Transition {
 impl Transition {
     /// The transition a row records, if it is one.
     pub fn from_row(r: &Row) -> Option<Transition> {
-        let to = r.new_state.clone()?;
+        let to = r.new_state.as_deref()?.to_owned();
         let init = &*r.event_type == "circuit_breaker_init";
         if !init && &*r.event_type != "circuit_breaker_state_change" {
             return None;
@@ -78,7 +78,7 @@ impl Transition {
         let restart_reset = init && matches!(r.old_state.as_deref(), Some("OPEN" | "HALF_OPEN"));
         Some(Transition {
             at: r.timestamp,
-            from: r.old_state.clone(),
+            from: r.old_state.as_deref().map(str::to_owned),
             to,
             event_type: r.event_type.to_string(),
             reason,

@@ -306,7 +306,7 @@ fn stops_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate, (x0, x1): (f64,
     let stops: Vec<_> = r
         .stops
         .iter()
-        .filter(|s| s.source == source && s.added_at.date_naive() == day && s.entry.is_some())
+        .filter(|s| &*s.source == source && s.added_at.date_naive() == day && s.entry.is_some())
         .collect();
     let rel = |v: f64, e: f64| (v / e - 1.0) * 100.0;
     let mut ymin: f64 = -3.0;

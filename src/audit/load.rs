@@ -8,11 +8,11 @@ use chrono::NaiveDate;
 use std::collections::BTreeSet;
 
 use super::AuditError;
-use crate::event::decode::events_from_batch;
+use super::row::rows_from_batch;
 use crate::event::schema::{EVENT_PARTITION, name};
 
 /// The columns the audit reads (the partition column comes from the log).
-const COLUMNS: [&str; 22] = [
+pub(crate) const COLUMNS: [&str; 22] = [
     name::EVENT_TYPE,
     name::COMPONENT,
     name::TIMESTAMP,
@@ -37,9 +37,7 @@ const COLUMNS: [&str; 22] = [
     name::SOURCE_OFFSET,
 ];
 
-/// One event as the audit sees it: a `risk_events` row, decoded by
-/// [`crate::event::decode`] from the columns in [`COLUMNS`] (the rest empty).
-pub type Row = crate::event::RiskEvent;
+pub use super::row::Row;
 
 /// Which days to read: `event_date` partitions, inclusive. `None` is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -276,9 +274,9 @@ fn read_file(
     source: Option<&str>,
     out: &mut Vec<Row>,
 ) -> Result<(), AuditError> {
-    let batches = crate::sink::read::read_bytes_columns(path, bytes, &COLUMNS)?;
+    let batches = crate::sink::read::read_bytes_text_dictionaries(path, bytes, &COLUMNS)?;
     for batch in &batches {
-        let rows = events_from_batch(batch).map_err(|source| AuditError::Decode {
+        let rows = rows_from_batch(batch).map_err(|source| AuditError::Decode {
             path: path.into(),
             source,
         })?;

@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod html;
 pub mod load;
 pub mod report;
+pub mod row;
 pub mod state;
 pub mod stops;
 pub mod text;

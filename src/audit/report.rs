@@ -416,12 +416,12 @@ impl Acc {
     fn stray(&mut self, s: &Stray) {
         let a = &mut self.a;
         a.stop_events_unattributed += 1;
-        match s.action.as_str() {
+        match &*s.action {
             "ACTIVATE" => a.stops_activated += 1,
             "TRIGGER" => {
                 a.stops_triggered += 1;
                 *a.triggers_by_symbol
-                    .entry(s.symbol.clone().unwrap_or_else(|| "?".into()))
+                    .entry(s.symbol.as_deref().unwrap_or("?").to_owned())
                     .or_default() += 1;
             }
             _ => {}
@@ -432,7 +432,7 @@ impl Acc {
     fn stop(&mut self, s: &Stop) {
         let a = &mut self.a;
         // A stop whose add is not in the data read was added before it.
-        a.stops_added += u64::from(s.path.first().is_some_and(|p| p.action == "ADD"));
+        a.stops_added += u64::from(s.path.first().is_some_and(|p| &*p.action == "ADD"));
         let activated = s.activated();
         let triggered = s.trigger().is_some();
         a.stops_activated += u64::from(activated);
@@ -503,7 +503,7 @@ impl Acc {
                 _ => None,
             };
             self.over
-                .entry(r.limit_type.clone().unwrap_or_else(|| "other".into()))
+                .entry(r.limit_type.as_deref().unwrap_or("other").to_owned())
                 .or_default()
                 .push(excess);
         }

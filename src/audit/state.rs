@@ -219,11 +219,11 @@ fn source_at(
         .map(|r| LimitEvent {
             at: r.timestamp,
             event_type: r.event_type.to_string(),
-            limit_type: r.limit_type.clone(),
+            limit_type: r.limit_type.as_deref().map(str::to_owned),
             current_value: r.current_value,
             limit_value: r.limit_value,
-            symbol: r.symbol.clone(),
-            reason: r.rejection_reason.clone(),
+            symbol: r.symbol.as_deref().map(str::to_owned),
+            reason: r.rejection_reason.as_deref().map(str::to_owned),
         })
         .collect();
     let resets = resets(tl, transition.as_ref(), at, start);
@@ -243,12 +243,12 @@ fn source_at(
 /// The stops of source `s` alive at `at`, as they stood then.
 fn stops_alive(all: &[Stop], s: &str, at: DateTime<Utc>) -> Vec<StopAt> {
     all.iter()
-        .filter(|st| st.source == s && st.alive_at(at))
+        .filter(|st| &*st.source == s && st.alive_at(at))
         .map(|st| {
             let (activated, peak, stop, last_update) = st.as_of(at);
             StopAt {
-                execution_id: st.execution_id.clone(),
-                symbol: st.symbol.clone(),
+                execution_id: st.execution_id.as_deref().map(str::to_owned),
+                symbol: st.symbol.as_deref().map(str::to_owned),
                 added_at: st.added_at,
                 entry: st.entry,
                 peak,

@@ -12,6 +12,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::load::Row;
 
@@ -21,7 +22,7 @@ pub struct Point {
     /// When.
     pub at: DateTime<Utc>,
     /// `ADD`, `ACTIVATE`, `UPDATE`, `TRIGGER`.
-    pub action: String,
+    pub action: Arc<str>,
     /// The premium at the trigger.
     pub current: Option<f64>,
     /// The peak so far.
@@ -44,11 +45,11 @@ pub enum End {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stop {
     /// The source.
-    pub source: String,
+    pub source: Arc<str>,
     /// The execution.
-    pub execution_id: Option<String>,
+    pub execution_id: Option<Arc<str>>,
     /// The instrument.
-    pub symbol: Option<String>,
+    pub symbol: Option<Arc<str>>,
     /// When it was added (the first event seen when the add is not in the data read).
     pub added_at: DateTime<Utc>,
     /// Premium at entry.
@@ -68,7 +69,7 @@ impl Stop {
     /// not in the data read).
     fn starting_at(r: &Row) -> Stop {
         Stop {
-            source: r.source.to_string(),
+            source: r.source.clone(),
             execution_id: r.execution_id.clone(),
             symbol: r.symbol.clone(),
             added_at: r.timestamp,
@@ -89,7 +90,7 @@ impl Stop {
     pub fn as_of(&self, t: DateTime<Utc>) -> (bool, Option<f64>, Option<f64>, DateTime<Utc>) {
         let mut out = (false, None, None, self.added_at);
         for p in self.path.iter().take_while(|p| p.at <= t) {
-            if p.action != "ADD" {
+            if &*p.action != "ADD" {
                 out.0 = true;
             }
             out.1 = p.peak.or(out.1);
@@ -101,12 +102,12 @@ impl Stop {
 
     /// Whether it ever activated.
     pub fn activated(&self) -> bool {
-        self.path.iter().any(|p| p.action != "ADD")
+        self.path.iter().any(|p| &*p.action != "ADD")
     }
 
     /// The trigger point, if triggered.
     pub fn trigger(&self) -> Option<&Point> {
-        self.path.iter().find(|p| p.action == "TRIGGER")
+        self.path.iter().find(|p| &*p.action == "TRIGGER")
     }
 
     /// Premium captured at the trigger relative to entry, percent.
@@ -138,9 +139,9 @@ pub struct Stray {
     /// When.
     pub at: DateTime<Utc>,
     /// `ACTIVATE`, `UPDATE`, `TRIGGER`.
-    pub action: String,
+    pub action: Arc<str>,
     /// The instrument, if the line named it.
-    pub symbol: Option<String>,
+    pub symbol: Option<Arc<str>>,
 }
 
 /// Stops rebuilt incrementally, for reading a long period one day at a time:
@@ -157,7 +158,7 @@ pub struct StopBook {
     /// The next sequence number.
     next: u64,
     /// The open stops of each (source, execution), oldest first.
-    by_exec: HashMap<(String, String), Vec<u64>>,
+    by_exec: HashMap<(Arc<str>, Arc<str>), Vec<u64>>,
     done: Vec<Stop>,
     strays: Vec<Stray>,
     /// Per source, stop events that could not be tied to a stop.
@@ -271,6 +272,7 @@ impl StopBook {
             return;
         }
         let action = r.action.clone().unwrap_or_default();
+        let act: &str = &action;
         let point = Point {
             at: r.timestamp,
             action: action.clone(),
@@ -278,7 +280,7 @@ impl StopBook {
             peak: r.highest_premium,
             stop: r.stop_premium,
         };
-        if action == "ADD" {
+        if act == "ADD" {
             let mut s = Stop::starting_at(r);
             let m = r.meta();
             s.activation_pct = m.f64("activation_pct");
@@ -290,9 +292,9 @@ impl StopBook {
         let idx = match &r.execution_id {
             Some(id) => self
                 .by_exec
-                .get(&(r.source.to_string(), id.clone()))
+                .get(&(r.source.clone(), id.clone()))
                 .and_then(|seqs| seqs.last().copied()),
-            None => self.by_values(r, &action),
+            None => self.by_values(r, act),
         };
         let idx = match idx {
             Some(i) => i,
@@ -319,7 +321,7 @@ impl StopBook {
             s.symbol = r.symbol.clone();
         }
         s.path.push(point);
-        if action == "TRIGGER" {
+        if act == "TRIGGER" {
             self.end(idx, End::Triggered, r.timestamp);
         }
     }

@@ -257,12 +257,7 @@ impl RiskEvent {
     /// The `metadata` object, parsed once per use (empty when null or not
     /// an object); most rows' metadata is never asked for.
     pub fn meta(&self) -> Meta {
-        Meta(
-            self.metadata
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok())
-                .unwrap_or_default(),
-        )
+        Meta::parse(self.metadata.as_deref())
     }
 
     /// One metadata value as a number.
@@ -281,6 +276,15 @@ impl RiskEvent {
 pub struct Meta(serde_json::Map<String, serde_json::Value>);
 
 impl Meta {
+    /// A `metadata` value parsed (empty when null or not an object).
+    pub fn parse(metadata: Option<&str>) -> Meta {
+        Meta(
+            metadata
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_default(),
+        )
+    }
+
     /// A value as a number (ints and floats alike).
     pub fn f64(&self, key: &str) -> Option<f64> {
         self.0.get(key)?.as_f64()

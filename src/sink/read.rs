@@ -4,9 +4,12 @@
 //! must count rows while a daemon writes.
 
 use deltalake::arrow::array::{Array, AsArray};
+use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 
 use super::error::SinkError;
 
@@ -48,17 +51,84 @@ pub fn read_bytes_columns(
     columns_of(path, bytes, columns)
 }
 
+/// [`read_bytes_columns`] with every text column read as a dictionary
+/// (`Int32` keys into `Utf8` values): the Parquet file's own dictionary
+/// pages come through as they are, so a reader that makes one value per
+/// distinct string (the audit, over millions of rows holding a few thousand
+/// distinct ids and a handful of states) neither copies nor allocates per row.
+/// Other columns come in the types [`read_bytes_columns`] gives.
+pub fn read_bytes_text_dictionaries(
+    path: &str,
+    bytes: bytes::Bytes,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>, SinkError> {
+    let io = |e: deltalake::parquet::errors::ParquetError| SinkError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    };
+    let plain = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(io)?;
+    let hint = Schema::new(
+        plain
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                    f.as_ref().clone().with_data_type(text_dictionary())
+                }
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let options = ArrowReaderOptions::new().with_schema(std::sync::Arc::new(hint));
+    // A file whose text the reader cannot give as dictionaries is read
+    // plain; `canonical` then casts it (the same values, built per row).
+    let meta = ArrowReaderMetadata::try_new(plain.metadata().clone(), options).unwrap_or(plain);
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta);
+    let mut out = Vec::new();
+    for batch in project(path, builder, columns)? {
+        out.push(canonical(batch, true).map_err(|e| SinkError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })?);
+    }
+    Ok(out)
+}
+
+/// The type [`read_bytes_text_dictionaries`] gives text columns.
+pub fn text_dictionary() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 fn columns_of<R: deltalake::parquet::file::reader::ChunkReader + 'static>(
     path: &str,
     data: R,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>, SinkError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(data).map_err(|e| SinkError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    })?;
+    let mut out = Vec::new();
+    for batch in project(path, builder, columns)? {
+        out.push(canonical(batch, false).map_err(|e| SinkError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })?);
+    }
+    Ok(out)
+}
+
+/// The batches of the named columns (those the file has) of `builder`'s file.
+fn project<R: deltalake::parquet::file::reader::ChunkReader + 'static>(
+    path: &str,
+    builder: ParquetRecordBatchReaderBuilder<R>,
     columns: &[&str],
 ) -> Result<Vec<RecordBatch>, SinkError> {
     let io = |e: std::io::Error| SinkError::Io {
         path: path.to_owned(),
         source: e,
     };
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(data).map_err(|e| io(std::io::Error::other(e)))?;
     let schema = builder.parquet_schema();
     let indices: Vec<usize> = columns
         .iter()
@@ -69,28 +139,31 @@ fn columns_of<R: deltalake::parquet::file::reader::ChunkReader + 'static>(
         .with_projection(mask)
         .build()
         .map_err(|e| io(std::io::Error::other(e)))?;
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| io(std::io::Error::other(e)))?;
-        out.push(canonical(batch).map_err(|e| io(std::io::Error::other(e)))?);
-    }
-    Ok(out)
+    reader
+        .map(|batch| batch.map_err(|e| io(std::io::Error::other(e))))
+        .collect()
 }
 
 /// `batch` with every column of risktail's tables in the Arrow type
 /// `event::batch` writes: another tool's rewrite of a file (a delete or an
 /// update with the Python `deltalake` package writes `Utf8View`) holds the
 /// same values in another physical type, and every reader here takes one.
-fn canonical(batch: RecordBatch) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
+/// With `dictionaries`, text columns are [`text_dictionary`]s instead.
+fn canonical(
+    batch: RecordBatch,
+    dictionaries: bool,
+) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
     use crate::event::schema::{QUARANTINE_COLUMNS, RISK_EVENT_COLUMNS};
-    use deltalake::arrow::datatypes::{Field, Schema};
     let schema = batch.schema();
     let want = |name: &str| {
         RISK_EVENT_COLUMNS
             .iter()
             .chain(QUARANTINE_COLUMNS.iter())
             .find(|c| c.name == name)
-            .map(|c| crate::event::batch::arrow_type(c.ty))
+            .map(|c| match crate::event::batch::arrow_type(c.ty) {
+                DataType::Utf8 if dictionaries => text_dictionary(),
+                t => t,
+            })
     };
     if schema
         .fields()

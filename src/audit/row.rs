@@ -1,0 +1,391 @@
+//! The audit's row: the columns of a `risk_events` row the audit asks about,
+//! decoded from batches whose text columns are dictionaries
+//! ([`crate::sink::read::read_bytes_text_dictionaries`]).
+//!
+//! Why not a [`crate::event::RiskEvent`]: a year's report decodes 5 million
+//! rows, and a `RiskEvent` owns a `String` per text value, so building one
+//! per row (and freeing it after the day's pass) was most of the report's
+//! time. Here each distinct text value of a batch is made once, as a shared
+//! string, and every row holding it shares it: an execution id that appears
+//! on a stop's add, activation, updates and trigger is one allocation, a
+//! state or a symbol one per batch.
+
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::{
+    Array, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, PrimitiveArray,
+    RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use deltalake::arrow::datatypes::Int32Type;
+use std::sync::Arc;
+
+use crate::event::Meta;
+use crate::event::decode::{DecodeError, checked_column, micros, schema_type};
+use crate::event::schema::name;
+use crate::sink::read::text_dictionary;
+
+/// One event as the audit sees it. Text is shared (see the module's note);
+/// a column the read left out is empty.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Row {
+    /// e.g. `circuit_breaker_state_change`.
+    pub event_type: Arc<str>,
+    /// `circuit_breaker`, `trailing_stop`, `portfolio_limits`, or a user's.
+    pub component: Arc<str>,
+    /// When the engine logged the line, UTC.
+    pub timestamp: DateTime<Utc>,
+    /// The execution the line is about.
+    pub execution_id: Option<Arc<str>>,
+    /// The breaker's state before this change.
+    pub old_state: Option<Arc<str>>,
+    /// The breaker's state after this change.
+    pub new_state: Option<Arc<str>>,
+    /// Failures counted by the breaker.
+    pub failure_count: Option<i32>,
+    /// Trailing stop: premium at entry.
+    pub entry_premium: Option<f64>,
+    /// Trailing stop: premium when triggered.
+    pub current_premium: Option<f64>,
+    /// Trailing stop: peak premium.
+    pub highest_premium: Option<f64>,
+    /// Trailing stop: stop level.
+    pub stop_premium: Option<f64>,
+    /// Trailing stop action.
+    pub action: Option<Arc<str>>,
+    /// Which portfolio limit.
+    pub limit_type: Option<Arc<str>>,
+    /// The limit's current value.
+    pub current_value: Option<f64>,
+    /// The limit.
+    pub limit_value: Option<f64>,
+    /// Whether the entry was allowed.
+    pub allowed: Option<bool>,
+    /// Why an entry was rejected.
+    pub rejection_reason: Option<Arc<str>>,
+    /// Sorted JSON object of the dialect's fields that have no column.
+    pub metadata: Option<Arc<str>>,
+    /// The instrument.
+    pub symbol: Option<Arc<str>>,
+    /// Source name from the config.
+    pub source: Arc<str>,
+    /// Path the line was read from.
+    pub source_file: Arc<str>,
+    /// Byte offset of the line in the file's (decompressed) content.
+    pub source_offset: i64,
+}
+
+impl Row {
+    /// The `metadata` object, parsed once per use (most rows' is never asked for).
+    pub fn meta(&self) -> Meta {
+        Meta::parse(self.metadata.as_deref())
+    }
+
+    /// One metadata value as a number.
+    pub fn meta_f64(&self, key: &str) -> Option<f64> {
+        self.meta().f64(key)
+    }
+
+    /// One metadata value as text.
+    pub fn meta_str(&self, key: &str) -> Option<String> {
+        self.meta().str(key)
+    }
+}
+
+/// A text column read as a dictionary: the shared string of each distinct
+/// value is made the first time a row asks for it.
+struct Text<'a> {
+    keys: &'a PrimitiveArray<Int32Type>,
+    values: &'a StringArray,
+    made: Vec<Option<Arc<str>>>,
+}
+
+impl Text<'_> {
+    fn at(&mut self, i: usize) -> Option<Arc<str>> {
+        if self.keys.is_null(i) {
+            return None;
+        }
+        let k = usize::try_from(self.keys.value(i)).ok()?;
+        if k >= self.values.len() || self.values.is_null(k) {
+            return None;
+        }
+        let values = self.values;
+        Some(
+            self.made[k]
+                .get_or_insert_with(|| Arc::from(values.value(k)))
+                .clone(),
+        )
+    }
+}
+
+/// The text at `i` of a column that may not have been read.
+fn text(t: &mut Option<Text<'_>>, i: usize) -> Option<Arc<str>> {
+    t.as_mut().and_then(|t| t.at(i))
+}
+
+/// A batch's columns, found by name and checked against the schema (text
+/// against [`text_dictionary`]).
+struct Columns<'a>(&'a RecordBatch);
+
+impl<'a> Columns<'a> {
+    fn text(&self, col: &'static str) -> Result<Option<Text<'a>>, DecodeError> {
+        let Some(a) = checked_column(self.0, col, text_dictionary())? else {
+            return Ok(None);
+        };
+        let dict = a.as_dictionary::<Int32Type>();
+        let values = dict
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| DecodeError::Value {
+                column: col,
+                message: "dictionary values are not text".into(),
+            })?;
+        Ok(Some(Text {
+            keys: dict.keys(),
+            values,
+            made: vec![None; values.len()],
+        }))
+    }
+
+    fn typed<T: Array + 'static>(&self, col: &'static str) -> Result<Option<&'a T>, DecodeError> {
+        Ok(checked_column(self.0, col, schema_type(col)?)?
+            .and_then(|a| a.as_any().downcast_ref::<T>()))
+    }
+}
+
+/// A number at `i` of a column that may not have been read.
+fn num<T, A>(a: Option<&A>, i: usize, value: impl Fn(&A, usize) -> T) -> Option<T>
+where
+    A: Array,
+{
+    a.filter(|a| !a.is_null(i)).map(|a| value(a, i))
+}
+
+/// The text columns of a batch, in the order [`rows_from_batch`] fills them.
+struct Texts<'a> {
+    ty: Option<Text<'a>>,
+    comp: Option<Text<'a>>,
+    exec: Option<Text<'a>>,
+    old: Option<Text<'a>>,
+    new: Option<Text<'a>>,
+    action: Option<Text<'a>>,
+    limit: Option<Text<'a>>,
+    reason: Option<Text<'a>>,
+    meta: Option<Text<'a>>,
+    symbol: Option<Text<'a>>,
+    source: Option<Text<'a>>,
+    file: Option<Text<'a>>,
+}
+
+impl<'a> Texts<'a> {
+    fn of(c: &Columns<'a>) -> Result<Texts<'a>, DecodeError> {
+        Ok(Texts {
+            ty: c.text(name::EVENT_TYPE)?,
+            comp: c.text(name::COMPONENT)?,
+            exec: c.text(name::EXECUTION_ID)?,
+            old: c.text(name::OLD_STATE)?,
+            new: c.text(name::NEW_STATE)?,
+            action: c.text(name::ACTION)?,
+            limit: c.text(name::LIMIT_TYPE)?,
+            reason: c.text(name::REJECTION_REASON)?,
+            meta: c.text(name::METADATA)?,
+            symbol: c.text(name::SYMBOL)?,
+            source: c.text(name::SOURCE)?,
+            file: c.text(name::SOURCE_FILE)?,
+        })
+    }
+}
+
+/// The rows of a `risk_events` batch read with text as dictionaries.
+pub fn rows_from_batch(batch: &RecordBatch) -> Result<Vec<Row>, DecodeError> {
+    let c = Columns(batch);
+    let mut t = Texts::of(&c)?;
+    let f = |col| c.typed::<Float64Array>(col);
+    let (entry, cur, high, stop, cv, lv) = (
+        f(name::ENTRY_PREMIUM)?,
+        f(name::CURRENT_PREMIUM)?,
+        f(name::HIGHEST_PREMIUM)?,
+        f(name::STOP_PREMIUM)?,
+        f(name::CURRENT_VALUE)?,
+        f(name::LIMIT_VALUE)?,
+    );
+    let ts = c.typed::<TimestampMicrosecondArray>(name::TIMESTAMP)?;
+    let failures = c.typed::<Int32Array>(name::FAILURE_COUNT)?;
+    let allowed = c.typed::<BooleanArray>(name::ALLOWED)?;
+    let offset = c.typed::<Int64Array>(name::SOURCE_OFFSET)?;
+    let float = |a: &Float64Array, i| a.value(i);
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        out.push(Row {
+            event_type: text(&mut t.ty, i).unwrap_or_default(),
+            component: text(&mut t.comp, i).unwrap_or_default(),
+            timestamp: micros(name::TIMESTAMP, ts, i)?,
+            execution_id: text(&mut t.exec, i),
+            old_state: text(&mut t.old, i),
+            new_state: text(&mut t.new, i),
+            failure_count: num(failures, i, |a, i| a.value(i)),
+            entry_premium: num(entry, i, float),
+            current_premium: num(cur, i, float),
+            highest_premium: num(high, i, float),
+            stop_premium: num(stop, i, float),
+            action: text(&mut t.action, i),
+            limit_type: text(&mut t.limit, i),
+            current_value: num(cv, i, float),
+            limit_value: num(lv, i, float),
+            allowed: num(allowed, i, |a, i| a.value(i)),
+            rejection_reason: text(&mut t.reason, i),
+            metadata: text(&mut t.meta, i),
+            symbol: text(&mut t.symbol, i),
+            source: text(&mut t.source, i).unwrap_or_default(),
+            source_file: text(&mut t.file, i).unwrap_or_default(),
+            source_offset: num(offset, i, |a, i| a.value(i)).unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::RiskEvent;
+    use crate::event::batch::events_batch;
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    use deltalake::parquet::arrow::ArrowWriter;
+
+    /// Three events: two of one stop (one execution id), one limit check
+    /// with most columns null.
+    fn events() -> Vec<RiskEvent> {
+        let t = DateTime::from_timestamp(1_769_000_000, 0).expect("time");
+        let stop = |action: &str, offset: i64| RiskEvent {
+            event_type: format!("trailing_stop_{}", action.to_lowercase()).into(),
+            component: "trailing_stop".into(),
+            timestamp: t + chrono::Duration::milliseconds(offset),
+            execution_id: Some("exec-1".into()),
+            action: Some(action.into()),
+            entry_premium: Some(2.5),
+            highest_premium: (action != "ADD").then_some(2.9),
+            symbol: Some("SPY".into()),
+            metadata: Some(r#"{"activation_pct":10.0}"#.into()),
+            source: "engine".into(),
+            source_file: "/var/log/engine.log".into(),
+            source_offset: offset,
+            raw_line: "not read by the audit".into(),
+            ..RiskEvent::default()
+        };
+        let check = RiskEvent {
+            event_type: "portfolio_limit_check".into(),
+            component: "portfolio_limits".into(),
+            timestamp: t,
+            limit_type: Some("max_positions".into()),
+            current_value: Some(5.0),
+            limit_value: Some(4.0),
+            allowed: Some(false),
+            failure_count: Some(3),
+            rejection_reason: Some("over".into()),
+            source: "engine".into(),
+            source_file: "/var/log/engine.log".into(),
+            source_offset: 900,
+            ..RiskEvent::default()
+        };
+        vec![stop("ADD", 10), stop("ACTIVATE", 200), check]
+    }
+
+    /// What the audit must see of an event.
+    fn expected(e: &RiskEvent) -> Row {
+        let s = |v: &Option<String>| v.as_deref().map(Arc::from);
+        Row {
+            event_type: e.event_type.clone(),
+            component: e.component.clone(),
+            timestamp: e.timestamp,
+            execution_id: s(&e.execution_id),
+            old_state: s(&e.old_state),
+            new_state: s(&e.new_state),
+            failure_count: e.failure_count,
+            entry_premium: e.entry_premium,
+            current_premium: e.current_premium,
+            highest_premium: e.highest_premium,
+            stop_premium: e.stop_premium,
+            action: s(&e.action),
+            limit_type: s(&e.limit_type),
+            current_value: e.current_value,
+            limit_value: e.limit_value,
+            allowed: e.allowed,
+            rejection_reason: s(&e.rejection_reason),
+            metadata: s(&e.metadata),
+            symbol: s(&e.symbol),
+            source: e.source.clone(),
+            source_file: e.source_file.as_str().into(),
+            source_offset: e.source_offset,
+        }
+    }
+
+    fn parquet(batch: &RecordBatch) -> bytes::Bytes {
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, batch.schema(), None).expect("writer");
+        w.write(batch).expect("write");
+        w.close().expect("close");
+        out.into()
+    }
+
+    fn read(bytes: bytes::Bytes) -> Vec<Row> {
+        let batches = crate::sink::read::read_bytes_text_dictionaries(
+            "x.parquet",
+            bytes,
+            &super::super::load::COLUMNS,
+        )
+        .expect("read");
+        batches
+            .iter()
+            .flat_map(|b| rows_from_batch(b).expect("decode"))
+            .collect()
+    }
+
+    /// A file as risktail writes it reads back as the events it was written
+    /// from, and rows holding one value share one string.
+    #[test]
+    fn a_file_reads_back_as_its_events_with_shared_text() {
+        let events = events();
+        let rows = read(parquet(&events_batch(&events).expect("batch")));
+        assert_eq!(rows, events.iter().map(expected).collect::<Vec<_>>());
+        let (a, b) = (&rows[0], &rows[1]);
+        let same = |x: &Option<Arc<str>>, y: &Option<Arc<str>>| match (x, y) {
+            (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+            _ => false,
+        };
+        assert!(same(&a.execution_id, &b.execution_id) && same(&a.symbol, &b.symbol));
+        assert!(Arc::ptr_eq(&a.source, &rows[2].source));
+    }
+
+    /// A file another tool rewrote (`Utf8View` text, as the Python
+    /// `deltalake` package writes) reads back the same.
+    #[test]
+    fn text_in_another_type_reads_back_the_same() {
+        let events = events();
+        let batch = events_batch(&events).expect("batch");
+        let schema = batch.schema();
+        let (fields, columns): (Vec<Field>, Vec<_>) = schema
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, c)| match f.data_type() {
+                DataType::Utf8 => (
+                    f.as_ref().clone().with_data_type(DataType::Utf8View),
+                    deltalake::arrow::compute::cast(c, &DataType::Utf8View).expect("cast"),
+                ),
+                _ => (f.as_ref().clone(), c.clone()),
+            })
+            .unzip();
+        let view = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+        let rows = read(parquet(&view));
+        assert_eq!(rows, events.iter().map(expected).collect::<Vec<_>>());
+    }
+
+    /// A text column that is not text is named, not read as empty.
+    #[test]
+    fn a_column_of_another_type_is_named() {
+        let schema = Schema::new(vec![Field::new(name::SYMBOL, DataType::Int64, true)]);
+        let batch =
+            RecordBatch::try_new(Arc::new(schema), vec![Arc::new(Int64Array::from(vec![1]))])
+                .expect("batch");
+        let e = rows_from_batch(&batch).expect_err("wrong type");
+        assert!(e.to_string().contains("symbol"), "{e}");
+    }
+}
