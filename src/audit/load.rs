@@ -174,6 +174,8 @@ impl TableFiles {
     /// to `each`, in the order given: a day's files are decoded and sorted
     /// on one of every core, a few days ahead of `each` (a year's report
     /// decodes 5 million rows; memory holds a window of days, not the year).
+    /// The next window decodes while `each` takes the current one, so the
+    /// pass over a day's rows and the decoding of the next days overlap.
     pub async fn for_each_day(
         &self,
         days: &[NaiveDate],
@@ -181,12 +183,20 @@ impl TableFiles {
         mut each: impl FnMut(NaiveDate, Vec<Row>, ReadStats),
     ) -> Result<(), AuditError> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for window in days.chunks(threads * 2) {
-            let mut fetched = Vec::with_capacity(window.len());
-            for day in window {
-                fetched.push(self.fetch(*day).await?);
+        let source = source.map(str::to_owned);
+        let windows: Vec<&[NaiveDate]> = days.chunks(threads * 2).collect();
+        let mut ahead: Option<std::thread::JoinHandle<Vec<Decoded>>> = None;
+        for (i, window) in windows.iter().enumerate() {
+            let decoded = match ahead.take() {
+                Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                None => decode_days(self.fetch_all(window).await?, source.as_deref(), threads),
+            };
+            if let Some(next) = windows.get(i + 1) {
+                let (fetched, source) = (self.fetch_all(next).await?, source.clone());
+                ahead = Some(std::thread::spawn(move || {
+                    decode_days(fetched, source.as_deref(), threads)
+                }));
             }
-            let decoded = decode_days(fetched, source, threads);
             for (day, result) in window.iter().zip(decoded) {
                 let (rows, files_read) = result?;
                 let stats = ReadStats {
@@ -198,6 +208,15 @@ impl TableFiles {
             }
         }
         Ok(())
+    }
+
+    /// The bytes of each data file of each of `days`.
+    async fn fetch_all(&self, days: &[NaiveDate]) -> Result<Vec<Fetched>, AuditError> {
+        let mut fetched = Vec::with_capacity(days.len());
+        for day in days {
+            fetched.push(self.fetch(*day).await?);
+        }
+        Ok(fetched)
     }
 
     /// The bytes of each data file of `day`, with its path.
@@ -276,14 +295,14 @@ fn read_file(
 ) -> Result<(), AuditError> {
     let batches = crate::sink::read::read_bytes_text_dictionaries(path, bytes, &COLUMNS)?;
     for batch in &batches {
-        let rows = rows_from_batch(batch).map_err(|source| AuditError::Decode {
+        rows_from_batch(batch, out).map_err(|source| AuditError::Decode {
             path: path.into(),
             source,
         })?;
-        out.extend(
-            rows.into_iter()
-                .filter(|r| source.is_none_or(|s| &*r.source == s)),
-        );
+    }
+    if let Some(s) = source {
+        // The rows already in `out` passed this filter before.
+        out.retain(|r| &*r.source == s);
     }
     Ok(())
 }

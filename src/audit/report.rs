@@ -218,6 +218,8 @@ struct Pass<'a> {
     events: u64,
     last_seen: BTreeMap<String, DateTime<Utc>>,
     read: ReadStats,
+    /// Takes the rows and stops the pass is done with, to free them.
+    dropper: Option<Dropper>,
 }
 
 impl<'a> Pass<'a> {
@@ -243,6 +245,7 @@ impl<'a> Pass<'a> {
             events: 0,
             last_seen: BTreeMap::new(),
             read: ReadStats::default(),
+            dropper: dropper(),
         }
     }
 
@@ -256,31 +259,43 @@ impl<'a> Pass<'a> {
     fn day(&mut self, day: NaiveDate, mut rows: Vec<Row>) {
         rows.retain(|r| self.sources.iter().any(|s| **s == *r.source));
         self.events += rows.len() as u64;
+        let Pass {
+            accs,
+            total,
+            book,
+            timelines,
+            last_seen,
+            ..
+        } = self;
+        let mut acc = accs.get_mut(&day);
         for row in &rows {
             if let Some(t) = Transition::from_row(row) {
-                self.timelines
-                    .entry(row.source.to_string())
-                    .or_default()
-                    .push(t);
+                timelines.entry(row.source.to_string()).or_default().push(t);
             }
-            self.book.feed(row);
-            let state = self
-                .timelines
-                .get(&*row.source)
-                .and_then(|t| breaker::state_at(t, row.timestamp));
-            if let Some(a) = self.accs.get_mut(&day) {
-                a.row(row, state);
+            book.feed(row);
+            if Acc::wants(row) {
+                let state = timelines
+                    .get(&*row.source)
+                    .and_then(|t| breaker::state_at(t, row.timestamp));
+                if let Some(a) = acc.as_deref_mut() {
+                    a.row(row, state);
+                }
+                total.row(row, state);
             }
-            self.total.row(row, state);
-            match self.last_seen.get_mut(&*row.source) {
-                Some(seen) => *seen = (*seen).max(row.timestamp),
+        }
+        // Rows are in the audit's order: per source, by time.
+        for r in rows.chunk_by(|a, b| a.source == b.source) {
+            let (source, at) = (&r[r.len() - 1].source, r[r.len() - 1].timestamp);
+            match last_seen.get_mut(&**source) {
+                Some(seen) => *seen = (*seen).max(at),
                 None => {
-                    self.last_seen.insert(row.source.to_string(), row.timestamp);
+                    last_seen.insert(source.to_string(), at);
                 }
             }
         }
+        let mut spent = Vec::new();
         for s in self.book.take_done() {
-            self.credit(s);
+            spent.extend(self.credit(s));
         }
         for s in self.book.take_strays() {
             if let Some(a) = self.accs.get_mut(&s.at.date_naive()) {
@@ -290,12 +305,24 @@ impl<'a> Pass<'a> {
         }
         if self.charted.contains(&day) {
             self.chart_rows.extend(rows);
+        } else {
+            self.free(Box::new(rows));
+        }
+        self.free(Box::new(spent));
+    }
+
+    /// Frees `what` on the dropper's thread: freeing a day's rows (a few
+    /// shared strings each) and its stops was a tenth of the pass.
+    fn free(&self, what: Box<dyn std::any::Any + Send>) {
+        if let Some(dropper) = &self.dropper {
+            let _ = dropper.send(what);
         }
     }
 
     /// A stop whose life ended (or the period did): counted on the day it
     /// was added, with the rule that closed it where the alerts say.
-    fn credit(&mut self, s: Stop) {
+    /// Returns it unless a chart keeps it.
+    fn credit(&mut self, s: Stop) -> Option<Stop> {
         let day = s.added_at.date_naive();
         let rule = self
             .exits
@@ -316,7 +343,9 @@ impl<'a> Pass<'a> {
         }
         if self.charted.contains(&day) {
             self.chart_stops.push(s);
+            return None;
         }
+        Some(s)
     }
 
     /// The report: stops still open are credited, and time is measured up
@@ -366,6 +395,20 @@ impl<'a> Pass<'a> {
             stops: self.chart_stops,
         }
     }
+}
+
+/// Where [`Pass`] sends what it is done with.
+type Dropper = std::sync::mpsc::SyncSender<Box<dyn std::any::Any + Send>>;
+
+/// A thread that frees what it is sent (none if no thread can be started:
+/// the pass then frees its rows itself).
+fn dropper() -> Option<Dropper> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    std::thread::Builder::new()
+        .name("report-free".into())
+        .spawn(move || rx.into_iter().for_each(drop))
+        .ok()?;
+    Some(tx)
 }
 
 /// `part` as a percentage of `whole` (none of nothing).
@@ -474,6 +517,14 @@ impl Acc {
         set.activated += u64::from(activated);
         set.triggered += u64::from(triggered);
         captured.extend(s.captured_pct());
+    }
+
+    /// Whether [`Acc::row`] counts `r`: limit checks and health warnings.
+    fn wants(r: &Row) -> bool {
+        matches!(
+            &*r.event_type,
+            "portfolio_health_warning" | "portfolio_limit_check"
+        )
     }
 
     /// A limit check or health warning, with the breaker's state at its time.

@@ -194,8 +194,9 @@ impl<'a> Texts<'a> {
     }
 }
 
-/// The rows of a `risk_events` batch read with text as dictionaries.
-pub fn rows_from_batch(batch: &RecordBatch) -> Result<Vec<Row>, DecodeError> {
+/// The rows of a `risk_events` batch read with text as dictionaries,
+/// appended to `out` (built in place: a row is some 300 bytes to move).
+pub fn rows_from_batch(batch: &RecordBatch, out: &mut Vec<Row>) -> Result<(), DecodeError> {
     let c = Columns(batch);
     let mut t = Texts::of(&c)?;
     let f = |col| c.typed::<Float64Array>(col);
@@ -212,7 +213,7 @@ pub fn rows_from_batch(batch: &RecordBatch) -> Result<Vec<Row>, DecodeError> {
     let allowed = c.typed::<BooleanArray>(name::ALLOWED)?;
     let offset = c.typed::<Int64Array>(name::SOURCE_OFFSET)?;
     let float = |a: &Float64Array, i| a.value(i);
-    let mut out = Vec::with_capacity(batch.num_rows());
+    out.reserve(batch.num_rows());
     for i in 0..batch.num_rows() {
         out.push(Row {
             event_type: text(&mut t.ty, i).unwrap_or_default(),
@@ -239,7 +240,7 @@ pub fn rows_from_batch(batch: &RecordBatch) -> Result<Vec<Row>, DecodeError> {
             source_offset: num(offset, i, |a, i| a.value(i)).unwrap_or(0),
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -332,10 +333,11 @@ mod tests {
             &super::super::load::COLUMNS,
         )
         .expect("read");
-        batches
-            .iter()
-            .flat_map(|b| rows_from_batch(b).expect("decode"))
-            .collect()
+        let mut rows = Vec::new();
+        for b in &batches {
+            rows_from_batch(b, &mut rows).expect("decode");
+        }
+        rows
     }
 
     /// A file as risktail writes it reads back as the events it was written
@@ -385,7 +387,7 @@ mod tests {
         let batch =
             RecordBatch::try_new(Arc::new(schema), vec![Arc::new(Int64Array::from(vec![1]))])
                 .expect("batch");
-        let e = rows_from_batch(&batch).expect_err("wrong type");
+        let e = rows_from_batch(&batch, &mut Vec::new()).expect_err("wrong type");
         assert!(e.to_string().contains("symbol"), "{e}");
     }
 }

@@ -76,7 +76,8 @@ impl Stop {
             entry: r.entry_premium,
             activation_pct: None,
             trailing_pct: None,
-            path: Vec::new(),
+            // Add, activate, an update or two, trigger.
+            path: Vec::with_capacity(4),
             ended: None,
         }
     }
@@ -153,8 +154,10 @@ pub struct Stray {
 /// costs a removal, not a scan and a shift of the whole list.
 #[derive(Debug, Default)]
 pub struct StopBook {
-    /// Stops not ended yet, by the order they were opened in.
-    open: BTreeMap<u64, Stop>,
+    /// Stops not ended yet, by the order they were opened in (boxed: the
+    /// map moves its entries as it grows and shrinks, a pointer is cheaper
+    /// to move than a stop).
+    open: BTreeMap<u64, Box<Stop>>,
     /// The next sequence number.
     next: u64,
     /// The open stops of each (source, execution), oldest first.
@@ -173,7 +176,10 @@ impl StopBook {
     /// Takes the stops still open, in the order they were opened.
     pub fn take_open(&mut self) -> Vec<Stop> {
         self.by_exec.clear();
-        std::mem::take(&mut self.open).into_values().collect()
+        std::mem::take(&mut self.open)
+            .into_values()
+            .map(|s| *s)
+            .collect()
     }
 
     /// Opens `s`; returns its sequence number.
@@ -186,7 +192,7 @@ impl StopBook {
                 .or_default()
                 .push(seq);
         }
-        self.open.insert(seq, s);
+        self.open.insert(seq, Box::new(s));
         seq
     }
 
@@ -229,7 +235,7 @@ impl StopBook {
         };
         let mut fitting = candidates
             .into_iter()
-            .filter(|i| self.open.get(i).is_some_and(fits));
+            .filter(|i| self.open.get(i).is_some_and(|s| fits(s)));
         match (fitting.next(), fitting.next()) {
             (Some(i), None) => Some(i),
             _ => None,
@@ -250,7 +256,7 @@ impl StopBook {
             }
         }
         s.ended = Some((how, at));
-        self.done.push(s);
+        self.done.push(*s);
     }
 
     /// Applies one row.
