@@ -31,9 +31,9 @@ pub struct Transition {
 impl Transition {
     /// The transition a row records, if it is one.
     pub fn from_row(r: &Row) -> Option<Transition> {
-        let to = r.new_state.as_deref()?.to_owned();
-        let init = &*r.event_type == "circuit_breaker_init";
-        if !init && &*r.event_type != "circuit_breaker_state_change" {
+        let to = r.new_state?.to_owned();
+        let init = r.event_type == "circuit_breaker_init";
+        if !init && r.event_type != "circuit_breaker_state_change" {
             return None;
         }
         let m = r.meta();
@@ -45,7 +45,7 @@ impl Transition {
             s
         } else {
             match to.as_str() {
-                "OPEN" if r.old_state.as_deref() == Some("HALF_OPEN") => format!(
+                "OPEN" if r.old_state == Some("HALF_OPEN") => format!(
                     "failure during HALF_OPEN{}",
                     m.str("reason")
                         .map(|x| format!(" ({x})"))
@@ -75,10 +75,10 @@ impl Transition {
                 _ => String::new(),
             }
         };
-        let restart_reset = init && matches!(r.old_state.as_deref(), Some("OPEN" | "HALF_OPEN"));
+        let restart_reset = init && matches!(r.old_state, Some("OPEN" | "HALF_OPEN"));
         Some(Transition {
             at: r.timestamp,
-            from: r.old_state.as_deref().map(str::to_owned),
+            from: r.old_state.map(str::to_owned),
             to,
             event_type: r.event_type.to_string(),
             reason,
@@ -197,15 +197,16 @@ pub fn secs(d: chrono::TimeDelta) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::row::intern;
 
     fn row(sec: i64, ty: &str, old: Option<&str>, new: &str) -> Row {
         Row {
-            event_type: ty.into(),
-            component: "circuit_breaker".into(),
+            event_type: intern(ty),
+            component: "circuit_breaker",
             timestamp: DateTime::from_timestamp(1_769_000_000 + sec, 0).unwrap(),
-            old_state: old.map(Into::into),
-            new_state: Some(new.into()),
-            source: "e".into(),
+            old_state: old.map(intern),
+            new_state: Some(intern(new)),
+            source: "e",
             ..Row::default()
         }
     }

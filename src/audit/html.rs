@@ -190,7 +190,7 @@ fn span(r: &Report, source: &str, tz: Tz, day: NaiveDate) -> (f64, f64) {
     let hs: Vec<f64> = r
         .rows
         .iter()
-        .filter(|x| &*x.source == source && x.timestamp.date_naive() == day)
+        .filter(|x| x.source == source && x.timestamp.date_naive() == day)
         .map(|x| hours(x.timestamp, tz, day))
         .collect();
     let lo = hs.iter().copied().fold(f64::INFINITY, f64::min);
@@ -306,7 +306,7 @@ fn stops_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate, (x0, x1): (f64,
     let stops: Vec<_> = r
         .stops
         .iter()
-        .filter(|s| &*s.source == source && s.added_at.date_naive() == day && s.entry.is_some())
+        .filter(|s| s.source == source && s.added_at.date_naive() == day && s.entry.is_some())
         .collect();
     let rel = |v: f64, e: f64| (v / e - 1.0) * 100.0;
     let mut ymin: f64 = -3.0;
@@ -404,8 +404,8 @@ fn limits_chart(r: &Report, source: &str, tz: Tz, day: NaiveDate, (x0, x1): (f64
     let pts: Vec<(f64, f64, &str, Option<bool>)> = r
         .rows
         .iter()
-        .filter(|x| &*x.source == source && x.timestamp.date_naive() == day)
-        .filter(|x| &*x.component == "portfolio_limits")
+        .filter(|x| x.source == source && x.timestamp.date_naive() == day)
+        .filter(|x| x.component == "portfolio_limits")
         .filter_map(|x| {
             let (c, l) = (x.current_value?, x.limit_value?);
             (l != 0.0).then(|| {

@@ -302,7 +302,7 @@ fn read_file(
     }
     if let Some(s) = source {
         // The rows already in `out` passed this filter before.
-        out.retain(|r| &*r.source == s);
+        out.retain(|r| r.source == s);
     }
     Ok(())
 }

@@ -275,7 +275,7 @@ impl<'a> Pass<'a> {
             book.feed(row);
             if Acc::wants(row) {
                 let state = timelines
-                    .get(&*row.source)
+                    .get(row.source)
                     .and_then(|t| breaker::state_at(t, row.timestamp));
                 if let Some(a) = acc.as_deref_mut() {
                     a.row(row, state);
@@ -459,12 +459,12 @@ impl Acc {
     fn stray(&mut self, s: &Stray) {
         let a = &mut self.a;
         a.stop_events_unattributed += 1;
-        match &*s.action {
+        match s.action {
             "ACTIVATE" => a.stops_activated += 1,
             "TRIGGER" => {
                 a.stops_triggered += 1;
                 *a.triggers_by_symbol
-                    .entry(s.symbol.as_deref().unwrap_or("?").to_owned())
+                    .entry(s.symbol.unwrap_or("?").to_owned())
                     .or_default() += 1;
             }
             _ => {}
@@ -475,16 +475,13 @@ impl Acc {
     fn stop(&mut self, s: &Stop) {
         let a = &mut self.a;
         // A stop whose add is not in the data read was added before it.
-        a.stops_added += u64::from(s.path.first().is_some_and(|p| &*p.action == "ADD"));
+        a.stops_added += u64::from(s.path.first().is_some_and(|p| p.action == "ADD"));
         let activated = s.activated();
         let triggered = s.trigger().is_some();
         a.stops_activated += u64::from(activated);
         a.stops_triggered += u64::from(triggered);
         if triggered {
-            bump(
-                &mut a.triggers_by_symbol,
-                s.symbol.as_deref().unwrap_or("?"),
-            );
+            bump(&mut a.triggers_by_symbol, s.symbol.unwrap_or("?"));
         } else {
             a.stops_other_exit += 1;
         }
@@ -522,7 +519,7 @@ impl Acc {
     /// Whether [`Acc::row`] counts `r`: limit checks and health warnings.
     fn wants(r: &Row) -> bool {
         matches!(
-            &*r.event_type,
+            r.event_type,
             "portfolio_health_warning" | "portfolio_limit_check"
         )
     }
@@ -530,14 +527,11 @@ impl Acc {
     /// A limit check or health warning, with the breaker's state at its time.
     fn row(&mut self, r: &Row, breaker: Option<&str>) {
         let a = &mut self.a;
-        if &*r.event_type == "portfolio_health_warning" {
-            bump(
-                &mut a.health_warnings,
-                r.limit_type.as_deref().unwrap_or("other"),
-            );
+        if r.event_type == "portfolio_health_warning" {
+            bump(&mut a.health_warnings, r.limit_type.unwrap_or("other"));
             return;
         }
-        if &*r.event_type != "portfolio_limit_check" {
+        if r.event_type != "portfolio_limit_check" {
             return;
         }
         a.entries_checked += 1;
@@ -554,7 +548,7 @@ impl Acc {
                 _ => None,
             };
             self.over
-                .entry(r.limit_type.as_deref().unwrap_or("other").to_owned())
+                .entry(r.limit_type.unwrap_or("other").to_owned())
                 .or_default()
                 .push(excess);
         }

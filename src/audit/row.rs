@@ -5,10 +5,13 @@
 //! Why not a [`crate::event::RiskEvent`]: a year's report decodes 5 million
 //! rows, and a `RiskEvent` owns a `String` per text value, so building one
 //! per row (and freeing it after the day's pass) was most of the report's
-//! time. Here each distinct text value of a batch is made once, as a shared
-//! string, and every row holding it shares it: an execution id that appears
-//! on a stop's add, activation, updates and trigger is one allocation, a
-//! state or a symbol one per batch.
+//! time. Here each distinct text value of a batch is made once and every row
+//! holding it shares it: an execution id that appears on a stop's add,
+//! activation, updates and trigger is one allocation ([`Arc<str>`]). The
+//! columns that hold a handful of values (types, states, actions, symbols,
+//! limits, sources, files) are [`Sym`]s, interned once per process: sharing
+//! those through reference counts cost two atomic operations per value per
+//! row, more than the rest of the row's decoding.
 
 use chrono::{DateTime, Utc};
 use deltalake::arrow::array::{
@@ -23,22 +26,46 @@ use crate::event::decode::{DecodeError, checked_column, micros, schema_type};
 use crate::event::schema::name;
 use crate::sink::read::text_dictionary;
 
+/// Text from a column of few distinct values, interned for the process.
+pub type Sym = &'static str;
+
+/// The process's one copy of `s`. The interned columns hold event types,
+/// states, actions, symbols, limit types, source names and file paths: a
+/// table holds a few thousand of them however many rows it has, and the
+/// audit runs in one-shot commands (`report`, `state`, a backfill's look at
+/// the table), so what is interned is kept for the process.
+pub fn intern(s: &str) -> Sym {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashSet<Sym>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = seen.get(s) {
+        return s;
+    }
+    let s: Sym = Box::leak(s.into());
+    seen.insert(s);
+    s
+}
+
 /// One event as the audit sees it. Text is shared (see the module's note);
 /// a column the read left out is empty.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row {
     /// e.g. `circuit_breaker_state_change`.
-    pub event_type: Arc<str>,
+    pub event_type: Sym,
     /// `circuit_breaker`, `trailing_stop`, `portfolio_limits`, or a user's.
-    pub component: Arc<str>,
+    pub component: Sym,
     /// When the engine logged the line, UTC.
     pub timestamp: DateTime<Utc>,
     /// The execution the line is about.
     pub execution_id: Option<Arc<str>>,
     /// The breaker's state before this change.
-    pub old_state: Option<Arc<str>>,
+    pub old_state: Option<Sym>,
     /// The breaker's state after this change.
-    pub new_state: Option<Arc<str>>,
+    pub new_state: Option<Sym>,
     /// Failures counted by the breaker.
     pub failure_count: Option<i32>,
     /// Trailing stop: premium at entry.
@@ -50,9 +77,9 @@ pub struct Row {
     /// Trailing stop: stop level.
     pub stop_premium: Option<f64>,
     /// Trailing stop action.
-    pub action: Option<Arc<str>>,
+    pub action: Option<Sym>,
     /// Which portfolio limit.
-    pub limit_type: Option<Arc<str>>,
+    pub limit_type: Option<Sym>,
     /// The limit's current value.
     pub current_value: Option<f64>,
     /// The limit.
@@ -64,11 +91,11 @@ pub struct Row {
     /// Sorted JSON object of the dialect's fields that have no column.
     pub metadata: Option<Arc<str>>,
     /// The instrument.
-    pub symbol: Option<Arc<str>>,
+    pub symbol: Option<Sym>,
     /// Source name from the config.
-    pub source: Arc<str>,
+    pub source: Sym,
     /// Path the line was read from.
-    pub source_file: Arc<str>,
+    pub source_file: Sym,
     /// Byte offset of the line in the file's (decompressed) content.
     pub source_offset: i64,
 }
@@ -90,16 +117,17 @@ impl Row {
     }
 }
 
-/// A text column read as a dictionary: the shared string of each distinct
-/// value is made the first time a row asks for it.
-struct Text<'a> {
+/// A text column read as a dictionary: the value of each distinct string
+/// (shared, or interned) is made the first time a row asks for it.
+struct Text<'a, T> {
     keys: &'a PrimitiveArray<Int32Type>,
     values: &'a StringArray,
-    made: Vec<Option<Arc<str>>>,
+    made: Vec<Option<T>>,
+    make: fn(&str) -> T,
 }
 
-impl Text<'_> {
-    fn at(&mut self, i: usize) -> Option<Arc<str>> {
+impl<T: Clone> Text<'_, T> {
+    fn at(&mut self, i: usize) -> Option<T> {
         if self.keys.is_null(i) {
             return None;
         }
@@ -107,17 +135,17 @@ impl Text<'_> {
         if k >= self.values.len() || self.values.is_null(k) {
             return None;
         }
-        let values = self.values;
+        let (values, make) = (self.values, self.make);
         Some(
             self.made[k]
-                .get_or_insert_with(|| Arc::from(values.value(k)))
+                .get_or_insert_with(|| make(values.value(k)))
                 .clone(),
         )
     }
 }
 
 /// The text at `i` of a column that may not have been read.
-fn text(t: &mut Option<Text<'_>>, i: usize) -> Option<Arc<str>> {
+fn text<T: Clone>(t: &mut Option<Text<'_, T>>, i: usize) -> Option<T> {
     t.as_mut().and_then(|t| t.at(i))
 }
 
@@ -126,7 +154,11 @@ fn text(t: &mut Option<Text<'_>>, i: usize) -> Option<Arc<str>> {
 struct Columns<'a>(&'a RecordBatch);
 
 impl<'a> Columns<'a> {
-    fn text(&self, col: &'static str) -> Result<Option<Text<'a>>, DecodeError> {
+    fn text<T>(
+        &self,
+        col: &'static str,
+        make: fn(&str) -> T,
+    ) -> Result<Option<Text<'a, T>>, DecodeError> {
         let Some(a) = checked_column(self.0, col, text_dictionary())? else {
             return Ok(None);
         };
@@ -141,7 +173,8 @@ impl<'a> Columns<'a> {
         Ok(Some(Text {
             keys: dict.keys(),
             values,
-            made: vec![None; values.len()],
+            made: std::iter::repeat_with(|| None).take(values.len()).collect(),
+            make,
         }))
     }
 
@@ -161,35 +194,36 @@ where
 
 /// The text columns of a batch, in the order [`rows_from_batch`] fills them.
 struct Texts<'a> {
-    ty: Option<Text<'a>>,
-    comp: Option<Text<'a>>,
-    exec: Option<Text<'a>>,
-    old: Option<Text<'a>>,
-    new: Option<Text<'a>>,
-    action: Option<Text<'a>>,
-    limit: Option<Text<'a>>,
-    reason: Option<Text<'a>>,
-    meta: Option<Text<'a>>,
-    symbol: Option<Text<'a>>,
-    source: Option<Text<'a>>,
-    file: Option<Text<'a>>,
+    ty: Option<Text<'a, Sym>>,
+    comp: Option<Text<'a, Sym>>,
+    exec: Option<Text<'a, Arc<str>>>,
+    old: Option<Text<'a, Sym>>,
+    new: Option<Text<'a, Sym>>,
+    action: Option<Text<'a, Sym>>,
+    limit: Option<Text<'a, Sym>>,
+    reason: Option<Text<'a, Arc<str>>>,
+    meta: Option<Text<'a, Arc<str>>>,
+    symbol: Option<Text<'a, Sym>>,
+    source: Option<Text<'a, Sym>>,
+    file: Option<Text<'a, Sym>>,
 }
 
 impl<'a> Texts<'a> {
     fn of(c: &Columns<'a>) -> Result<Texts<'a>, DecodeError> {
+        let shared: fn(&str) -> Arc<str> = |s| Arc::from(s);
         Ok(Texts {
-            ty: c.text(name::EVENT_TYPE)?,
-            comp: c.text(name::COMPONENT)?,
-            exec: c.text(name::EXECUTION_ID)?,
-            old: c.text(name::OLD_STATE)?,
-            new: c.text(name::NEW_STATE)?,
-            action: c.text(name::ACTION)?,
-            limit: c.text(name::LIMIT_TYPE)?,
-            reason: c.text(name::REJECTION_REASON)?,
-            meta: c.text(name::METADATA)?,
-            symbol: c.text(name::SYMBOL)?,
-            source: c.text(name::SOURCE)?,
-            file: c.text(name::SOURCE_FILE)?,
+            ty: c.text(name::EVENT_TYPE, intern)?,
+            comp: c.text(name::COMPONENT, intern)?,
+            exec: c.text(name::EXECUTION_ID, shared)?,
+            old: c.text(name::OLD_STATE, intern)?,
+            new: c.text(name::NEW_STATE, intern)?,
+            action: c.text(name::ACTION, intern)?,
+            limit: c.text(name::LIMIT_TYPE, intern)?,
+            reason: c.text(name::REJECTION_REASON, shared)?,
+            meta: c.text(name::METADATA, shared)?,
+            symbol: c.text(name::SYMBOL, intern)?,
+            source: c.text(name::SOURCE, intern)?,
+            file: c.text(name::SOURCE_FILE, intern)?,
         })
     }
 }
@@ -292,28 +326,29 @@ mod tests {
     /// What the audit must see of an event.
     fn expected(e: &RiskEvent) -> Row {
         let s = |v: &Option<String>| v.as_deref().map(Arc::from);
+        let i = |v: &Option<String>| v.as_deref().map(intern);
         Row {
-            event_type: e.event_type.clone(),
-            component: e.component.clone(),
+            event_type: intern(&e.event_type),
+            component: intern(&e.component),
             timestamp: e.timestamp,
             execution_id: s(&e.execution_id),
-            old_state: s(&e.old_state),
-            new_state: s(&e.new_state),
+            old_state: i(&e.old_state),
+            new_state: i(&e.new_state),
             failure_count: e.failure_count,
             entry_premium: e.entry_premium,
             current_premium: e.current_premium,
             highest_premium: e.highest_premium,
             stop_premium: e.stop_premium,
-            action: s(&e.action),
-            limit_type: s(&e.limit_type),
+            action: i(&e.action),
+            limit_type: i(&e.limit_type),
             current_value: e.current_value,
             limit_value: e.limit_value,
             allowed: e.allowed,
             rejection_reason: s(&e.rejection_reason),
             metadata: s(&e.metadata),
-            symbol: s(&e.symbol),
-            source: e.source.clone(),
-            source_file: e.source_file.as_str().into(),
+            symbol: i(&e.symbol),
+            source: intern(&e.source),
+            source_file: intern(&e.source_file),
             source_offset: e.source_offset,
         }
     }
@@ -352,8 +387,8 @@ mod tests {
             (Some(x), Some(y)) => Arc::ptr_eq(x, y),
             _ => false,
         };
-        assert!(same(&a.execution_id, &b.execution_id) && same(&a.symbol, &b.symbol));
-        assert!(Arc::ptr_eq(&a.source, &rows[2].source));
+        assert!(same(&a.execution_id, &b.execution_id) && same(&a.metadata, &b.metadata));
+        assert!(std::ptr::eq(a.source, rows[2].source) && std::ptr::eq(a.source, intern("engine")));
     }
 
     /// A file another tool rewrote (`Utf8View` text, as the Python

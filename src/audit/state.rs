@@ -159,7 +159,7 @@ pub async fn compute(
     }
     let mut by_source: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for r in &rows {
-        by_source.entry(&r.source).or_default().push(r);
+        by_source.entry(r.source).or_default().push(r);
     }
     let (all_stops, unattributed) = stops::rebuild(&rows);
     let out = sources
@@ -195,13 +195,13 @@ fn source_at(
     let window_s = mine
         .iter()
         .rev()
-        .filter(|r| &*r.component == "circuit_breaker")
+        .filter(|r| r.component == "circuit_breaker")
         .find_map(|r| r.meta_f64("window_s"))
         .map_or(DEFAULT_WINDOW_S, |w| w as i64);
     let window_start = at - TimeDelta::seconds(window_s);
     let failures = mine
         .iter()
-        .filter(|r| &*r.event_type == "circuit_breaker_failure" && r.timestamp > window_start)
+        .filter(|r| r.event_type == "circuit_breaker_failure" && r.timestamp > window_start)
         .map(|r| Failure {
             at: r.timestamp,
             count: r.failure_count,
@@ -213,16 +213,16 @@ fn source_at(
         .iter()
         .filter(|r| r.timestamp > hour)
         .filter(|r| {
-            &*r.event_type == "portfolio_health_warning"
-                || (&*r.component == "portfolio_limits" && r.allowed == Some(false))
+            r.event_type == "portfolio_health_warning"
+                || (r.component == "portfolio_limits" && r.allowed == Some(false))
         })
         .map(|r| LimitEvent {
             at: r.timestamp,
             event_type: r.event_type.to_string(),
-            limit_type: r.limit_type.as_deref().map(str::to_owned),
+            limit_type: r.limit_type.map(str::to_owned),
             current_value: r.current_value,
             limit_value: r.limit_value,
-            symbol: r.symbol.as_deref().map(str::to_owned),
+            symbol: r.symbol.map(str::to_owned),
             reason: r.rejection_reason.as_deref().map(str::to_owned),
         })
         .collect();
@@ -243,12 +243,12 @@ fn source_at(
 /// The stops of source `s` alive at `at`, as they stood then.
 fn stops_alive(all: &[Stop], s: &str, at: DateTime<Utc>) -> Vec<StopAt> {
     all.iter()
-        .filter(|st| &*st.source == s && st.alive_at(at))
+        .filter(|st| st.source == s && st.alive_at(at))
         .map(|st| {
             let (activated, peak, stop, last_update) = st.as_of(at);
             StopAt {
                 execution_id: st.execution_id.as_deref().map(str::to_owned),
-                symbol: st.symbol.as_deref().map(str::to_owned),
+                symbol: st.symbol.map(str::to_owned),
                 added_at: st.added_at,
                 entry: st.entry,
                 peak,

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::load::Row;
+use super::row::Sym;
 
 /// One point of a stop's path.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,7 +23,7 @@ pub struct Point {
     /// When.
     pub at: DateTime<Utc>,
     /// `ADD`, `ACTIVATE`, `UPDATE`, `TRIGGER`.
-    pub action: Arc<str>,
+    pub action: Sym,
     /// The premium at the trigger.
     pub current: Option<f64>,
     /// The peak so far.
@@ -45,11 +46,11 @@ pub enum End {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stop {
     /// The source.
-    pub source: Arc<str>,
+    pub source: Sym,
     /// The execution.
     pub execution_id: Option<Arc<str>>,
     /// The instrument.
-    pub symbol: Option<Arc<str>>,
+    pub symbol: Option<Sym>,
     /// When it was added (the first event seen when the add is not in the data read).
     pub added_at: DateTime<Utc>,
     /// Premium at entry.
@@ -69,9 +70,9 @@ impl Stop {
     /// not in the data read).
     fn starting_at(r: &Row) -> Stop {
         Stop {
-            source: r.source.clone(),
+            source: r.source,
             execution_id: r.execution_id.clone(),
-            symbol: r.symbol.clone(),
+            symbol: r.symbol,
             added_at: r.timestamp,
             entry: r.entry_premium,
             activation_pct: None,
@@ -91,7 +92,7 @@ impl Stop {
     pub fn as_of(&self, t: DateTime<Utc>) -> (bool, Option<f64>, Option<f64>, DateTime<Utc>) {
         let mut out = (false, None, None, self.added_at);
         for p in self.path.iter().take_while(|p| p.at <= t) {
-            if &*p.action != "ADD" {
+            if p.action != "ADD" {
                 out.0 = true;
             }
             out.1 = p.peak.or(out.1);
@@ -103,12 +104,12 @@ impl Stop {
 
     /// Whether it ever activated.
     pub fn activated(&self) -> bool {
-        self.path.iter().any(|p| &*p.action != "ADD")
+        self.path.iter().any(|p| p.action != "ADD")
     }
 
     /// The trigger point, if triggered.
     pub fn trigger(&self) -> Option<&Point> {
-        self.path.iter().find(|p| &*p.action == "TRIGGER")
+        self.path.iter().find(|p| p.action == "TRIGGER")
     }
 
     /// Premium captured at the trigger relative to entry, percent.
@@ -140,9 +141,9 @@ pub struct Stray {
     /// When.
     pub at: DateTime<Utc>,
     /// `ACTIVATE`, `UPDATE`, `TRIGGER`.
-    pub action: Arc<str>,
+    pub action: Sym,
     /// The instrument, if the line named it.
-    pub symbol: Option<Arc<str>>,
+    pub symbol: Option<Sym>,
 }
 
 /// Stops rebuilt incrementally, for reading a long period one day at a time:
@@ -161,7 +162,7 @@ pub struct StopBook {
     /// The next sequence number.
     next: u64,
     /// The open stops of each (source, execution), oldest first.
-    by_exec: HashMap<(Arc<str>, Arc<str>), Vec<u64>>,
+    by_exec: HashMap<(Sym, Arc<str>), Vec<u64>>,
     done: Vec<Stop>,
     strays: Vec<Stray>,
     /// Per source, stop events that could not be tied to a stop.
@@ -188,7 +189,7 @@ impl StopBook {
         self.next += 1;
         if let Some(id) = &s.execution_id {
             self.by_exec
-                .entry((s.source.clone(), id.clone()))
+                .entry((s.source, id.clone()))
                 .or_default()
                 .push(seq);
         }
@@ -247,7 +248,7 @@ impl StopBook {
             return;
         };
         if let Some(id) = &s.execution_id {
-            let key = (s.source.clone(), id.clone());
+            let key = (s.source, id.clone());
             if let Some(seqs) = self.by_exec.get_mut(&key) {
                 seqs.retain(|q| *q != seq);
                 if seqs.is_empty() {
@@ -261,7 +262,7 @@ impl StopBook {
 
     /// Applies one row.
     pub fn feed(&mut self, r: &Row) {
-        if &*r.event_type == "circuit_breaker_init" {
+        if r.event_type == "circuit_breaker_init" {
             // The engine keeps its stops in memory: a restart ends them all.
             let ending: Vec<u64> = self
                 .open
@@ -274,19 +275,18 @@ impl StopBook {
             }
             return;
         }
-        if &*r.component != "trailing_stop" {
+        if r.component != "trailing_stop" {
             return;
         }
-        let action = r.action.clone().unwrap_or_default();
-        let act: &str = &action;
+        let action = r.action.unwrap_or_default();
         let point = Point {
             at: r.timestamp,
-            action: action.clone(),
+            action,
             current: r.current_premium,
             peak: r.highest_premium,
             stop: r.stop_premium,
         };
-        if act == "ADD" {
+        if action == "ADD" {
             let mut s = Stop::starting_at(r);
             let m = r.meta();
             s.activation_pct = m.f64("activation_pct");
@@ -298,9 +298,9 @@ impl StopBook {
         let idx = match &r.execution_id {
             Some(id) => self
                 .by_exec
-                .get(&(r.source.clone(), id.clone()))
+                .get(&(r.source, id.clone()))
                 .and_then(|seqs| seqs.last().copied()),
-            None => self.by_values(r, act),
+            None => self.by_values(r, action),
         };
         let idx = match idx {
             Some(i) => i,
@@ -312,7 +312,7 @@ impl StopBook {
                 self.strays.push(Stray {
                     at: r.timestamp,
                     action,
-                    symbol: r.symbol.clone(),
+                    symbol: r.symbol,
                 });
                 return;
             }
@@ -324,10 +324,10 @@ impl StopBook {
             s.entry = r.entry_premium;
         }
         if s.symbol.is_none() {
-            s.symbol = r.symbol.clone();
+            s.symbol = r.symbol;
         }
         s.path.push(point);
-        if act == "TRIGGER" {
+        if action == "TRIGGER" {
             self.end(idx, End::Triggered, r.timestamp);
         }
     }
@@ -336,6 +336,7 @@ impl StopBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::row::intern;
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_769_000_000 + s, 0).unwrap()
@@ -343,13 +344,13 @@ mod tests {
 
     fn stop_row(s: i64, action: &str, exec: Option<&str>, sym: Option<&str>) -> Row {
         Row {
-            event_type: format!("trailing_stop_{}", action.to_lowercase()).into(),
-            component: "trailing_stop".into(),
+            event_type: intern(&format!("trailing_stop_{}", action.to_lowercase())),
+            component: "trailing_stop",
             timestamp: at(s),
-            action: Some(action.into()),
+            action: Some(intern(action)),
             execution_id: exec.map(Into::into),
-            symbol: sym.map(Into::into),
-            source: "e".into(),
+            symbol: sym.map(intern),
+            source: "e",
             entry_premium: (action == "ADD").then_some(2.0),
             highest_premium: (action != "ADD").then_some(2.2),
             stop_premium: (action != "ADD").then_some(2.1),
@@ -368,10 +369,10 @@ mod tests {
             stop_row(4, "UPDATE", None, None),
             stop_row(5, "TRIGGER", Some("a"), None),
             Row {
-                event_type: "circuit_breaker_init".into(),
-                component: "circuit_breaker".into(),
+                event_type: "circuit_breaker_init",
+                component: "circuit_breaker",
                 timestamp: at(9),
-                source: "e".into(),
+                source: "e",
                 ..Row::default()
             },
         ];
