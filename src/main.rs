@@ -32,13 +32,19 @@ fn main() -> ExitCode {
         Command::Report(args) => risktail::commands::report::run(args),
         Command::Verify(args) => risktail::commands::verify::run(args),
         Command::Migrate(args) => risktail::commands::migrate::run(args),
+        // Made in memory, then printed as every command's result is.
         Command::Completions { shell } => {
-            risktail::cli::completions(*shell, &mut std::io::stdout());
-            Ok(true)
+            let mut text = Vec::new();
+            risktail::cli::completions(*shell, &mut text);
+            risktail::commands::out::print(&String::from_utf8_lossy(&text)).map(|()| true)
         }
-        Command::Manpage => risktail::cli::manpage(&mut std::io::stdout())
-            .map(|()| true)
-            .map_err(Into::into),
+        Command::Manpage => {
+            let mut text = Vec::new();
+            risktail::cli::manpage(&mut text)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| risktail::commands::out::print(&String::from_utf8_lossy(&text)))
+                .map(|()| true)
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

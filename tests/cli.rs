@@ -246,6 +246,38 @@ fn status_json_and_its_lag_check() {
     let (code, v) = status(&["--max-lag-seconds", "86400"]);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["lagging"].as_array().map(Vec::len), Some(0));
+    every_command_takes_a_closed_stdout(dir);
+}
+
+/// Each printing command, its reader gone before it writes (as `| head`
+/// leaves it), ends as it does when read to the end: the same exit status,
+/// no panic (they panicked with "failed printing to stdout").
+fn every_command_takes_a_closed_stdout(dir: &std::path::Path) {
+    let commands: [&[&str]; 9] = [
+        &["status"],
+        &["status", "--json"],
+        &["report"],
+        &["report", "--json"],
+        &["state", "--at", "2026-01-28T15:00:00Z"],
+        &["verify"],
+        &["backfill"],
+        &["completions", "bash"],
+        &["manpage"],
+    ];
+    for args in commands {
+        let read = run(risktail().current_dir(dir).args(args));
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let closed = run(risktail().current_dir(dir).args(args).stdout(writer));
+        assert!(!read.stdout.is_empty(), "{args:?} printed nothing");
+        assert_eq!(
+            (closed.status.code(), read.status.code()),
+            (read.status.code(), read.status.code()),
+            "{args:?}: {}",
+            stderr(&closed)
+        );
+        assert!(!stderr(&closed).contains("panicked"), "{args:?}: {}", stderr(&closed));
+    }
 }
 
 /// Nothing dropped silently, in every envelope: a record cut by a crash with

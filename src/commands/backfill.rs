@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
+use super::out::out_line;
 use super::{archive, expand_inputs};
 use crate::cli::BackfillArgs;
 use crate::config::{Config, SourceConfig};
@@ -86,13 +87,9 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
     bar.finish_and_clear();
     release(&rt, &mut sink, plan.iter().map(|(s, _)| s.name.as_str()));
     checkpoint(&rt, &mut sink);
-    print_summary(
-        &reports,
-        started.elapsed().as_secs_f64(),
-        sink.version(),
-        &config,
-    );
-    print_undecided(&undecided);
+    let secs = started.elapsed().as_secs_f64();
+    super::out::print(&summary(&reports, secs, sink.version(), &config))?;
+    super::out::print(&undecided_text(&undecided))?;
     for f in &failures {
         eprintln!("risktail backfill: error: {f}");
     }
@@ -124,16 +121,18 @@ fn release<'a>(
 
 /// Says which files the autumn rule could not place (stored in the first
 /// pass), after the summary.
-fn print_undecided(undecided: &[String]) {
+fn undecided_text(undecided: &[String]) -> String {
+    let mut out = String::new();
     if !undecided.is_empty() {
-        println!(
+        out_line!(
+            out,
             "{} file(s) start inside the repeated autumn hour with nothing to place them by (no older file on disk, no rows around them in the table): stored in the first pass, as docs/DIALECT.md says: {}",
             undecided.len(),
             undecided.join(", ")
         );
     }
+    out
 }
-
 /// What one file's ingestion needs beside the file.
 struct OneFile<'a> {
     rt: &'a tokio::runtime::Runtime,
@@ -361,13 +360,20 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn print_summary(reports: &[(String, FileReport)], secs: f64, version: u64, config: &Config) {
+fn summary(reports: &[(String, FileReport)], secs: f64, version: u64, config: &Config) -> String {
+    let mut out = String::new();
     let mut total = Tally::default();
     let mut skipped = 0u64;
     let mut commits = 0u32;
-    println!(
+    out_line!(
+        out,
         "{:<10} {:<48} {:>16} {:>9} {:>8} {:>6}",
-        "source", "file", "status", "lines", "events", "quar."
+        "source",
+        "file",
+        "status",
+        "lines",
+        "events",
+        "quar."
     );
     for (source, r) in reports {
         let status = match r.status {
@@ -379,7 +385,8 @@ fn print_summary(reports: &[(String, FileReport)], secs: f64, version: u64, conf
             }
             FileStatus::NoCompleteLine => "no complete line".to_owned(),
         };
-        println!(
+        out_line!(
+            out,
             "{:<10} {:<48} {:>16} {:>9} {:>8} {:>6}",
             source,
             shorten(&r.path, 48),
@@ -392,8 +399,9 @@ fn print_summary(reports: &[(String, FileReport)], secs: f64, version: u64, conf
         commits += r.commits;
     }
     let secs = secs.max(1e-6);
-    println!();
-    println!(
+    out_line!(out);
+    out_line!(
+        out,
         "risktail backfill: {} files ({} already in the table), {} lines, {} in {:.2} s ({}/s, {} lines/s)",
         thousands(reports.len() as u64),
         thousands(skipped),
@@ -403,7 +411,8 @@ fn print_summary(reports: &[(String, FileReport)], secs: f64, version: u64, conf
         bytes((total.bytes as f64 / secs) as u64),
         thousands((total.lines as f64 / secs) as u64),
     );
-    println!(
+    out_line!(
+        out,
         "  {} events and {} quarantined lines added in {} commits; {} is at version {}",
         thousands(total.event_total()),
         thousands(total.quarantine_total()),
@@ -412,13 +421,13 @@ fn print_summary(reports: &[(String, FileReport)], secs: f64, version: u64, conf
         version
     );
     for (k, v) in &total.events {
-        println!("  event       {k:<32} {:>10}", thousands(*v));
+        out_line!(out, "  event       {k:<32} {:>10}", thousands(*v));
     }
     for (k, v) in &total.quarantined {
-        println!("  quarantined {:<32} {:>10}", k.code(), thousands(*v));
+        out_line!(out, "  quarantined {:<32} {:>10}", k.code(), thousands(*v));
     }
+    out
 }
-
 /// `s` cut to its last `n` characters (a path's end says most).
 pub fn shorten(s: &str, n: usize) -> String {
     let count = s.chars().count();

@@ -34,10 +34,12 @@ pub fn run(args: &MigrateArgs) -> Result<bool> {
         }
         let added = sink.add_missing_columns().await?;
         if added.is_empty() {
-            println!("risktail migrate: nothing to add; both tables have this release's columns");
+            super::out::print(
+                "risktail migrate: nothing to add; both tables have this release's columns\n",
+            )?;
         }
         for (table, column) in added {
-            println!("risktail migrate: added {column} to {table}");
+            super::out::print(&format!("risktail migrate: added {column} to {table}\n"))?;
         }
         Ok(true)
     })

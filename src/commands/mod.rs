@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod backfill;
 pub mod migrate;
+pub mod out;
 pub mod parse;
 pub mod report;
 pub mod run;

@@ -23,9 +23,9 @@ pub fn run(args: &ReportArgs) -> Result<bool> {
     };
     let r = rt.block_on(report::compute(&files, args.from, args.to, &sources, exits))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        super::out::print_json(&r)?;
     } else {
-        print!("{}", text::report(&r));
+        super::out::print(&text::report(&r))?;
     }
     if let Some(path) = &args.html {
         let page = html::page(&r, &zones(&config));

@@ -26,9 +26,9 @@ pub fn run(args: &StateArgs) -> Result<bool> {
         TimeDelta::hours(i64::from(args.lookback_hours)),
     ))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        super::out::print_json(&s)?;
     } else {
-        print!("{}", text::state(&s, &zones));
+        super::out::print(&text::state(&s, &zones))?;
     }
     tracing::debug!(
         "read {} of {} files, {} rows",

@@ -6,6 +6,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use super::out::out_line;
 use crate::cli::StatusArgs;
 use crate::sink::DeltaSink;
 use crate::source::{self, discover};
@@ -102,9 +103,12 @@ pub fn run(args: &StatusArgs) -> Result<bool> {
         status.sources.push(src);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        super::out::print_json(&status)?;
     } else {
-        print_text(&status);
+        super::out::print(&text(&status))?;
+        for name in &status.lagging {
+            eprintln!("risktail status: source {name} lags more than --max-lag-seconds");
+        }
     }
     Ok(ok && status.lagging.is_empty())
 }
@@ -172,8 +176,10 @@ fn source_status(
     Ok((src, ok))
 }
 
-fn print_text(st: &Status) {
-    println!(
+fn text(st: &Status) -> String {
+    let mut out = String::new();
+    out_line!(
+        out,
         "table {} at version {}; last commit {}",
         st.table,
         st.version,
@@ -182,9 +188,15 @@ fn print_text(st: &Status) {
             _ => "never".into(),
         }
     );
-    println!(
+    out_line!(
+        out,
         "{:<10} {:<44} {:<36} {:>12} {:>12} {:>10}",
-        "source", "file", "identity", "size", "committed", "behind"
+        "source",
+        "file",
+        "identity",
+        "size",
+        "committed",
+        "behind"
     );
     for s in &st.sources {
         for f in &s.files {
@@ -193,7 +205,8 @@ fn print_text(st: &Status) {
                 (Some(id), None) => id.clone(),
                 (None, None) => "(no complete line yet)".into(),
             };
-            println!(
+            out_line!(
+                out,
                 "{:<10} {:<44} {:<36} {:>12} {:>12} {:>10}{}",
                 s.name,
                 f.path,
@@ -204,13 +217,15 @@ fn print_text(st: &Status) {
                 if f.live { "  (live)" } else { "" }
             );
             if f.undecided {
-                println!(
+                out_line!(
+                    out,
                     "{:<10}   ^ starts inside the repeated autumn hour with nothing to place it by: stored in the first pass",
                     s.name
                 );
             }
         }
-        println!(
+        out_line!(
+            out,
             "{:<10} {} not yet committed{}",
             s.name,
             bytes(s.bytes_behind),
@@ -221,7 +236,5 @@ fn print_text(st: &Status) {
             }
         );
     }
-    for name in &st.lagging {
-        eprintln!("risktail status: source {name} lags more than --max-lag-seconds");
-    }
+    out
 }

@@ -19,6 +19,7 @@ use deltalake::DeltaTable;
 use deltalake::arrow::record_batch::RecordBatch;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::out::out_line;
 use crate::cli::VerifyArgs;
 use crate::config::{Config, SourceConfig};
 use crate::event::batch::{events_batch, quarantine_batch};
@@ -217,9 +218,9 @@ pub fn run(args: &VerifyArgs) -> Result<bool> {
         &mut verdict,
     ))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&verdict)?);
+        super::out::print_json(&verdict)?;
     } else {
-        print_verdict(&verdict);
+        super::out::print(&verdict_text(&verdict))?;
     }
     Ok(verdict.clean())
 }
@@ -584,18 +585,31 @@ async fn record_changed(
     Ok(())
 }
 
-fn print_verdict(v: &Verdict) {
-    println!(
+fn verdict_text(v: &Verdict) -> String {
+    let mut out = String::new();
+    out_line!(
+        out,
         "risktail verify: risk_events at version {}, quarantine at version {}",
-        v.events_version, v.quarantine_version
+        v.events_version,
+        v.quarantine_version
     );
-    println!(
+    out_line!(
+        out,
         "{:<10} {:<44} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>10}",
-        "source", "file", "lines", "events", "missing", "doubled", "changed", "q.fault", "behind"
+        "source",
+        "file",
+        "lines",
+        "events",
+        "missing",
+        "doubled",
+        "changed",
+        "q.fault",
+        "behind"
     );
     for s in &v.sources {
         for f in &s.files {
-            println!(
+            out_line!(
+                out,
                 "{:<10} {:<44} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>10}",
                 s.source,
                 super::backfill::shorten(&f.path, 44),
@@ -608,34 +622,40 @@ fn print_verdict(v: &Verdict) {
                 f.bytes_behind
             );
             for (o, id) in f.missing.iter().take(3) {
-                println!("  missing: offset {o} (event {id})");
+                out_line!(out, "  missing: offset {o} (event {id})");
             }
             for (o, id) in f.doubled.iter().take(3) {
-                println!("  doubled: offset {o} (event {id})");
+                out_line!(out, "  doubled: offset {o} (event {id})");
             }
             for (o, col, have, want) in f.changed.iter().take(3) {
-                println!("  changed: offset {o} {col}: table {have:?}, the log gives {want:?}");
+                out_line!(
+                    out,
+                    "  changed: offset {o} {col}: table {have:?}, the log gives {want:?}"
+                );
             }
             for o in f.quarantine_missing.iter().take(3) {
-                println!("  quarantine row missing: offset {o}");
+                out_line!(out, "  quarantine row missing: offset {o}");
             }
             for o in f.quarantine_doubled.iter().take(3) {
-                println!("  quarantine row doubled: offset {o}");
+                out_line!(out, "  quarantine row doubled: offset {o}");
             }
         }
         if s.not_checkable > 0 {
-            println!(
+            out_line!(
+                out,
                 "  {}: {} rows of files no longer on disk (not checkable here)",
-                s.source, s.not_checkable
+                s.source,
+                s.not_checkable
             );
         }
     }
     for (table, flaws) in &v.log_flaws {
         for f in flaws {
-            println!("log of {table}: {}: {}", f.kind, f.detail);
+            out_line!(out, "log of {table}: {}: {}", f.kind, f.detail);
         }
     }
-    println!(
+    out_line!(
+        out,
         "{}",
         if v.clean() {
             "verify: everything checkable matches"
@@ -643,4 +663,5 @@ fn print_verdict(v: &Verdict) {
             "verify: FAULTS FOUND"
         }
     );
+    out
 }
