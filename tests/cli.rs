@@ -276,7 +276,11 @@ fn every_command_takes_a_closed_stdout(dir: &std::path::Path) {
             "{args:?}: {}",
             stderr(&closed)
         );
-        assert!(!stderr(&closed).contains("panicked"), "{args:?}: {}", stderr(&closed));
+        assert!(
+            !stderr(&closed).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&closed)
+        );
     }
 }
 

@@ -20,13 +20,15 @@
 //! and their tallies are one structure.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use rustc_hash::FxBuildHasher;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::AuditError;
 use super::alerts::Exits;
 use super::breaker::{self, Transition, secs};
 use super::load::{ReadStats, Row, TableFiles};
+use super::row::{Sym, intern};
 use super::stops::{Stop, StopBook, Stray};
 
 /// Per activation/trailing setting.
@@ -207,6 +209,8 @@ pub async fn compute(
 /// breaker's timelines, the stops' lives, and what the charts show.
 struct Pass<'a> {
     sources: &'a [String],
+    /// `sources`, interned.
+    wanted: Vec<Sym>,
     exits: Option<Exits>,
     charted: &'a [NaiveDate],
     accs: BTreeMap<NaiveDate, Acc>,
@@ -234,6 +238,7 @@ impl<'a> Pass<'a> {
         }
         Pass {
             sources,
+            wanted: sources.iter().map(|s| intern(s)).collect(),
             exits,
             charted: &period[period.len().saturating_sub(CHART_DAYS)..],
             accs,
@@ -257,7 +262,14 @@ impl<'a> Pass<'a> {
 
     /// One day's rows, in the audit's order.
     fn day(&mut self, day: NaiveDate, mut rows: Vec<Row>) {
-        rows.retain(|r| self.sources.iter().any(|s| **s == *r.source));
+        // Rows' sources are interned: the same pointer is the same name
+        // (the text is compared only when it differs).
+        let wanted = &self.wanted;
+        rows.retain(|r| {
+            wanted
+                .iter()
+                .any(|s| std::ptr::eq(*s, r.source) || *s == r.source)
+        });
         self.events += rows.len() as u64;
         let Pass {
             accs,
@@ -446,11 +458,15 @@ fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
 #[derive(Debug, Default)]
 struct Acc {
     a: Answers,
-    settings: BTreeMap<(String, String), (Setting, Vec<f64>)>,
-    /// The key in `settings` of each (activation, trailing) seen: a year
-    /// holds a million stops and a handful of settings, so the key text is
-    /// made once per setting (its order is the report's order).
-    setting_keys: std::collections::HashMap<(Option<u64>, Option<u64>), (String, String)>,
+    /// Per setting: its tallies and the premiums captured, in the order
+    /// first seen; `by_text` orders them for the report.
+    settings: Vec<(Setting, Vec<f64>)>,
+    /// The place in `settings` of each setting's text (the report's order).
+    by_text: BTreeMap<(String, String), usize>,
+    /// The place in `settings` of each (activation, trailing) seen, by its
+    /// bits: a year holds a million stops and a handful of settings, so the
+    /// text is made once per setting and a stop costs one hashed lookup.
+    setting_of: HashMap<(Option<u64>, Option<u64>), usize, FxBuildHasher>,
     over: BTreeMap<String, Vec<Option<f64>>>,
 }
 
@@ -489,25 +505,15 @@ impl Acc {
             s.activation_pct.map(f64::to_bits),
             s.trailing_pct.map(f64::to_bits),
         );
-        let key = self.setting_keys.entry(bits).or_insert_with(|| {
-            (
-                format!("{:?}", s.activation_pct),
-                format!("{:?}", s.trailing_pct),
-            )
-        });
-        if !self.settings.contains_key(key) {
-            let setting = Setting {
-                activation_pct: s.activation_pct,
-                trailing_pct: s.trailing_pct,
-                stops: 0,
-                activated: 0,
-                triggered: 0,
-                captured_mean_pct: None,
-                captured_median_pct: None,
-            };
-            self.settings.insert(key.clone(), (setting, Vec::new()));
-        }
-        let Some((set, captured)) = self.settings.get_mut(key) else {
+        let i = match self.setting_of.get(&bits) {
+            Some(i) => *i,
+            None => {
+                let i = self.setting(s.activation_pct, s.trailing_pct);
+                self.setting_of.insert(bits, i);
+                i
+            }
+        };
+        let Some((set, captured)) = self.settings.get_mut(i) else {
             return;
         };
         set.stops += 1;
@@ -522,6 +528,29 @@ impl Acc {
             r.event_type,
             "portfolio_health_warning" | "portfolio_limit_check"
         )
+    }
+
+    /// The place in `settings` of a setting, by its text (values whose
+    /// text is one, as two NaNs, are one setting), added if new.
+    fn setting(&mut self, activation_pct: Option<f64>, trailing_pct: Option<f64>) -> usize {
+        let text = (format!("{activation_pct:?}"), format!("{trailing_pct:?}"));
+        if let Some(i) = self.by_text.get(&text) {
+            return *i;
+        }
+        self.settings.push((
+            Setting {
+                activation_pct,
+                trailing_pct,
+                stops: 0,
+                activated: 0,
+                triggered: 0,
+                captured_mean_pct: None,
+                captured_median_pct: None,
+            },
+            Vec::new(),
+        ));
+        self.by_text.insert(text, self.settings.len() - 1);
+        self.settings.len() - 1
     }
 
     /// A limit check or health warning, with the breaker's state at its time.
@@ -547,10 +576,13 @@ impl Acc {
                 (Some(c), Some(l)) if l != 0.0 => Some((c - l) / l.abs() * 100.0),
                 _ => None,
             };
-            self.over
-                .entry(r.limit_type.unwrap_or("other").to_owned())
-                .or_default()
-                .push(excess);
+            let limit = r.limit_type.unwrap_or("other");
+            match self.over.get_mut(limit) {
+                Some(v) => v.push(excess),
+                None => {
+                    self.over.insert(limit.to_owned(), vec![excess]);
+                }
+            }
         }
     }
 
@@ -562,9 +594,11 @@ impl Acc {
             a.entries_breaker_open + a.entries_breaker_half_open,
             a.entries_checked,
         );
+        let mut settings: Vec<_> = self.settings.into_iter().map(Some).collect();
         a.settings = self
-            .settings
+            .by_text
             .into_values()
+            .filter_map(|i| settings.get_mut(i)?.take())
             .map(|(mut s, c)| {
                 s.captured_mean_pct = mean(&c);
                 s.captured_median_pct = median(&c);

@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod decode;
+pub mod meta;
 pub mod schema;
 pub mod state;
 
