@@ -5,13 +5,13 @@
 //! Why not a [`crate::event::RiskEvent`]: a year's report decodes 5 million
 //! rows, and a `RiskEvent` owns a `String` per text value, so building one
 //! per row (and freeing it after the day's pass) was most of the report's
-//! time. Here each distinct text value of a batch is made once and every row
-//! holding it shares it: an execution id that appears on a stop's add,
-//! activation, updates and trigger is one allocation ([`Arc<str>`]). The
-//! columns that hold a handful of values (types, states, actions, symbols,
-//! limits, sources, files) are [`Sym`]s, interned once per process: sharing
-//! those through reference counts cost two atomic operations per value per
-//! row, more than the rest of the row's decoding.
+//! time. Here no row owns its text. The columns that hold a handful of
+//! values (types, states, actions, symbols, limits, sources, files) are
+//! [`Sym`]s, interned once per process (sharing them by reference count cost
+//! two atomic operations per value per row, more than the rest of a row's
+//! decoding); those of many values (execution ids, metadata, rejection
+//! reasons) are [`Shared`]: the batch's own dictionary and a place in it,
+//! nothing copied or allocated per row.
 
 use chrono::{DateTime, Utc};
 use deltalake::arrow::array::{
@@ -50,6 +50,45 @@ pub fn intern(s: &str) -> Sym {
     s
 }
 
+/// Text from a column of many distinct values: the batch's dictionary of
+/// them, shared, and the place of this one. Reads as a `str`; a clone is one
+/// reference count. What keeps one beyond its day (a stop's execution id)
+/// makes its own copy, so a day's dictionary is not held for a year.
+#[derive(Clone)]
+pub struct Shared {
+    values: Arc<StringArray>,
+    at: usize,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.values.value(self.at)
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl PartialEq for Shared {
+    fn eq(&self, other: &Shared) -> bool {
+        **self == **other
+    }
+}
+
+impl From<&str> for Shared {
+    /// One value of its own (rows made by hand, in tests).
+    fn from(s: &str) -> Shared {
+        Shared {
+            values: Arc::new(StringArray::from(vec![s])),
+            at: 0,
+        }
+    }
+}
+
 /// One event as the audit sees it. Text is shared (see the module's note);
 /// a column the read left out is empty.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -61,7 +100,7 @@ pub struct Row {
     /// When the engine logged the line, UTC.
     pub timestamp: DateTime<Utc>,
     /// The execution the line is about.
-    pub execution_id: Option<Arc<str>>,
+    pub execution_id: Option<Shared>,
     /// The breaker's state before this change.
     pub old_state: Option<Sym>,
     /// The breaker's state after this change.
@@ -87,9 +126,9 @@ pub struct Row {
     /// Whether the entry was allowed.
     pub allowed: Option<bool>,
     /// Why an entry was rejected.
-    pub rejection_reason: Option<Arc<str>>,
+    pub rejection_reason: Option<Shared>,
     /// Sorted JSON object of the dialect's fields that have no column.
-    pub metadata: Option<Arc<str>>,
+    pub metadata: Option<Shared>,
     /// The instrument.
     pub symbol: Option<Sym>,
     /// Source name from the config.
@@ -118,12 +157,12 @@ impl Row {
 }
 
 /// A text column read as a dictionary: the value of each distinct string
-/// (shared, or interned) is made the first time a row asks for it.
+/// (interned, or shared) is made the first time a row asks for it.
 struct Text<'a, T> {
     keys: &'a PrimitiveArray<Int32Type>,
-    values: &'a StringArray,
+    values: Arc<StringArray>,
     made: Vec<Option<T>>,
-    make: fn(&str) -> T,
+    make: fn(&Arc<StringArray>, usize) -> T,
 }
 
 impl<T: Clone> Text<'_, T> {
@@ -135,12 +174,8 @@ impl<T: Clone> Text<'_, T> {
         if k >= self.values.len() || self.values.is_null(k) {
             return None;
         }
-        let (values, make) = (self.values, self.make);
-        Some(
-            self.made[k]
-                .get_or_insert_with(|| make(values.value(k)))
-                .clone(),
-        )
+        let (values, make) = (&self.values, self.make);
+        Some(self.made[k].get_or_insert_with(|| make(values, k)).clone())
     }
 }
 
@@ -157,7 +192,7 @@ impl<'a> Columns<'a> {
     fn text<T>(
         &self,
         col: &'static str,
-        make: fn(&str) -> T,
+        make: fn(&Arc<StringArray>, usize) -> T,
     ) -> Result<Option<Text<'a, T>>, DecodeError> {
         let Some(a) = checked_column(self.0, col, text_dictionary())? else {
             return Ok(None);
@@ -172,7 +207,7 @@ impl<'a> Columns<'a> {
             })?;
         Ok(Some(Text {
             keys: dict.keys(),
-            values,
+            values: Arc::new(values.clone()),
             made: std::iter::repeat_with(|| None).take(values.len()).collect(),
             make,
         }))
@@ -196,13 +231,13 @@ where
 struct Texts<'a> {
     ty: Option<Text<'a, Sym>>,
     comp: Option<Text<'a, Sym>>,
-    exec: Option<Text<'a, Arc<str>>>,
+    exec: Option<Text<'a, Shared>>,
     old: Option<Text<'a, Sym>>,
     new: Option<Text<'a, Sym>>,
     action: Option<Text<'a, Sym>>,
     limit: Option<Text<'a, Sym>>,
-    reason: Option<Text<'a, Arc<str>>>,
-    meta: Option<Text<'a, Arc<str>>>,
+    reason: Option<Text<'a, Shared>>,
+    meta: Option<Text<'a, Shared>>,
     symbol: Option<Text<'a, Sym>>,
     source: Option<Text<'a, Sym>>,
     file: Option<Text<'a, Sym>>,
@@ -210,7 +245,11 @@ struct Texts<'a> {
 
 impl<'a> Texts<'a> {
     fn of(c: &Columns<'a>) -> Result<Texts<'a>, DecodeError> {
-        let shared: fn(&str) -> Arc<str> = |s| Arc::from(s);
+        let shared: fn(&Arc<StringArray>, usize) -> Shared = |values, at| Shared {
+            values: values.clone(),
+            at,
+        };
+        let intern: fn(&Arc<StringArray>, usize) -> Sym = |values, at| intern(values.value(at));
         Ok(Texts {
             ty: c.text(name::EVENT_TYPE, intern)?,
             comp: c.text(name::COMPONENT, intern)?,
@@ -325,7 +364,7 @@ mod tests {
 
     /// What the audit must see of an event.
     fn expected(e: &RiskEvent) -> Row {
-        let s = |v: &Option<String>| v.as_deref().map(Arc::from);
+        let s = |v: &Option<String>| v.as_deref().map(Shared::from);
         let i = |v: &Option<String>| v.as_deref().map(intern);
         Row {
             event_type: intern(&e.event_type),
@@ -383,8 +422,8 @@ mod tests {
         let rows = read(parquet(&events_batch(&events).expect("batch")));
         assert_eq!(rows, events.iter().map(expected).collect::<Vec<_>>());
         let (a, b) = (&rows[0], &rows[1]);
-        let same = |x: &Option<Arc<str>>, y: &Option<Arc<str>>| match (x, y) {
-            (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        let same = |x: &Option<Shared>, y: &Option<Shared>| match (x, y) {
+            (Some(x), Some(y)) => std::ptr::eq(x.as_ptr(), y.as_ptr()),
             _ => false,
         };
         assert!(same(&a.execution_id, &b.execution_id) && same(&a.metadata, &b.metadata));

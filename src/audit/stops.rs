@@ -12,7 +12,6 @@
 use chrono::{DateTime, Utc};
 use rustc_hash::FxBuildHasher;
 use serde::Serialize;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -74,7 +73,7 @@ impl Stop {
     fn starting_at(r: &Row) -> Stop {
         Stop {
             source: r.source,
-            execution_id: r.execution_id.clone(),
+            execution_id: r.execution_id.as_deref().map(Arc::from),
             symbol: r.symbol,
             added_at: r.timestamp,
             entry: r.entry_premium,
@@ -160,9 +159,10 @@ pub struct Stray {
 pub struct StopBook {
     /// Stops not ended yet, by the order they were opened in.
     open: OpenStops,
-    /// The open stops of each (source, execution), oldest first (hashed
-    /// with FxHash: a year's report looks up 3.5 million lines here).
-    by_exec: HashMap<(Sym, Arc<str>), Vec<u64>, FxBuildHasher>,
+    /// The open stops of each execution with their source, oldest first
+    /// (keyed by the text alone so a row's id is looked up as it is read,
+    /// and hashed with FxHash: a year's report looks up 3.5 million lines).
+    by_exec: HashMap<Arc<str>, Vec<(Sym, u64)>, FxBuildHasher>,
     done: Vec<Stop>,
     strays: Vec<Stray>,
     /// Per source, stop events that could not be tied to a stop.
@@ -237,10 +237,10 @@ impl StopBook {
 
     /// Opens `s`; returns its sequence number.
     fn open(&mut self, s: Stop) -> u64 {
-        let key = s.execution_id.clone().map(|id| (s.source, id));
+        let key = s.execution_id.clone().map(|id| (id, s.source));
         let seq = self.open.push(s);
-        if let Some(key) = key {
-            self.by_exec.entry(key).or_default().push(seq);
+        if let Some((id, source)) = key {
+            self.by_exec.entry(id).or_default().push((source, seq));
         }
         seq
     }
@@ -296,11 +296,11 @@ impl StopBook {
             return;
         };
         if let Some(id) = &s.execution_id
-            && let Entry::Occupied(mut seqs) = self.by_exec.entry((s.source, id.clone()))
+            && let Some(seqs) = self.by_exec.get_mut(&**id)
         {
-            seqs.get_mut().retain(|q| *q != seq);
-            if seqs.get().is_empty() {
-                seqs.remove();
+            seqs.retain(|(_, q)| *q != seq);
+            if seqs.is_empty() {
+                self.by_exec.remove(&**id);
             }
         }
         s.ended = Some((how, at));
@@ -344,8 +344,9 @@ impl StopBook {
         let idx = match &r.execution_id {
             Some(id) => self
                 .by_exec
-                .get(&(r.source, id.clone()))
-                .and_then(|seqs| seqs.last().copied()),
+                .get(&**id)
+                .and_then(|seqs| seqs.iter().rev().find(|(s, _)| *s == r.source))
+                .map(|(_, seq)| *seq),
             None => self.by_values(r, action),
         };
         let idx = match idx {
