@@ -6,6 +6,7 @@
 
 use chrono::NaiveDate;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::AuditError;
 use super::row::rows_from_batch;
@@ -153,7 +154,8 @@ impl TableFiles {
             }
             stats.files_read += 1;
             let bytes = self.bytes_of(path).await?;
-            read_file(path, bytes, source, &mut rows)?;
+            let one = source.map(|s| [s.to_owned()]);
+            read_file(path, bytes, one.as_ref().map(|s| &s[..]), &mut rows)?;
         }
         stats.rows = rows.len();
         sort(&mut rows);
@@ -170,8 +172,8 @@ impl TableFiles {
             })
     }
 
-    /// Reads each of `days` as [`TableFiles::read`] does and hands its rows
-    /// to `each`, in the order given: a day's files are decoded and sorted
+    /// Reads each of `days` as [`TableFiles::read`] does, keeping the rows
+    /// of `sources`, and hands its rows to `each`, in the order given: a day's files are decoded and sorted
     /// on one of every core, a few days ahead of `each` (a year's report
     /// decodes 5 million rows; memory holds a window of days, not the year).
     /// The next window decodes while `each` takes the current one, so the
@@ -179,22 +181,22 @@ impl TableFiles {
     pub async fn for_each_day(
         &self,
         days: &[NaiveDate],
-        source: Option<&str>,
+        sources: &[String],
         mut each: impl FnMut(NaiveDate, Vec<Row>, ReadStats),
     ) -> Result<(), AuditError> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let source = source.map(str::to_owned);
+        let sources: Arc<[String]> = sources.into();
         let windows: Vec<&[NaiveDate]> = days.chunks(threads * 2).collect();
         let mut ahead: Option<std::thread::JoinHandle<Vec<Decoded>>> = None;
         for (i, window) in windows.iter().enumerate() {
             let decoded = match ahead.take() {
                 Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                None => decode_days(self.fetch_all(window).await?, source.as_deref(), threads),
+                None => decode_days(self.fetch_all(window).await?, Some(&sources), threads),
             };
             if let Some(next) = windows.get(i + 1) {
-                let (fetched, source) = (self.fetch_all(next).await?, source.clone());
+                let (fetched, sources) = (self.fetch_all(next).await?, sources.clone());
                 ahead = Some(std::thread::spawn(move || {
-                    decode_days(fetched, source.as_deref(), threads)
+                    decode_days(fetched, Some(&sources), threads)
                 }));
             }
             for (day, result) in window.iter().zip(decoded) {
@@ -236,12 +238,12 @@ type Fetched = Vec<(String, bytes::Bytes)>;
 type Decoded = Result<(Vec<Row>, usize), AuditError>;
 
 /// Each day's fetched files decoded, the days spread over `threads` threads.
-fn decode_days(days: Vec<Fetched>, source: Option<&str>, threads: usize) -> Vec<Decoded> {
+fn decode_days(days: Vec<Fetched>, keep: Keep<'_>, threads: usize) -> Vec<Decoded> {
     let one = |files: Fetched| {
         let mut rows = Vec::new();
         let n = files.len();
         for (path, bytes) in files {
-            read_file(&path, bytes, source, &mut rows)?;
+            read_file(&path, bytes, keep, &mut rows)?;
         }
         sort(&mut rows);
         Ok((rows, n))
@@ -287,10 +289,13 @@ pub fn sort(rows: &mut [Row]) {
     });
 }
 
+/// Which sources' rows a read keeps (`None`: every source's).
+type Keep<'a> = Option<&'a [String]>;
+
 fn read_file(
     path: &str,
     bytes: bytes::Bytes,
-    source: Option<&str>,
+    keep: Keep<'_>,
     out: &mut Vec<Row>,
 ) -> Result<(), AuditError> {
     let batches = crate::sink::read::read_bytes_text_dictionaries(path, bytes, &COLUMNS)?;
@@ -300,9 +305,9 @@ fn read_file(
             source,
         })?;
     }
-    if let Some(s) = source {
+    if let Some(sources) = keep {
         // The rows already in `out` passed this filter before.
-        out.retain(|r| r.source == s);
+        out.retain(|r| sources.iter().any(|s| s == r.source));
     }
     Ok(())
 }

@@ -28,7 +28,6 @@ use super::AuditError;
 use super::alerts::Exits;
 use super::breaker::{self, Transition, secs};
 use super::load::{ReadStats, Row, TableFiles};
-use super::row::{Sym, intern};
 use super::stops::{Stop, StopBook, Stray};
 
 /// Per activation/trailing setting.
@@ -184,7 +183,6 @@ pub async fn compute(
             "--from {from} is after --to {to}"
         )));
     }
-    let only = (sources.len() == 1).then(|| sources[0].as_str());
     let period: Vec<NaiveDate> = all_days
         .iter()
         .copied()
@@ -197,7 +195,7 @@ pub async fn compute(
     pass.add_read(r);
     pass.timelines = earlier.into_iter().map(|(s, t)| (s, vec![t])).collect();
     files
-        .for_each_day(&period, only, |day, rows, r| {
+        .for_each_day(&period, sources, |day, rows, r| {
             pass.add_read(r);
             pass.day(day, rows);
         })
@@ -209,8 +207,6 @@ pub async fn compute(
 /// breaker's timelines, the stops' lives, and what the charts show.
 struct Pass<'a> {
     sources: &'a [String],
-    /// `sources`, interned.
-    wanted: Vec<Sym>,
     exits: Option<Exits>,
     charted: &'a [NaiveDate],
     accs: BTreeMap<NaiveDate, Acc>,
@@ -238,7 +234,6 @@ impl<'a> Pass<'a> {
         }
         Pass {
             sources,
-            wanted: sources.iter().map(|s| intern(s)).collect(),
             exits,
             charted: &period[period.len().saturating_sub(CHART_DAYS)..],
             accs,
@@ -260,16 +255,8 @@ impl<'a> Pass<'a> {
         self.read.rows += r.rows;
     }
 
-    /// One day's rows, in the audit's order.
-    fn day(&mut self, day: NaiveDate, mut rows: Vec<Row>) {
-        // Rows' sources are interned: the same pointer is the same name
-        // (the text is compared only when it differs).
-        let wanted = &self.wanted;
-        rows.retain(|r| {
-            wanted
-                .iter()
-                .any(|s| std::ptr::eq(*s, r.source) || *s == r.source)
-        });
+    /// One day's rows (of the sources asked for), in the audit's order.
+    fn day(&mut self, day: NaiveDate, rows: Vec<Row>) {
         self.events += rows.len() as u64;
         let Pass {
             accs,

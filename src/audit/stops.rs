@@ -12,6 +12,7 @@
 use chrono::{DateTime, Utc};
 use rustc_hash::FxBuildHasher;
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -162,11 +163,47 @@ pub struct StopBook {
     /// The open stops of each execution with their source, oldest first
     /// (keyed by the text alone so a row's id is looked up as it is read,
     /// and hashed with FxHash: a year's report looks up 3.5 million lines).
-    by_exec: HashMap<Arc<str>, Vec<(Sym, u64)>, FxBuildHasher>,
+    by_exec: HashMap<Arc<str>, Seqs, FxBuildHasher>,
     done: Vec<Stop>,
     strays: Vec<Stray>,
     /// Per source, stop events that could not be tied to a stop.
     pub unattributed: BTreeMap<String, usize>,
+}
+
+/// The open stops of one execution id, with their source, oldest first:
+/// nearly always one, kept without a list of its own.
+#[derive(Debug)]
+enum Seqs {
+    One(Sym, u64),
+    Many(Vec<(Sym, u64)>),
+}
+
+impl Seqs {
+    fn push(&mut self, source: Sym, seq: u64) {
+        match self {
+            Seqs::One(s, q) => *self = Seqs::Many(vec![(*s, *q), (source, seq)]),
+            Seqs::Many(v) => v.push((source, seq)),
+        }
+    }
+
+    /// The newest of `source`.
+    fn newest(&self, source: Sym) -> Option<u64> {
+        match self {
+            Seqs::One(s, q) => (*s == source).then_some(*q),
+            Seqs::Many(v) => v.iter().rev().find(|(s, _)| *s == source).map(|(_, q)| *q),
+        }
+    }
+
+    /// Removes `seq`; whether none is left.
+    fn remove(&mut self, seq: u64) -> bool {
+        match self {
+            Seqs::One(_, q) => *q == seq,
+            Seqs::Many(v) => {
+                v.retain(|(_, q)| *q != seq);
+                v.is_empty()
+            }
+        }
+    }
 }
 
 /// The open stops under sequence numbers given in the order they were
@@ -240,7 +277,12 @@ impl StopBook {
         let key = s.execution_id.clone().map(|id| (id, s.source));
         let seq = self.open.push(s);
         if let Some((id, source)) = key {
-            self.by_exec.entry(id).or_default().push((source, seq));
+            match self.by_exec.entry(id) {
+                Entry::Occupied(e) => e.into_mut().push(source, seq),
+                Entry::Vacant(e) => {
+                    e.insert(Seqs::One(source, seq));
+                }
+            }
         }
         seq
     }
@@ -296,12 +338,12 @@ impl StopBook {
             return;
         };
         if let Some(id) = &s.execution_id
-            && let Some(seqs) = self.by_exec.get_mut(&**id)
+            && self
+                .by_exec
+                .get_mut(&**id)
+                .is_some_and(|seqs| seqs.remove(seq))
         {
-            seqs.retain(|(_, q)| *q != seq);
-            if seqs.is_empty() {
-                self.by_exec.remove(&**id);
-            }
+            self.by_exec.remove(&**id);
         }
         s.ended = Some((how, at));
         self.done.push(s);
@@ -345,8 +387,7 @@ impl StopBook {
             Some(id) => self
                 .by_exec
                 .get(&**id)
-                .and_then(|seqs| seqs.iter().rev().find(|(s, _)| *s == r.source))
-                .map(|(_, seq)| *seq),
+                .and_then(|seqs| seqs.newest(r.source)),
             None => self.by_values(r, action),
         };
         let idx = match idx {
@@ -424,6 +465,40 @@ mod tests {
         let all: Vec<Option<Sym>> = open.take_all().into_iter().map(|s| s.symbol).collect();
         assert_eq!(all, [Some("C"), Some("D"), Some("E")]);
         assert_eq!(open.push(stop("F")), 5);
+    }
+
+    /// One execution id added twice, and again by another source: a line
+    /// goes to its source's newest open stop of that id, and after that one
+    /// ends, to the older.
+    #[test]
+    fn an_execution_added_twice_and_by_another_source() {
+        let other = |mut r: Row| {
+            r.source = "f";
+            r
+        };
+        let rows = vec![
+            stop_row(0, "ADD", Some("a"), Some("SPY")),
+            stop_row(1, "ADD", Some("a"), Some("QQQ")),
+            other(stop_row(2, "ADD", Some("a"), Some("IWM"))),
+            stop_row(3, "TRIGGER", Some("a"), None),
+            stop_row(4, "ACTIVATE", Some("a"), None),
+            other(stop_row(5, "TRIGGER", Some("a"), None)),
+            stop_row(6, "TRIGGER", Some("a"), None),
+        ];
+        let (stops, unattributed) = rebuild(&rows);
+        assert!(unattributed.is_empty(), "{unattributed:?}");
+        let ended: Vec<(Sym, Option<Sym>, usize, Option<DateTime<Utc>>)> = stops
+            .iter()
+            .map(|s| (s.source, s.symbol, s.path.len(), s.ended.map(|e| e.1)))
+            .collect();
+        assert_eq!(
+            ended,
+            [
+                ("e", Some("SPY"), 3, Some(at(6))),
+                ("e", Some("QQQ"), 2, Some(at(3))),
+                ("f", Some("IWM"), 2, Some(at(5))),
+            ]
+        );
     }
 
     #[test]
