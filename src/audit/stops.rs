@@ -487,7 +487,7 @@ mod tests {
         ];
         let (stops, unattributed) = rebuild(&rows);
         assert!(unattributed.is_empty(), "{unattributed:?}");
-        let ended: Vec<(Sym, Option<Sym>, usize, Option<DateTime<Utc>>)> = stops
+        let ended: Vec<_> = stops
             .iter()
             .map(|s| (s.source, s.symbol, s.path.len(), s.ended.map(|e| e.1)))
             .collect();

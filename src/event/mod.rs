@@ -254,24 +254,6 @@ pub struct RiskEvent {
     pub event_date: NaiveDate,
 }
 
-impl RiskEvent {
-    /// The `metadata` object, parsed once per use (empty when null or not
-    /// an object); most rows' metadata is never asked for.
-    pub fn meta(&self) -> Meta {
-        Meta::parse(self.metadata.as_deref())
-    }
-
-    /// One metadata value as a number.
-    pub fn meta_f64(&self, key: &str) -> Option<f64> {
-        self.meta().f64(key)
-    }
-
-    /// One metadata value as text.
-    pub fn meta_str(&self, key: &str) -> Option<String> {
-        self.meta().str(key)
-    }
-}
-
 /// A row's parsed `metadata` object.
 #[derive(Debug, Default)]
 pub struct Meta(serde_json::Map<String, serde_json::Value>);

@@ -85,14 +85,7 @@ pub fn read_bytes_text_dictionaries(
     // plain; `canonical` then casts it (the same values, built per row).
     let meta = ArrowReaderMetadata::try_new(plain.metadata().clone(), options).unwrap_or(plain);
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta);
-    let mut out = Vec::new();
-    for batch in project(path, builder, columns)? {
-        out.push(canonical(batch, true).map_err(|e| SinkError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other(e),
-        })?);
-    }
-    Ok(out)
+    project(path, builder, columns, true)
 }
 
 /// The type [`read_bytes_text_dictionaries`] gives text columns.
@@ -109,21 +102,16 @@ fn columns_of<R: deltalake::parquet::file::reader::ChunkReader + 'static>(
         path: path.to_owned(),
         source: std::io::Error::other(e),
     })?;
-    let mut out = Vec::new();
-    for batch in project(path, builder, columns)? {
-        out.push(canonical(batch, false).map_err(|e| SinkError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other(e),
-        })?);
-    }
-    Ok(out)
+    project(path, builder, columns, false)
 }
 
-/// The batches of the named columns (those the file has) of `builder`'s file.
+/// The batches of the named columns (those the file has) of `builder`'s
+/// file, in the types [`canonical`] gives.
 fn project<R: deltalake::parquet::file::reader::ChunkReader + 'static>(
     path: &str,
     builder: ParquetRecordBatchReaderBuilder<R>,
     columns: &[&str],
+    dictionaries: bool,
 ) -> Result<Vec<RecordBatch>, SinkError> {
     let io = |e: std::io::Error| SinkError::Io {
         path: path.to_owned(),
@@ -140,7 +128,10 @@ fn project<R: deltalake::parquet::file::reader::ChunkReader + 'static>(
         .build()
         .map_err(|e| io(std::io::Error::other(e)))?;
     reader
-        .map(|batch| batch.map_err(|e| io(std::io::Error::other(e))))
+        .map(|batch| {
+            let batch = batch.map_err(|e| io(std::io::Error::other(e)))?;
+            canonical(batch, dictionaries).map_err(|e| io(std::io::Error::other(e)))
+        })
         .collect()
 }
 
