@@ -431,27 +431,62 @@ mod tests {
     }
 
     /// A file another tool rewrote (`Utf8View` text, as the Python
-    /// `deltalake` package writes) reads back the same.
+    /// `deltalake` package writes, or `LargeUtf8`) reads back the same.
     #[test]
     fn text_in_another_type_reads_back_the_same() {
         let events = events();
         let batch = events_batch(&events).expect("batch");
         let schema = batch.schema();
-        let (fields, columns): (Vec<Field>, Vec<_>) = schema
-            .fields()
-            .iter()
-            .zip(batch.columns())
-            .map(|(f, c)| match f.data_type() {
-                DataType::Utf8 => (
-                    f.as_ref().clone().with_data_type(DataType::Utf8View),
-                    deltalake::arrow::compute::cast(c, &DataType::Utf8View).expect("cast"),
-                ),
-                _ => (f.as_ref().clone(), c.clone()),
+        for ty in [DataType::Utf8View, DataType::LargeUtf8] {
+            let (fields, columns): (Vec<Field>, Vec<_>) = schema
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .map(|(f, c)| match f.data_type() {
+                    DataType::Utf8 => (
+                        f.as_ref().clone().with_data_type(ty.clone()),
+                        deltalake::arrow::compute::cast(c, &ty).expect("cast"),
+                    ),
+                    _ => (f.as_ref().clone(), c.clone()),
+                })
+                .unzip();
+            let other =
+                RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+            let rows = read(parquet(&other));
+            assert_eq!(
+                rows,
+                events.iter().map(expected).collect::<Vec<_>>(),
+                "{ty}"
+            );
+        }
+    }
+
+    /// More rows than a batch, in row groups with dictionaries of their own:
+    /// every row reads back as written.
+    #[test]
+    fn row_groups_and_batches_of_their_own_dictionaries() {
+        let one = events();
+        let many: Vec<RiskEvent> = (0..70_000)
+            .map(|i| {
+                let mut e = one[i % one.len()].clone();
+                e.execution_id = Some(format!("exec-{}", i / 3));
+                e.source_offset = i as i64;
+                e
             })
-            .unzip();
-        let view = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
-        let rows = read(parquet(&view));
-        assert_eq!(rows, events.iter().map(expected).collect::<Vec<_>>());
+            .collect();
+        let batch = events_batch(&many).expect("batch");
+        let props = deltalake::parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_size(30_000)
+            .build();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        let rows = read(out.into());
+        assert_eq!(rows.len(), many.len());
+        for (r, e) in rows.iter().zip(&many) {
+            assert_eq!(*r, expected(e));
+        }
     }
 
     /// A text column that is not text is named, not read as empty.

@@ -84,7 +84,11 @@ pub fn read_bytes_text_dictionaries(
     // A file whose text the reader cannot give as dictionaries is read
     // plain; `canonical` then casts it (the same values, built per row).
     let meta = ArrowReaderMetadata::try_new(plain.metadata().clone(), options).unwrap_or(plain);
-    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta);
+    // Batches of up to 64 Ki rows, not the reader's 1,024: each batch is
+    // a new view of every column's dictionary, and the audit's decoding
+    // starts afresh per batch (the year's report: 0.94x the time).
+    let builder =
+        ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta).with_batch_size(1 << 16);
     project(path, builder, columns, true)
 }
 
