@@ -476,13 +476,20 @@ mod tests {
             .collect();
         let batch = events_batch(&many).expect("batch");
         let props = deltalake::parquet::file::properties::WriterProperties::builder()
-            .set_max_row_group_size(30_000)
+            .set_max_row_group_row_count(Some(30_000))
             .build();
         let mut out = Vec::new();
         let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).expect("writer");
         w.write(&batch).expect("write");
         w.close().expect("close");
-        let rows = read(out.into());
+        let bytes = bytes::Bytes::from(out);
+        let meta = deltalake::parquet::arrow::arrow_reader::ArrowReaderMetadata::load(
+            &bytes,
+            Default::default(),
+        )
+        .expect("metadata");
+        assert_eq!(meta.metadata().num_row_groups(), 3);
+        let rows = read(bytes);
         assert_eq!(rows.len(), many.len());
         for (r, e) in rows.iter().zip(&many) {
             assert_eq!(*r, expected(e));
