@@ -148,13 +148,13 @@ impl TableFiles {
             files_total: self.files.len(),
             ..ReadStats::default()
         };
+        let one = source.map(|s| [s.to_owned()]);
         for (day, path) in &self.files {
             if !days.contains(*day) {
                 continue;
             }
             stats.files_read += 1;
             let bytes = self.bytes_of(path).await?;
-            let one = source.map(|s| [s.to_owned()]);
             read_file(path, bytes, one.as_ref().map(|s| &s[..]), &mut rows)?;
         }
         stats.rows = rows.len();

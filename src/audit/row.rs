@@ -249,20 +249,20 @@ impl<'a> Texts<'a> {
             values: values.clone(),
             at,
         };
-        let intern: fn(&Arc<StringArray>, usize) -> Sym = |values, at| intern(values.value(at));
+        let interned: fn(&Arc<StringArray>, usize) -> Sym = |values, at| intern(values.value(at));
         Ok(Texts {
-            ty: c.text(name::EVENT_TYPE, intern)?,
-            comp: c.text(name::COMPONENT, intern)?,
+            ty: c.text(name::EVENT_TYPE, interned)?,
+            comp: c.text(name::COMPONENT, interned)?,
             exec: c.text(name::EXECUTION_ID, shared)?,
-            old: c.text(name::OLD_STATE, intern)?,
-            new: c.text(name::NEW_STATE, intern)?,
-            action: c.text(name::ACTION, intern)?,
-            limit: c.text(name::LIMIT_TYPE, intern)?,
+            old: c.text(name::OLD_STATE, interned)?,
+            new: c.text(name::NEW_STATE, interned)?,
+            action: c.text(name::ACTION, interned)?,
+            limit: c.text(name::LIMIT_TYPE, interned)?,
             reason: c.text(name::REJECTION_REASON, shared)?,
             meta: c.text(name::METADATA, shared)?,
-            symbol: c.text(name::SYMBOL, intern)?,
-            source: c.text(name::SOURCE, intern)?,
-            file: c.text(name::SOURCE_FILE, intern)?,
+            symbol: c.text(name::SYMBOL, interned)?,
+            source: c.text(name::SOURCE, interned)?,
+            file: c.text(name::SOURCE_FILE, interned)?,
         })
     }
 }

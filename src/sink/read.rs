@@ -1,7 +1,8 @@
 //! Reading the table back without DataFusion: the current snapshot's data
 //! files, read with the `parquet` crate deltalake already brings, projecting
-//! only the columns asked for. Used by `status`-like tools and by tests that
-//! must count rows while a daemon writes.
+//! only the columns asked for. Used by the audit (text as dictionaries),
+//! `verify`, compaction and by tests that must count rows while a daemon
+//! writes.
 
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
