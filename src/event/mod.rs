@@ -33,11 +33,22 @@ const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6b2f_1c3e_8a4d_4e51_9f07_52c1_d3
 /// The deterministic id of the line at `offset` of the file `file`:
 /// UUID v5 of the file identity and the big-endian byte offset. `parse`,
 /// `backfill` and `run` all call this, so a line keeps its id whichever reads it.
+///
+/// The SHA-1 is the `sha1` crate's, not `uuid`'s own portable one: it uses
+/// the processor's SHA instructions where there are any (a tenth of the
+/// time per id); `new_v5_ids_are_uuids_own` checks the two agree.
 pub fn event_id(file: FileId, offset: u64) -> Uuid {
+    use sha1::Digest;
     let mut name = [0u8; 24];
     name[..16].copy_from_slice(file.as_bytes());
     name[16..].copy_from_slice(&offset.to_be_bytes());
-    Uuid::new_v5(&EVENT_NAMESPACE, &name)
+    let hash = sha1::Sha1::new()
+        .chain_update(EVENT_NAMESPACE.as_bytes())
+        .chain_update(name)
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
 /// A column of `risk_events` that a pattern (or an envelope's extra key) may fill.
@@ -593,6 +604,30 @@ mod tests {
         let g = FileId::from_head(b"2026-01-28 10:30:00,124 - a - INFO - x\n");
         assert_ne!(event_id(f, 10), event_id(g, 10));
         assert_eq!(event_id(f, 0).get_version_num(), 5);
+    }
+
+    #[test]
+    fn new_v5_ids_are_uuids_own() {
+        for (i, head) in [
+            &b"a\n"[..],
+            b"2026-01-28 10:30:00,123 - a - INFO - x\n",
+            b"",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let f = FileId::from_head(head);
+            for offset in [0, 1, 255, 256, 1 << 32, u64::MAX - i as u64] {
+                let mut name = [0u8; 24];
+                name[..16].copy_from_slice(f.as_bytes());
+                name[16..].copy_from_slice(&offset.to_be_bytes());
+                assert_eq!(
+                    event_id(f, offset),
+                    Uuid::new_v5(&EVENT_NAMESPACE, &name),
+                    "{head:?} at {offset}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::event::Value;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::fmt;
 
 /// How a captured string becomes a value. Pattern files name these in `types`.
@@ -69,7 +70,7 @@ impl Conversion {
 
 /// Removes `$`, `%` (when `percent`), and valid thousands separators; returns the
 /// plain numeric text, or None when separators are misplaced (`1,23`).
-fn strip_number(text: &str, percent: bool) -> Option<String> {
+fn strip_number(text: &str, percent: bool) -> Option<Cow<'_, str>> {
     let mut s = text.trim();
     if percent {
         s = s.strip_suffix('%').unwrap_or(s).trim_end();
@@ -89,7 +90,14 @@ fn strip_number(text: &str, percent: bool) -> Option<String> {
         return None;
     }
     if !rest.contains(',') {
-        return Some(format!("{sign}{rest}"));
+        // Most numbers come as printed: borrow them (the text after the sign,
+        // or the whole when the sign is the first byte and nothing follows it
+        // that was dropped).
+        return Some(match sign {
+            "" => Cow::Borrowed(rest),
+            _ if s.len() == rest.len() + 1 => Cow::Borrowed(s),
+            _ => Cow::Owned(format!("{sign}{rest}")),
+        });
     }
     // Thousands separators: only in the integer part, groups of exactly three.
     let int_end = rest.find(['.', 'e', 'E']).unwrap_or(rest.len());
@@ -112,7 +120,7 @@ fn strip_number(text: &str, percent: bool) -> Option<String> {
         out.push_str(g);
     }
     out.push_str(tail);
-    Some(out)
+    Some(Cow::Owned(out))
 }
 
 /// Parses a float as Python prints it (repr, `%f`, `%e`, `%g`, `inf`, `nan`).

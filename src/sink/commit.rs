@@ -2,12 +2,14 @@
 //! their rows are (for the metrics, counted only once the commit lands), and
 //! the commit of their files to the log (`log`).
 
+use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use std::sync::Arc;
 
 use super::delta_log::{Appended, DeltaLog};
 use super::error::SinkError;
 use crate::event::SourceState;
+use crate::event::schema::name;
 use crate::event::{QuarantineRecord, RiskEvent};
 use crate::metrics::{self, Metrics};
 
@@ -91,13 +93,27 @@ pub const STAGED_DAYS: usize = 8;
 /// streams a large commit (a backfill's) into its file.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// Columns whose values are (nearly) all different: a dictionary for them
+/// costs a hash and a copy of every value and is then dropped for plain
+/// encoding once it outgrows its page, so they are written plain.
+const UNIQUE_COLUMNS: [&str; 5] = [
+    name::EVENT_ID,
+    name::RAW_LINE,
+    name::TIMESTAMP,
+    name::SOURCE_OFFSET,
+    name::LINE_ID,
+];
+
 /// A writer for one commit into `log`'s table.
 pub(super) fn writer(log: &DeltaLog) -> Result<RecordBatchWriter, SinkError> {
     let props = deltalake::parquet::file::properties::WriterProperties::builder()
         .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by(format!("risktail {}", env!("CARGO_PKG_VERSION")))
-        .build();
+        .set_created_by(format!("risktail {}", env!("CARGO_PKG_VERSION")));
+    let props = UNIQUE_COLUMNS.iter().fold(props, |p, c| {
+        p.set_column_dictionary_enabled(ColumnPath::from(*c), false)
+    });
+    let props = props.build();
     Ok(RecordBatchWriter::for_table(log.table())
         .map_err(|source| SinkError::Delta {
             table: log.uri().to_owned(),

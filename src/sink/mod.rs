@@ -37,7 +37,12 @@ pub mod txn;
 pub mod txn_index;
 pub mod upkeep;
 
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use delta_kernel::expressions::Scalar;
+use deltalake::arrow::array::{Array, AsArray};
+use deltalake::arrow::datatypes::Date32Type;
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
+use indexmap::IndexMap;
 use std::time::Duration;
 
 pub use commit::STAGED_DAYS;
@@ -301,11 +306,23 @@ impl DeltaSink {
     ) -> Result<(), SinkError> {
         if !quarantine.is_empty() {
             let batch = quarantine_batch(quarantine)?;
-            stage_into(&mut self.staged.quarantine, &self.quarantine, batch).await?;
+            stage_into(
+                &mut self.staged.quarantine,
+                &self.quarantine,
+                batch,
+                QUARANTINE_PARTITION,
+            )
+            .await?;
         }
         if !events.is_empty() {
             let batch = events_batch(events)?;
-            stage_into(&mut self.staged.events, &self.events, batch).await?;
+            stage_into(
+                &mut self.staged.events,
+                &self.events,
+                batch,
+                EVENT_PARTITION,
+            )
+            .await?;
         }
         self.staged.rows += events.len() + quarantine.len();
         self.staged.days.extend(events.iter().map(|e| e.event_date));
@@ -556,13 +573,15 @@ async fn prove_put_if_absent(log: &DeltaLog) -> Result<(), SinkError> {
     }
 }
 
-/// Writes `batch` into the open writer of `slot`, opening one for `log` first.
+/// Writes `batch` into the open writer of `slot`, opening one for `log` first
+/// (a table partitioned by `partition`: `table` checked that when it opened).
 /// A table an earlier release created lacks the columns added since at the
 /// end (`schema::ADDED_LATER`): they are left out of its files.
 async fn stage_into(
     slot: &mut Option<RecordBatchWriter>,
     log: &DeltaLog,
-    batch: deltalake::arrow::record_batch::RecordBatch,
+    batch: RecordBatch,
+    partition: &str,
 ) -> Result<(), SinkError> {
     let width = table_width(log.table(), log.uri())?;
     let batch = if width < batch.num_columns() {
@@ -575,10 +594,33 @@ async fn stage_into(
         Some(w) => w,
         None => slot.insert(writer(log)?),
     };
-    w.write(batch).await.map_err(|source| SinkError::Delta {
+    let written = match one_partition(&batch, partition) {
+        Some(values) => w
+            .write_partition(batch, &values, WriteMode::Default)
+            .await
+            .map(drop),
+        None => w.write(batch).await,
+    };
+    written.map_err(|source| SinkError::Delta {
         table: log.uri().to_owned(),
         source: Box::new(source),
     })
+}
+
+/// The partition all of `batch`'s rows fall in, when they fall in one (a
+/// live commit's and nearly every backfill batch's rows are of one day).
+/// Handed to deltalake with it, the batch is written as it is; without it,
+/// deltalake groups the rows by partition and copies every column of every
+/// batch, even when there is only one group.
+fn one_partition(batch: &RecordBatch, column: &str) -> Option<IndexMap<String, Scalar>> {
+    let days = batch
+        .column_by_name(column)?
+        .as_primitive_opt::<Date32Type>()?;
+    let &first = days.values().first()?;
+    if days.null_count() > 0 || days.values().iter().any(|&d| d != first) {
+        return None;
+    }
+    Some(IndexMap::from([(column.to_owned(), Scalar::Date(first))]))
 }
 
 /// How many columns the table at `uri` has (its schema, partition column
@@ -601,6 +643,32 @@ impl crate::source::offsets::Offsets for DeltaSink {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::*;
+    use deltalake::arrow::array::{ArrayRef, Date32Array};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+    fn days(values: Vec<Option<i32>>) -> RecordBatch {
+        let schema = Schema::new(vec![Field::new("d", DataType::Date32, true)]);
+        let column: ArrayRef = Arc::new(Date32Array::from(values));
+        RecordBatch::try_new(Arc::new(schema), vec![column]).unwrap()
+    }
+
+    #[test]
+    fn a_batch_of_one_day_is_handed_over_with_its_day() {
+        let one = one_partition(&days(vec![Some(3), Some(3), Some(3)]), "d");
+        assert_eq!(one, Some(IndexMap::from([("d".into(), Scalar::Date(3))])));
+        for other in [
+            vec![Some(3), Some(3), Some(4)],
+            vec![Some(4), Some(3)],
+            vec![Some(3), None],
+            vec![Some(0), None],
+            vec![],
+        ] {
+            assert_eq!(one_partition(&days(other.clone()), "d"), None, "{other:?}");
+        }
+        assert_eq!(one_partition(&days(vec![Some(3)]), "e"), None);
+    }
+
     /// The runtime the sink's tests drive the async API with.
     pub(crate) fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()

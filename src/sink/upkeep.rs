@@ -499,7 +499,8 @@ mod tests {
             .collect();
         let batch = crate::event::batch::quarantine_batch(&rows).unwrap();
         let mut slot = None;
-        super::super::stage_into(&mut slot, log, batch)
+        let partition = crate::event::schema::QUARANTINE_PARTITION;
+        super::super::stage_into(&mut slot, log, batch, partition)
             .await
             .unwrap();
         let txns = [("risktail/s/f".to_owned(), offset + n)];
@@ -507,6 +508,39 @@ mod tests {
         super::super::commit::upload_and_append(log, &txns, slot, meta, None, None)
             .await
             .unwrap();
+    }
+
+    /// Columns whose values all differ are written without a dictionary;
+    /// the others keep theirs (the audit reads text as dictionaries).
+    #[test]
+    fn unique_columns_are_written_plain() {
+        use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        let files = crate::sink::tests::rt().block_on(async {
+            let mut log = DeltaLog::open(&uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
+                .await
+                .unwrap();
+            commit_rows(&mut log, 0, 50).await;
+            super::super::read::data_files(&uri).await.unwrap()
+        });
+        assert_eq!(files.len(), 1);
+        let file = std::fs::File::open(&files[0]).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        let group = reader.metadata().row_group(0);
+        let dictionary = |column: &str| {
+            let c = (0..group.num_columns())
+                .map(|i| group.column(i))
+                .find(|c| c.column_path().string() == column)
+                .unwrap_or_else(|| panic!("{column} is in the file"));
+            c.dictionary_page_offset().is_some()
+        };
+        for plain in [name::RAW_LINE, name::SOURCE_OFFSET, name::LINE_ID] {
+            assert!(!dictionary(plain), "{plain} is written plain");
+        }
+        for kept in [name::SOURCE, name::SOURCE_FILE, name::REASON] {
+            assert!(dictionary(kept), "{kept} keeps its dictionary");
+        }
     }
 
     /// A table an earlier release created (no `line_id`) is written without
