@@ -300,12 +300,24 @@ fn ser_micros<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error>
 
 /// Collects an event's columns while a line is parsed; [`EventBuilder::finish`]
 /// turns it into a [`RiskEvent`].
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct EventFields {
     /// Column values set so far.
     pub columns: Vec<(Field, Value)>,
-    /// `metadata` keys set so far (sorted on output).
-    pub metadata: BTreeMap<String, Value>,
+    /// `metadata` keys set so far (sorted on output). A pattern's keys are
+    /// shared with it: an event costs no copy of them.
+    pub metadata: BTreeMap<Arc<str>, Value>,
+}
+
+impl Default for EventFields {
+    /// Room for the columns a pattern sets, so that filling them does not
+    /// grow the list three times per line.
+    fn default() -> EventFields {
+        EventFields {
+            columns: Vec::with_capacity(8),
+            metadata: BTreeMap::new(),
+        }
+    }
 }
 
 impl EventFields {

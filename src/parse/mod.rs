@@ -393,10 +393,10 @@ fn put_extra(fields: &mut EventFields, key: String, value: Value) {
         if fields.set(f, value.clone()).is_ok() {
             return;
         }
-        fields.metadata.insert(key, value);
+        fields.metadata.insert(key.into(), value);
         return;
     }
-    fields.metadata.insert(key, value);
+    fields.metadata.insert(key.into(), value);
 }
 
 /// Why a message with a risk keyword and no pattern is quarantined.

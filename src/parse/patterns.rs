@@ -113,8 +113,8 @@ struct PatternDef {
 pub enum Target {
     /// A column.
     Column(Field),
-    /// A key of `metadata`.
-    Metadata(String),
+    /// A key of `metadata` (shared with every event that gets it).
+    Metadata(Arc<str>),
 }
 
 impl Target {
@@ -123,7 +123,7 @@ impl Target {
             if key.is_empty() {
                 return Err("\"metadata.\" needs a key after the dot".into());
             }
-            return Ok(Target::Metadata(key.to_owned()));
+            return Ok(Target::Metadata(key.into()));
         }
         Field::from_name(name).map(Target::Column).ok_or_else(|| {
             let cols: Vec<_> = Field::ALL.iter().map(|f| f.name()).collect();
