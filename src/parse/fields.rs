@@ -90,9 +90,8 @@ fn strip_number(text: &str, percent: bool) -> Option<Cow<'_, str>> {
         return None;
     }
     if !rest.contains(',') {
-        // Most numbers come as printed: borrow them (the text after the sign,
-        // or the whole when the sign is the first byte and nothing follows it
-        // that was dropped).
+        // A number printed as it reads (`5.2`, `+5.2`, `-5.2`) is borrowed;
+        // one is built only when a `$` between sign and digits must go.
         return Some(match sign {
             "" => Cow::Borrowed(rest),
             _ if s.len() == rest.len() + 1 => Cow::Borrowed(s),
