@@ -160,6 +160,7 @@ mod tests {
         assert_eq!(num("$52,300.00"), Some(52300.0));
         assert_eq!(num("-$1,234,567.5"), Some(-1234567.5));
         assert_eq!(num("$-5.00"), Some(-5.0));
+        assert_eq!(num("-$5.00"), Some(-5.0));
         assert_eq!(num("92%"), Some(92.0));
         assert_eq!(num("2.0%"), Some(2.0));
         assert_eq!(num("inf"), Some(f64::INFINITY));

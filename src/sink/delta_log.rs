@@ -225,6 +225,11 @@ impl DeltaLog {
         &self.uri
     }
 
+    /// The column the table is partitioned by (checked when it opened).
+    pub(super) fn partition(&self) -> &'static str {
+        self.partition
+    }
+
     /// The newest version this process has seen.
     pub fn version(&self) -> u64 {
         self.version

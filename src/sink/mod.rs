@@ -306,23 +306,11 @@ impl DeltaSink {
     ) -> Result<(), SinkError> {
         if !quarantine.is_empty() {
             let batch = quarantine_batch(quarantine)?;
-            stage_into(
-                &mut self.staged.quarantine,
-                &self.quarantine,
-                batch,
-                QUARANTINE_PARTITION,
-            )
-            .await?;
+            stage_into(&mut self.staged.quarantine, &self.quarantine, batch).await?;
         }
         if !events.is_empty() {
             let batch = events_batch(events)?;
-            stage_into(
-                &mut self.staged.events,
-                &self.events,
-                batch,
-                EVENT_PARTITION,
-            )
-            .await?;
+            stage_into(&mut self.staged.events, &self.events, batch).await?;
         }
         self.staged.rows += events.len() + quarantine.len();
         self.staged.days.extend(events.iter().map(|e| e.event_date));
@@ -573,15 +561,13 @@ async fn prove_put_if_absent(log: &DeltaLog) -> Result<(), SinkError> {
     }
 }
 
-/// Writes `batch` into the open writer of `slot`, opening one for `log` first
-/// (a table partitioned by `partition`: `table` checked that when it opened).
+/// Writes `batch` into the open writer of `slot`, opening one for `log` first.
 /// A table an earlier release created lacks the columns added since at the
 /// end (`schema::ADDED_LATER`): they are left out of its files.
 async fn stage_into(
     slot: &mut Option<RecordBatchWriter>,
     log: &DeltaLog,
     batch: RecordBatch,
-    partition: &str,
 ) -> Result<(), SinkError> {
     let width = table_width(log.table(), log.uri())?;
     let batch = if width < batch.num_columns() {
@@ -594,7 +580,7 @@ async fn stage_into(
         Some(w) => w,
         None => slot.insert(writer(log)?),
     };
-    let written = match one_partition(&batch, partition) {
+    let written = match one_partition(&batch, log.partition()) {
         Some(values) => w
             .write_partition(batch, &values, WriteMode::Default)
             .await

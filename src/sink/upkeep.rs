@@ -499,8 +499,7 @@ mod tests {
             .collect();
         let batch = crate::event::batch::quarantine_batch(&rows).unwrap();
         let mut slot = None;
-        let partition = crate::event::schema::QUARANTINE_PARTITION;
-        super::super::stage_into(&mut slot, log, batch, partition)
+        super::super::stage_into(&mut slot, log, batch)
             .await
             .unwrap();
         let txns = [("risktail/s/f".to_owned(), offset + n)];
