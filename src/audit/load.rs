@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::AuditError;
-use super::row::rows_from_batch;
+use super::row::{Sym, intern, rows_of_sources, same, sym_cmp};
 use crate::event::schema::{EVENT_PARTITION, name};
+use crate::sink::read::{FetchedColumns, fetch_text_dictionaries};
 
 /// The columns the audit reads (the partition column comes from the log).
 pub(crate) const COLUMNS: [&str; 22] = [
@@ -72,8 +73,9 @@ pub struct TableFiles {
     pub uri: String,
     /// The version read.
     pub version: Option<u64>,
-    /// (day, path relative to the table's root) of each data file, sorted.
-    files: Vec<(NaiveDate, String)>,
+    /// (day, path relative to the table's root, size in bytes) of each
+    /// data file, sorted.
+    files: Vec<(NaiveDate, String, u64)>,
     /// The table, whose object store serves the files (local or remote).
     table: deltalake::DeltaTable,
 }
@@ -115,7 +117,11 @@ impl TableFiles {
                     table: uri.to_owned(),
                     message: format!("data file {} has no event_date partition value", f.path()),
                 })?;
-            files.push((day, f.path().to_string()));
+            let size = u64::try_from(f.size()).map_err(|_| AuditError::Table {
+                table: uri.to_owned(),
+                message: format!("data file {} has a negative size in the log", f.path()),
+            })?;
+            files.push((day, f.path().to_string(), size));
         }
         files.sort();
         Ok(TableFiles {
@@ -130,7 +136,7 @@ impl TableFiles {
     pub fn days(&self) -> Vec<NaiveDate> {
         self.files
             .iter()
-            .map(|(d, _)| *d)
+            .map(|(d, _, _)| *d)
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect()
@@ -149,165 +155,283 @@ impl TableFiles {
             ..ReadStats::default()
         };
         let one = source.map(|s| [s.to_owned()]);
-        for (day, path) in &self.files {
+        for (day, path, size) in &self.files {
             if !days.contains(*day) {
                 continue;
             }
             stats.files_read += 1;
-            let bytes = self.bytes_of(path).await?;
-            read_file(path, bytes, one.as_ref().map(|s| &s[..]), &mut rows)?;
+            let fetched = self.columns_of(path, *size).await?;
+            read_file(fetched, one.as_ref().map(|s| &s[..]), &mut rows)?;
         }
         stats.rows = rows.len();
         sort(&mut rows);
         Ok((rows, stats))
     }
 
-    /// The bytes of the data file at `path`, through the table's store.
-    async fn bytes_of(&self, path: &str) -> Result<bytes::Bytes, AuditError> {
-        crate::sink::store::read_file(&self.table, path)
-            .await
-            .map_err(|e| AuditError::File {
-                path: path.into(),
-                message: e.to_string(),
-            })
+    /// The audit's columns of the data file at `path`, fetched through the
+    /// table's store (only those columns' bytes are read).
+    async fn columns_of(&self, path: &str, size: u64) -> Result<FetchedColumns, AuditError> {
+        Ok(fetch_text_dictionaries(&self.table, path, size, &COLUMNS).await?)
     }
 
     /// Reads each of `days` as [`TableFiles::read`] does, keeping the rows
-    /// of `sources`, and hands its rows to `each`, in the order given: a day's files are decoded and sorted
-    /// on one of every core, a few days ahead of `each` (a year's report
-    /// decodes 5 million rows; memory holds a window of days, not the year).
-    /// The next window decodes while `each` takes the current one, so the
-    /// pass over a day's rows and the decoding of the next days overlap.
-    pub async fn for_each_day(
+    /// of `sources`, and hands its rows to `each`, in the order given, on a
+    /// thread of its own; returns `state` as the last day left it.
+    ///
+    /// Three stages run at once (a year's report decodes 5 million rows, and
+    /// its pass over them is the part that cannot be split): this task
+    /// fetches a day's columns, one thread per core decodes and sorts whole
+    /// days, and the pass takes them in order. At most two days per core are
+    /// between fetched and passed, so memory holds a few days, not the year.
+    pub async fn for_each_day<S: Send + 'static>(
         &self,
         days: &[NaiveDate],
         sources: &[String],
-        mut each: impl FnMut(NaiveDate, Vec<Row>, ReadStats),
-    ) -> Result<(), AuditError> {
+        state: S,
+        each: fn(&mut S, NaiveDate, Vec<Row>, ReadStats),
+    ) -> Result<S, AuditError> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let sources: Arc<[String]> = sources.into();
-        let windows: Vec<&[NaiveDate]> = days.chunks(threads * 2).collect();
-        let mut ahead: Option<std::thread::JoinHandle<Vec<Decoded>>> = None;
-        for (i, window) in windows.iter().enumerate() {
-            let decoded = match ahead.take() {
-                Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                None => decode_days(self.fetch_all(window).await?, Some(&sources), threads),
-            };
-            if let Some(next) = windows.get(i + 1) {
-                let (fetched, sources) = (self.fetch_all(next).await?, sources.clone());
-                ahead = Some(std::thread::spawn(move || {
-                    decode_days(fetched, Some(&sources), threads)
-                }));
+        let ahead = threads * 2;
+        let (work, decoded) = decoders(threads, sources.into()).map_err(AuditError::Thread)?;
+        // A credit per day that may be fetched before the pass takes it.
+        let (credit, credits) = std::sync::mpsc::sync_channel::<()>(ahead);
+        for _ in 0..ahead {
+            let _ = credit.send(());
+        }
+        let (files_total, order) = (self.files.len(), days.to_vec());
+        let pass = std::thread::Builder::new()
+            .name("report-pass".into())
+            .spawn(move || {
+                in_order(order, decoded, state, |state, day, (rows, files_read)| {
+                    let n = rows.len();
+                    let stats = ReadStats {
+                        files_read,
+                        files_total,
+                        rows: n,
+                    };
+                    each(state, day, rows, stats);
+                    let _ = credit.send(());
+                })
+            })
+            .map_err(AuditError::Thread)?;
+        let mut fetch_failed = None;
+        for (i, day) in days.iter().enumerate() {
+            // No credit left: the pass ended early, on an error it returns.
+            if credits.recv().is_err() {
+                break;
             }
-            for (day, result) in window.iter().zip(decoded) {
-                let (rows, files_read) = result?;
-                let stats = ReadStats {
-                    files_read,
-                    files_total: self.files.len(),
-                    rows: rows.len(),
-                };
-                each(*day, rows, stats);
+            match self.fetch(*day).await {
+                Ok(f) => {
+                    if work.send((i, f)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    fetch_failed = Some(e);
+                    break;
+                }
             }
         }
-        Ok(())
-    }
-
-    /// The bytes of each data file of each of `days`.
-    async fn fetch_all(&self, days: &[NaiveDate]) -> Result<Vec<Fetched>, AuditError> {
-        let mut fetched = Vec::with_capacity(days.len());
-        for day in days {
-            fetched.push(self.fetch(*day).await?);
+        drop(work);
+        // A panic in the pass or a decoder is a bug: carry it to this thread.
+        let passed = pass.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        match fetch_failed {
+            Some(e) => Err(e),
+            None => passed,
         }
-        Ok(fetched)
     }
 
-    /// The bytes of each data file of `day`, with its path.
+    /// The audit's columns of each data file of `day`.
     async fn fetch(&self, day: NaiveDate) -> Result<Fetched, AuditError> {
         let mut out = Vec::new();
-        for (_, path) in self.files.iter().filter(|(d, _)| *d == day) {
-            out.push((path.clone(), self.bytes_of(path).await?));
+        for (_, path, size) in self.files.iter().filter(|(d, _, _)| *d == day) {
+            out.push(self.columns_of(path, *size).await?);
         }
         Ok(out)
     }
 }
 
-/// A day's data files, fetched: (path, bytes) of each.
-type Fetched = Vec<(String, bytes::Bytes)>;
+/// A day's data files, fetched.
+type Fetched = Vec<FetchedColumns>;
+
+/// Where the days to decode go, with their place in the order.
+type Jobs = std::sync::mpsc::Sender<(usize, Fetched)>;
+
+/// Where the decoded days come from, with their place in the order (a
+/// decoder's panic as the thread's `Err`).
+type Results = std::sync::mpsc::Receiver<(usize, std::thread::Result<Decoded>)>;
 
 /// A day decoded: its rows, sorted, and how many files they came from.
 type Decoded = Result<(Vec<Row>, usize), AuditError>;
 
-/// Each day's fetched files decoded, the days spread over `threads` threads.
-fn decode_days(days: Vec<Fetched>, keep: Keep<'_>, threads: usize) -> Vec<Decoded> {
-    let one = |files: Fetched| {
-        let mut rows = Vec::new();
-        let n = files.len();
-        for (path, bytes) in files {
-            read_file(&path, bytes, keep, &mut rows)?;
-        }
-        sort(&mut rows);
-        Ok((rows, n))
-    };
-    if threads <= 1 || days.len() <= 1 {
-        return days.into_iter().map(one).collect();
+/// A day's fetched files decoded, its rows of the sources `keep` asks for,
+/// sorted.
+fn decode_day(mut files: Fetched, keep: Keep<'_>) -> Decoded {
+    // A file's rows are in the order they were logged, and a day's files
+    // nearly always follow one another: decoded earliest first, they come
+    // out sorted or nearly, and sorting them costs a pass of comparisons
+    // instead of merging runs of 300-byte rows.
+    files.sort_by_cached_key(|f| f.min_i64(name::TIMESTAMP));
+    let mut rows = Vec::new();
+    let n = files.len();
+    for file in files {
+        read_file(file, keep, &mut rows)?;
     }
-    let mut lanes: Vec<Vec<(usize, Fetched)>> = (0..threads).map(|_| Vec::new()).collect();
-    for (i, d) in days.into_iter().enumerate() {
-        lanes[i % threads].push((i, d));
+    sort(&mut rows);
+    Ok((rows, n))
+}
+
+/// `threads` threads that decode the days sent to the first channel (with
+/// their place in the order), each whole, and send them on, in whatever
+/// order they finish, to the second. They end when the sender is dropped.
+fn decoders(threads: usize, keep: Arc<[String]>) -> std::io::Result<(Jobs, Results)> {
+    let (work, jobs) = std::sync::mpsc::channel::<(usize, Fetched)>();
+    let (done, decoded) = std::sync::mpsc::channel();
+    let jobs = Arc::new(std::sync::Mutex::new(jobs));
+    for _ in 0..threads {
+        let (jobs, done, keep) = (jobs.clone(), done.clone(), keep.clone());
+        std::thread::Builder::new()
+            .name("report-decode".into())
+            .spawn(move || {
+                loop {
+                    let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((i, files)) = job else { break };
+                    // A panic (a bug) is carried to the pass, which panics with it.
+                    let day = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        decode_day(files, Some(&keep))
+                    }));
+                    if done.send((i, day)).is_err() {
+                        break;
+                    }
+                }
+            })?;
     }
-    let mut done: Vec<(usize, Decoded)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = lanes
-            .into_iter()
-            .map(|lane| {
-                scope.spawn(move || {
-                    lane.into_iter()
-                        .map(|(i, d)| (i, one(d)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            // A panic in a decoder is a bug: carry it to this thread.
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
+    Ok((work, decoded))
+}
+
+/// Hands the decoded days to `each` in the order of `days`, whatever order
+/// they arrive in; the first day that failed ends it with its error.
+fn in_order<S>(
+    days: Vec<NaiveDate>,
+    decoded: Results,
+    mut state: S,
+    mut each: impl FnMut(&mut S, NaiveDate, (Vec<Row>, usize)),
+) -> Result<S, AuditError> {
+    let mut arrived = std::collections::BTreeMap::new();
+    for (i, day) in days.into_iter().enumerate() {
+        let day_rows = loop {
+            if let Some(d) = arrived.remove(&i) {
+                break d;
+            }
+            match decoded.recv() {
+                Ok((j, d)) => {
+                    arrived.insert(j, d);
+                }
+                // Nothing more will come: the fetching stopped, on the error
+                // the caller returns instead of this one.
+                Err(_) => {
+                    return Err(AuditError::Period(format!(
+                        "{day}: the day's data files were not read"
+                    )));
+                }
+            }
+        };
+        let day_rows = day_rows.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        each(&mut state, day, day_rows?);
+    }
+    Ok(state)
 }
 
 /// The audit's order: per source, by time, then by place in the file (lines
 /// logged within the same millisecond keep the order they were written in).
 pub fn sort(rows: &mut [Row]) {
     rows.sort_by(|a, b| {
-        (&a.source, a.timestamp, &a.source_file, a.source_offset).cmp(&(
-            &b.source,
-            b.timestamp,
-            &b.source_file,
-            b.source_offset,
-        ))
+        sym_cmp(a.source, b.source)
+            .then(a.timestamp.cmp(&b.timestamp))
+            .then_with(|| sym_cmp(a.source_file, b.source_file))
+            .then(a.source_offset.cmp(&b.source_offset))
     });
 }
 
 /// Which sources' rows a read keeps (`None`: every source's).
 type Keep<'a> = Option<&'a [String]>;
 
-fn read_file(
-    path: &str,
-    bytes: bytes::Bytes,
-    keep: Keep<'_>,
-    out: &mut Vec<Row>,
-) -> Result<(), AuditError> {
-    let batches = crate::sink::read::read_bytes_text_dictionaries(path, bytes, &COLUMNS)?;
-    for batch in &batches {
-        rows_from_batch(batch, out).map_err(|source| AuditError::Decode {
-            path: path.into(),
+fn read_file(file: FetchedColumns, keep: Keep<'_>, out: &mut Vec<Row>) -> Result<(), AuditError> {
+    let path = file.path().to_owned();
+    let kept: Option<Vec<Sym>> = keep.map(|k| k.iter().map(|s| intern(s)).collect());
+    let keep = |source: Sym| (kept.as_ref()).is_none_or(|k| k.iter().any(|s| same(s, source)));
+    for batch in &file.decode()? {
+        rows_of_sources(batch, keep, out).map_err(|source| AuditError::Decode {
+            path: path.clone().into(),
             source,
         })?;
     }
-    if let Some(sources) = keep {
-        // The rows already in `out` passed this filter before.
-        out.retain(|r| sources.iter().any(|s| s == r.source));
-    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, d).expect("a day")
+    }
+
+    /// `n` rows stamped with their day's number in `source_offset`.
+    fn rows(d: u32, n: usize) -> std::thread::Result<Decoded> {
+        let row = Row {
+            source_offset: i64::from(d),
+            ..Row::default()
+        };
+        Ok(Ok((vec![row; n], 1)))
+    }
+
+    /// Whatever order the decoders finish in, the pass gets the days in
+    /// the order asked, each with its own rows.
+    #[test]
+    fn days_are_passed_in_order_whatever_order_they_arrive_in() {
+        let (tx, rx) = channel();
+        for (i, d) in [(2, 3), (0, 1), (1, 2)] {
+            tx.send((i, rows(d, i + 1))).expect("send");
+        }
+        let days = vec![day(1), day(2), day(3)];
+        let seen = in_order(days, rx, Vec::new(), |seen, d, (rows, _)| {
+            seen.push((d, rows.len(), rows[0].source_offset));
+        })
+        .expect("passed");
+        assert_eq!(
+            seen,
+            [(day(1), 1, 1), (day(2), 2, 2), (day(3), 3, 3)],
+            "in order, each its own"
+        );
+    }
+
+    /// A day that failed ends the pass with its error; a day that never
+    /// comes ends it too, instead of waiting for ever; a decoder's panic
+    /// reaches the pass.
+    #[test]
+    fn a_failed_or_missing_day_ends_the_pass() {
+        let (tx, rx) = channel();
+        tx.send((1, rows(2, 1))).expect("send");
+        tx.send((0, Ok(Err(AuditError::Period("broken".into())))))
+            .expect("send");
+        let r = in_order(vec![day(1), day(2)], rx, 0, |n, _, _| *n += 1);
+        assert!(matches!(r, Err(AuditError::Period(m)) if m == "broken"));
+
+        let (tx, rx) = channel();
+        tx.send((1, rows(2, 1))).expect("send");
+        drop(tx);
+        let r = in_order(vec![day(1), day(2)], rx, 0, |n, _, _| *n += 1);
+        assert!(matches!(r, Err(AuditError::Period(m)) if m.starts_with("2026-03-01")));
+
+        let (tx, rx) = channel();
+        tx.send((
+            0,
+            Err(Box::new("decoder bug") as Box<dyn std::any::Any + Send>),
+        ))
+        .expect("send");
+        let r = std::panic::catch_unwind(|| in_order(vec![day(1)], rx, 0, |n, _, _| *n += 1));
+        assert!(r.is_err(), "the panic is carried");
+    }
 }

@@ -63,6 +63,9 @@ pub enum AuditError {
         /// Which column, and why.
         source: alerts::ColumnProblem,
     },
+    /// A reading thread could not be started.
+    #[error("cannot start a thread to read the table: {0}")]
+    Thread(std::io::Error),
     /// A period that makes no sense.
     #[error("{0}")]
     Period(String),

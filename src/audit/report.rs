@@ -28,6 +28,7 @@ use super::AuditError;
 use super::alerts::Exits;
 use super::breaker::{self, Transition, secs};
 use super::load::{ReadStats, Row, TableFiles};
+use super::row::{Sym, intern, same};
 use super::stops::{Stop, StopBook, Stray};
 
 /// Per activation/trailing setting.
@@ -188,14 +189,14 @@ pub async fn compute(
         .copied()
         .filter(|d| *d >= from && *d <= to)
         .collect();
-    let mut pass = Pass::new(&period, sources, exits);
+    let mut pass = Pass::new(period.clone(), sources, exits);
     // The state in force when the period starts, from the last earlier day
     // that changed it.
     let (earlier, r) = breaker::last_before(files, from, sources).await?;
     pass.add_read(r);
     pass.timelines = earlier.into_iter().map(|(s, t)| (s, vec![t])).collect();
-    files
-        .for_each_day(&period, sources, |day, rows, r| {
+    let pass = files
+        .for_each_day(&period, sources, pass, |pass, day, rows, r| {
             pass.add_read(r);
             pass.day(day, rows);
         })
@@ -205,10 +206,11 @@ pub async fn compute(
 
 /// One pass over the period's days: the tallies per day and in total, the
 /// breaker's timelines, the stops' lives, and what the charts show.
-struct Pass<'a> {
-    sources: &'a [String],
+struct Pass {
+    sources: Vec<String>,
     exits: Option<Exits>,
-    charted: &'a [NaiveDate],
+    /// The days whose rows and stops are kept for the charts.
+    charted: Vec<NaiveDate>,
     accs: BTreeMap<NaiveDate, Acc>,
     total: Acc,
     book: StopBook,
@@ -222,8 +224,8 @@ struct Pass<'a> {
     dropper: Option<std::sync::mpsc::SyncSender<Vec<Row>>>,
 }
 
-impl<'a> Pass<'a> {
-    fn new(period: &'a [NaiveDate], sources: &'a [String], exits: Option<Exits>) -> Pass<'a> {
+impl Pass {
+    fn new(mut period: Vec<NaiveDate>, sources: &[String], exits: Option<Exits>) -> Pass {
         let mut accs: BTreeMap<NaiveDate, Acc> =
             period.iter().map(|d| (*d, Acc::default())).collect();
         let mut total = Acc::default();
@@ -232,10 +234,11 @@ impl<'a> Pass<'a> {
                 a.a.exits_by_rule = Some(BTreeMap::new());
             }
         }
+        let charted = period.split_off(period.len().saturating_sub(CHART_DAYS));
         Pass {
-            sources,
+            sources: sources.to_vec(),
             exits,
-            charted: &period[period.len().saturating_sub(CHART_DAYS)..],
+            charted,
             accs,
             total,
             book: StopBook::default(),
@@ -267,25 +270,30 @@ impl<'a> Pass<'a> {
             ..
         } = self;
         let mut acc = accs.get_mut(&day);
-        for row in &rows {
-            if let Some(t) = Transition::from_row(row) {
-                timelines.entry(row.source.to_string()).or_default().push(t);
-            }
-            book.feed(row);
-            if Acc::wants(row) {
-                let state = timelines
-                    .get(row.source)
-                    .and_then(|t| breaker::state_at(t, row.timestamp));
-                if let Some(a) = acc.as_deref_mut() {
-                    a.row(row, state);
+        // Rows are in the audit's order: per source, by time. So the
+        // breaker's state at a row is the last transition of its source
+        // seen so far (what `breaker::state_at` would find), kept as the
+        // rows go instead of looked up for each.
+        for r in rows.chunk_by(|a, b| same(a.source, b.source)) {
+            let source = r[0].source;
+            let mut state = (timelines.get(source))
+                .and_then(|t| t.last())
+                .map(|t| intern(&t.to));
+            for row in r {
+                if let Some(t) = Transition::from_row(row) {
+                    state = Some(intern(&t.to));
+                    timelines.entry(source.to_string()).or_default().push(t);
                 }
-                total.row(row, state);
+                book.feed(row);
+                if Acc::wants(row) {
+                    if let Some(a) = acc.as_deref_mut() {
+                        a.row(row, state);
+                    }
+                    total.row(row, state);
+                }
             }
-        }
-        // Rows are in the audit's order: per source, by time.
-        for r in rows.chunk_by(|a, b| a.source == b.source) {
-            let (source, at) = (&r[r.len() - 1].source, r[r.len() - 1].timestamp);
-            match last_seen.get_mut(&**source) {
+            let at = r[r.len() - 1].timestamp;
+            match last_seen.get_mut(source) {
                 Some(seen) => *seen = (*seen).max(at),
                 None => {
                     last_seen.insert(source.to_string(), at);
@@ -321,8 +329,9 @@ impl<'a> Pass<'a> {
             .as_mut()
             .map(|x| x.rule_of(&s).unwrap_or_else(|| "unmatched".into()));
         if let Some(a) = self.accs.get_mut(&day) {
-            a.stop(&s);
-            self.total.stop(&s);
+            let ended = Ended::of(&s);
+            a.stop(&ended);
+            self.total.stop(&ended);
             if let Some(rule) = rule {
                 for acc in [a, &mut self.total] {
                     *acc.a
@@ -360,7 +369,7 @@ impl<'a> Pass<'a> {
                 _ => end,
             }
         };
-        let (timelines, sources) = (&self.timelines, self.sources);
+        let (timelines, sources) = (&self.timelines, &self.sources[..]);
         let days = std::mem::take(&mut self.accs)
             .into_iter()
             .map(|(day, acc)| {
@@ -429,6 +438,33 @@ fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
     }
 }
 
+/// What the tallies count of a stop whose life is known, read off its path
+/// once for the day's tallies and the period's.
+struct Ended {
+    /// Its add is in the data read (else it was added before).
+    added: bool,
+    activated: bool,
+    triggered: bool,
+    symbol: Option<Sym>,
+    activation_pct: Option<f64>,
+    trailing_pct: Option<f64>,
+    captured_pct: Option<f64>,
+}
+
+impl Ended {
+    fn of(s: &Stop) -> Ended {
+        Ended {
+            added: s.path.first().is_some_and(|p| p.action == "ADD"),
+            activated: s.activated(),
+            triggered: s.trigger().is_some(),
+            symbol: s.symbol,
+            activation_pct: s.activation_pct,
+            trailing_pct: s.trailing_pct,
+            captured_pct: s.captured_pct(),
+        }
+    }
+}
+
 /// Running tallies of one day or of the period.
 #[derive(Debug, Default)]
 struct Acc {
@@ -463,15 +499,12 @@ impl Acc {
     }
 
     /// A stop whose life is known (ended, or open at the end of the data).
-    fn stop(&mut self, s: &Stop) {
+    fn stop(&mut self, s: &Ended) {
         let a = &mut self.a;
-        // A stop whose add is not in the data read was added before it.
-        a.stops_added += u64::from(s.path.first().is_some_and(|p| p.action == "ADD"));
-        let activated = s.activated();
-        let triggered = s.trigger().is_some();
-        a.stops_activated += u64::from(activated);
-        a.stops_triggered += u64::from(triggered);
-        if triggered {
+        a.stops_added += u64::from(s.added);
+        a.stops_activated += u64::from(s.activated);
+        a.stops_triggered += u64::from(s.triggered);
+        if s.triggered {
             bump(&mut a.triggers_by_symbol, s.symbol.unwrap_or("?"));
         } else {
             a.stops_other_exit += 1;
@@ -492,9 +525,9 @@ impl Acc {
             return;
         };
         set.stops += 1;
-        set.activated += u64::from(activated);
-        set.triggered += u64::from(triggered);
-        captured.extend(s.captured_pct());
+        set.activated += u64::from(s.activated);
+        set.triggered += u64::from(s.triggered);
+        captured.extend(s.captured_pct);
     }
 
     /// Whether [`Acc::row`] counts `r`: limit checks and health warnings.

@@ -50,6 +50,21 @@ pub fn intern(s: &str) -> Sym {
     s
 }
 
+/// Whether two interned texts are one: the same place nearly always (one
+/// copy per process), else compared as text (a `Sym` made by hand).
+pub fn same(a: Sym, b: Sym) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+/// Two interned texts in text order, without reading them when they are one.
+pub fn sym_cmp(a: Sym, b: Sym) -> std::cmp::Ordering {
+    if std::ptr::eq(a, b) {
+        std::cmp::Ordering::Equal
+    } else {
+        a.cmp(b)
+    }
+}
+
 /// Text from a column of many distinct values: the batch's dictionary of
 /// them, shared, and the place of this one. Reads as a `str`; a clone is one
 /// reference count. What keeps one beyond its day (a stop's execution id)
@@ -270,6 +285,16 @@ impl<'a> Texts<'a> {
 /// The rows of a `risk_events` batch read with text as dictionaries,
 /// appended to `out` (built in place: a row is some 300 bytes to move).
 pub fn rows_from_batch(batch: &RecordBatch, out: &mut Vec<Row>) -> Result<(), DecodeError> {
+    rows_of_sources(batch, |_| true, out)
+}
+
+/// [`rows_from_batch`] keeping only the rows whose source `keep` accepts
+/// (asked once per row, before the rest of the row is read).
+pub fn rows_of_sources(
+    batch: &RecordBatch,
+    keep: impl Fn(Sym) -> bool,
+    out: &mut Vec<Row>,
+) -> Result<(), DecodeError> {
     let c = Columns(batch);
     let mut t = Texts::of(&c)?;
     let f = |col| c.typed::<Float64Array>(col);
@@ -288,6 +313,10 @@ pub fn rows_from_batch(batch: &RecordBatch, out: &mut Vec<Row>) -> Result<(), De
     let float = |a: &Float64Array, i| a.value(i);
     out.reserve(batch.num_rows());
     for i in 0..batch.num_rows() {
+        let source = text(&mut t.source, i).unwrap_or_default();
+        if !keep(source) {
+            continue;
+        }
         out.push(Row {
             event_type: text(&mut t.ty, i).unwrap_or_default(),
             component: text(&mut t.comp, i).unwrap_or_default(),
@@ -308,7 +337,7 @@ pub fn rows_from_batch(batch: &RecordBatch, out: &mut Vec<Row>) -> Result<(), De
             rejection_reason: text(&mut t.reason, i),
             metadata: text(&mut t.meta, i),
             symbol: text(&mut t.symbol, i),
-            source: text(&mut t.source, i).unwrap_or_default(),
+            source,
             source_file: text(&mut t.file, i).unwrap_or_default(),
             source_offset: num(offset, i, |a, i| a.value(i)).unwrap_or(0),
         });

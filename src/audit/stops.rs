@@ -168,6 +168,10 @@ pub struct StopBook {
     strays: Vec<Stray>,
     /// Per source, stop events that could not be tied to a stop.
     pub unattributed: BTreeMap<String, usize>,
+    /// The last add line's metadata and the setting read from it: an
+    /// engine adds its stops with one setting, so the JSON is read once
+    /// per change, not once per stop.
+    last_setting: Option<(Box<str>, [Option<f64>; 2])>,
 }
 
 /// The open stops of one execution id, with their source, oldest first:
@@ -349,6 +353,20 @@ impl StopBook {
         self.done.push(s);
     }
 
+    /// The activation threshold and trailing distance an add line's
+    /// metadata gives.
+    fn setting_of(&mut self, metadata: Option<&str>) -> [Option<f64>; 2] {
+        let text = metadata.unwrap_or_default();
+        if let Some((last, setting)) = &self.last_setting
+            && **last == *text
+        {
+            return *setting;
+        }
+        let setting = numbers(metadata, ["activation_pct", "trailing_pct"]);
+        self.last_setting = Some((text.into(), setting));
+        setting
+    }
+
     /// Applies one row.
     pub fn feed(&mut self, r: &Row) {
         if r.event_type == "circuit_breaker_init" {
@@ -377,8 +395,7 @@ impl StopBook {
         };
         if action == "ADD" {
             let mut s = Stop::starting_at(r);
-            [s.activation_pct, s.trailing_pct] =
-                numbers(r.metadata.as_deref(), ["activation_pct", "trailing_pct"]);
+            [s.activation_pct, s.trailing_pct] = self.setting_of(r.metadata.as_deref());
             s.path.push(point);
             self.open(s);
             return;
@@ -445,6 +462,41 @@ mod tests {
             current_premium: (action == "TRIGGER").then_some(2.09),
             ..Row::default()
         }
+    }
+
+    /// Each add line's setting is its own, read from its metadata, when
+    /// the setting changes between adds and changes back.
+    #[test]
+    fn each_add_gets_the_setting_of_its_own_line() {
+        let setting = |a: f64, t: f64| format!(r#"{{"activation_pct":{a},"trailing_pct":{t}}}"#);
+        let metas = [
+            setting(2.0, 1.5),
+            setting(3.0, 1.0),
+            setting(2.0, 1.5),
+            String::new(),
+        ];
+        let rows: Vec<Row> = metas
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Row {
+                metadata: (!m.is_empty()).then(|| m.as_str().into()),
+                ..stop_row(i as i64, "ADD", Some(&format!("x-{i}")), Some("SPY"))
+            })
+            .collect();
+        let (stops, _) = rebuild(&rows);
+        let got: Vec<_> = stops
+            .iter()
+            .map(|s| (s.activation_pct, s.trailing_pct))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(2.0), Some(1.5)),
+                (Some(3.0), Some(1.0)),
+                (Some(2.0), Some(1.5)),
+                (None, None)
+            ]
+        );
     }
 
     /// Open stops keep their numbers and their order whichever ends first.

@@ -633,6 +633,38 @@ pub(crate) mod tests {
     use deltalake::arrow::array::{ArrayRef, Date32Array};
     use deltalake::arrow::datatypes::{DataType, Field, Schema};
 
+    /// One small file of `n` quarantine rows from `offset` on, committed.
+    pub(crate) async fn commit_rows(log: &mut DeltaLog, offset: u64, n: u64) {
+        let file = crate::source::fingerprint::FileId::from_head(b"x\n");
+        let now = chrono::Utc::now();
+        let rows: Vec<crate::event::QuarantineRecord> = (offset..offset + n)
+            .map(|o| {
+                let at = crate::event::LinePos {
+                    source: "s",
+                    file,
+                    source_file: "f",
+                    offset: o,
+                };
+                crate::event::QuarantineRecord::new(
+                    at,
+                    b"line",
+                    4,
+                    crate::event::Reason::IncompleteLine,
+                    None,
+                    now,
+                )
+            })
+            .collect();
+        let batch = crate::event::batch::quarantine_batch(&rows).unwrap();
+        let mut slot = None;
+        stage_into(&mut slot, log, batch).await.unwrap();
+        let txns = [("risktail/s/f".to_owned(), offset + n)];
+        let meta = serde_json::json!({ "source": "s" });
+        commit::upload_and_append(log, &txns, slot, meta, None, None)
+            .await
+            .unwrap();
+    }
+
     fn days(values: Vec<Option<i32>>) -> RecordBatch {
         let schema = Schema::new(vec![Field::new("d", DataType::Date32, true)]);
         let column: ArrayRef = Arc::new(Date32Array::from(values));

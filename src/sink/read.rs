@@ -7,10 +7,20 @@
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
 };
+use deltalake::parquet::arrow::async_reader::AsyncFileReader;
+use deltalake::parquet::errors::{ParquetError, Result as ParquetResult};
+use deltalake::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use deltalake::parquet::file::statistics::Statistics;
+use deltalake::parquet::schema::types::SchemaDescriptor;
+use futures::future::BoxFuture;
+use object_store::ObjectStoreExt;
+use std::ops::Range;
 
 use super::error::SinkError;
 
@@ -63,11 +73,29 @@ pub fn read_bytes_text_dictionaries(
     bytes: bytes::Bytes,
     columns: &[&str],
 ) -> Result<Vec<RecordBatch>, SinkError> {
-    let io = |e: deltalake::parquet::errors::ParquetError| SinkError::Io {
+    let plain = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(pq(path))?;
+    // Batches of up to 64 Ki rows, not the reader's 1,024: each batch is
+    // a new view of every column's dictionary, and the audit's decoding
+    // starts afresh per batch (the year's report: 0.94x the time).
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, dictionaries_of(plain))
+        .with_batch_size(BATCH_ROWS);
+    project(path, builder, columns, true)
+}
+
+/// Rows per batch the audit's reads give.
+const BATCH_ROWS: usize = 1 << 16;
+
+/// A `ParquetError` about the file at `path`, as a [`SinkError`].
+fn pq(path: &str) -> impl Fn(deltalake::parquet::errors::ParquetError) -> SinkError + '_ {
+    move |e| SinkError::Io {
         path: path.to_owned(),
         source: std::io::Error::other(e),
-    };
-    let plain = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(io)?;
+    }
+}
+
+/// `plain`'s file read with every text column as a [`text_dictionary`]
+/// (or as it is, when the reader cannot give that file's text so).
+fn dictionaries_of(plain: ArrowReaderMetadata) -> ArrowReaderMetadata {
     let hint = Schema::new(
         plain
             .schema()
@@ -84,13 +112,161 @@ pub fn read_bytes_text_dictionaries(
     let options = ArrowReaderOptions::new().with_schema(std::sync::Arc::new(hint));
     // A file whose text the reader cannot give as dictionaries is read
     // plain; `canonical` then casts it (the same values, built per row).
-    let meta = ArrowReaderMetadata::try_new(plain.metadata().clone(), options).unwrap_or(plain);
-    // Batches of up to 64 Ki rows, not the reader's 1,024: each batch is
-    // a new view of every column's dictionary, and the audit's decoding
-    // starts afresh per batch (the year's report: 0.94x the time).
-    let builder =
-        ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta).with_batch_size(1 << 16);
-    project(path, builder, columns, true)
+    ArrowReaderMetadata::try_new(plain.metadata().clone(), options).unwrap_or(plain)
+}
+
+/// The named columns (those the file has) as a projection of `schema`.
+fn projection(schema: &SchemaDescriptor, columns: &[&str]) -> ProjectionMask {
+    let indices: Vec<usize> = columns
+        .iter()
+        .filter_map(|c| schema.columns().iter().position(|d| d.name() == *c))
+        .collect();
+    ProjectionMask::leaves(schema, indices)
+}
+
+/// The named columns of one data file, fetched and not yet decoded: only
+/// their column chunks and the footer were read, never the rest of the file
+/// (the audit's columns are a fraction of a `risk_events` file, whose
+/// `raw_line` and `event_id` are most of it). Decoding needs no I/O, so it
+/// can run on any thread ([`FetchedColumns::decode`]).
+pub struct FetchedColumns {
+    path: String,
+    groups: Vec<ParquetRecordBatchReader>,
+    /// The file's footer (its statistics say what the rows hold).
+    meta: std::sync::Arc<ParquetMetaData>,
+}
+
+impl std::fmt::Debug for FetchedColumns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchedColumns")
+            .field("path", &self.path)
+            .field("row_groups", &self.groups.len())
+            .finish()
+    }
+}
+
+impl FetchedColumns {
+    /// The file's path inside the table.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The smallest value of the 64-bit integer column `column` (a time
+    /// or an offset) in the file, as its footer's statistics say; `None`
+    /// when a row group has no statistics for it.
+    pub fn min_i64(&self, column: &str) -> Option<i64> {
+        let at = (self.meta.file_metadata().schema_descr().columns().iter())
+            .position(|c| c.name() == column)?;
+        let mut min = None::<i64>;
+        for group in self.meta.row_groups() {
+            match group.column(at).statistics()? {
+                Statistics::Int64(s) => {
+                    let m = *s.min_opt()?;
+                    min = Some(min.map_or(m, |x| x.min(m)));
+                }
+                _ => return None,
+            }
+        }
+        min
+    }
+
+    /// The batches, text columns as [`text_dictionary`]s, other columns in
+    /// the types [`read_bytes_columns`] gives.
+    pub fn decode(self) -> Result<Vec<RecordBatch>, SinkError> {
+        let io = |e: deltalake::arrow::error::ArrowError| SinkError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        };
+        let mut out = Vec::new();
+        for group in self.groups {
+            for batch in group {
+                out.push(canonical(batch.map_err(io)?, true).map_err(io)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Fetches the named columns of the data file at `path` (relative to the
+/// table's root, `size` bytes long as the Delta log says) through the
+/// table's object store, text as dictionaries, as
+/// [`read_bytes_text_dictionaries`] reads them from a whole file.
+pub async fn fetch_text_dictionaries(
+    table: &deltalake::DeltaTable,
+    path: &str,
+    size: u64,
+    columns: &[&str],
+) -> Result<FetchedColumns, SinkError> {
+    let location = deltalake::Path::parse(path).map_err(|e| SinkError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    })?;
+    let mut file = StoreFile {
+        store: table.object_store(),
+        location,
+        size,
+    };
+    let plain = ArrowReaderMetadata::load_async(&mut file, ArrowReaderOptions::new())
+        .await
+        .map_err(pq(path))?;
+    let meta = plain.metadata().clone();
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(file, dictionaries_of(plain))
+        .with_batch_size(BATCH_ROWS);
+    let mask = projection(builder.parquet_schema(), columns);
+    let mut stream = builder.with_projection(mask).build().map_err(pq(path))?;
+    let mut groups = Vec::new();
+    while let Some(group) = stream.next_row_group().await.map_err(pq(path))? {
+        groups.push(group);
+    }
+    Ok(FetchedColumns {
+        path: path.to_owned(),
+        groups,
+        meta,
+    })
+}
+
+/// A data file in an object store, read by ranges: the footer, then the
+/// column chunks asked for (a local store reads each range on its own; a
+/// remote one joins near ranges into fewer requests).
+struct StoreFile {
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    location: deltalake::Path,
+    /// Its length, from the Delta log (so the footer is one bounded read).
+    size: u64,
+}
+
+impl AsyncFileReader for StoreFile {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, ParquetResult<bytes::Bytes>> {
+        Box::pin(async move {
+            let got = self.store.get_range(&self.location, range).await;
+            got.map_err(|e| ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, ParquetResult<Vec<bytes::Bytes>>> {
+        Box::pin(async move {
+            let got = self.store.get_ranges(&self.location, &ranges).await;
+            got.map_err(|e| ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, ParquetResult<std::sync::Arc<ParquetMetaData>>> {
+        Box::pin(async move {
+            // The footer of a risktail file is a few KiB: one read holds it.
+            let size = self.size;
+            let meta = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(64 << 10))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(std::sync::Arc::new(meta))
+        })
+    }
 }
 
 /// The type [`read_bytes_text_dictionaries`] gives text columns.
@@ -122,12 +298,7 @@ fn project<R: deltalake::parquet::file::reader::ChunkReader + 'static>(
         path: path.to_owned(),
         source: e,
     };
-    let schema = builder.parquet_schema();
-    let indices: Vec<usize> = columns
-        .iter()
-        .filter_map(|c| schema.columns().iter().position(|d| d.name() == *c))
-        .collect();
-    let mask = ProjectionMask::leaves(schema, indices);
+    let mask = projection(builder.parquet_schema(), columns);
     let reader = builder
         .with_projection(mask)
         .build()
@@ -227,4 +398,45 @@ pub fn strings(batch: &RecordBatch, i: usize) -> Vec<String> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::schema::{QUARANTINE_COLUMNS, QUARANTINE_PARTITION, name};
+    use crate::sink::delta_log::DeltaLog;
+    use crate::sink::tests::{commit_rows, rt};
+
+    /// Columns fetched by range read as they read from the whole file, and
+    /// only those asked for; the footer gives an integer column's least value.
+    #[test]
+    fn fetched_columns_read_as_the_whole_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().to_str().unwrap().to_owned();
+        rt().block_on(async {
+            let mut log = DeltaLog::open(&uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
+                .await
+                .unwrap();
+            commit_rows(&mut log, 7, 50).await;
+            let table = crate::sink::store::open(&uri).await.unwrap();
+            let (path, size) = {
+                let snapshot = table.snapshot().unwrap();
+                let f = snapshot.log_data().iter().next().unwrap();
+                (f.path().to_string(), u64::try_from(f.size()).unwrap())
+            };
+            let columns = [name::SOURCE_OFFSET, name::REASON];
+            let fetched = fetch_text_dictionaries(&table, &path, size, &columns)
+                .await
+                .unwrap();
+            assert_eq!(fetched.path(), path);
+            assert_eq!(fetched.min_i64(name::SOURCE_OFFSET), Some(7));
+            assert_eq!(fetched.min_i64(name::REASON), None, "text has no i64 least");
+            let got = fetched.decode().unwrap();
+            let whole = crate::sink::store::read_file(&table, &path).await.unwrap();
+            let want = read_bytes_text_dictionaries(&path, whole, &columns).unwrap();
+            assert_eq!(got, want);
+            assert_eq!(got[0].num_columns(), 2);
+            assert_eq!(got.iter().map(RecordBatch::num_rows).sum::<usize>(), 50);
+        });
+    }
 }

@@ -479,35 +479,7 @@ mod tests {
     use crate::event::schema::{
         QUARANTINE_COLUMNS, QUARANTINE_PARTITION, name, without_added_later,
     };
-    use crate::event::{LinePos, QuarantineRecord, Reason};
-    use crate::source::fingerprint::FileId;
-
-    /// One small file of `n` quarantine rows from `offset` on, committed.
-    async fn commit_rows(log: &mut DeltaLog, offset: u64, n: u64) {
-        let file = FileId::from_head(b"x\n");
-        let now = chrono::Utc::now();
-        let rows: Vec<QuarantineRecord> = (offset..offset + n)
-            .map(|o| {
-                let at = LinePos {
-                    source: "s",
-                    file,
-                    source_file: "f",
-                    offset: o,
-                };
-                QuarantineRecord::new(at, b"line", 4, Reason::IncompleteLine, None, now)
-            })
-            .collect();
-        let batch = crate::event::batch::quarantine_batch(&rows).unwrap();
-        let mut slot = None;
-        super::super::stage_into(&mut slot, log, batch)
-            .await
-            .unwrap();
-        let txns = [("risktail/s/f".to_owned(), offset + n)];
-        let meta = serde_json::json!({ "source": "s" });
-        super::super::commit::upload_and_append(log, &txns, slot, meta, None, None)
-            .await
-            .unwrap();
-    }
+    use crate::sink::tests::commit_rows;
 
     /// Columns whose values all differ are written without a dictionary;
     /// the others keep theirs (the audit reads text as dictionaries).
