@@ -633,6 +633,14 @@ pub(crate) mod tests {
     use deltalake::arrow::array::{ArrayRef, Date32Array};
     use deltalake::arrow::datatypes::{DataType, Field, Schema};
 
+    /// A quarantine table's log at `uri`, made if there is none.
+    pub(crate) async fn quarantine_log(uri: &str) -> DeltaLog {
+        use crate::event::schema::{QUARANTINE_COLUMNS, QUARANTINE_PARTITION};
+        DeltaLog::open(uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
+            .await
+            .unwrap()
+    }
+
     /// One small file of `n` quarantine rows from `offset` on, committed.
     pub(crate) async fn commit_rows(log: &mut DeltaLog, offset: u64, n: u64) {
         let file = crate::source::fingerprint::FileId::from_head(b"x\n");

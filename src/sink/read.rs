@@ -403,8 +403,7 @@ pub fn strings(batch: &RecordBatch, i: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::schema::{QUARANTINE_COLUMNS, QUARANTINE_PARTITION, name};
-    use crate::sink::delta_log::DeltaLog;
+    use crate::event::schema::name;
     use crate::sink::tests::{commit_rows, rt};
 
     /// Columns fetched by range read as they read from the whole file, and
@@ -414,9 +413,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let uri = dir.path().to_str().unwrap().to_owned();
         rt().block_on(async {
-            let mut log = DeltaLog::open(&uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
-                .await
-                .unwrap();
+            let mut log = crate::sink::tests::quarantine_log(&uri).await;
             commit_rows(&mut log, 7, 50).await;
             let table = crate::sink::store::open(&uri).await.unwrap();
             let (path, size) = {

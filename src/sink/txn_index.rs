@@ -205,8 +205,6 @@ fn commit_txns(bytes: &[u8], out: &mut Newest) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::schema::{QUARANTINE_COLUMNS, QUARANTINE_PARTITION};
-    use crate::sink::delta_log::DeltaLog;
     use crate::sink::tests::rt;
 
     /// What the kernel says of each of `apps`, on the table loaded afresh.
@@ -237,9 +235,7 @@ mod tests {
         let uri = dir.path().to_str().unwrap().to_owned();
         let apps: Vec<String> = (0..41).map(|i| format!("risktail/s/{i}")).collect();
         rt().block_on(async {
-            let mut log = DeltaLog::open(&uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
-                .await
-                .unwrap();
+            let mut log = crate::sink::tests::quarantine_log(&uri).await;
             for c in 1..=60u64 {
                 let txns: Vec<(String, u64)> = (0..3)
                     .map(|k| (apps[((c * 7 + k * 13) % 40) as usize].clone(), c * 100 + k))
@@ -276,9 +272,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let uri = dir.path().to_str().unwrap().to_owned();
         rt().block_on(async {
-            let mut log = DeltaLog::open(&uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
-                .await
-                .unwrap();
+            let mut log = crate::sink::tests::quarantine_log(&uri).await;
             let txns = [("risktail/s/f".to_owned(), 7)];
             log.append(Vec::new(), &txns, serde_json::json!({}), None)
                 .await

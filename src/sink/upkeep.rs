@@ -489,9 +489,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let uri = dir.path().to_str().unwrap().to_owned();
         let files = crate::sink::tests::rt().block_on(async {
-            let mut log = DeltaLog::open(&uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
-                .await
-                .unwrap();
+            let mut log = crate::sink::tests::quarantine_log(&uri).await;
             commit_rows(&mut log, 0, 50).await;
             super::super::read::data_files(&uri).await.unwrap()
         });
@@ -530,9 +528,7 @@ mod tests {
             for i in 0..5 {
                 commit_rows(&mut old, i * 10, 10).await;
             }
-            let mut log = DeltaLog::open(&uri, "q", &QUARANTINE_COLUMNS, QUARANTINE_PARTITION)
-                .await
-                .unwrap();
+            let mut log = crate::sink::tests::quarantine_log(&uri).await;
             assert_eq!(
                 log.add_missing_columns().await.unwrap(),
                 vec![name::LINE_ID]
