@@ -661,3 +661,73 @@ write_deltalake(sys.argv[2], pa.Table.from_pylist(rows, schema))
         "{text}"
     );
 }
+
+/// `report` in `dir`, killed (and the test failed) if it has not ended
+/// within a minute: a reader that waits for a day that will never come
+/// must not hang a command.
+fn report_within_a_minute(dir: &Path) -> std::process::Output {
+    let child = risktail()
+        .current_dir(dir)
+        .arg("report")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the risktail binary runs");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(out) => out.expect("report's output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("report did not end within a minute");
+        }
+    }
+}
+
+/// A data file gone from under the table (deleted by hand, a partial
+/// restore) fails `report` with the file's name, whether it is the first
+/// day read or the last (after the days before it were decoded and passed):
+/// no answer from the days that were read, and no hang.
+#[test]
+fn report_names_a_data_file_that_is_gone_and_ends() {
+    let s = sample();
+    let lake = s.dir.join("lake/risk_events");
+    let mut days: Vec<_> = std::fs::read_dir(&lake)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("event_date=")
+        })
+        .collect();
+    days.sort();
+    assert!(days.len() >= 3, "the sample spans several days: {days:?}");
+    for day in [days.last().unwrap(), days.first().unwrap()] {
+        let file = std::fs::read_dir(day)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .expect("a data file");
+        std::fs::remove_file(&file).unwrap();
+        let out = report_within_a_minute(&s.dir);
+        let err = stderr(&out);
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !out.status.success(),
+            "a report without {name}: {}",
+            stdout(&out)
+        );
+        // Once as the table knows it, once as the store looked for it.
+        assert!(
+            (1..=2).contains(&err.matches(&name).count()),
+            "the error names {name}, once: {err}"
+        );
+    }
+}

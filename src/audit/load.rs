@@ -171,7 +171,12 @@ impl TableFiles {
     /// The audit's columns of the data file at `path`, fetched through the
     /// table's store (only those columns' bytes are read).
     async fn columns_of(&self, path: &str, size: u64) -> Result<FetchedColumns, AuditError> {
-        Ok(fetch_text_dictionaries(&self.table, path, size, &COLUMNS).await?)
+        fetch_text_dictionaries(&self.table, path, size, &COLUMNS)
+            .await
+            .map_err(|e| AuditError::File {
+                path: path.into(),
+                message: cause(&e),
+            })
     }
 
     /// Reads each of `days` as [`TableFiles::read`] does, keeping the rows
@@ -356,11 +361,26 @@ pub fn sort(rows: &mut [Row]) {
 /// Which sources' rows a read keeps (`None`: every source's).
 type Keep<'a> = Option<&'a [String]>;
 
+/// What went wrong with a data file, said once: the sink's error names the
+/// file (as the audit's does) around the store's or the reader's answer,
+/// which Parquet's reader wraps as "External".
+fn cause(e: &crate::sink::SinkError) -> String {
+    let inner = std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string());
+    inner
+        .strip_prefix("External: ")
+        .unwrap_or(&inner)
+        .to_owned()
+}
+
 fn read_file(file: FetchedColumns, keep: Keep<'_>, out: &mut Vec<Row>) -> Result<(), AuditError> {
     let path = file.path().to_owned();
     let kept: Option<Vec<Sym>> = keep.map(|k| k.iter().map(|s| intern(s)).collect());
     let keep = |source: Sym| (kept.as_ref()).is_none_or(|k| k.iter().any(|s| same(s, source)));
-    for batch in &file.decode()? {
+    let batches = file.decode().map_err(|e| AuditError::File {
+        path: path.clone().into(),
+        message: cause(&e),
+    })?;
+    for batch in &batches {
         rows_of_sources(batch, keep, out).map_err(|source| AuditError::Decode {
             path: path.clone().into(),
             source,
