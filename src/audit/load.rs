@@ -5,13 +5,14 @@
 //! only the columns the audit uses (never `raw_line`, the widest one).
 
 use chrono::NaiveDate;
+use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::AuditError;
 use super::row::{Sym, intern, rows_of_sources, same, sym_cmp};
 use crate::event::schema::{EVENT_PARTITION, name};
-use crate::sink::read::{FetchedColumns, fetch_text_dictionaries};
+use crate::sink::read::{FetchedColumns, columns_in_bytes, fetch_text_dictionaries};
 
 /// The columns the audit reads (the partition column comes from the log).
 pub(crate) const COLUMNS: [&str; 22] = [
@@ -78,6 +79,8 @@ pub struct TableFiles {
     files: Vec<(NaiveDate, String, u64)>,
     /// The table, whose object store serves the files (local or remote).
     table: deltalake::DeltaTable,
+    /// Whether the store is a remote one (a request costs a round trip).
+    remote: bool,
 }
 
 /// What a read did, for `--verbose` and benchmarks.
@@ -129,6 +132,7 @@ impl TableFiles {
             version: table.version(),
             files,
             table,
+            remote: !crate::sink::store::is_local(uri),
         })
     }
 
@@ -169,14 +173,27 @@ impl TableFiles {
     }
 
     /// The audit's columns of the data file at `path`, fetched through the
-    /// table's store (only those columns' bytes are read).
+    /// table's store: only those columns' bytes, or, from a remote store, a
+    /// file of up to [`WHOLE_REMOTE_BYTES`] whole, in one request instead of
+    /// two (its footer, then its columns).
     async fn columns_of(&self, path: &str, size: u64) -> Result<FetchedColumns, AuditError> {
-        fetch_text_dictionaries(&self.table, path, size, &COLUMNS)
-            .await
-            .map_err(|e| AuditError::File {
-                path: path.into(),
-                message: cause(&e),
-            })
+        let fetched = if self.remote && size <= WHOLE_REMOTE_BYTES {
+            match crate::sink::store::read_file(&self.table, path).await {
+                Ok(bytes) => columns_in_bytes(path, bytes, &COLUMNS),
+                Err(e) => {
+                    return Err(AuditError::File {
+                        path: path.into(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        } else {
+            fetch_text_dictionaries(&self.table, path, size, &COLUMNS).await
+        };
+        fetched.map_err(|e| AuditError::File {
+            path: path.into(),
+            message: cause(&e),
+        })
     }
 
     /// Reads each of `days` as [`TableFiles::read`] does, keeping the rows
@@ -220,16 +237,23 @@ impl TableFiles {
             })
             .map_err(AuditError::Thread)?;
         let mut fetch_failed = None;
-        for (i, day) in days.iter().enumerate() {
+        // Days fetched a few at once, handed on in order.
+        let fetches = futures::stream::iter(days.iter().copied())
+            .map(|day| self.fetch(day))
+            .buffered(ahead);
+        let mut fetches = std::pin::pin!(fetches);
+        let mut i = 0;
+        while let Some(fetched) = fetches.next().await {
             // No credit left: the pass ended early, on an error it returns.
             if credits.recv().is_err() {
                 break;
             }
-            match self.fetch(*day).await {
+            match fetched {
                 Ok(f) => {
                     if work.send((i, f)).is_err() {
                         break;
                     }
+                    i += 1;
                 }
                 Err(e) => {
                     fetch_failed = Some(e);
@@ -246,15 +270,22 @@ impl TableFiles {
         }
     }
 
-    /// The audit's columns of each data file of `day`.
+    /// The audit's columns of each data file of `day`, fetched at once (a
+    /// remote store answers several requests in the time of one).
     async fn fetch(&self, day: NaiveDate) -> Result<Fetched, AuditError> {
-        let mut out = Vec::new();
-        for (_, path, size) in self.files.iter().filter(|(d, _, _)| *d == day) {
-            out.push(self.columns_of(path, *size).await?);
-        }
-        Ok(out)
+        let files = self.files.iter().filter(|(d, _, _)| *d == day);
+        let fetches = files.map(|(_, path, size)| self.columns_of(path, *size));
+        // The first failure in the files' order, whichever ended first.
+        futures::future::join_all(fetches)
+            .await
+            .into_iter()
+            .collect()
     }
 }
+
+/// Files up to this size are read whole from a remote store: a request
+/// costs a round trip, more than the other columns' bytes of such a file.
+const WHOLE_REMOTE_BYTES: u64 = 8 << 20;
 
 /// A day's data files, fetched.
 type Fetched = Vec<FetchedColumns>;
