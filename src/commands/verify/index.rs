@@ -2,7 +2,8 @@
 //! source, `event_id`, time, how many rows share the id, and one hash of
 //! every compared column as the table renders it. A year is five million
 //! rows; held as text per column they took 4.6 KB each and the year's verify
-//! was killed at 24 GB. Here a row takes 40 bytes in one sorted array, and
+//! was killed at 24 GB. Here a row takes 40 bytes in one sorted array (and
+//! each source at most 8 MiB more to find an id in it at once), and
 //! the text of a row is only made again for the few a hash says changed (a
 //! second read of the table, [`changed_rows`]).
 
@@ -35,6 +36,52 @@ pub struct Held {
 pub struct EventIndex {
     sources: Vec<String>,
     rows: Vec<Held>,
+    /// Per source, once sealed: where its rows of each id prefix start.
+    buckets: Vec<Buckets>,
+}
+
+/// Where a source's rows start for each value of their ids' first `bits`
+/// bits (and, last, where they end). Event ids are hashes (v5), evenly
+/// spread, so a prefix holds a handful of rows: a lookup reads those
+/// instead of the twenty-odd rows of a binary search over millions, each
+/// one out of the cache (the search was a third of a year's `verify`).
+/// The ranges are exact whatever the ids: only their length depends on
+/// how evenly the ids are spread.
+#[derive(Debug)]
+struct Buckets {
+    bits: u32,
+    starts: Vec<usize>,
+}
+
+/// The first `bits` bits of `id` (1 to 32).
+fn prefix(id: &[u8; 16], bits: u32) -> usize {
+    let head = u32::from_be_bytes([id[0], id[1], id[2], id[3]]);
+    (head >> (32 - bits)) as usize
+}
+
+impl Buckets {
+    /// The buckets of `rows`, sorted by id: about eight rows a bucket, at
+    /// most 2^20 buckets (8 MiB).
+    fn of(rows: &[Held], first: usize) -> Buckets {
+        let wanted = (rows.len() / 8).max(1);
+        let bits = (usize::BITS - wanted.leading_zeros()).clamp(1, 20);
+        let mut starts = Vec::with_capacity((1 << bits) + 1);
+        let mut i = 0;
+        for b in 0..1usize << bits {
+            while i < rows.len() && prefix(&rows[i].id, bits) < b {
+                i += 1;
+            }
+            starts.push(first + i);
+        }
+        starts.push(first + rows.len());
+        Buckets { bits, starts }
+    }
+
+    /// The range of rows whose ids share `id`'s prefix.
+    fn range(&self, id: &[u8; 16]) -> std::ops::Range<usize> {
+        let b = prefix(id, self.bits);
+        self.starts[b]..self.starts[b + 1]
+    }
 }
 
 /// Columns compared: all but when it was read, the path at read time, and
@@ -134,6 +181,9 @@ fn hash_value(h: &mut impl Hasher, buf: &mut String, a: &dyn Array, r: usize) {
 impl EventIndex {
     /// Adds the rows of one batch of the table.
     pub fn add(&mut self, batch: &RecordBatch) {
+        // Rows added after sealing are found by the whole search until the
+        // next seal.
+        self.buckets.clear();
         let mut hasher = RowHasher::new(batch);
         let text = |c: &str| {
             batch
@@ -179,17 +229,35 @@ impl EventIndex {
             same
         });
         self.rows.shrink_to_fit();
+        self.buckets = (0..self.sources.len())
+            .map(|s| {
+                let lo = self.rows.partition_point(|h| usize::from(h.source) < s);
+                let hi = self.rows.partition_point(|h| usize::from(h.source) <= s);
+                Buckets::of(&self.rows[lo..hi], lo)
+            })
+            .collect();
     }
 
     /// The row of (`source`, `id`), once sealed.
     pub fn find(&mut self, source: &str, id: &Uuid) -> Option<&mut Held> {
-        let s = self.sources.iter().position(|x| x == source)? as u16;
-        let key = (s, id.into_bytes());
+        let s = self.sources.iter().position(|x| x == source)?;
+        let id = id.into_bytes();
+        let Some(buckets) = self.buckets.get(s) else {
+            // Not sealed: the rows are searched whole.
+            let key = (s as u16, id);
+            let i = (self.rows)
+                .binary_search_by_key(&key, |h| (h.source, h.id))
+                .ok()?;
+            return self.rows.get_mut(i);
+        };
+        let range = buckets.range(&id);
+        let first = range.start;
         let i = self
             .rows
-            .binary_search_by_key(&key, |h| (h.source, h.id))
+            .get(range)?
+            .binary_search_by_key(&id, |h| h.id)
             .ok()?;
-        self.rows.get_mut(i)
+        self.rows.get_mut(first + i)
     }
 
     /// Rows of `source` no file read gave, whose time `within` accepts.
@@ -260,5 +328,64 @@ pub fn changed_rows<T>(
         if wanted.contains_key(&key) && !out.contains_key(&key) {
             out.insert(key, cells(batch, r));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(source: u16, id: Uuid) -> Held {
+        Held {
+            source,
+            id: id.into_bytes(),
+            count: 1,
+            seen: false,
+            hash: u64::from(source),
+            micros: 0,
+        }
+    }
+
+    /// Every row is found under its own source and no other, ids not in
+    /// the table are not, and the buckets find what the whole search finds:
+    /// a source of many rows, one of a few, one of none.
+    #[test]
+    fn sealed_lookups_find_what_the_whole_search_finds() {
+        let id = |i: u32| Uuid::new_v5(&Uuid::NAMESPACE_OID, &i.to_be_bytes());
+        let mut index = EventIndex {
+            sources: vec!["big".into(), "small".into(), "empty".into()],
+            ..EventIndex::default()
+        };
+        for i in 0..20_000 {
+            index.rows.push(held(0, id(i)));
+        }
+        for i in [3, 20_001, 20_002] {
+            index.rows.push(held(1, id(i)));
+        }
+        index.rows.push(held(0, id(7)));
+        index.seal();
+        // The same rows without the buckets: found by the whole search.
+        let mut whole = EventIndex {
+            sources: index.sources.clone(),
+            rows: index.rows.clone(),
+            ..EventIndex::default()
+        };
+        assert!(index.buckets[0].bits > 8, "many buckets for many rows");
+        let found = |x: &mut EventIndex, source: &str, i: u32| {
+            x.find(source, &id(i)).map(|h| (h.source, h.id, h.count))
+        };
+        for i in (0..20_000).chain([20_001, 20_002, 30_000]) {
+            for source in ["big", "small", "empty", "none"] {
+                let got = found(&mut index, source, i);
+                assert_eq!(got, found(&mut whole, source, i), "{source} {i}");
+                let want = match source {
+                    "big" => i < 20_000,
+                    "small" => [3, 20_001, 20_002].contains(&i),
+                    _ => false,
+                };
+                assert_eq!(got.is_some(), want, "{source} {i}");
+            }
+        }
+        assert_eq!(found(&mut index, "big", 7).map(|h| h.2), Some(2), "folded");
     }
 }
