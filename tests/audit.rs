@@ -731,3 +731,38 @@ fn report_names_a_data_file_that_is_gone_and_ends() {
         );
     }
 }
+
+/// `report --source` counts the rows of that source only, on a table two
+/// sources write (the filter runs as the table's files are decoded): each
+/// source's entries are the lines written for it, and the whole report's
+/// are both.
+#[test]
+fn report_of_one_source_counts_its_own_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut config = "[table]\nuri = \"lake/risk_events\"\n".to_owned();
+    for (name, n) in [("alpha", 7), ("beta", 3)] {
+        let lines: String = (0..n)
+            .map(|i| {
+                format!(
+                    "2026-01-28 10:00:{i:02},000 - v6.risk.portfolio_limits - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10\n"
+                )
+            })
+            .collect();
+        std::fs::write(dir.join(format!("{name}.log")), lines).unwrap();
+        config.push_str(&format!(
+            "[[source]]\nname = \"{name}\"\npaths = [\"{name}.log\"]\nenvelope = \"python\"\n"
+        ));
+    }
+    std::fs::write(dir.join("risktail.toml"), config).unwrap();
+    let out = run(risktail().current_dir(dir).arg("backfill"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let checked = |args: &[&str]| {
+        let mut all = vec!["report"];
+        all.extend_from_slice(args);
+        json(dir, &all)["total"]["entries_checked"].as_u64()
+    };
+    assert_eq!(checked(&["--source", "alpha"]), Some(7));
+    assert_eq!(checked(&["--source", "beta"]), Some(3));
+    assert_eq!(checked(&[]), Some(10));
+}
