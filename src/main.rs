@@ -51,8 +51,9 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::from(1),
         Err(e) => {
             eprintln!(
-                "{}risktail: error: {e:#}",
-                risktail::logs::error_prefix(sink)
+                "{}risktail: error: {}",
+                risktail::logs::error_prefix(sink),
+                risktail::commands::message(&e)
             );
             ExitCode::from(risktail::commands::exit_code(&e))
         }

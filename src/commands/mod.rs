@@ -98,9 +98,52 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     2
 }
 
+/// What an error says, each cause once: the causes joined as `{:#}` joins
+/// them, leaving out a cause whose words the error that wraps it already
+/// says (an error that prints its source in its own message and also gives
+/// it as its source would otherwise say it twice, and a chain of such, a
+/// store's "not found" four times).
+pub fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error whose message already holds its source's says it once;
+    /// causes that add words are all kept, in order.
+    #[test]
+    fn each_cause_is_said_once() {
+        let inner = std::io::Error::new(std::io::ErrorKind::NotFound, "x.parquet not found");
+        let e = anyhow::Error::from(crate::sink::SinkError::Io {
+            path: "day/x.parquet".into(),
+            source: inner,
+        })
+        .context("reading the table");
+        assert_eq!(
+            message(&e),
+            "reading the table: day/x.parquet: x.parquet not found"
+        );
+        assert_eq!(
+            format!("{e:#}").matches("not found").count(),
+            2,
+            "the chain repeats it"
+        );
+        let plain = anyhow::anyhow!("no such key").context("config line 3");
+        assert_eq!(message(&plain), "config line 3: no such key");
+    }
 
     /// docs/OPERATIONS.md's exit statuses: a store that could not be reached
     /// in time at SIGTERM is 3, like any store failure (systemd restarts
