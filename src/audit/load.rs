@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::AuditError;
-use super::row::{Sym, intern, rows_of_sources, same, sym_cmp};
+use super::row::{Sym, intern, rows_from_batch, same, sym_cmp};
 use crate::event::schema::{EVENT_PARTITION, name};
 use crate::sink::read::{FetchedColumns, columns_in_bytes, fetch_text_dictionaries};
 
@@ -203,8 +203,9 @@ impl TableFiles {
     /// Three stages run at once (a year's report decodes 5 million rows, and
     /// its pass over them is the part that cannot be split): this task
     /// fetches a day's columns, one thread per core decodes and sorts whole
-    /// days, and the pass takes them in order. At most two days per core are
-    /// between fetched and passed, so memory holds a few days, not the year.
+    /// days, and the pass takes them in order. At most four days per core
+    /// are fetched and not yet passed (two handed on, two more being
+    /// fetched), so memory holds a few days, not the year.
     pub async fn for_each_day<S: Send + 'static>(
         &self,
         days: &[NaiveDate],
@@ -412,7 +413,7 @@ fn read_file(file: FetchedColumns, keep: Keep<'_>, out: &mut Vec<Row>) -> Result
         message: cause(&e),
     })?;
     for batch in &batches {
-        rows_of_sources(batch, keep, out).map_err(|source| AuditError::Decode {
+        rows_from_batch(batch, keep, out).map_err(|source| AuditError::Decode {
             path: path.clone().into(),
             source,
         })?;

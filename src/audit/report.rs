@@ -281,7 +281,8 @@ impl Pass {
                 .map(|t| intern(&t.to));
             for row in r {
                 if let Some(t) = Transition::from_row(row) {
-                    state = Some(intern(&t.to));
+                    // A transition's state is its row's `new_state`.
+                    state = row.new_state;
                     timelines.entry(source.to_string()).or_default().push(t);
                 }
                 book.feed(row);

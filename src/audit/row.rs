@@ -1,6 +1,6 @@
 //! The audit's row: the columns of a `risk_events` row the audit asks about,
 //! decoded from batches whose text columns are dictionaries
-//! ([`crate::sink::read::read_bytes_text_dictionaries`]).
+//! ([`crate::sink::read::fetch_text_dictionaries`]).
 //!
 //! Why not a [`crate::event::RiskEvent`]: a year's report decodes 5 million
 //! rows, and a `RiskEvent` owns a `String` per text value, so building one
@@ -282,15 +282,11 @@ impl<'a> Texts<'a> {
     }
 }
 
-/// The rows of a `risk_events` batch read with text as dictionaries,
-/// appended to `out` (built in place: a row is some 300 bytes to move).
-pub fn rows_from_batch(batch: &RecordBatch, out: &mut Vec<Row>) -> Result<(), DecodeError> {
-    rows_of_sources(batch, |_| true, out)
-}
-
-/// [`rows_from_batch`] keeping only the rows whose source `keep` accepts
-/// (asked once per row, before the rest of the row is read).
-pub fn rows_of_sources(
+/// The rows of a `risk_events` batch read with text as dictionaries whose
+/// source `keep` accepts (asked once per row, before the rest of the row is
+/// read), appended to `out` (built in place: a row is some 300 bytes to
+/// move).
+pub fn rows_from_batch(
     batch: &RecordBatch,
     keep: impl Fn(Sym) -> bool,
     out: &mut Vec<Row>,
@@ -430,15 +426,13 @@ mod tests {
     }
 
     fn read(bytes: bytes::Bytes) -> Vec<Row> {
-        let batches = crate::sink::read::read_bytes_text_dictionaries(
-            "x.parquet",
-            bytes,
-            &super::super::load::COLUMNS,
-        )
-        .expect("read");
+        let batches =
+            crate::sink::read::columns_in_bytes("x.parquet", bytes, &super::super::load::COLUMNS)
+                .and_then(crate::sink::read::FetchedColumns::decode)
+                .expect("read");
         let mut rows = Vec::new();
         for b in &batches {
-            rows_from_batch(b, &mut rows).expect("decode");
+            rows_from_batch(b, |_| true, &mut rows).expect("decode");
         }
         rows
     }
@@ -532,7 +526,7 @@ mod tests {
         let batch =
             RecordBatch::try_new(Arc::new(schema), vec![Arc::new(Int64Array::from(vec![1]))])
                 .expect("batch");
-        let e = rows_from_batch(&batch, &mut Vec::new()).expect_err("wrong type");
+        let e = rows_from_batch(&batch, |_| true, &mut Vec::new()).expect_err("wrong type");
         assert!(e.to_string().contains("symbol"), "{e}");
     }
 }
