@@ -34,7 +34,8 @@ use std::sync::Arc;
 const LOG_FOLDER: &str = "_delta_log";
 
 /// A local store whose `_delta_log` listings from a version are answered by
-/// name (see the module doc).
+/// name (see the module doc), and whose writes go to disk in pieces (see
+/// `sink::write_pieces`).
 #[derive(Debug)]
 pub struct ProbedLog {
     inner: Arc<dyn ObjectStore>,
@@ -155,6 +156,7 @@ impl ObjectStore for ProbedLog {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        let payload = super::write_pieces::in_pieces(payload);
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -163,7 +165,8 @@ impl ObjectStore for ProbedLog {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
+        let upload = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(super::write_pieces::PiecedUpload::new(upload)))
     }
 
     async fn get_opts(

@@ -36,6 +36,7 @@ pub mod table;
 pub mod txn;
 pub mod txn_index;
 pub mod upkeep;
+pub mod write_pieces;
 
 use delta_kernel::expressions::Scalar;
 use deltalake::arrow::array::{Array, AsArray};
