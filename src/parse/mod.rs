@@ -424,7 +424,7 @@ fn fields_of(
     extras: Vec<(String, Value)>,
     ctx: &enrich::Context<'_>,
     pattern: &patterns::Pattern,
-    caps: &regex::Captures<'_>,
+    caps: &patterns::Caps<'_>,
 ) -> Result<EventFields, String> {
     let mut fields = EventFields::default();
     for (key, value) in extras {
