@@ -2,14 +2,14 @@
 //!
 //! Why: delta-rs uploads a data file in 5 MiB parts (its floor), and the
 //! local store writes each part with one `write(2)`. On this project's
-//! machines (Linux 6.18, ext4) one write of 2 MiB or more costs ten to thirty
-//! times what the same bytes cost in 1 MiB writes: 88 MiB took 0.26 s in
-//! 2 MiB writes and 0.58 s in 5 MiB ones, against 0.022 s in 1 MiB ones
-//! (Python, `os.write` of a buffer already in memory). A dense backfill
-//! writes over half a byte of Parquet for each byte it reads, so those writes
-//! were an eighth of its time (`perf record -e cpu-clock`; on tmpfs the
-//! backfill spent 0.1 s in the kernel, on ext4 0.5 s). The bytes and their
-//! order do not change: a part's buffers are only cut, never copied.
+//! machines (a VM, Linux 6.18, ext4) a dense backfill spent 0.77 s in the
+//! kernel copying those parts into the page cache, and 0.17 s when the same
+//! bytes go in 1 MiB writes (`farm-bench --pin 1`, five runs each,
+//! alternating; 0.82x the wall time). The cause is in how the kernel finds
+//! memory for a large write, not in the bytes: a Python writer of 88 MiB in
+//! 5 MiB writes took 0.6-0.9 s on some runs and 0.02-0.04 s on others; in
+//! 1 MiB writes, 0.02-0.09 s. The bytes and their order do not change: a part's
+//! buffers are only cut, never copied.
 
 use bytes::Bytes;
 use object_store::{MultipartUpload, PutPayload, PutResult, UploadPart};
