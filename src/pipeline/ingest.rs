@@ -244,7 +244,7 @@ impl FileCommits<'_> {
     async fn commit(
         &mut self,
         sink: &mut DeltaSink,
-        rows: &mut Rows,
+        rows: &Rows,
         end: u64,
         state: &SourceState,
     ) -> Result<(), SinkError> {
@@ -254,7 +254,6 @@ impl FileCommits<'_> {
             .await?;
         self.commits += 1;
         self.known.insert(self.id, self.committed.reached(end));
-        rows.clear();
         Ok(())
     }
 }
@@ -373,8 +372,13 @@ async fn commit_batches(
         path: file.path.to_owned(),
         source,
     };
+    let freer = if ctx.threads > 1 { freer() } else { None };
+    let free = |rows: Rows| match &freer {
+        Some(tx) => drop(tx.send(rows)),
+        None => drop(rows),
+    };
     loop {
-        let mut b = match batches.next(progress).await {
+        let b = match batches.next(progress).await {
             Ok(b) => b,
             Err(source) => {
                 sink.discard_staged();
@@ -387,16 +391,17 @@ async fn commit_batches(
         if b.last {
             let done = file.known.get(&file.id).map_or(0, |c| c.events);
             if b.end > done || !b.rows.is_empty() {
-                file.commit(sink, &mut b.rows, b.end, &b.state)
+                file.commit(sink, &b.rows, b.end, &b.state)
                     .await
                     .map_err(sink_err)?;
             }
+            free(b.rows);
             return Ok(b.end);
         }
         if sink.staged_rows() + b.rows.len() >= ctx.commit_rows
             || sink.stage_would_exceed_days(&b.rows.events)
         {
-            file.commit(sink, &mut b.rows, b.end, &b.state)
+            file.commit(sink, &b.rows, b.end, &b.state)
                 .await
                 .map_err(sink_err)?;
         } else {
@@ -404,5 +409,22 @@ async fn commit_batches(
                 .await
                 .map_err(sink_err)?;
         }
+        free(b.rows);
     }
+}
+
+/// A thread that frees the rows it is sent, once they are staged or
+/// committed (none if no thread can be started: the caller then frees them
+/// itself). Why: with several parsing threads the thread that stages and
+/// commits is the one the others wait for (a dense backfill on two cores
+/// kept it busy 77 % of the time), and freeing a batch's events, allocated
+/// on the parsing threads, was a tenth of its work. At most two batches wait
+/// to be freed.
+fn freer() -> Option<std::sync::mpsc::SyncSender<Rows>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    std::thread::Builder::new()
+        .name("risktail-free".into())
+        .spawn(move || rx.into_iter().for_each(drop))
+        .ok()?;
+    Some(tx)
 }
