@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod event;
+pub mod freeing;
 pub mod logs;
 pub mod metrics;
 pub mod parse;

@@ -248,7 +248,7 @@ impl Pass {
             events: 0,
             last_seen: BTreeMap::new(),
             read: ReadStats::default(),
-            dropper: dropper(),
+            dropper: crate::freeing::freer("report-free"),
         }
     }
 
@@ -395,17 +395,6 @@ impl Pass {
             stops: self.chart_stops,
         }
     }
-}
-
-/// A thread that frees what it is sent (none if no thread can be started:
-/// the pass then frees its rows itself).
-fn dropper() -> Option<std::sync::mpsc::SyncSender<Vec<Row>>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(2);
-    std::thread::Builder::new()
-        .name("report-free".into())
-        .spawn(move || rx.into_iter().for_each(drop))
-        .ok()?;
-    Some(tx)
 }
 
 /// `part` as a percentage of `whole` (none of nothing).
