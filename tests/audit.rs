@@ -454,6 +454,21 @@ fn state_without_a_table_says_what_to_run() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("risktail backfill"), "{err}");
+    // Nor do `report` and `verify`; none of them leaves a folder behind
+    // (a mistyped path would then look like a table's folder).
+    for args in [&["report"][..], &["verify"][..]] {
+        let out = run(risktail().current_dir(tmp.path()).args(args));
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            stderr(&out).contains("lake/risk_events"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        !tmp.path().join("lake").exists(),
+        "a read left a folder behind"
+    );
     let out = run(risktail()
         .current_dir(tmp.path())
         .args(["state", "--at", "tomorrow"]));

@@ -41,6 +41,14 @@ fn register_handlers() {
     });
 }
 
+/// The folder of a local table's `uri` (a path or a `file://` URL).
+fn local_path(uri: &str) -> Option<&std::path::Path> {
+    if !uri.contains("://") {
+        return Some(std::path::Path::new(uri));
+    }
+    uri.strip_prefix("file://").map(std::path::Path::new)
+}
+
 /// Whether `uri` names a local table (a path or a `file://` URL): only those
 /// have a folder to create and a local lock file.
 pub fn is_local(uri: &str) -> bool {
@@ -66,8 +74,18 @@ pub fn table(uri: &str) -> Result<DeltaTable, DeltaTableError> {
     builder.build()
 }
 
-/// The table at `uri`, loaded at its latest version.
+/// The table at `uri`, loaded at its latest version. A local path that does
+/// not exist is no table, and is left absent: delta-rs makes a local table's
+/// folder when it builds the table (`ensure_table_uri`), so a read command
+/// given a mistyped path used to leave an empty folder behind, which looks
+/// like a table's. Creating a table makes its folder itself
+/// (`sink::table::open_or_create`).
 pub async fn open(uri: &str) -> Result<DeltaTable, DeltaTableError> {
+    if let Some(path) = local_path(uri)
+        && !path.exists()
+    {
+        return Err(DeltaTableError::NotATable(format!("{uri}: no such folder")));
+    }
     let mut t = table(uri)?;
     t.load().await?;
     Ok(t)
