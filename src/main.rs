@@ -72,7 +72,7 @@ fn main() -> ExitCode {
 /// that frees and allocates megabytes a day of the table (`report` decodes a
 /// day's columns into rows, the pass frees them) then takes a page fault for
 /// every page of every day again: 220,000 faults for the year's report,
-/// 0.3 s of kernel time; kept, 44,000. `report` on the year takes 0.93x the
+/// 0.3 s of kernel time; kept, about 45,000. `report` on the year takes 0.93x the
 /// time (peak 181 MiB against 152), a dense backfill 0.97x (the same peak)
 /// (docs/PERFORMANCE.md, "The allocator").
 /// Not for `run`: a daemon's peak would then stay its footprint.

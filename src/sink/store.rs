@@ -52,7 +52,7 @@ fn local_path(uri: &str) -> Option<&std::path::Path> {
 /// Whether `uri` names a local table (a path or a `file://` URL): only those
 /// have a folder to create and a local lock file.
 pub fn is_local(uri: &str) -> bool {
-    !uri.contains("://") || uri.starts_with("file://")
+    local_path(uri).is_some()
 }
 
 /// The table at `uri`, not loaded yet (to create it if there is none).

@@ -7,7 +7,7 @@
 //! bytes go in 1 MiB writes (`farm-bench --pin 1`, five runs each,
 //! alternating; 0.82x the wall time). The cause is in how the kernel finds
 //! memory for a large write, not in the bytes: a Python writer of 88 MiB in
-//! 5 MiB writes took 0.6-0.9 s on some runs and 0.02-0.04 s on others; in
+//! 5 MiB writes took 0.58-0.93 s on some runs and 0.02-0.04 s on others; in
 //! 1 MiB writes, 0.02-0.09 s. The bytes and their order do not change: a part's
 //! buffers are only cut, never copied.
 
