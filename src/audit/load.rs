@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::AuditError;
-use super::row::{Sym, intern, rows_from_batch, same, sym_cmp};
+use super::checks::{self, Check, Tally};
+use super::row::{Decoded, Sym, intern, rows_from_batch, same, sym_cmp};
 use crate::event::schema::{EVENT_PARTITION, name};
 use crate::sink::read::{FetchedColumns, columns_in_bytes, fetch_text_dictionaries};
 
@@ -153,7 +154,7 @@ impl TableFiles {
         days: Days,
         source: Option<&str>,
     ) -> Result<(Vec<Row>, ReadStats), AuditError> {
-        let mut rows = Vec::new();
+        let mut out = Decoded::rows();
         let mut stats = ReadStats {
             files_total: self.files.len(),
             ..ReadStats::default()
@@ -165,8 +166,9 @@ impl TableFiles {
             }
             stats.files_read += 1;
             let fetched = self.columns_of(path, *size).await?;
-            read_file(fetched, one.as_ref().map(|s| &s[..]), &mut rows)?;
+            read_file(fetched, one.as_ref().map(|s| &s[..]), &mut out)?;
         }
+        let mut rows = out.rows;
         stats.rows = rows.len();
         sort(&mut rows);
         Ok((rows, stats))
@@ -197,8 +199,9 @@ impl TableFiles {
     }
 
     /// Reads each of `days` as [`TableFiles::read`] does, keeping the rows
-    /// of `sources`, and hands its rows to `each`, in the order given, on a
-    /// thread of its own; returns `state` as the last day left it.
+    /// of `sources`, and hands it to `each` as a [`Day`] (its limit checks
+    /// split out, and kept as rows too on the `charted` days), in the order
+    /// given, on a thread of its own; returns `state` as the last day left it.
     ///
     /// Three stages run at once (a year's report decodes 5 million rows, and
     /// its pass over them is the part that cannot be split): this task
@@ -209,9 +212,10 @@ impl TableFiles {
     pub async fn for_each_day<S: Send + 'static>(
         &self,
         days: &[NaiveDate],
+        charted: &[NaiveDate],
         sources: &[String],
         state: S,
-        each: fn(&mut S, NaiveDate, Vec<Row>, ReadStats),
+        each: fn(&mut S, NaiveDate, Day, ReadStats),
     ) -> Result<S, AuditError> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let ahead = threads * 2;
@@ -225,14 +229,13 @@ impl TableFiles {
         let pass = std::thread::Builder::new()
             .name("report-pass".into())
             .spawn(move || {
-                in_order(order, decoded, state, |state, day, (rows, files_read)| {
-                    let n = rows.len();
+                in_order(order, decoded, state, |state, day, (d, files_read)| {
                     let stats = ReadStats {
                         files_read,
                         files_total,
-                        rows: n,
+                        rows: d.events,
                     };
-                    each(state, day, rows, stats);
+                    each(state, day, d, stats);
                     let _ = credit.send(());
                 })
             })
@@ -240,18 +243,18 @@ impl TableFiles {
         let mut fetch_failed = None;
         // Days fetched a few at once, handed on in order.
         let fetches = futures::stream::iter(days.iter().copied())
-            .map(|day| self.fetch(day))
+            .map(|day| async move { (self.fetch(day).await, charted.contains(&day)) })
             .buffered(ahead);
         let mut fetches = std::pin::pin!(fetches);
         let mut i = 0;
-        while let Some(fetched) = fetches.next().await {
+        while let Some((fetched, as_rows)) = fetches.next().await {
             // No credit left: the pass ended early, on an error it returns.
             if credits.recv().is_err() {
                 break;
             }
             match fetched {
                 Ok(f) => {
-                    if work.send((i, f)).is_err() {
+                    if work.send((i, f, as_rows)).is_err() {
                         break;
                     }
                     i += 1;
@@ -291,38 +294,67 @@ const WHOLE_REMOTE_BYTES: u64 = 8 << 20;
 /// A day's data files, fetched.
 type Fetched = Vec<FetchedColumns>;
 
-/// Where the days to decode go, with their place in the order.
-type Jobs = std::sync::mpsc::Sender<(usize, Fetched)>;
+/// Where the days to decode go, with their place in the order and whether
+/// their checks are rows too.
+type Jobs = std::sync::mpsc::Sender<(usize, Fetched, bool)>;
 
 /// Where the decoded days come from, with their place in the order (a
 /// decoder's panic as the thread's `Err`).
-type Results = std::sync::mpsc::Receiver<(usize, std::thread::Result<Decoded>)>;
+type Results = std::sync::mpsc::Receiver<(usize, std::thread::Result<DayRead>)>;
 
-/// A day decoded: its rows, sorted, and how many files they came from.
-type Decoded = Result<(Vec<Row>, usize), AuditError>;
+/// A day as the report's pass takes it.
+#[derive(Debug, Default)]
+pub struct Day {
+    /// Its rows but its limit checks and health warnings (with them on a
+    /// charted day, for the charts), sorted.
+    pub rows: Vec<Row>,
+    /// Its limit checks and health warnings, sorted.
+    pub checks: Vec<Check>,
+    /// What those add to the report whatever the breaker's state.
+    pub tally: Tally,
+    /// Events read: each row and check once.
+    pub events: usize,
+}
+
+/// A day decoded, and how many files it came from.
+type DayRead = Result<(Day, usize), AuditError>;
 
 /// A day's fetched files decoded, its rows of the sources `keep` asks for,
-/// sorted.
-fn decode_day(mut files: Fetched, keep: Keep<'_>) -> Decoded {
+/// sorted, its checks split out and tallied (and kept as rows `as_rows`).
+fn decode_day(mut files: Fetched, keep: Keep<'_>, as_rows: bool) -> DayRead {
     // A file's rows are in the order they were logged, and a day's files
     // nearly always follow one another: decoded earliest first, they come
     // out sorted or nearly, and sorting them costs a pass of comparisons
     // instead of merging runs of 300-byte rows.
     files.sort_by_cached_key(|f| f.min_i64(name::TIMESTAMP));
-    let mut rows = Vec::new();
+    let mut out = Decoded::split(as_rows);
     let n = files.len();
     for file in files {
-        read_file(file, keep, &mut rows)?;
+        read_file(file, keep, &mut out)?;
     }
+    let (mut rows, mut checks) = (out.rows, out.checks.unwrap_or_default());
     sort(&mut rows);
-    Ok((rows, n))
+    checks::sort(&mut checks);
+    let events = if as_rows {
+        rows.len()
+    } else {
+        rows.len() + checks.len()
+    };
+    let tally = Tally::of(&checks);
+    let day = Day {
+        rows,
+        checks,
+        tally,
+        events,
+    };
+    Ok((day, n))
 }
 
 /// `threads` threads that decode the days sent to the first channel (with
 /// their place in the order), each whole, and send them on, in whatever
 /// order they finish, to the second. They end when the sender is dropped.
 fn decoders(threads: usize, keep: Arc<[String]>) -> std::io::Result<(Jobs, Results)> {
-    let (work, jobs) = std::sync::mpsc::channel::<(usize, Fetched)>();
+    let (work, jobs) = std::sync::mpsc::channel::<(usize, Fetched, bool)>();
     let (done, decoded) = std::sync::mpsc::channel();
     let jobs = Arc::new(std::sync::Mutex::new(jobs));
     for _ in 0..threads {
@@ -332,10 +364,10 @@ fn decoders(threads: usize, keep: Arc<[String]>) -> std::io::Result<(Jobs, Resul
             .spawn(move || {
                 loop {
                     let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((i, files)) = job else { break };
+                    let Ok((i, files, as_rows)) = job else { break };
                     // A panic (a bug) is carried to the pass, which panics with it.
                     let day = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        decode_day(files, Some(&keep))
+                        decode_day(files, Some(&keep), as_rows)
                     }));
                     if done.send((i, day)).is_err() {
                         break;
@@ -352,7 +384,7 @@ fn in_order<S>(
     days: Vec<NaiveDate>,
     decoded: Results,
     mut state: S,
-    mut each: impl FnMut(&mut S, NaiveDate, (Vec<Row>, usize)),
+    mut each: impl FnMut(&mut S, NaiveDate, (Day, usize)),
 ) -> Result<S, AuditError> {
     let mut arrived = std::collections::BTreeMap::new();
     for (i, day) in days.into_iter().enumerate() {
@@ -404,7 +436,7 @@ fn cause(e: &crate::sink::SinkError) -> String {
         .to_owned()
 }
 
-fn read_file(file: FetchedColumns, keep: Keep<'_>, out: &mut Vec<Row>) -> Result<(), AuditError> {
+fn read_file(file: FetchedColumns, keep: Keep<'_>, out: &mut Decoded) -> Result<(), AuditError> {
     let path = file.path().to_owned();
     let kept: Option<Vec<Sym>> = keep.map(|k| k.iter().map(|s| intern(s)).collect());
     let keep = |source: Sym| (kept.as_ref()).is_none_or(|k| k.iter().any(|s| same(s, source)));
@@ -431,12 +463,16 @@ mod tests {
     }
 
     /// `n` rows stamped with their day's number in `source_offset`.
-    fn rows(d: u32, n: usize) -> std::thread::Result<Decoded> {
+    fn rows(d: u32, n: usize) -> std::thread::Result<DayRead> {
         let row = Row {
             source_offset: i64::from(d),
             ..Row::default()
         };
-        Ok(Ok((vec![row; n], 1)))
+        let day = Day {
+            rows: vec![row; n],
+            ..Day::default()
+        };
+        Ok(Ok((day, 1)))
     }
 
     /// Whatever order the decoders finish in, the pass gets the days in
@@ -448,8 +484,8 @@ mod tests {
             tx.send((i, rows(d, i + 1))).expect("send");
         }
         let days = vec![day(1), day(2), day(3)];
-        let seen = in_order(days, rx, Vec::new(), |seen, d, (rows, _)| {
-            seen.push((d, rows.len(), rows[0].source_offset));
+        let seen = in_order(days, rx, Vec::new(), |seen, d, (day, _)| {
+            seen.push((d, day.rows.len(), day.rows[0].source_offset));
         })
         .expect("passed");
         assert_eq!(

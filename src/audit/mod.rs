@@ -9,6 +9,7 @@
 
 pub mod alerts;
 pub mod breaker;
+pub mod checks;
 pub mod html;
 pub mod load;
 pub mod report;

@@ -27,7 +27,8 @@ use std::collections::{BTreeMap, HashMap};
 use super::AuditError;
 use super::alerts::Exits;
 use super::breaker::{self, Transition, secs};
-use super::load::{ReadStats, Row, TableFiles};
+use super::checks::{Between, Check, Tally, by_source};
+use super::load::{Day, ReadStats, Row, TableFiles};
 use super::row::{Sym, intern, same};
 use super::stops::{Stop, StopBook, Stray};
 
@@ -195,10 +196,11 @@ pub async fn compute(
     let (earlier, r) = breaker::last_before(files, from, sources).await?;
     pass.add_read(r);
     pass.timelines = earlier.into_iter().map(|(s, t)| (s, vec![t])).collect();
+    let charted = pass.charted.clone();
     let pass = files
-        .for_each_day(&period, sources, pass, |pass, day, rows, r| {
+        .for_each_day(&period, &charted, sources, pass, |pass, day, d, r| {
             pass.add_read(r);
-            pass.day(day, rows);
+            pass.day(day, d);
         })
         .await?;
     Ok(pass.finish(from, to, to >= last, files.version))
@@ -258,48 +260,28 @@ impl Pass {
         self.read.rows += r.rows;
     }
 
-    /// One day's rows (of the sources asked for), in the audit's order.
-    fn day(&mut self, day: NaiveDate, rows: Vec<Row>) {
-        self.events += rows.len() as u64;
-        let Pass {
-            accs,
-            total,
-            book,
-            timelines,
-            last_seen,
-            ..
-        } = self;
-        let mut acc = accs.get_mut(&day);
-        // Rows are in the audit's order: per source, by time. So the
-        // breaker's state at a row is the last transition of its source
-        // seen so far (what `breaker::state_at` would find), kept as the
-        // rows go instead of looked up for each.
+    /// One day's rows and checks (of the sources asked for), in the audit's
+    /// order.
+    fn day(&mut self, day: NaiveDate, d: Day) {
+        let Day {
+            rows,
+            checks,
+            tally,
+            events,
+        } = d;
+        self.events += events as u64;
+        for a in self.accs.get_mut(&day).into_iter().chain([&mut self.total]) {
+            a.tally(&tally);
+        }
+        let mut unpassed = by_source(&checks);
         for r in rows.chunk_by(|a, b| same(a.source, b.source)) {
-            let source = r[0].source;
-            let mut state = (timelines.get(source))
-                .and_then(|t| t.last())
-                .map(|t| intern(&t.to));
-            for row in r {
-                if let Some(t) = Transition::from_row(row) {
-                    // A transition's state is its row's `new_state`.
-                    state = row.new_state;
-                    timelines.entry(source.to_string()).or_default().push(t);
-                }
-                book.feed(row);
-                if Acc::wants(row) {
-                    if let Some(a) = acc.as_deref_mut() {
-                        a.row(row, state);
-                    }
-                    total.row(row, state);
-                }
-            }
-            let at = r[r.len() - 1].timestamp;
-            match last_seen.get_mut(source) {
-                Some(seen) => *seen = (*seen).max(at),
-                None => {
-                    last_seen.insert(source.to_string(), at);
-                }
-            }
+            let i = unpassed.iter().position(|(s, _)| same(s, r[0].source));
+            let mine = i.map_or(&[][..], |i| unpassed.swap_remove(i).1);
+            self.source_day(day, r, mine);
+        }
+        // Sources with checks and no other row that day.
+        for (_, mine) in unpassed {
+            self.source_day(day, &[], mine);
         }
         for s in self.book.take_done() {
             self.credit(s);
@@ -318,6 +300,62 @@ impl Pass {
             // allocates them from cost it more than it saved, 0.94x the CPU
             // freed here.)
             let _ = dropper.send(rows);
+        }
+    }
+
+    /// One source's rows and checks of a day (either may be empty, not
+    /// both), each sorted.
+    fn source_day(&mut self, day: NaiveDate, rows: &[Row], checks: &[Check]) {
+        let Pass {
+            accs,
+            total,
+            book,
+            timelines,
+            last_seen,
+            ..
+        } = self;
+        let Some(source) = rows
+            .first()
+            .map(|r| r.source)
+            .or(checks.first().map(|c| c.source))
+        else {
+            return;
+        };
+        let mut acc = accs.get_mut(&day);
+        // Rows are in the audit's order: so the breaker's state at a row is
+        // the last transition of its source seen so far (what
+        // `breaker::state_at` would find), kept as the rows go; the checks
+        // before each transition are counted under the state before it.
+        let mut state = (timelines.get(source))
+            .and_then(|t| t.last())
+            .map(|t| intern(&t.to));
+        let mut between = Between::new(checks);
+        let mut count = |state: Option<Sym>, n: u64| {
+            for a in acc.as_deref_mut().into_iter().chain([&mut *total]) {
+                a.checked_in(state, n);
+            }
+        };
+        for row in rows {
+            if let Some(t) = Transition::from_row(row) {
+                count(state, between.up_to(row));
+                // A transition's state is its row's `new_state`.
+                state = row.new_state;
+                timelines.entry(source.to_string()).or_default().push(t);
+            }
+            book.feed(row);
+        }
+        count(state, between.rest());
+        let at = [
+            rows.last().map(|r| r.timestamp),
+            checks.last().map(|c| c.timestamp),
+        ];
+        if let Some(at) = at.into_iter().flatten().max() {
+            match last_seen.get_mut(source) {
+                Some(seen) => *seen = (*seen).max(at),
+                None => {
+                    last_seen.insert(source.to_string(), at);
+                }
+            }
         }
     }
 
@@ -520,14 +558,6 @@ impl Acc {
         captured.extend(s.captured_pct);
     }
 
-    /// Whether [`Acc::row`] counts `r`: limit checks and health warnings.
-    fn wants(r: &Row) -> bool {
-        matches!(
-            r.event_type,
-            "portfolio_health_warning" | "portfolio_limit_check"
-        )
-    }
-
     /// The place in `settings` of a setting, by its text (values whose
     /// text is one, as two NaNs, are one setting), added if new.
     fn setting(&mut self, activation_pct: Option<f64>, trailing_pct: Option<f64>) -> usize {
@@ -551,36 +581,36 @@ impl Acc {
         self.settings.len() - 1
     }
 
-    /// A limit check or health warning, with the breaker's state at its time.
-    fn row(&mut self, r: &Row, breaker: Option<&str>) {
+    /// What a day's limit checks and health warnings add, whatever the
+    /// breaker's state.
+    fn tally(&mut self, t: &Tally) {
         let a = &mut self.a;
-        if r.event_type == "portfolio_health_warning" {
-            bump(&mut a.health_warnings, r.limit_type.unwrap_or("other"));
-            return;
-        }
-        if r.event_type != "portfolio_limit_check" {
-            return;
-        }
-        a.entries_checked += 1;
-        match breaker {
-            Some("OPEN") => a.entries_breaker_open += 1,
-            Some("HALF_OPEN") => a.entries_breaker_half_open += 1,
-            _ => {}
-        }
-        if r.allowed == Some(true) {
-            a.entries_allowed += 1;
-        } else if r.allowed == Some(false) {
-            let excess = match (r.current_value, r.limit_value) {
-                (Some(c), Some(l)) if l != 0.0 => Some((c - l) / l.abs() * 100.0),
-                _ => None,
-            };
-            let limit = r.limit_type.unwrap_or("other");
-            match self.over.get_mut(limit) {
-                Some(v) => v.push(excess),
+        a.entries_checked += t.checked;
+        a.entries_allowed += t.allowed;
+        for (limit, n) in &t.warnings {
+            match a.health_warnings.get_mut(*limit) {
+                Some(m) => *m += n,
                 None => {
-                    self.over.insert(limit.to_owned(), vec![excess]);
+                    a.health_warnings.insert((*limit).to_owned(), *n);
                 }
             }
+        }
+        for (limit, excess) in &t.over {
+            match self.over.get_mut(*limit) {
+                Some(v) => v.extend_from_slice(excess),
+                None => {
+                    self.over.insert((*limit).to_owned(), excess.clone());
+                }
+            }
+        }
+    }
+
+    /// `n` entries checked while the breaker was in `state`.
+    fn checked_in(&mut self, state: Option<Sym>, n: u64) {
+        match state {
+            Some("OPEN") => self.a.entries_breaker_open += n,
+            Some("HALF_OPEN") => self.a.entries_breaker_half_open += n,
+            _ => {}
         }
     }
 

@@ -21,6 +21,7 @@ use deltalake::arrow::array::{
 use deltalake::arrow::datatypes::Int32Type;
 use std::sync::Arc;
 
+use super::checks::{Check, What};
 use crate::event::Meta;
 use crate::event::decode::{DecodeError, checked_column, micros, schema_type};
 use crate::event::schema::name;
@@ -282,60 +283,140 @@ impl<'a> Texts<'a> {
     }
 }
 
+/// Where [`rows_from_batch`] puts what it decodes.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// Limit checks and health warnings, when they are split out
+    /// ([`Decoded::split`]); else they are rows like the others.
+    pub checks: Option<Vec<Check>>,
+    /// Whether split-out checks are rows too (for a charted day).
+    checks_as_rows: bool,
+}
+
+impl Decoded {
+    /// Every row a row.
+    pub fn rows() -> Decoded {
+        Decoded::default()
+    }
+
+    /// Limit checks and health warnings as [`Check`]s, and also as rows
+    /// when `as_rows`.
+    pub fn split(as_rows: bool) -> Decoded {
+        Decoded {
+            rows: Vec::new(),
+            checks: Some(Vec::new()),
+            checks_as_rows: as_rows,
+        }
+    }
+}
+
+/// The typed columns of a batch (`None`: not read).
+struct Typed<'a> {
+    ts: Option<&'a TimestampMicrosecondArray>,
+    failures: Option<&'a Int32Array>,
+    /// `entry_premium`, `current_premium`, `highest_premium`, `stop_premium`,
+    /// `current_value`, `limit_value`.
+    floats: [Option<&'a Float64Array>; 6],
+    allowed: Option<&'a BooleanArray>,
+    offset: Option<&'a Int64Array>,
+}
+
+impl<'a> Typed<'a> {
+    fn of(c: &Columns<'a>) -> Result<Typed<'a>, DecodeError> {
+        let f = |col| c.typed::<Float64Array>(col);
+        Ok(Typed {
+            ts: c.typed::<TimestampMicrosecondArray>(name::TIMESTAMP)?,
+            failures: c.typed::<Int32Array>(name::FAILURE_COUNT)?,
+            floats: [
+                f(name::ENTRY_PREMIUM)?,
+                f(name::CURRENT_PREMIUM)?,
+                f(name::HIGHEST_PREMIUM)?,
+                f(name::STOP_PREMIUM)?,
+                f(name::CURRENT_VALUE)?,
+                f(name::LIMIT_VALUE)?,
+            ],
+            allowed: c.typed::<BooleanArray>(name::ALLOWED)?,
+            offset: c.typed::<Int64Array>(name::SOURCE_OFFSET)?,
+        })
+    }
+
+    fn float(&self, col: usize, i: usize) -> Option<f64> {
+        num(self.floats[col], i, |a, i| a.value(i))
+    }
+
+    fn allowed(&self, i: usize) -> Option<bool> {
+        num(self.allowed, i, |a, i| a.value(i))
+    }
+
+    fn offset(&self, i: usize) -> i64 {
+        num(self.offset, i, |a, i| a.value(i)).unwrap_or(0)
+    }
+}
+
 /// The rows of a `risk_events` batch read with text as dictionaries whose
 /// source `keep` accepts (asked once per row, before the rest of the row is
 /// read), appended to `out` (built in place: a row is some 300 bytes to
-/// move).
+/// move), limit checks and health warnings split out if `out` asks.
 pub fn rows_from_batch(
     batch: &RecordBatch,
     keep: impl Fn(Sym) -> bool,
-    out: &mut Vec<Row>,
+    out: &mut Decoded,
 ) -> Result<(), DecodeError> {
     let c = Columns(batch);
     let mut t = Texts::of(&c)?;
-    let f = |col| c.typed::<Float64Array>(col);
-    let (entry, cur, high, stop, cv, lv) = (
-        f(name::ENTRY_PREMIUM)?,
-        f(name::CURRENT_PREMIUM)?,
-        f(name::HIGHEST_PREMIUM)?,
-        f(name::STOP_PREMIUM)?,
-        f(name::CURRENT_VALUE)?,
-        f(name::LIMIT_VALUE)?,
-    );
-    let ts = c.typed::<TimestampMicrosecondArray>(name::TIMESTAMP)?;
-    let failures = c.typed::<Int32Array>(name::FAILURE_COUNT)?;
-    let allowed = c.typed::<BooleanArray>(name::ALLOWED)?;
-    let offset = c.typed::<Int64Array>(name::SOURCE_OFFSET)?;
-    let float = |a: &Float64Array, i| a.value(i);
-    out.reserve(batch.num_rows());
+    let n = Typed::of(&c)?;
+    out.rows.reserve(batch.num_rows());
     for i in 0..batch.num_rows() {
         let source = text(&mut t.source, i).unwrap_or_default();
         if !keep(source) {
             continue;
         }
-        out.push(Row {
-            event_type: text(&mut t.ty, i).unwrap_or_default(),
+        let event_type = text(&mut t.ty, i).unwrap_or_default();
+        if let Some(checks) = out.checks.as_mut()
+            && let Some(what) = What::of(
+                event_type,
+                text(&mut t.limit, i),
+                n.allowed(i),
+                n.float(4, i),
+                n.float(5, i),
+            )
+        {
+            checks.push(Check {
+                source,
+                timestamp: micros(name::TIMESTAMP, n.ts, i)?,
+                source_file: text(&mut t.file, i).unwrap_or_default(),
+                source_offset: n.offset(i),
+                what,
+            });
+            if !out.checks_as_rows {
+                continue;
+            }
+        }
+        out.rows.push(Row {
+            event_type,
             component: text(&mut t.comp, i).unwrap_or_default(),
-            timestamp: micros(name::TIMESTAMP, ts, i)?,
+            timestamp: micros(name::TIMESTAMP, n.ts, i)?,
             execution_id: text(&mut t.exec, i),
             old_state: text(&mut t.old, i),
             new_state: text(&mut t.new, i),
-            failure_count: num(failures, i, |a, i| a.value(i)),
-            entry_premium: num(entry, i, float),
-            current_premium: num(cur, i, float),
-            highest_premium: num(high, i, float),
-            stop_premium: num(stop, i, float),
+            failure_count: num(n.failures, i, |a, i| a.value(i)),
+            entry_premium: n.float(0, i),
+            current_premium: n.float(1, i),
+            highest_premium: n.float(2, i),
+            stop_premium: n.float(3, i),
             action: text(&mut t.action, i),
             limit_type: text(&mut t.limit, i),
-            current_value: num(cv, i, float),
-            limit_value: num(lv, i, float),
-            allowed: num(allowed, i, |a, i| a.value(i)),
+            current_value: n.float(4, i),
+            limit_value: n.float(5, i),
+            allowed: n.allowed(i),
             rejection_reason: text(&mut t.reason, i),
             metadata: text(&mut t.meta, i),
             symbol: text(&mut t.symbol, i),
             source,
             source_file: text(&mut t.file, i).unwrap_or_default(),
-            source_offset: num(offset, i, |a, i| a.value(i)).unwrap_or(0),
+            source_offset: n.offset(i),
         });
     }
     Ok(())
@@ -430,11 +511,11 @@ mod tests {
             crate::sink::read::columns_in_bytes("x.parquet", bytes, &super::super::load::COLUMNS)
                 .and_then(crate::sink::read::FetchedColumns::decode)
                 .expect("read");
-        let mut rows = Vec::new();
+        let mut out = Decoded::rows();
         for b in &batches {
-            rows_from_batch(b, |_| true, &mut rows).expect("decode");
+            rows_from_batch(b, |_| true, &mut out).expect("decode");
         }
-        rows
+        out.rows
     }
 
     /// A file as risktail writes it reads back as the events it was written
@@ -526,7 +607,7 @@ mod tests {
         let batch =
             RecordBatch::try_new(Arc::new(schema), vec![Arc::new(Int64Array::from(vec![1]))])
                 .expect("batch");
-        let e = rows_from_batch(&batch, |_| true, &mut Vec::new()).expect_err("wrong type");
+        let e = rows_from_batch(&batch, |_| true, &mut Decoded::rows()).expect_err("wrong type");
         assert!(e.to_string().contains("symbol"), "{e}");
     }
 }
