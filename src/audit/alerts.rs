@@ -91,7 +91,7 @@ impl Exits {
                     .find(|i| free(&self.taken, &self.all, i, stop.added_at))
                     .copied()
             });
-        let last = stop.path.last().map_or(stop.added_at, |p| p.at);
+        let last = stop.last_at();
         let i = by_id.or_else(|| {
             let sym = stop.symbol.as_ref()?;
             self.by_symbol

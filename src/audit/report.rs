@@ -237,13 +237,15 @@ impl Pass {
             }
         }
         let charted = period.split_off(period.len().saturating_sub(CHART_DAYS));
+        // Only the charted days' stops are drawn, with their paths.
+        let book = StopBook::paths_from(charted.first().map(|d| day_start(*d)));
         Pass {
             sources: sources.to_vec(),
             exits,
             charted,
             accs,
             total,
-            book: StopBook::default(),
+            book,
             timelines: BTreeMap::new(),
             chart_rows: Vec::new(),
             chart_stops: Vec::new(),
@@ -482,9 +484,9 @@ struct Ended {
 impl Ended {
     fn of(s: &Stop) -> Ended {
         Ended {
-            added: s.path.first().is_some_and(|p| p.action == "ADD"),
+            added: s.seen.added,
             activated: s.activated(),
-            triggered: s.trigger().is_some(),
+            triggered: s.seen.trigger.is_some(),
             symbol: s.symbol,
             activation_pct: s.activation_pct,
             trailing_pct: s.trailing_pct,

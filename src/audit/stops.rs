@@ -62,10 +62,49 @@ pub struct Stop {
     pub activation_pct: Option<f64>,
     /// Trailing distance, percent.
     pub trailing_pct: Option<f64>,
-    /// Every event, in order.
+    /// Every event, in order (empty when the book was asked to keep only
+    /// its [`Seen`]: see [`StopBook::paths_from`]).
     pub path: Vec<Point>,
     /// How and when it ended.
     pub ended: Option<(End, DateTime<Utc>)>,
+    /// What its events said, kept as they come.
+    #[serde(skip)]
+    pub seen: Seen,
+}
+
+/// What a stop's events said, kept as they come: all the report and the
+/// matching of lines without an execution id read of a path. A year holds a
+/// million stops and draws a week of them, so the others keep this alone,
+/// not a path allocated per stop.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Seen {
+    /// Its first event was its add line.
+    pub added: bool,
+    /// An event other than the add came.
+    pub activated: bool,
+    /// The last peak given.
+    pub peak: Option<f64>,
+    /// The last stop level given.
+    pub stop: Option<f64>,
+    /// When its last event came.
+    pub last_at: Option<DateTime<Utc>>,
+    /// The first trigger's premium and stop level.
+    pub trigger: Option<(Option<f64>, Option<f64>)>,
+}
+
+impl Seen {
+    fn take(&mut self, p: &Point) {
+        if self.last_at.is_none() {
+            self.added = p.action == "ADD";
+        }
+        self.activated |= p.action != "ADD";
+        self.peak = p.peak.or(self.peak);
+        self.stop = p.stop.or(self.stop);
+        self.last_at = Some(p.at);
+        if p.action == "TRIGGER" && self.trigger.is_none() {
+            self.trigger = Some((p.current, p.stop));
+        }
+    }
 }
 
 impl Stop {
@@ -80,10 +119,27 @@ impl Stop {
             entry: r.entry_premium,
             activation_pct: None,
             trailing_pct: None,
-            // Add, activate, an update or two, trigger.
-            path: Vec::with_capacity(4),
+            path: Vec::new(),
             ended: None,
+            seen: Seen::default(),
         }
+    }
+
+    /// Takes one more event, into its path too when `keep_path`.
+    fn take(&mut self, p: Point, keep_path: bool) {
+        self.seen.take(&p);
+        if keep_path {
+            if self.path.is_empty() {
+                // Add, activate, an update or two, trigger.
+                self.path.reserve_exact(4);
+            }
+            self.path.push(p);
+        }
+    }
+
+    /// When its last event came (when it was added if none did).
+    pub fn last_at(&self) -> DateTime<Utc> {
+        self.seen.last_at.unwrap_or(self.added_at)
     }
 
     /// Whether it is alive at `t`.
@@ -107,7 +163,7 @@ impl Stop {
 
     /// Whether it ever activated.
     pub fn activated(&self) -> bool {
-        self.path.iter().any(|p| p.action != "ADD")
+        self.seen.activated
     }
 
     /// The trigger point, if triggered.
@@ -117,8 +173,8 @@ impl Stop {
 
     /// Premium captured at the trigger relative to entry, percent.
     pub fn captured_pct(&self) -> Option<f64> {
-        let t = self.trigger()?;
-        let exit = t.current.or(t.stop)?;
+        let (current, stop) = self.seen.trigger?;
+        let exit = current.or(stop)?;
         let entry = self.entry.filter(|e| *e > 0.0)?;
         Some((exit - entry) / entry * 100.0)
     }
@@ -172,6 +228,9 @@ pub struct StopBook {
     /// engine adds its stops with one setting, so the JSON is read once
     /// per change, not once per stop.
     last_setting: Option<(Box<str>, [Option<f64>; 2])>,
+    /// Stops added before this time keep only what their events said
+    /// ([`Seen`]), not their path (`None`: every stop keeps its path).
+    paths_from: Option<DateTime<Utc>>,
 }
 
 /// The open stops of one execution id, with their source, oldest first:
@@ -270,6 +329,15 @@ fn same(a: Option<f64>, b: Option<f64>) -> bool {
 }
 
 impl StopBook {
+    /// A book whose stops added before `t` keep only what their events
+    /// said ([`Seen`]), not their path (`None`: all keep their paths).
+    pub fn paths_from(t: Option<DateTime<Utc>>) -> StopBook {
+        StopBook {
+            paths_from: t,
+            ..StopBook::default()
+        }
+    }
+
     /// Takes the stops still open, in the order they were opened.
     pub fn take_open(&mut self) -> Vec<Stop> {
         self.by_exec.clear();
@@ -314,10 +382,7 @@ impl StopBook {
         if candidates.len() == 1 {
             return Some(candidates[0]);
         }
-        let last = |s: &Stop| {
-            let (_, peak, stop, _) = s.as_of(DateTime::<Utc>::MAX_UTC);
-            (peak, stop)
-        };
+        let last = |s: &Stop| (s.seen.peak, s.seen.stop);
         let [was] = numbers(r.metadata.as_deref(), ["previous_stop"]);
         let fits = |s: &Stop| match action {
             "ACTIVATE" => !s.activated() && same(s.entry, r.entry_premium),
@@ -367,6 +432,10 @@ impl StopBook {
         setting
     }
 
+    fn keeps_path(&self, s: &Stop) -> bool {
+        self.paths_from.is_none_or(|t| s.added_at >= t)
+    }
+
     /// Applies one row.
     pub fn feed(&mut self, r: &Row) {
         if r.event_type == "circuit_breaker_init" {
@@ -396,7 +465,7 @@ impl StopBook {
         if action == "ADD" {
             let mut s = Stop::starting_at(r);
             [s.activation_pct, s.trailing_pct] = self.setting_of(r.metadata.as_deref());
-            s.path.push(point);
+            s.take(point, self.keeps_path(&s));
             self.open(s);
             return;
         }
@@ -422,6 +491,7 @@ impl StopBook {
                 return;
             }
         };
+        let keep_from = self.paths_from;
         let Some(s) = self.open.get_mut(idx) else {
             return;
         };
@@ -431,7 +501,7 @@ impl StopBook {
         if s.symbol.is_none() {
             s.symbol = r.symbol;
         }
-        s.path.push(point);
+        s.take(point, keep_from.is_none_or(|t| s.added_at >= t));
         if action == "TRIGGER" {
             self.end(idx, End::Triggered, r.timestamp);
         }
@@ -551,6 +621,55 @@ mod tests {
                 ("f", Some("IWM"), 2, Some(at(5))),
             ]
         );
+    }
+
+    /// A book that keeps no paths ends the same stops, ties the same lines
+    /// without an execution id, and says the same of each, as one that does.
+    #[test]
+    fn stops_without_paths_say_what_their_paths_say() {
+        let mut rows = [
+            stop_row(0, "ADD", Some("a"), Some("SPY")),
+            stop_row(1, "ADD", Some("b"), Some("QQQ")),
+            stop_row(2, "ACTIVATE", Some("a"), Some("SPY")),
+            stop_row(3, "UPDATE", None, Some("QQQ")),
+            stop_row(4, "UPDATE", Some("a"), None),
+            stop_row(5, "TRIGGER", None, Some("SPY")),
+            stop_row(6, "TRIGGER", Some("c"), Some("IWM")),
+            stop_row(7, "UPDATE", None, None),
+        ];
+        rows[2].stop_premium = Some(2.05);
+        rows[4].highest_premium = Some(2.4);
+        rows[4].stop_premium = None;
+        let feed = |mut book: StopBook| {
+            rows.iter().for_each(|r| book.feed(r));
+            let mut all = book.take_done();
+            all.extend(book.take_open());
+            (all, book.unattributed)
+        };
+        let (with, with_u) = feed(StopBook::default());
+        let (without, without_u) = feed(StopBook::paths_from(Some(at(100))));
+        assert_eq!(with_u, without_u);
+        assert_eq!(with.len(), 3);
+        for (w, o) in with.iter().zip(&without) {
+            assert!(o.path.is_empty() && !w.path.is_empty());
+            assert_eq!(
+                Stop {
+                    path: Vec::new(),
+                    ..w.clone()
+                },
+                *o
+            );
+            let (activated, peak, stop, last) = w.as_of(DateTime::<Utc>::MAX_UTC);
+            assert_eq!(
+                (activated, peak, stop),
+                (o.activated(), o.seen.peak, o.seen.stop)
+            );
+            assert_eq!(last, o.last_at());
+            assert_eq!(w.path[0].action == "ADD", o.seen.added);
+            assert_eq!(w.trigger().map(|t| (t.current, t.stop)), o.seen.trigger);
+            assert_eq!(w.captured_pct(), o.captured_pct());
+        }
+        assert!(with[0].captured_pct().is_some() && !with[1].seen.added && with[2].seen.added);
     }
 
     #[test]
