@@ -328,6 +328,10 @@ fn decode_day(mut files: Fetched, keep: Keep<'_>, as_rows: bool) -> DayRead {
     // instead of merging runs of 300-byte rows.
     files.sort_by_cached_key(|f| f.min_i64(name::TIMESTAMP));
     let mut out = Decoded::split(as_rows);
+    // Room for the day at once: grown batch by batch, a day's rows were
+    // copied as the vector doubled, into fresh memory each time.
+    out.rows
+        .reserve(files.iter().map(FetchedColumns::rows).sum());
     let n = files.len();
     for file in files {
         read_file(file, keep, &mut out)?;

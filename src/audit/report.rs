@@ -28,7 +28,7 @@ use super::AuditError;
 use super::alerts::Exits;
 use super::breaker::{self, Transition, secs};
 use super::checks::{Between, Check, Tally, by_source};
-use super::load::{Day, ReadStats, Row, TableFiles};
+use super::load::{Day, Days, ReadStats, Row, TableFiles};
 use super::row::{Sym, intern, same};
 use super::stops::{Stop, StopBook, Stray};
 
@@ -162,18 +162,20 @@ fn day_start(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
-/// Builds the report for `[from, to]` (defaults: the table's first and last day).
+/// Builds the report for `days` (open ends: the table's first and last day).
 ///
 /// Reads one day's partition at a time and keeps only running tallies, the
-/// breaker's transitions, the stops still open and the rows of the last
-/// [`CHART_DAYS`] days, so a year costs the memory of a day.
+/// breaker's transitions, the stops still open and, with `charts`, the rows
+/// and stops of the last [`CHART_DAYS`] days (what the HTML page draws), so a
+/// year costs the memory of a day.
 pub async fn compute(
     files: &TableFiles,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
+    days: Days,
     sources: &[String],
     exits: Option<Exits>,
+    charts: bool,
 ) -> Result<Report, AuditError> {
+    let Days { from, to } = days;
     let all_days = files.days();
     let (Some(first), Some(last)) = (all_days.first().copied(), all_days.last().copied()) else {
         return Err(AuditError::Empty(files.uri.clone()));
@@ -190,7 +192,7 @@ pub async fn compute(
         .copied()
         .filter(|d| *d >= from && *d <= to)
         .collect();
-    let mut pass = Pass::new(period.clone(), sources, exits);
+    let mut pass = Pass::new(period.clone(), sources, exits, charts);
     // The state in force when the period starts, from the last earlier day
     // that changed it.
     let (earlier, r) = breaker::last_before(files, from, sources).await?;
@@ -227,7 +229,12 @@ struct Pass {
 }
 
 impl Pass {
-    fn new(mut period: Vec<NaiveDate>, sources: &[String], exits: Option<Exits>) -> Pass {
+    fn new(
+        mut period: Vec<NaiveDate>,
+        sources: &[String],
+        exits: Option<Exits>,
+        charts: bool,
+    ) -> Pass {
         let mut accs: BTreeMap<NaiveDate, Acc> =
             period.iter().map(|d| (*d, Acc::default())).collect();
         let mut total = Acc::default();
@@ -236,9 +243,15 @@ impl Pass {
                 a.a.exits_by_rule = Some(BTreeMap::new());
             }
         }
-        let charted = period.split_off(period.len().saturating_sub(CHART_DAYS));
+        let charted = match charts {
+            true => period.split_off(period.len().saturating_sub(CHART_DAYS)),
+            false => Vec::new(),
+        };
         // Only the charted days' stops are drawn, with their paths.
-        let book = StopBook::paths_from(charted.first().map(|d| day_start(*d)));
+        let paths_from = charted
+            .first()
+            .map_or(DateTime::<Utc>::MAX_UTC, |d| day_start(*d));
+        let book = StopBook::paths_from(Some(paths_from));
         Pass {
             sources: sources.to_vec(),
             exits,

@@ -5,7 +5,8 @@ use anyhow::{Context, Result};
 
 use super::runtime;
 use super::state::{selected_sources, zones};
-use crate::audit::{alerts::Exits, html, load::TableFiles, report, text};
+use crate::audit::load::{Days, TableFiles};
+use crate::audit::{alerts::Exits, html, report, text};
 use crate::cli::ReportArgs;
 
 /// Runs the command.
@@ -21,7 +22,12 @@ pub fn run(args: &ReportArgs) -> Result<bool> {
         ),
         None => None,
     };
-    let r = rt.block_on(report::compute(&files, args.from, args.to, &sources, exits))?;
+    let days = Days {
+        from: args.from,
+        to: args.to,
+    };
+    let charts = args.html.is_some();
+    let r = rt.block_on(report::compute(&files, days, &sources, exits, charts))?;
     if args.json {
         super::out::print_json(&r)?;
     } else {

@@ -155,6 +155,11 @@ impl std::fmt::Debug for FetchedColumns {
 }
 
 impl FetchedColumns {
+    /// How many rows the file holds, as its footer says.
+    pub fn rows(&self) -> usize {
+        usize::try_from(self.meta.file_metadata().num_rows()).unwrap_or(0)
+    }
+
     /// The file's path inside the table.
     pub fn path(&self) -> &str {
         &self.path
