@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use super::row::{Row, Sym, sym_cmp};
+use super::sym::{Sym, same, sym_cmp};
 
 /// `event_type` of an entry the limits checked.
 pub const LIMIT_CHECK: &str = "portfolio_limit_check";
@@ -90,9 +90,14 @@ impl What {
     }
 }
 
-/// The audit's order of a line: per source, by time, then by place in the
-/// file (as [`super::load::sort`] orders rows).
-fn order(a: (Sym, DateTime<Utc>, Sym, i64), b: (Sym, DateTime<Utc>, Sym, i64)) -> Ordering {
+/// A line's place in the audit's order: its source, time, file and
+/// offset in the file.
+pub type Place = (Sym, DateTime<Utc>, Sym, i64);
+
+/// The audit's order of lines: per source, by time, then by place in the
+/// file (lines logged within the same millisecond keep the order they were
+/// written in). Rows ([`super::load::sort`]) and checks are sorted by it.
+pub fn order(a: Place, b: Place) -> Ordering {
     sym_cmp(a.0, b.0)
         .then(a.1.cmp(&b.1))
         .then_with(|| sym_cmp(a.2, b.2))
@@ -100,7 +105,7 @@ fn order(a: (Sym, DateTime<Utc>, Sym, i64), b: (Sym, DateTime<Utc>, Sym, i64)) -
 }
 
 impl Check {
-    fn key(&self) -> (Sym, DateTime<Utc>, Sym, i64) {
+    fn key(&self) -> Place {
         (
             self.source,
             self.timestamp,
@@ -109,10 +114,9 @@ impl Check {
         )
     }
 
-    /// Whether it comes before `r` in the audit's order.
-    fn before(&self, r: &Row) -> bool {
-        let row = (r.source, r.timestamp, r.source_file, r.source_offset);
-        order(self.key(), row) == Ordering::Less
+    /// Whether it comes before the line at `at` in the audit's order.
+    fn before(&self, at: Place) -> bool {
+        order(self.key(), at) == Ordering::Less
     }
 }
 
@@ -172,9 +176,10 @@ impl<'a> Between<'a> {
         Between { rest: checks }
     }
 
-    /// How many entries were checked from the last stretch's end up to `r`.
-    pub fn up_to(&mut self, r: &Row) -> u64 {
-        let n = self.rest.partition_point(|c| c.before(r));
+    /// How many entries were checked from the last stretch's end up to the
+    /// line at `at`.
+    pub fn up_to(&mut self, at: Place) -> u64 {
+        let n = self.rest.partition_point(|c| c.before(at));
         self.take(n)
     }
 
@@ -196,7 +201,7 @@ impl<'a> Between<'a> {
 /// A day's checks (sorted) per source, in the order of their sources.
 pub fn by_source(checks: &[Check]) -> Vec<(Sym, &[Check])> {
     checks
-        .chunk_by(|a, b| super::row::same(a.source, b.source))
+        .chunk_by(|a, b| same(a.source, b.source))
         .map(|c| (c[0].source, c))
         .collect()
 }
@@ -204,7 +209,7 @@ pub fn by_source(checks: &[Check]) -> Vec<(Sym, &[Check])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::row::intern;
+    use crate::audit::sym::intern;
 
     fn at(ms: i64) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(1_769_000_000_000 + ms).expect("time")
@@ -224,14 +229,8 @@ mod tests {
         }
     }
 
-    fn row(ms: i64, offset: i64) -> Row {
-        Row {
-            source: intern("engine"),
-            timestamp: at(ms),
-            source_file: intern("engine.log"),
-            source_offset: offset,
-            ..Row::default()
-        }
+    fn row(ms: i64, offset: i64) -> Place {
+        (intern("engine"), at(ms), intern("engine.log"), offset)
     }
 
     /// A check in the same millisecond as a row counts before it or after
@@ -254,12 +253,12 @@ mod tests {
         sort(&mut checks);
         let mut b = Between::new(&checks);
         assert_eq!(
-            b.up_to(&row(10, 100)),
+            b.up_to(row(10, 100)),
             2,
             "the one at 5 ms and at 10 ms before offset 100"
         );
-        assert_eq!(b.up_to(&row(10, 100)), 0, "taken once");
-        assert_eq!(b.up_to(&row(15, 150)), 1);
+        assert_eq!(b.up_to(row(10, 100)), 0, "taken once");
+        assert_eq!(b.up_to(row(15, 150)), 1);
         assert_eq!(b.rest(), 1);
         assert_eq!(b.rest(), 0);
     }

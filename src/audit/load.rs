@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::AuditError;
 use super::checks::{self, Check, Tally};
-use super::row::{Decoded, Sym, intern, rows_from_batch, same, sym_cmp};
+use super::row::{Decoded, Sym, intern, rows_from_batch, same};
 use crate::event::schema::{EVENT_PARTITION, name};
 use crate::sink::read::{FetchedColumns, columns_in_bytes, fetch_text_dictionaries};
 
@@ -418,12 +418,7 @@ fn in_order<S>(
 /// The audit's order: per source, by time, then by place in the file (lines
 /// logged within the same millisecond keep the order they were written in).
 pub fn sort(rows: &mut [Row]) {
-    rows.sort_by(|a, b| {
-        sym_cmp(a.source, b.source)
-            .then(a.timestamp.cmp(&b.timestamp))
-            .then_with(|| sym_cmp(a.source_file, b.source_file))
-            .then(a.source_offset.cmp(&b.source_offset))
-    });
+    rows.sort_by(|a, b| checks::order(a.place(), b.place()));
 }
 
 /// Which sources' rows a read keeps (`None`: every source's).

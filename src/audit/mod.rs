@@ -16,6 +16,7 @@ pub mod report;
 pub mod row;
 pub mod state;
 pub mod stops;
+pub mod sym;
 pub mod text;
 
 use std::path::PathBuf;

@@ -352,7 +352,7 @@ impl Pass {
         };
         for row in rows {
             if let Some(t) = Transition::from_row(row) {
-                count(state, between.up_to(row));
+                count(state, between.up_to(row.place()));
                 // A transition's state is its row's `new_state`.
                 state = row.new_state;
                 timelines.entry(source.to_string()).or_default().push(t);

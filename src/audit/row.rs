@@ -21,50 +21,13 @@ use deltalake::arrow::array::{
 use deltalake::arrow::datatypes::Int32Type;
 use std::sync::Arc;
 
-use super::checks::{Check, What};
+use super::checks::{Check, Place, What};
 use crate::event::Meta;
 use crate::event::decode::{DecodeError, checked_column, micros, schema_type};
 use crate::event::schema::name;
 use crate::sink::read::text_dictionary;
 
-/// Text from a column of few distinct values, interned for the process.
-pub type Sym = &'static str;
-
-/// The process's one copy of `s`. The interned columns hold event types,
-/// states, actions, symbols, limit types, source names and file paths: a
-/// table holds a few thousand of them however many rows it has, and the
-/// audit runs in one-shot commands (`report`, `state`, a backfill's look at
-/// the table), so what is interned is kept for the process.
-pub fn intern(s: &str) -> Sym {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-    static SEEN: OnceLock<Mutex<HashSet<Sym>>> = OnceLock::new();
-    let mut seen = SEEN
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(s) = seen.get(s) {
-        return s;
-    }
-    let s: Sym = Box::leak(s.into());
-    seen.insert(s);
-    s
-}
-
-/// Whether two interned texts are one: the same place nearly always (one
-/// copy per process), else compared as text (a `Sym` made by hand).
-pub fn same(a: Sym, b: Sym) -> bool {
-    std::ptr::eq(a, b) || a == b
-}
-
-/// Two interned texts in text order, without reading them when they are one.
-pub fn sym_cmp(a: Sym, b: Sym) -> std::cmp::Ordering {
-    if std::ptr::eq(a, b) {
-        std::cmp::Ordering::Equal
-    } else {
-        a.cmp(b)
-    }
-}
+pub use super::sym::{Sym, intern, same, sym_cmp};
 
 /// Text from a column of many distinct values: the batch's dictionary of
 /// them, shared, and the place of this one. Reads as a `str`; a clone is one
@@ -156,6 +119,16 @@ pub struct Row {
 }
 
 impl Row {
+    /// Its place in the audit's order.
+    pub fn place(&self) -> Place {
+        (
+            self.source,
+            self.timestamp,
+            self.source_file,
+            self.source_offset,
+        )
+    }
+
     /// The `metadata` object, parsed once per use (most rows' is never asked for).
     pub fn meta(&self) -> Meta {
         Meta::parse(self.metadata.as_deref())
