@@ -467,6 +467,14 @@ fn html_report_is_self_contained_with_every_chart() {
     assert!(!page.contains("chart failed"));
     // The text of the same period is in the page too.
     assert!(page.contains("5. Circuit breaker: uptime and recovery"));
+    // Keeping the charted days' rows and stops for the page changes no
+    // number: the whole sample's answers with and without it.
+    let charted = run(risktail()
+        .current_dir(&s.dir)
+        .args(["report", "--json", "--html", "all.html"]));
+    assert!(charted.status.success(), "{}", stderr(&charted));
+    let with: Value = serde_json::from_slice(&charted.stdout).expect("JSON");
+    assert_eq!(with, json(&s.dir, &["report"]), "with --html and without");
 }
 
 /// A table that does not exist yet is named, with what to do.

@@ -198,11 +198,16 @@ impl<'a> Between<'a> {
     }
 }
 
-/// A day's checks (sorted) per source, in the order of their sources.
-pub fn by_source(checks: &[Check]) -> Vec<(Sym, &[Check])> {
-    checks
-        .chunk_by(|a, b| same(a.source, b.source))
-        .map(|c| (c[0].source, c))
+/// The part of `source` in what [`by_source`] gave (none: empty).
+pub fn of_source<'a, T>(all: &[(Sym, &'a [T])], source: Sym) -> &'a [T] {
+    all.iter().find(|x| same(x.0, source)).map_or(&[], |x| x.1)
+}
+
+/// A day's rows, lines or checks (sorted: by source first) per source,
+/// in the order of their sources.
+pub fn by_source<T>(all: &[T], source: impl Fn(&T) -> Sym) -> Vec<(Sym, &[T])> {
+    all.chunk_by(|a, b| same(source(a), source(b)))
+        .map(|c| (source(&c[0]), c))
         .collect()
 }
 

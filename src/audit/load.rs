@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::AuditError;
 use super::checks::{self, Check, Tally};
-use super::row::{Decoded, Sym, intern, rows_from_batch, same};
+use super::row::{Decoded, StopLine, Sym, intern, rows_from_batch, same};
 use crate::event::schema::{EVENT_PARTITION, name};
 use crate::sink::read::{FetchedColumns, columns_in_bytes, fetch_text_dictionaries};
 
@@ -305,11 +305,13 @@ type Results = std::sync::mpsc::Receiver<(usize, std::thread::Result<DayRead>)>;
 /// A day as the report's pass takes it.
 #[derive(Debug, Default)]
 pub struct Day {
-    /// Its rows but its limit checks and health warnings (with them on a
-    /// charted day, for the charts), sorted.
+    /// Its rows but its limit checks, health warnings and stop lines (with
+    /// them on a charted day, for the charts), sorted.
     pub rows: Vec<Row>,
     /// Its limit checks and health warnings, sorted.
     pub checks: Vec<Check>,
+    /// Its trailing stops' lines, sorted.
+    pub stops: Vec<StopLine>,
     /// What those add to the report whatever the breaker's state.
     pub tally: Tally,
     /// Events read: each row and check once.
@@ -329,25 +331,32 @@ fn decode_day(mut files: Fetched, keep: Keep<'_>, as_rows: bool) -> DayRead {
     files.sort_by_cached_key(|f| f.min_i64(name::TIMESTAMP));
     let mut out = Decoded::split(as_rows);
     // Room for the day at once: grown batch by batch, a day's rows were
-    // copied as the vector doubled, into fresh memory each time.
-    out.rows
-        .reserve(files.iter().map(FetchedColumns::rows).sum());
+    // copied as the vector doubled, into fresh memory each time. Most of a
+    // day is stop lines; on a charted day every line is a row too.
+    let rows = files.iter().map(FetchedColumns::rows).sum();
+    out.stops.reserve(rows);
+    if as_rows {
+        out.rows.reserve(rows);
+    }
     let n = files.len();
     for file in files {
         read_file(file, keep, &mut out)?;
     }
     let (mut rows, mut checks) = (out.rows, out.checks.unwrap_or_default());
+    let mut stops = out.stops;
     sort(&mut rows);
     checks::sort(&mut checks);
+    stops.sort_by(|a, b| checks::order(a.place(), b.place()));
     let events = if as_rows {
         rows.len()
     } else {
-        rows.len() + checks.len()
+        rows.len() + checks.len() + stops.len()
     };
     let tally = Tally::of(&checks);
     let day = Day {
         rows,
         checks,
+        stops,
         tally,
         events,
     };

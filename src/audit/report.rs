@@ -22,14 +22,15 @@
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use rustc_hash::FxBuildHasher;
 use serde::Serialize;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use super::AuditError;
 use super::alerts::Exits;
 use super::breaker::{self, Transition, secs};
-use super::checks::{Between, Check, Tally, by_source};
+use super::checks::{Between, Check, Tally, by_source, of_source, order};
 use super::load::{Day, Days, ReadStats, Row, TableFiles};
-use super::row::{Sym, intern, same};
+use super::row::{StopLine, Sym, intern, same, sym_cmp};
 use super::stops::{Stop, StopBook, Stray};
 
 /// Per activation/trailing setting.
@@ -225,7 +226,7 @@ struct Pass {
     last_seen: BTreeMap<String, DateTime<Utc>>,
     read: ReadStats,
     /// Takes the rows the pass is done with, to free them.
-    dropper: Option<std::sync::mpsc::SyncSender<Vec<Row>>>,
+    dropper: Option<std::sync::mpsc::SyncSender<(Vec<Row>, Vec<StopLine>)>>,
 }
 
 impl Pass {
@@ -275,12 +276,13 @@ impl Pass {
         self.read.rows += r.rows;
     }
 
-    /// One day's rows and checks (of the sources asked for), in the audit's
-    /// order.
+    /// One day's rows, stop lines and checks (of the sources asked for),
+    /// in the audit's order.
     fn day(&mut self, day: NaiveDate, d: Day) {
         let Day {
             rows,
             checks,
+            stops,
             tally,
             events,
         } = d;
@@ -288,16 +290,40 @@ impl Pass {
         for a in self.accs.get_mut(&day).into_iter().chain([&mut self.total]) {
             a.tally(&tally);
         }
-        let mut unpassed = by_source(&checks);
-        for r in rows.chunk_by(|a, b| same(a.source, b.source)) {
-            let i = unpassed.iter().position(|(s, _)| same(s, r[0].source));
-            let mine = i.map_or(&[][..], |i| unpassed.swap_remove(i).1);
-            self.source_day(day, r, mine);
+        let rows_of = by_source(&rows, |r| r.source);
+        let stops_of = by_source(&stops, |l| l.source);
+        let mut checks_of = by_source(&checks, |c| c.source);
+        // Sources in the order the rows' sort gives them: the stops they end
+        // are credited in that order.
+        let mut sources: Vec<Sym> = (rows_of.iter().map(|x| x.0))
+            .chain(stops_of.iter().map(|x| x.0))
+            .collect();
+        sources.sort_by(|a, b| sym_cmp(a, b));
+        sources.dedup_by(|a, b| same(a, b));
+        for source in sources {
+            let mine = (checks_of.iter().position(|x| same(x.0, source)))
+                .map_or(&[][..], |i| checks_of.swap_remove(i).1);
+            let (r, l) = (of_source(&rows_of, source), of_source(&stops_of, source));
+            self.source_day(day, r, l, mine);
         }
-        // Sources with checks and no other row that day.
-        for (_, mine) in unpassed {
-            self.source_day(day, &[], mine);
+        // Sources with checks and nothing else that day.
+        for (_, mine) in checks_of {
+            self.source_day(day, &[], &[], mine);
         }
+        self.take_ended();
+        if self.charted.contains(&day) {
+            self.chart_rows.extend(rows);
+        } else if let Some(dropper) = &self.dropper {
+            // Freeing a day's rows was a tenth of the pass: another thread
+            // does it. (Not the stops: freed there, the memory this thread
+            // allocates them from cost it more than it saved, 0.94x the CPU
+            // freed here.)
+            let _ = dropper.send((rows, stops));
+        }
+    }
+
+    /// Credits the stops that ended and the stop lines tied to none.
+    fn take_ended(&mut self) {
         for s in self.book.take_done() {
             self.credit(s);
         }
@@ -307,20 +333,11 @@ impl Pass {
                 self.total.stray(&s);
             }
         }
-        if self.charted.contains(&day) {
-            self.chart_rows.extend(rows);
-        } else if let Some(dropper) = &self.dropper {
-            // Freeing a day's rows was a tenth of the pass: another thread
-            // does it. (Not the stops: freed there, the memory this thread
-            // allocates them from cost it more than it saved, 0.94x the CPU
-            // freed here.)
-            let _ = dropper.send(rows);
-        }
     }
 
-    /// One source's rows and checks of a day (either may be empty, not
-    /// both), each sorted.
-    fn source_day(&mut self, day: NaiveDate, rows: &[Row], checks: &[Check]) {
+    /// One source's rows, stop lines and checks of a day (any may be empty,
+    /// not all), each sorted.
+    fn source_day(&mut self, day: NaiveDate, rows: &[Row], lines: &[StopLine], checks: &[Check]) {
         let Pass {
             accs,
             total,
@@ -329,18 +346,22 @@ impl Pass {
             last_seen,
             ..
         } = self;
-        let Some(source) = rows
-            .first()
-            .map(|r| r.source)
-            .or(checks.first().map(|c| c.source))
+        let places = [
+            rows.first().map(Row::place),
+            lines.first().map(StopLine::place),
+        ];
+        let Some(source) = (places.into_iter().flatten().map(|p| p.0))
+            .chain(checks.first().map(|c| c.source))
+            .next()
         else {
             return;
         };
         let mut acc = accs.get_mut(&day);
-        // Rows are in the audit's order: so the breaker's state at a row is
-        // the last transition of its source seen so far (what
+        // Everything is in the audit's order: so the breaker's state at a
+        // row is the last transition of its source seen so far (what
         // `breaker::state_at` would find), kept as the rows go; the checks
-        // before each transition are counted under the state before it.
+        // before each transition are counted under the state before it, and
+        // the stop lines before a row are taken before it.
         let mut state = (timelines.get(source))
             .and_then(|t| t.last())
             .map(|t| intern(&t.to));
@@ -350,18 +371,27 @@ impl Pass {
                 a.checked_in(state, n);
             }
         };
+        let mut left = lines;
         for row in rows {
+            let n = left.partition_point(|l| order(l.place(), row.place()) == Ordering::Less);
+            left[..n].iter().for_each(|l| book.feed_line(l));
+            left = &left[n..];
             if let Some(t) = Transition::from_row(row) {
                 count(state, between.up_to(row.place()));
                 // A transition's state is its row's `new_state`.
                 state = row.new_state;
                 timelines.entry(source.to_string()).or_default().push(t);
             }
-            book.feed(row);
+            // A stop's row (on a charted day) was taken as its line.
+            if row.component != "trailing_stop" {
+                book.feed(row);
+            }
         }
+        left.iter().for_each(|l| book.feed_line(l));
         count(state, between.rest());
         let at = [
             rows.last().map(|r| r.timestamp),
+            lines.last().map(|l| l.timestamp),
             checks.last().map(|c| c.timestamp),
         ];
         if let Some(at) = at.into_iter().flatten().max() {
@@ -720,6 +750,47 @@ fn breaker_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stop lines and breaker rows are taken in the audit's order: an
+    /// engine restart between a stop's add line and its trigger line ends
+    /// the stop there, and the trigger belongs to a stop of its own.
+    #[test]
+    fn a_restart_between_stop_lines_ends_the_stop() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).expect("a day");
+        let at = |s: i64| day_start(day) + TimeDelta::seconds(s);
+        let line = |s: i64, action: Sym| StopLine {
+            source: "e",
+            timestamp: at(s),
+            source_file: "f",
+            source_offset: s,
+            action: Some(action),
+            execution_id: Some("a".into()),
+            symbol: Some("SPY"),
+            entry_premium: Some(2.0),
+            ..StopLine::default()
+        };
+        let restart = Row {
+            event_type: "circuit_breaker_init",
+            component: "circuit_breaker",
+            timestamp: at(5),
+            new_state: Some("CLOSED"),
+            source: "e",
+            source_file: "f",
+            source_offset: 5,
+            ..Row::default()
+        };
+        let mut pass = Pass::new(vec![day], &["e".into()], None, false);
+        let d = Day {
+            rows: vec![restart],
+            stops: vec![line(1, "ADD"), line(10, "TRIGGER")],
+            events: 3,
+            ..Day::default()
+        };
+        pass.day(day, d);
+        let t = pass.finish(day, day, true, None).total;
+        let got = (t.stops_added, t.stops_triggered, t.stops_other_exit);
+        assert_eq!(got, (1, 1, 1), "ended by the restart, then a trigger");
+    }
 
     #[test]
     fn median_and_mean() {

@@ -118,6 +118,68 @@ pub struct Row {
     pub source_offset: i64,
 }
 
+/// A trailing stop's line as the book of stops reads it: the dozen of a
+/// row's fields it needs. The report's pass takes a year's 3.5 million stop
+/// lines as these (184 bytes) rather than as rows (320), built, moved,
+/// sorted and freed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StopLine {
+    /// Source name from the config.
+    pub source: Sym,
+    /// When the engine logged the line, UTC.
+    pub timestamp: DateTime<Utc>,
+    /// Path the line was read from.
+    pub source_file: Sym,
+    /// Byte offset of the line in the file.
+    pub source_offset: i64,
+    /// `ADD`, `ACTIVATE`, `UPDATE`, `TRIGGER`.
+    pub action: Option<Sym>,
+    /// The execution the line is about.
+    pub execution_id: Option<Shared>,
+    /// The instrument.
+    pub symbol: Option<Sym>,
+    /// The fields the line has no column for.
+    pub metadata: Option<Shared>,
+    /// Premium at entry.
+    pub entry_premium: Option<f64>,
+    /// Premium when triggered.
+    pub current_premium: Option<f64>,
+    /// Peak premium.
+    pub highest_premium: Option<f64>,
+    /// Stop level.
+    pub stop_premium: Option<f64>,
+}
+
+impl StopLine {
+    /// The stop line a row is.
+    pub fn of(r: &Row) -> StopLine {
+        StopLine {
+            source: r.source,
+            timestamp: r.timestamp,
+            source_file: r.source_file,
+            source_offset: r.source_offset,
+            action: r.action,
+            execution_id: r.execution_id.clone(),
+            symbol: r.symbol,
+            metadata: r.metadata.clone(),
+            entry_premium: r.entry_premium,
+            current_premium: r.current_premium,
+            highest_premium: r.highest_premium,
+            stop_premium: r.stop_premium,
+        }
+    }
+
+    /// Its place in the audit's order.
+    pub fn place(&self) -> Place {
+        (
+            self.source,
+            self.timestamp,
+            self.source_file,
+            self.source_offset,
+        )
+    }
+}
+
 impl Row {
     /// Its place in the audit's order.
     pub fn place(&self) -> Place {
@@ -264,7 +326,10 @@ pub struct Decoded {
     /// Limit checks and health warnings, when they are split out
     /// ([`Decoded::split`]); else they are rows like the others.
     pub checks: Option<Vec<Check>>,
-    /// Whether split-out checks are rows too (for a charted day).
+    /// Trailing stops' lines, when split out with the checks.
+    pub stops: Vec<StopLine>,
+    /// Whether split-out checks and stop lines are rows too (for a
+    /// charted day).
     checks_as_rows: bool,
 }
 
@@ -274,12 +339,13 @@ impl Decoded {
         Decoded::default()
     }
 
-    /// Limit checks and health warnings as [`Check`]s, and also as rows
-    /// when `as_rows`.
+    /// Limit checks and health warnings as [`Check`]s and trailing stops'
+    /// lines as [`StopLine`]s, and also as rows when `as_rows`.
     pub fn split(as_rows: bool) -> Decoded {
         Decoded {
             rows: Vec::new(),
             checks: Some(Vec::new()),
+            stops: Vec::new(),
             checks_as_rows: as_rows,
         }
     }
@@ -341,6 +407,29 @@ impl<'a> Typed<'a> {
 }
 
 const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The stop line at `i` of a batch.
+fn stop_line(
+    t: &mut Texts<'_>,
+    n: &mut Typed<'_>,
+    i: usize,
+    source: Sym,
+) -> Result<StopLine, DecodeError> {
+    Ok(StopLine {
+        source,
+        timestamp: n.time(i)?,
+        source_file: text(&mut t.file, i).unwrap_or_default(),
+        source_offset: n.offset(i),
+        action: text(&mut t.action, i),
+        execution_id: text(&mut t.exec, i),
+        symbol: text(&mut t.symbol, i),
+        metadata: text(&mut t.meta, i),
+        entry_premium: n.float(0, i),
+        current_premium: n.float(1, i),
+        highest_premium: n.float(2, i),
+        stop_premium: n.float(3, i),
+    })
+}
 
 /// A time from microseconds since the epoch, its date worked out once per
 /// day instead of for every row (the calendar's arithmetic was 2 % of a
@@ -409,9 +498,16 @@ pub fn rows_from_batch(
                 continue;
             }
         }
+        let component = text(&mut t.comp, i).unwrap_or_default();
+        if out.checks.is_some() && component == "trailing_stop" {
+            out.stops.push(stop_line(&mut t, &mut n, i, source)?);
+            if !out.checks_as_rows {
+                continue;
+            }
+        }
         out.rows.push(Row {
             event_type,
-            component: text(&mut t.comp, i).unwrap_or_default(),
+            component,
             timestamp: n.time(i)?,
             execution_id: text(&mut t.exec, i),
             old_state: text(&mut t.old, i),

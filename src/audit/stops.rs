@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::load::Row;
-use super::row::Sym;
+use super::row::{StopLine, Sym};
 use crate::event::meta::numbers;
 
 /// One point of a stop's path.
@@ -110,7 +110,7 @@ impl Seen {
 impl Stop {
     /// A stop first seen in `r` (its add line, or a later one when the add is
     /// not in the data read).
-    fn starting_at(r: &Row) -> Stop {
+    fn starting_at(r: &StopLine) -> Stop {
         Stop {
             source: r.source,
             execution_id: r.execution_id.as_deref().map(Arc::from),
@@ -372,7 +372,7 @@ impl StopBook {
     /// The open stop of `r`'s source a line without an execution id is
     /// about: the only candidate with its symbol (if it names one), else the
     /// only one whose values the line repeats.
-    fn by_values(&self, r: &Row, action: &str) -> Option<u64> {
+    fn by_values(&self, r: &StopLine, action: &str) -> Option<u64> {
         let candidates: Vec<u64> = self
             .open
             .iter()
@@ -438,22 +438,33 @@ impl StopBook {
 
     /// Applies one row.
     pub fn feed(&mut self, r: &Row) {
-        if r.event_type == "circuit_breaker_init" {
-            // The engine keeps its stops in memory: a restart ends them all.
-            let ending: Vec<u64> = self
-                .open
-                .iter()
-                .filter(|(_, s)| *s.source == *r.source)
-                .map(|(i, _)| i)
-                .collect();
-            for seq in ending {
-                self.end(seq, End::Restart, r.timestamp);
-            }
+        if self.restart(r) || r.component != "trailing_stop" {
             return;
         }
-        if r.component != "trailing_stop" {
-            return;
+        self.feed_line(&StopLine::of(r));
+    }
+
+    /// Ends every open stop of `r`'s source if `r` is an engine restart
+    /// (`circuit_breaker_init`): the engine keeps its stops in memory.
+    /// Whether it was one.
+    pub fn restart(&mut self, r: &Row) -> bool {
+        if r.event_type != "circuit_breaker_init" {
+            return false;
         }
+        let ending: Vec<u64> = self
+            .open
+            .iter()
+            .filter(|(_, s)| *s.source == *r.source)
+            .map(|(i, _)| i)
+            .collect();
+        for seq in ending {
+            self.end(seq, End::Restart, r.timestamp);
+        }
+        true
+    }
+
+    /// Applies one trailing stop's line.
+    pub fn feed_line(&mut self, r: &StopLine) {
         let action = r.action.unwrap_or_default();
         let point = Point {
             at: r.timestamp,
@@ -572,7 +583,8 @@ mod tests {
     /// Open stops keep their numbers and their order whichever ends first.
     #[test]
     fn open_stops_keep_numbers_and_order() {
-        let stop = |sym: &str| Stop::starting_at(&stop_row(0, "ADD", None, Some(sym)));
+        let stop =
+            |sym: &str| Stop::starting_at(&StopLine::of(&stop_row(0, "ADD", None, Some(sym))));
         let mut open = OpenStops::default();
         let seqs: Vec<u64> = ["A", "B", "C", "D"].map(|s| open.push(stop(s))).into();
         assert_eq!(seqs, [0, 1, 2, 3]);
