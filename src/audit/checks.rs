@@ -105,7 +105,8 @@ pub fn order(a: Place, b: Place) -> Ordering {
 }
 
 impl Check {
-    fn key(&self) -> Place {
+    /// Its place in the audit's order.
+    pub fn place(&self) -> Place {
         (
             self.source,
             self.timestamp,
@@ -113,16 +114,18 @@ impl Check {
             self.source_offset,
         )
     }
-
-    /// Whether it comes before the line at `at` in the audit's order.
-    fn before(&self, at: Place) -> bool {
-        order(self.key(), at) == Ordering::Less
-    }
 }
 
-/// Sorts checks in the audit's order.
-pub fn sort(checks: &mut [Check]) {
-    checks.sort_by(|a, b| order(a.key(), b.key()));
+/// How many of `sorted` (in the audit's order, each placed by `place`) come
+/// before the line at `at`.
+pub fn before<T>(sorted: &[T], at: Place, place: impl Fn(&T) -> Place) -> usize {
+    sorted.partition_point(|x| order(place(x), at) == Ordering::Less)
+}
+
+/// Sorts rows, stop lines or checks (each placed by `place`) in the
+/// audit's order.
+pub fn sort<T>(all: &mut [T], place: impl Fn(&T) -> Place) {
+    all.sort_by(|a, b| order(place(a), place(b)));
 }
 
 /// What a day's checks add to the report, whatever the breaker's state.
@@ -179,7 +182,7 @@ impl<'a> Between<'a> {
     /// How many entries were checked from the last stretch's end up to the
     /// line at `at`.
     pub fn up_to(&mut self, at: Place) -> u64 {
-        let n = self.rest.partition_point(|c| c.before(at));
+        let n = before(self.rest, at, Check::place);
         self.take(n)
     }
 
@@ -255,7 +258,7 @@ mod tests {
                 ..check(7, 70, None)
             },
         );
-        sort(&mut checks);
+        sort(&mut checks, Check::place);
         let mut b = Between::new(&checks);
         assert_eq!(
             b.up_to(row(10, 100)),

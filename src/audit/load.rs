@@ -200,7 +200,8 @@ impl TableFiles {
 
     /// Reads each of `days` as [`TableFiles::read`] does, keeping the rows
     /// of `sources`, and hands it to `each` as a [`Day`] (its limit checks
-    /// split out, and kept as rows too on the `charted` days), in the order
+    /// and stop lines split out, and kept as rows too on the `charted`
+    /// days), in the order
     /// given, on a thread of its own; returns `state` as the last day left it.
     ///
     /// Three stages run at once (a year's report decodes 5 million rows, and
@@ -295,7 +296,7 @@ const WHOLE_REMOTE_BYTES: u64 = 8 << 20;
 type Fetched = Vec<FetchedColumns>;
 
 /// Where the days to decode go, with their place in the order and whether
-/// their checks are rows too.
+/// their checks and stop lines are rows too.
 type Jobs = std::sync::mpsc::Sender<(usize, Fetched, bool)>;
 
 /// Where the decoded days come from, with their place in the order (a
@@ -314,7 +315,7 @@ pub struct Day {
     pub stops: Vec<StopLine>,
     /// What those add to the report whatever the breaker's state.
     pub tally: Tally,
-    /// Events read: each row and check once.
+    /// Events read: each row, check and stop line once.
     pub events: usize,
 }
 
@@ -322,7 +323,8 @@ pub struct Day {
 type DayRead = Result<(Day, usize), AuditError>;
 
 /// A day's fetched files decoded, its rows of the sources `keep` asks for,
-/// sorted, its checks split out and tallied (and kept as rows `as_rows`).
+/// sorted, its checks and stop lines split out, the checks tallied (and
+/// all kept as rows `as_rows`).
 fn decode_day(mut files: Fetched, keep: Keep<'_>, as_rows: bool) -> DayRead {
     // A file's rows are in the order they were logged, and a day's files
     // nearly always follow one another: decoded earliest first, they come
@@ -330,23 +332,19 @@ fn decode_day(mut files: Fetched, keep: Keep<'_>, as_rows: bool) -> DayRead {
     // instead of merging runs of 300-byte rows.
     files.sort_by_cached_key(|f| f.min_i64(name::TIMESTAMP));
     let mut out = Decoded::split(as_rows);
-    // Room for the day at once: grown batch by batch, a day's rows were
-    // copied as the vector doubled, into fresh memory each time. Most of a
-    // day is stop lines; on a charted day every line is a row too.
-    let rows = files.iter().map(FetchedColumns::rows).sum();
-    out.stops.reserve(rows);
-    if as_rows {
-        out.rows.reserve(rows);
-    }
     let n = files.len();
     for file in files {
         read_file(file, keep, &mut out)?;
     }
-    let (mut rows, mut checks) = (out.rows, out.checks.unwrap_or_default());
-    let mut stops = out.stops;
+    let Decoded {
+        mut rows,
+        mut checks,
+        mut stops,
+        ..
+    } = out;
     sort(&mut rows);
-    checks::sort(&mut checks);
-    stops.sort_by(|a, b| checks::order(a.place(), b.place()));
+    checks::sort(&mut checks, Check::place);
+    checks::sort(&mut stops, StopLine::place);
     let events = if as_rows {
         rows.len()
     } else {
@@ -427,7 +425,7 @@ fn in_order<S>(
 /// The audit's order: per source, by time, then by place in the file (lines
 /// logged within the same millisecond keep the order they were written in).
 pub fn sort(rows: &mut [Row]) {
-    rows.sort_by(|a, b| checks::order(a.place(), b.place()));
+    checks::sort(rows, Row::place);
 }
 
 /// Which sources' rows a read keeps (`None`: every source's).
@@ -448,6 +446,9 @@ fn read_file(file: FetchedColumns, keep: Keep<'_>, out: &mut Decoded) -> Result<
     let path = file.path().to_owned();
     let kept: Option<Vec<Sym>> = keep.map(|k| k.iter().map(|s| intern(s)).collect());
     let keep = |source: Sym| (kept.as_ref()).is_none_or(|k| k.iter().any(|s| same(s, source)));
+    // Room for the file at once: grown batch by batch, a day's rows were
+    // copied as the vector doubled, into fresh memory each time.
+    out.reserve(file.rows());
     let batches = file.decode().map_err(|e| AuditError::File {
         path: path.clone().into(),
         message: cause(&e),

@@ -22,13 +22,12 @@
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use rustc_hash::FxBuildHasher;
 use serde::Serialize;
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use super::AuditError;
 use super::alerts::Exits;
 use super::breaker::{self, Transition, secs};
-use super::checks::{Between, Check, Tally, by_source, of_source, order};
+use super::checks::{Between, Check, Tally, before, by_source, of_source};
 use super::load::{Day, Days, ReadStats, Row, TableFiles};
 use super::row::{StopLine, Sym, intern, same, sym_cmp};
 use super::stops::{Stop, StopBook, Stray};
@@ -252,7 +251,7 @@ impl Pass {
         let paths_from = charted
             .first()
             .map_or(DateTime::<Utc>::MAX_UTC, |d| day_start(*d));
-        let book = StopBook::paths_from(Some(paths_from));
+        let book = StopBook::paths_from(paths_from);
         Pass {
             sources: sources.to_vec(),
             exits,
@@ -373,7 +372,7 @@ impl Pass {
         };
         let mut left = lines;
         for row in rows {
-            let n = left.partition_point(|l| order(l.place(), row.place()) == Ordering::Less);
+            let n = before(left, row.place(), StopLine::place);
             left[..n].iter().for_each(|l| book.feed_line(l));
             left = &left[n..];
             if let Some(t) = Transition::from_row(row) {

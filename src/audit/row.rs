@@ -325,12 +325,14 @@ pub struct Decoded {
     pub rows: Vec<Row>,
     /// Limit checks and health warnings, when they are split out
     /// ([`Decoded::split`]); else they are rows like the others.
-    pub checks: Option<Vec<Check>>,
+    pub checks: Vec<Check>,
     /// Trailing stops' lines, when split out with the checks.
     pub stops: Vec<StopLine>,
+    /// Whether checks and stop lines are split out.
+    split: bool,
     /// Whether split-out checks and stop lines are rows too (for a
     /// charted day).
-    checks_as_rows: bool,
+    as_rows: bool,
 }
 
 impl Decoded {
@@ -343,10 +345,20 @@ impl Decoded {
     /// lines as [`StopLine`]s, and also as rows when `as_rows`.
     pub fn split(as_rows: bool) -> Decoded {
         Decoded {
-            rows: Vec::new(),
-            checks: Some(Vec::new()),
-            stops: Vec::new(),
-            checks_as_rows: as_rows,
+            split: true,
+            as_rows,
+            ..Decoded::default()
+        }
+    }
+
+    /// Room for `n` more rows where they will go: split, most of a day is
+    /// stop lines, and rows hold only the few others unless they hold all.
+    pub fn reserve(&mut self, n: usize) {
+        if self.split {
+            self.stops.reserve(n);
+        }
+        if !self.split || self.as_rows {
+            self.rows.reserve(n);
         }
     }
 }
@@ -471,14 +483,13 @@ pub fn rows_from_batch(
     let c = Columns(batch);
     let mut t = Texts::of(&c)?;
     let mut n = Typed::of(&c)?;
-    out.rows.reserve(batch.num_rows());
     for i in 0..batch.num_rows() {
         let source = text(&mut t.source, i).unwrap_or_default();
         if !keep(source) {
             continue;
         }
         let event_type = text(&mut t.ty, i).unwrap_or_default();
-        if let Some(checks) = out.checks.as_mut()
+        if out.split
             && let Some(what) = What::of(
                 event_type,
                 text(&mut t.limit, i),
@@ -487,21 +498,21 @@ pub fn rows_from_batch(
                 n.float(5, i),
             )
         {
-            checks.push(Check {
+            out.checks.push(Check {
                 source,
                 timestamp: n.time(i)?,
                 source_file: text(&mut t.file, i).unwrap_or_default(),
                 source_offset: n.offset(i),
                 what,
             });
-            if !out.checks_as_rows {
+            if !out.as_rows {
                 continue;
             }
         }
         let component = text(&mut t.comp, i).unwrap_or_default();
-        if out.checks.is_some() && component == "trailing_stop" {
+        if out.split && component == "trailing_stop" {
             out.stops.push(stop_line(&mut t, &mut n, i, source)?);
-            if !out.checks_as_rows {
+            if !out.as_rows {
                 continue;
             }
         }

@@ -147,7 +147,9 @@ impl Stop {
         self.added_at <= t && self.ended.is_none_or(|(_, e)| e > t)
     }
 
-    /// Its values as of `t`: (activated, peak, stop, last event time).
+    /// Its values as of `t`: (activated, peak, stop, last event time),
+    /// read off its path (a stop the book kept no path of looks as added;
+    /// [`Stop::seen`] has what its events said).
     pub fn as_of(&self, t: DateTime<Utc>) -> (bool, Option<f64>, Option<f64>, DateTime<Utc>) {
         let mut out = (false, None, None, self.added_at);
         for p in self.path.iter().take_while(|p| p.at <= t) {
@@ -166,7 +168,8 @@ impl Stop {
         self.seen.activated
     }
 
-    /// The trigger point, if triggered.
+    /// The trigger point, if triggered, from its path (none for a stop the
+    /// book kept no path of: [`Seen::trigger`] says whether it triggered).
     pub fn trigger(&self) -> Option<&Point> {
         self.path.iter().find(|p| p.action == "TRIGGER")
     }
@@ -324,16 +327,21 @@ impl OpenStops {
     }
 }
 
+/// Whether a book keeping paths from `from` keeps `s`'s.
+fn keeps_path(from: Option<DateTime<Utc>>, s: &Stop) -> bool {
+    from.is_none_or(|t| s.added_at >= t)
+}
+
 fn same(a: Option<f64>, b: Option<f64>) -> bool {
     matches!((a, b), (Some(x), Some(y)) if (x - y).abs() <= 1e-9 * x.abs().max(1.0))
 }
 
 impl StopBook {
     /// A book whose stops added before `t` keep only what their events
-    /// said ([`Seen`]), not their path (`None`: all keep their paths).
-    pub fn paths_from(t: Option<DateTime<Utc>>) -> StopBook {
+    /// said ([`Seen`]), not their path (a default book keeps every path).
+    pub fn paths_from(t: DateTime<Utc>) -> StopBook {
         StopBook {
-            paths_from: t,
+            paths_from: Some(t),
             ..StopBook::default()
         }
     }
@@ -432,10 +440,6 @@ impl StopBook {
         setting
     }
 
-    fn keeps_path(&self, s: &Stop) -> bool {
-        self.paths_from.is_none_or(|t| s.added_at >= t)
-    }
-
     /// Applies one row.
     pub fn feed(&mut self, r: &Row) {
         if self.restart(r) || r.component != "trailing_stop" {
@@ -476,7 +480,7 @@ impl StopBook {
         if action == "ADD" {
             let mut s = Stop::starting_at(r);
             [s.activation_pct, s.trailing_pct] = self.setting_of(r.metadata.as_deref());
-            s.take(point, self.keeps_path(&s));
+            s.take(point, keeps_path(self.paths_from, &s));
             self.open(s);
             return;
         }
@@ -512,7 +516,7 @@ impl StopBook {
         if s.symbol.is_none() {
             s.symbol = r.symbol;
         }
-        s.take(point, keep_from.is_none_or(|t| s.added_at >= t));
+        s.take(point, keeps_path(keep_from, s));
         if action == "TRIGGER" {
             self.end(idx, End::Triggered, r.timestamp);
         }
@@ -659,7 +663,7 @@ mod tests {
             (all, book.unattributed)
         };
         let (with, with_u) = feed(StopBook::default());
-        let (without, without_u) = feed(StopBook::paths_from(Some(at(100))));
+        let (without, without_u) = feed(StopBook::paths_from(at(100)));
         assert_eq!(with_u, without_u);
         assert_eq!(with.len(), 3);
         for (w, o) in with.iter().zip(&without) {
