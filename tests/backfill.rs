@@ -804,3 +804,65 @@ fn the_log_retention_a_team_sets_is_kept() {
         );
     }
 }
+
+/// A backfill that leaves the table ten or more versions past its newest
+/// checkpoint writes one at its end, so its readers open one file instead of
+/// replaying its commits; one that adds a version or two writes none. The
+/// rows `deltalake` reads through that checkpoint are the generator's.
+#[test]
+fn a_backfill_of_many_commits_leaves_a_checkpoint_at_its_end() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let written = sample(dir, &["--max-bytes", "0", "--no-gzip"]);
+    let total: u64 = written
+        .iter()
+        .filter(|(k, _)| *k != "quarantine")
+        .map(|(_, n)| n)
+        .sum();
+    write_config(dir, 25, "");
+    let first = backfill(dir);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let log = dir.join("lake/risk_events/_delta_log");
+    let newest = |suffix: &str| -> Option<u64> {
+        std::fs::read_dir(&log)
+            .expect("log")
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(suffix)?.parse().ok()
+            })
+            .max()
+    };
+    let version = newest(".json").expect("commits");
+    assert!(
+        (10..49).contains(&version),
+        "a sample of {total} events in commits of 25 rows makes dozens of versions, none on the interval: {version}"
+    );
+    assert_eq!(
+        newest(".checkpoint.parquet"),
+        Some(version),
+        "the backfill's end is checkpointed"
+    );
+    let out = run_python(
+        &[
+            "-c",
+            "import deltalake\nt = deltalake.DeltaTable('lake/risk_events')\nprint(t.version(), t.to_pyarrow_table().num_rows)",
+        ],
+        dir,
+    );
+    assert_eq!(stdout(&out).trim(), format!("{version} {total}"));
+
+    // A line more: a commit or two, no checkpoint.
+    let mut live = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("logs/engine.log"))
+        .expect("open");
+    std::io::Write::write_all(
+        &mut live,
+        b"2027-12-31 10:00:00,000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count 1 would exceed limit 10\n",
+    )
+    .expect("append");
+    let second = backfill(dir);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(newest(".json") > Some(version), "{}", stdout(&second));
+    assert_eq!(newest(".checkpoint.parquet"), Some(version));
+}

@@ -361,10 +361,10 @@ fn fused_and_malformed_lines_keep_every_record() {
 /// `backfill` and `status` read every file's offsets in one pass over the
 /// log (`sink::txn_index`): across a checkpoint (60 files, a commit each,
 /// half of them before a checkpoint the `deltalake` package wrote) a second
-/// backfill adds no row twice and writes the checkpoint its commits made
-/// due; after a commit past that one, status's committed offsets are what
-/// that package's own `transaction_version` says of each file, a file with
-/// bytes behind included.
+/// backfill adds no row twice and writes a checkpoint at its end; after a
+/// commit past that one, status's committed offsets are what that package's
+/// own `transaction_version` says of each file, a file with bytes behind
+/// included.
 #[test]
 fn offsets_across_a_checkpoint_are_what_deltalake_says() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -416,12 +416,13 @@ fn offsets_across_a_checkpoint_are_what_deltalake_says() {
             })
             .collect()
     };
-    // 30 commits past deltalake's checkpoint cross the interval (50): the
-    // backfill wrote the checkpoint due, as a daemon's upkeep would.
-    let ours = versions(".checkpoint.parquet").into_iter().max();
+    // 30 commits past deltalake's checkpoint: the backfill wrote one at its
+    // newest version (the interval's, 49, was due on the way).
+    let ours = versions(".checkpoint.parquet");
+    let newest = versions(".json").into_iter().max();
     assert!(
-        ours.is_some_and(|c| c >= theirs + 30),
-        "no checkpoint of the backfill's own after {theirs}: {ours:?}"
+        newest.is_some_and(|v| v >= theirs + 30) && ours.iter().max() == newest.as_ref(),
+        "the backfill's end ({newest:?}) is not checkpointed after {theirs}: {ours:?}"
     );
     // The live file grows: a commit after that checkpoint, then a line
     // not committed.

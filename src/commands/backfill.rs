@@ -97,10 +97,13 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
 }
 
 /// A checkpoint where a commit of this run landed on the table's interval
-/// (49, 99, …), as the daemon's upkeep writes it; a failure leaves the rows
-/// committed and is logged (the next writer's upkeep writes it).
+/// (49, 99, …), as the daemon's upkeep writes it, and one at the newest
+/// version when the run left the table `SETTLE_TAIL` or more versions past
+/// its newest checkpoint (its readers then open one file, not the dozens of
+/// commits a backfill makes); a failure leaves the rows committed and is
+/// logged (the next writer's upkeep writes the one due).
 fn checkpoint(rt: &tokio::runtime::Runtime, sink: &mut DeltaSink) {
-    if let Err(e) = rt.block_on(sink.checkpoint_if_due()) {
+    if let Err(e) = rt.block_on(sink.checkpoint_if_due(true)) {
         tracing::warn!(error = %e, "could not write the checkpoint due; the next writer's upkeep writes it");
     }
 }

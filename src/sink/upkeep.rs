@@ -42,12 +42,23 @@ pub struct Due {
     pub compact: bool,
     /// Vacuum (once a day).
     pub vacuum: bool,
+    /// The end of a backfill: a table left [`SETTLE_TAIL`] or more versions
+    /// past its newest checkpoint gets one at its newest version, so the
+    /// readers of a freshly backfilled table (a year's report, the next
+    /// daemon) read one file instead of replaying every commit.
+    pub settle: bool,
 }
+
+/// How many versions past its newest checkpoint a backfill may leave a
+/// table before it writes one at its end (see [`Due::settle`]). A backfill
+/// of a day makes a commit or two and writes none; one of a year makes
+/// dozens, and its one-day report then opens in about half the time.
+pub const SETTLE_TAIL: u64 = 10;
 
 impl Due {
     /// Whether anything is due.
     pub fn any(&self) -> bool {
-        self.checkpoint.0 || self.checkpoint.1 || self.compact || self.vacuum
+        self.checkpoint.0 || self.checkpoint.1 || self.compact || self.vacuum || self.settle
     }
 
     /// What is due after `other` too.
@@ -56,6 +67,7 @@ impl Due {
         self.checkpoint.1 |= other.checkpoint.1;
         self.compact |= other.compact;
         self.vacuum |= other.vacuum;
+        self.settle |= other.settle;
     }
 
     /// Does what is due on the two tables; returns what the events table's
@@ -75,7 +87,10 @@ impl Due {
             // A checkpoint is due on the writer that landed version 49, 99,
             // …; if that writer died first, none is written: the next writer
             // whose upkeep runs notices the gap and writes it.
-            if due || (self.compact && missed_checkpoint(log).await?) {
+            if due
+                || (self.compact && missed_checkpoint(log).await?)
+                || (self.settle && behind_checkpoint(log, SETTLE_TAIL).await?)
+            {
                 let uri = log.uri().to_owned();
                 let table = log.reload().await?;
                 deltalake::checkpoints::create_checkpoint(table, None)
@@ -411,33 +426,51 @@ fn vacuum_retention(table: &DeltaTable) -> chrono::Duration {
 /// have written one died first.
 async fn missed_checkpoint(log: &mut DeltaLog) -> Result<bool, SinkError> {
     use deltalake::table::config::TablePropertiesExt;
-    let uri = log.uri().to_owned();
-    // The newest version this writer has seen (its own commits and the
-    // ones it passed): no reload, which would list the log.
-    let version = log.version();
-    let table = log.table();
-    let derr = |source: DeltaTableError| SinkError::Delta {
-        table: uri.clone(),
-        source: Box::new(source),
-    };
-    let interval = table
+    let interval = log
+        .table()
         .snapshot()
-        .map_err(derr)?
+        .map_err(|e| derr(log, e))?
         .table_config()
         .checkpoint_interval()
         .get();
-    let store = table.log_store().object_store(None);
-    let last = super::log_names::last_checkpoint(store.as_ref())
-        .await
-        .map_err(|e| derr(e.into()))?;
+    let (version, last) = since_checkpoint(log).await?;
     let due = match last {
         Some(c) => version >= c + interval,
         None => version + 1 >= interval,
     };
     if due {
-        tracing::info!(table = uri, version, last_checkpoint = ?last, "a checkpoint was missed; writing it");
+        tracing::info!(table = log.uri(), version, last_checkpoint = ?last, "a checkpoint was missed; writing it");
     }
     Ok(due)
+}
+
+/// Whether the table is `tail` or more versions past its newest checkpoint
+/// (counting from version 0 when it has none).
+async fn behind_checkpoint(log: &mut DeltaLog, tail: u64) -> Result<bool, SinkError> {
+    let (version, last) = since_checkpoint(log).await?;
+    let behind = last.map_or(version + 1, |c| version.saturating_sub(c));
+    if behind >= tail {
+        tracing::info!(table = log.uri(), version, last_checkpoint = ?last, "writing a checkpoint at the end of the backfill");
+    }
+    Ok(behind >= tail)
+}
+
+/// The newest version this writer has seen (its own commits and the ones it
+/// passed: no reload, which would list the log) and the one
+/// `_last_checkpoint` names (one small read).
+async fn since_checkpoint(log: &DeltaLog) -> Result<(u64, Option<u64>), SinkError> {
+    let store = log.table().log_store().object_store(None);
+    let last = super::log_names::last_checkpoint(store.as_ref())
+        .await
+        .map_err(|e| derr(log, e.into()))?;
+    Ok((log.version(), last))
+}
+
+fn derr(log: &DeltaLog, source: DeltaTableError) -> SinkError {
+    SinkError::Delta {
+        table: log.uri().to_owned(),
+        source: Box::new(source),
+    }
 }
 
 /// Deletes files that compaction replaced more than `retention` ago, and
