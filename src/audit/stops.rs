@@ -372,6 +372,13 @@ impl StopBook {
         std::mem::take(&mut self.done)
     }
 
+    /// Swaps the stops that ended since the last call with `spare` (empty):
+    /// the caller drains them and gives the room back the next time.
+    pub fn swap_done(&mut self, spare: &mut Vec<Stop>) {
+        debug_assert!(spare.is_empty());
+        std::mem::swap(&mut self.done, spare);
+    }
+
     /// Takes the unattributed events seen since the last call.
     pub fn take_strays(&mut self) -> Vec<Stray> {
         std::mem::take(&mut self.strays)
