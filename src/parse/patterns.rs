@@ -181,6 +181,10 @@ pub struct Pattern {
     /// anchored and begins with literals): a memcmp rules the pattern out
     /// before any regex runs.
     prefix: Option<String>,
+    /// The regex is `^` and its prefix, nothing more: a message that starts
+    /// with the prefix matches, and no regex needs to run (an ignore
+    /// pattern such as `^Trailing stop configuration loaded:`).
+    exact: bool,
     /// (capture group index, target, conversion).
     captures: Vec<(usize, Target, Conversion)>,
     constants: Vec<(Target, Value)>,
@@ -266,15 +270,17 @@ impl<'m> Caps<'m> {
 /// bounded backtracker (exact engines both: the same answers). A dense
 /// backfill on one core takes 0.92x the time (docs/PERFORMANCE.md). A
 /// pattern that is not anchored keeps the DFA: without it the capturing
-/// engines would try each start in turn.
-fn matcher(regex: &str) -> Result<meta::Regex, String> {
+/// engines would try each start in turn. So does an ignore pattern
+/// (`capturing` false), which is only asked whether it matches: the lazy DFA
+/// answers that on its own, and stops as soon as it knows.
+fn matcher(regex: &str, capturing: bool) -> Result<meta::Regex, String> {
     let anchored = regex_syntax::Parser::new().parse(regex).is_ok_and(|hir| {
         hir.properties()
             .look_set_prefix()
             .contains(regex_syntax::hir::Look::Start)
     });
     let config = meta::Config::new();
-    let config = if anchored {
+    let config = if anchored && capturing {
         config.hybrid(false).dfa(false)
     } else {
         config
@@ -446,7 +452,7 @@ impl PatternSet {
                     }
                 }
                 None => {
-                    if p.regex.is_match(message) {
+                    if p.exact || p.regex.is_match(message) {
                         return Matched::Ignored(p);
                     }
                 }
@@ -515,7 +521,11 @@ fn compile(
         }
     }
     let captures = captures_of(&regex, &p).map_err(err)?;
-    let regex = matcher(&p.regex).map_err(|e| err(format!("regex: {e}")))?;
+    let regex = matcher(&p.regex, !p.ignore).map_err(|e| err(format!("regex: {e}")))?;
+    let (prefix, exact) = match anchored_prefix(&p.regex) {
+        Some((prefix, exact)) => (Some(prefix), exact),
+        None => (None, false),
+    };
     let constants = constants_of(&p).map_err(err)?;
     let logger = p
         .logger
@@ -528,7 +538,8 @@ fn compile(
         file: file.to_owned(),
         event_type: p.event_type.map(Arc::from),
         component: Arc::from(component),
-        prefix: anchored_prefix(&p.regex),
+        prefix,
+        exact,
         #[cfg(test)]
         regex_text: p.regex.clone(),
         regex,
@@ -589,8 +600,10 @@ fn constants_of(p: &PatternDef) -> Result<Vec<(Target, Value)>, String> {
 /// Whether every string the regex matches contains one of the keywords,
 /// proved from its literal prefixes or suffixes. `false` means "not proved".
 /// The text every match of an anchored regex starts with (the longest
-/// common prefix of its prefix literals), if it has any.
-fn anchored_prefix(regex: &str) -> Option<String> {
+/// common prefix of its prefix literals), if it has any, and whether the
+/// regex matches exactly the texts that start with it (one literal, the
+/// whole regex, in the text's own case).
+fn anchored_prefix(regex: &str) -> Option<(String, bool)> {
     let hir = regex_syntax::Parser::new().parse(regex).ok()?;
     if !hir
         .properties()
@@ -617,7 +630,24 @@ fn anchored_prefix(regex: &str) -> Option<String> {
         let valid = std::str::from_utf8(&first[..n]).err()?.valid_up_to();
         std::str::from_utf8(&first[..valid]).ok()
     })?;
-    (!text.is_empty()).then(|| text.to_owned())
+    let exact = is_start_and_literal(&hir) && text.len() == first.len();
+    (!text.is_empty()).then(|| (text.to_owned(), exact))
+}
+
+/// Whether `hir` is `^` followed by literal text and nothing else (no end
+/// anchor, no class, no group): then it matches exactly the texts that
+/// start with that text.
+fn is_start_and_literal(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::{HirKind, Look};
+    let HirKind::Concat(parts) = hir.kind() else {
+        return false;
+    };
+    let Some((first, rest)) = parts.split_first() else {
+        return false;
+    };
+    matches!(first.kind(), HirKind::Look(Look::Start))
+        && !rest.is_empty()
+        && rest.iter().all(|h| matches!(h.kind(), HirKind::Literal(_)))
 }
 
 fn requires_keyword(regex: &str, keywords: &[String]) -> bool {
@@ -649,21 +679,33 @@ mod tests {
 
     #[test]
     fn anchored_prefixes_are_what_every_match_starts_with() {
+        let prefix = |r: &str| anchored_prefix(r).map(|(p, _)| p);
+        let exact = |r: &str| anchored_prefix(r).is_some_and(|(_, e)| e);
         assert_eq!(
-            anchored_prefix(r"^Circuit breaker OPENED: (?P<n>\d+) failures").as_deref(),
+            prefix(r"^Circuit breaker OPENED: (?P<n>\d+) failures").as_deref(),
             Some("Circuit breaker OPENED: ")
         );
         assert_eq!(
-            anchored_prefix(r"^Entry (REJECTED|allowed) by").as_deref(),
+            prefix(r"^Entry (REJECTED|allowed) by").as_deref(),
             Some("Entry ")
         );
-        assert_eq!(
-            anchored_prefix(r"Circuit breaker OPENED"),
-            None,
-            "not anchored"
-        );
-        assert_eq!(anchored_prefix(r"^(?i)circuit"), None, "no common case");
-        assert_eq!(anchored_prefix(r"^\d+ x"), None);
+        assert_eq!(prefix(r"Circuit breaker OPENED"), None, "not anchored");
+        assert_eq!(prefix(r"^(?i)circuit"), None, "no common case");
+        assert_eq!(prefix(r"^\d+ x"), None);
+        // Exact: the regex is its prefix, so starting with it is matching.
+        assert!(exact(r"^Trailing stop configuration loaded:"));
+        assert!(exact(r"^Risk \(limits\) reloaded\."));
+        for not in [
+            r"^Trailing stop configuration loaded:$",
+            r"^Trailing stop configuration loaded:\s",
+            r"^(Trailing stop) configuration",
+            r"^Entry (REJECTED|allowed) by",
+            r"^(?i)circuit breaker",
+            r"Circuit breaker OPENED",
+            r"^Circuit breaker OPENED|^Trailing",
+        ] {
+            assert!(!exact(not), "{not}");
+        }
         // Every built-in event pattern gets one (the fast path).
         let set = PatternSet::load(true, &[]).unwrap();
         for p in &set.patterns {
