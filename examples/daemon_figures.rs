@@ -110,6 +110,7 @@ impl OneRowCommits {
                 path: "x.log",
                 offset: self.offset,
                 bytes: line.as_bytes(),
+                keyword: false,
             },
             Utc::now(),
         ) else {

@@ -74,6 +74,7 @@ impl OneRowCommits {
                 path: "x.log",
                 offset: self.offset,
                 bytes: line.as_bytes(),
+                keyword: false,
             },
             Utc::now(),
         ) else {

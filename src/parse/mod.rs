@@ -58,6 +58,10 @@ pub struct LineRef<'a> {
     pub offset: u64,
     /// The line, with or without its newline.
     pub bytes: &'a [u8],
+    /// The reader's search over its buffer found a keyword in this line
+    /// (see `LineReader::noise_run`), so it need not be searched again;
+    /// false says nothing.
+    pub keyword: bool,
 }
 
 /// The parser of one source.
@@ -199,6 +203,8 @@ impl SourceParser {
             LineRef {
                 offset: line.offset + at as u64,
                 bytes: &line.bytes[at..],
+                // The keyword may have been in the part cut off.
+                keyword: false,
                 ..line
             },
             now,
@@ -217,7 +223,7 @@ impl SourceParser {
         now: DateTime<Utc>,
     ) -> Outcome {
         let (raw, line) = after_nuls(line);
-        let candidate = self.patterns.is_candidate(raw);
+        let candidate = line.keyword || self.patterns.is_candidate(raw);
         if !candidate && !self.track_time {
             return Outcome::Noise;
         }
@@ -492,7 +498,7 @@ mod tests {
             let p = parser(tz);
             let mut state = SourceState::default();
             let file = FileId::from_head(b"x\n");
-            let out = p.parse_line(&mut state, LineRef { file, path: "x", offset: 9, bytes: &line }, Utc::now());
+            let out = p.parse_line(&mut state, LineRef { file, path: "x", offset: 9, bytes: &line, keyword: false }, Utc::now());
             if let Outcome::Event(e) = out {
                 prop_assert!(e.source_offset >= 9);
             }

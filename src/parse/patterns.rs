@@ -360,6 +360,14 @@ impl PatternSet {
                     message: "keywords must list at least one non-empty string: they decide which lines are tried".into(),
                 });
             }
+            if let Some(k) = def.keywords.iter().find(|k| k.contains(['\n', '\r'])) {
+                return Err(PatternError::File {
+                    file,
+                    message: format!(
+                        "keyword {k:?} holds a line break: a line never does, so it could never be found"
+                    ),
+                });
+            }
             let mut names = std::collections::HashSet::new();
             for p in def.patterns {
                 if !names.insert(p.name.clone()) {

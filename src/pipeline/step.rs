@@ -136,6 +136,10 @@ fn split_off<T>(
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoiseSkip {
     line_by_line: u64,
+    /// The offset of a line the last search found a keyword in: the next
+    /// step at that offset takes it without searching the buffer again, and
+    /// tells the parser (a keyword line costs one search, not three).
+    keyword_at: Option<u64>,
 }
 
 /// What one step did.
@@ -185,6 +189,7 @@ impl Stepper<'_> {
                     path: file.path,
                     offset,
                     bytes,
+                    keyword: skip.keyword_at == Some(offset),
                 };
                 let outcome = parser.parse_line(state, line, self.now);
                 take(outcome, reader.offset(), file, tally, rows);
@@ -226,10 +231,11 @@ impl Stepper<'_> {
         skip: &mut NoiseSkip,
         tally: &mut Tally,
     ) -> bool {
-        if skip.line_by_line > 0 {
+        if skip.line_by_line > 0 || skip.keyword_at == Some(reader.offset()) {
             return false;
         }
         let run = reader.noise_run(|b| self.parser.find_candidate(b));
+        skip.keyword_at = run.match_next.then(|| reader.offset() + run.len as u64);
         if run.lines == 0 {
             return false;
         }
@@ -287,18 +293,30 @@ mod tests {
     use std::path::Path;
 
     fn parser() -> SourceParser {
+        parser_of("python", "UTC")
+    }
+
+    fn parser_of(envelope: &str, tz: &str) -> SourceParser {
         let cfg = Config::from_str(
             Path::new("risktail.toml"),
-            "[table]\nuri = \"t\"\n[[source]]\nname = \"e\"\npaths = [\"x.log\"]\nenvelope = \"python\"\ntimezone = \"UTC\"\n",
+            &format!("[table]\nuri = \"t\"\n[[source]]\nname = \"e\"\npaths = [\"x.log\"]\nenvelope = \"{envelope}\"\ntimezone = \"{tz}\"\n"),
         )
         .unwrap();
         cfg.parser(&cfg.sources[0])
     }
 
     fn read_all(data: &[u8], at: AtFragment, quarantined_to: u64) -> (Rows, Tally, u64) {
-        let parser = parser();
+        read_with(&parser(), data, at, quarantined_to)
+    }
+
+    fn read_with(
+        parser: &SourceParser,
+        data: &[u8],
+        at: AtFragment,
+        quarantined_to: u64,
+    ) -> (Rows, Tally, u64) {
         let stepper = Stepper {
-            parser: &parser,
+            parser,
             now: Utc::now(),
             at_fragment: at,
         };
@@ -354,5 +372,44 @@ mod tests {
         let (rows, _, _) = read_all(LOG, AtFragment::Quarantine, LOG.len() as u64);
         assert!(rows.quarantine.is_empty());
         assert_eq!(rows.events.len(), 1, "events are not filtered by it");
+    }
+
+    /// A keyword line is found once, by the search over the buffer, and the
+    /// parser is told so; the lines around it, which hold none, are not taken
+    /// for keyword lines: in a JSON log a line that is no object and holds no
+    /// keyword is noise, one that holds a keyword is quarantined. In a zone
+    /// with DST every line is read, keyword or not.
+    #[test]
+    fn only_the_lines_the_search_found_a_keyword_in_are_keyword_lines() {
+        let rec = |msg: &str| {
+            format!(
+                r#"{{"asctime": "2026-03-08 0{}:30:00,000", "name": "v6.risk", "levelname": "WARNING", "message": "{msg}"}}"#,
+                msg.len() % 3
+            )
+        };
+        let log = [
+            rec("started"),
+            "plain text, no object".into(),
+            rec("Circuit breaker OPENED: 5 failures in 300s window (threshold 5)"),
+            "a traceback line".into(),
+            "Circuit breaker gibberish, no object".into(),
+            rec("Entry REJECTED by portfolio limits: market closed"),
+            "the end".into(),
+        ]
+        .join("\n")
+            + "\n";
+        for tz in ["UTC", "America/New_York"] {
+            let (rows, tally, _) = read_with(
+                &parser_of("json", tz),
+                log.as_bytes(),
+                AtFragment::Quarantine,
+                0,
+            );
+            assert_eq!(rows.events.len(), 2, "{tz}");
+            let offsets: Vec<i64> = rows.quarantine.iter().map(|q| q.source_offset).collect();
+            let want = log.find("Circuit breaker gibberish").map(|o| o as i64);
+            assert_eq!(offsets, want.into_iter().collect::<Vec<_>>(), "{tz}");
+            assert_eq!(tally.lines, 7, "{tz}");
+        }
     }
 }

@@ -67,6 +67,9 @@ pub struct Run {
     pub lines: u64,
     /// The last line's range relative to the unread bytes (empty if none).
     pub last: std::ops::Range<usize>,
+    /// The line right after the run holds a match: the search found it
+    /// there, so the caller need not search that line again.
+    pub match_next: bool,
 }
 
 /// How many newlines `bytes` holds, in fixed 32-byte blocks the compiler
@@ -234,12 +237,18 @@ impl<R: Read> LineReader<R> {
             return run;
         };
         let complete = &avail[..=last_nl];
-        let limit = match find(complete) {
+        let found = find(complete);
+        let limit = match found {
             // Up to the start of the line holding the match.
             Some(i) => memchr::memrchr(b'\n', &complete[..i]).map_or(0, |nl| nl + 1),
             None => complete.len(),
         };
         let lines = &complete[..limit];
+        // The line holding the match is handed out whole only if it is
+        // under the limit (`next_item`'s rule); `complete` ends with a newline.
+        run.match_next = found.is_some_and(|i| {
+            memchr::memchr(b'\n', &complete[i..]).is_some_and(|k| i + k - limit < self.max_line)
+        });
         if limit <= self.max_line {
             // No line in it can be over the limit: count the newlines in
             // one vectorised pass instead of stopping at each.
@@ -261,6 +270,8 @@ impl<R: Read> LineReader<R> {
             line_start = nl + 1;
         }
         run.len = line_start;
+        // Stopped short of the match by a line over the limit.
+        run.match_next &= line_start == limit;
         run
     }
 
@@ -602,16 +613,29 @@ mod tests {
                     prop_assert!(run.last.start == 0 || lr.run_bytes(0..run.last.start).ends_with(b"\n"));
                     passed += run.lines;
                     lr.consume_run(&run);
-                    continue;
+                    if !run.match_next {
+                        continue;
+                    }
                 }
+                // A run that says the line after it holds a match is right
+                // (the caller then takes that line without searching it).
+                let promised = run.match_next;
                 match lr.next_item().unwrap() {
-                    None => break,
+                    None => {
+                        prop_assert!(!promised);
+                        break;
+                    }
                     Some(Item::Line { offset, bytes }) => {
+                        prop_assert!(!promised || find(bytes).is_some());
                         let g = Got::Line(offset, bytes.to_vec());
                         if keep(&g) { got.push(g) } else { passed += 1 }
                     }
-                    Some(Item::Oversize { offset, len, .. }) => got.push(Got::Over(offset, len)),
+                    Some(Item::Oversize { offset, len, .. }) => {
+                        prop_assert!(!promised);
+                        got.push(Got::Over(offset, len));
+                    }
                     Some(Item::Fragment { offset, bytes }) => {
+                        prop_assert!(!promised);
                         got.push(Got::Frag(offset, bytes.to_vec()));
                         break;
                     }
