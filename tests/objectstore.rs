@@ -5,6 +5,7 @@
 //! DuckDB read it back, and writers racing to create it all land.
 
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -95,6 +96,25 @@ impl S3Server {
         )
     }
 
+    /// The newest version of each kind of entry (`json`,
+    /// `checkpoint.parquet`) in the `_delta_log` of the table at `key` in
+    /// the bucket, listed with boto3.
+    fn newest_log_entries(&self, key: &str, dir: &Path) -> BTreeMap<String, u64> {
+        let code = r#"import sys, json, boto3
+s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test',
+                  aws_secret_access_key='test', region_name='us-east-1')
+newest = {}
+pages = s3.get_paginator('list_objects_v2').paginate(Bucket='lake', Prefix=sys.argv[2] + '/_delta_log/')
+for page in pages:
+    for o in page.get('Contents', []):
+        v, _, kind = o['Key'].rsplit('/', 1)[1].partition('.')
+        if v.isdigit():
+            newest[kind] = max(newest.get(kind, 0), int(v))
+print(json.dumps(newest))"#;
+        let out = run_python(&["-c", code, &self.endpoint, key], dir);
+        serde_json::from_slice(&out.stdout).expect("the listing prints JSON")
+    }
+
     /// What the readers see of the table at `uri` (tests/readers/check_s3.py).
     fn readers(&self, uri: &str, dir: &Path) -> Value {
         self.readers_with(&[uri], dir)
@@ -140,15 +160,17 @@ fn every_reader_saw(seen: &Value, n: u64, context: &str) {
 }
 
 /// `backfill`, `run`, `status`, `state` and `report` on an `s3://` table:
-/// the engine's lines (the writer knows how many) land once, a second
-/// backfill adds nothing, the daemon follows new lines and exits 0 on
-/// SIGTERM, and polars, deltalake and DuckDB (over deltalake's dataset and
-/// through its own `delta_scan`) all read every row once.
+/// the engine's lines (the writer knows how many) land once, in commits of
+/// 20 rows, and the backfill leaves a checkpoint at its newest version; a
+/// second backfill adds nothing, the daemon follows new lines and exits 0
+/// on SIGTERM, and polars, deltalake and DuckDB (over deltalake's dataset
+/// and through its own `delta_scan`) all read every row once.
 #[test]
 fn an_s3_table_takes_every_command_and_every_reader_reads_it() {
     let s3 = S3Server::start();
     let tmp = table_dir(&format!(
         "[table]\nuri = \"s3://lake/risk_events\"\n{}\n[flush]\ninterval_ms = 200\n\
+         [backfill]\ncommit_rows = 20\n\
          [[source]]\nname = \"engine\"\npaths = [\"logs/engine.log\"]\nenvelope = \"python\"\n",
         s3.storage()
     ));
@@ -157,6 +179,13 @@ fn an_s3_table_takes_every_command_and_every_reader_reads_it() {
     let out = run(risktail().current_dir(dir).arg("backfill"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("300 events"), "{}", stdout(&out));
+    let newest = s3.newest_log_entries("risk_events", dir);
+    assert!(newest.get("json").is_some_and(|v| *v >= 10), "{newest:?}");
+    assert_eq!(
+        newest.get("checkpoint.parquet"),
+        newest.get("json"),
+        "the backfill's end is checkpointed"
+    );
     let again = run(risktail().current_dir(dir).arg("backfill"));
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stdout(&again).contains("0 events"), "{}", stdout(&again));
