@@ -103,7 +103,7 @@ pub fn run(args: &BackfillArgs) -> Result<bool> {
 /// commits a backfill makes); a failure leaves the rows committed and is
 /// logged (the next writer's upkeep writes the one due).
 fn checkpoint(rt: &tokio::runtime::Runtime, sink: &mut DeltaSink) {
-    if let Err(e) = rt.block_on(sink.checkpoint_if_due(true)) {
+    if let Err(e) = rt.block_on(sink.checkpoint_if_due()) {
         tracing::warn!(error = %e, "could not write the checkpoint due; the next writer's upkeep writes it");
     }
 }

@@ -638,7 +638,7 @@ fn anchored_prefix(regex: &str) -> Option<(String, bool)> {
         let valid = std::str::from_utf8(&first[..n]).err()?.valid_up_to();
         std::str::from_utf8(&first[..valid]).ok()
     })?;
-    let exact = is_start_and_literal(&hir) && text.len() == first.len();
+    let exact = is_start_and_literal(&hir);
     (!text.is_empty()).then(|| (text.to_owned(), exact))
 }
 

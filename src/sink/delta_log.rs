@@ -235,7 +235,8 @@ impl DeltaLog {
         self.version
     }
 
-    fn derr(&self, source: DeltaTableError) -> SinkError {
+    /// `source` as this table's error.
+    pub(super) fn derr(&self, source: DeltaTableError) -> SinkError {
         SinkError::Delta {
             table: self.uri.clone(),
             source: Box::new(source),

@@ -485,14 +485,13 @@ impl DeltaSink {
     /// The checkpoints the commits so far call for, and nothing else of the
     /// upkeep: for `backfill`, which has no upkeep thread and must not
     /// leave a table of hundreds of commits without one (every reader would
-    /// replay them all). With `settle` (a backfill's end), also one at the
-    /// newest version of a table left [`upkeep::SETTLE_TAIL`] or more
-    /// versions past its newest checkpoint. Compaction and vacuum are left to
-    /// the daemons.
-    pub async fn checkpoint_if_due(&mut self, settle: bool) -> Result<(), SinkError> {
+    /// replay them all), and one at the newest version of a table left
+    /// [`upkeep::SETTLE_TAIL`] or more versions past its newest checkpoint
+    /// (a backfill's end). Compaction and vacuum are left to the daemons.
+    pub async fn checkpoint_if_due(&mut self) -> Result<(), SinkError> {
         let due = upkeep::Due {
             checkpoint: self.checkpoints_due(),
-            settle,
+            settle: true,
             ..upkeep::Due::default()
         };
         if due.any() {

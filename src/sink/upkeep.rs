@@ -429,7 +429,7 @@ async fn missed_checkpoint(log: &mut DeltaLog) -> Result<bool, SinkError> {
     let interval = log
         .table()
         .snapshot()
-        .map_err(|e| derr(log, e))?
+        .map_err(|e| log.derr(e))?
         .table_config()
         .checkpoint_interval()
         .get();
@@ -462,15 +462,8 @@ async fn since_checkpoint(log: &DeltaLog) -> Result<(u64, Option<u64>), SinkErro
     let store = log.table().log_store().object_store(None);
     let last = super::log_names::last_checkpoint(store.as_ref())
         .await
-        .map_err(|e| derr(log, e.into()))?;
+        .map_err(|e| log.derr(e.into()))?;
     Ok((log.version(), last))
-}
-
-fn derr(log: &DeltaLog, source: DeltaTableError) -> SinkError {
-    SinkError::Delta {
-        table: log.uri().to_owned(),
-        source: Box::new(source),
-    }
 }
 
 /// Deletes files that compaction replaced more than `retention` ago, and
