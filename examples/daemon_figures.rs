@@ -32,6 +32,7 @@ use chrono::Utc;
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::Float64Type;
 use risktail::config::Config;
+use risktail::event::EventRows;
 use risktail::parse::{LineRef, Outcome, SourceState};
 use risktail::sink::DeltaSink;
 use risktail::source::fingerprint::FileId;
@@ -103,7 +104,8 @@ impl OneRowCommits {
             self.i
         );
         self.i += 1;
-        let Outcome::Event(e) = self.parser.parse_line(
+        let mut events = EventRows::default();
+        let Outcome::Event = self.parser.parse_line(
             &mut self.state,
             LineRef {
                 file: self.file,
@@ -113,6 +115,7 @@ impl OneRowCommits {
                 keyword: false,
             },
             Utc::now(),
+            &mut events,
         ) else {
             panic!("not an event")
         };
@@ -123,7 +126,7 @@ impl OneRowCommits {
             .block_on(self.sink.commit(
                 source,
                 &[(self.file, self.offset)],
-                &[*e],
+                &events,
                 &[],
                 &self.state,
             ))

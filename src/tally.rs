@@ -26,13 +26,14 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Counts one outcome.
+    /// Counts one outcome. An event is counted by its type where its row is
+    /// read ([`Tally::count_event`]): the outcome does not carry it.
     pub fn count(&mut self, o: &Outcome) {
         match o {
             Outcome::Noise => {}
             Outcome::Continuation => self.continuation += 1,
             Outcome::Ignored => self.ignored += 1,
-            Outcome::Event(e) => self.count_event(&e.event_type),
+            Outcome::Event => {}
             Outcome::Quarantine(q) => *self.quarantined.entry(q.reason).or_default() += 1,
             Outcome::Fused { cut, rest } => {
                 self.count_quarantine(cut.reason);
@@ -41,7 +42,7 @@ impl Tally {
         }
     }
 
-    /// Counts one event of a type (for callers that move the event out).
+    /// Counts one event of a type.
     pub fn count_event(&mut self, event_type: &str) {
         match self.events.get_mut(event_type) {
             Some(n) => *n += 1,

@@ -6,6 +6,7 @@ use chrono::Utc;
 use std::path::Path;
 
 use risktail::config::Config;
+use risktail::event::EventRows;
 use risktail::parse::{LineRef, Outcome, SourceParser, SourceState};
 use risktail::sink::DeltaSink;
 use risktail::sink::upkeep::CompactReport;
@@ -67,7 +68,8 @@ impl OneRowCommits {
             "2026-01-28 10:00:{:02},000 - v6.risk - WARNING - Entry REJECTED by portfolio limits: Position count {i} would exceed limit 10\n",
             i % 60
         );
-        let Outcome::Event(e) = self.parser.parse_line(
+        let mut events = EventRows::default();
+        let Outcome::Event = self.parser.parse_line(
             &mut self.state,
             LineRef {
                 file: self.file,
@@ -77,6 +79,7 @@ impl OneRowCommits {
                 keyword: false,
             },
             Utc::now(),
+            &mut events,
         ) else {
             panic!("not an event");
         };
@@ -84,7 +87,10 @@ impl OneRowCommits {
         let offsets = [(self.file, self.offset)];
         let source = self.config.sources[0].name.clone();
         self.rt
-            .block_on(self.sink.commit(&source, &offsets, &[*e], &[], &self.state))
+            .block_on(
+                self.sink
+                    .commit(&source, &offsets, &events, &[], &self.state),
+            )
             .unwrap();
         self.rt.block_on(self.sink.upkeep()).unwrap()
     }

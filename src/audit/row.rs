@@ -645,7 +645,9 @@ mod tests {
     #[test]
     fn a_file_reads_back_as_its_events_with_shared_text() {
         let events = events();
-        let rows = read(parquet(&events_batch(&events).expect("batch")));
+        let rows = read(parquet(
+            &events_batch(&events.iter().collect()).expect("batch"),
+        ));
         assert_eq!(rows, events.iter().map(expected).collect::<Vec<_>>());
         let (a, b) = (&rows[0], &rows[1]);
         let same = |x: &Option<Shared>, y: &Option<Shared>| match (x, y) {
@@ -661,7 +663,7 @@ mod tests {
     #[test]
     fn text_in_another_type_reads_back_the_same() {
         let events = events();
-        let batch = events_batch(&events).expect("batch");
+        let batch = events_batch(&events.iter().collect()).expect("batch");
         let schema = batch.schema();
         for ty in [DataType::Utf8View, DataType::LargeUtf8] {
             let (fields, columns): (Vec<Field>, Vec<_>) = schema
@@ -700,7 +702,7 @@ mod tests {
                 e
             })
             .collect();
-        let batch = events_batch(&many).expect("batch");
+        let batch = events_batch(&many.iter().collect()).expect("batch");
         let props = deltalake::parquet::file::properties::WriterProperties::builder()
             .set_max_row_group_row_count(Some(30_000))
             .build();

@@ -149,9 +149,10 @@ fn parse_stream<W: Write>(
     loop {
         let stepped = stepper.step(&mut lines.reader, file, state, &mut skip, tally, &mut rows)?;
         // At most one row per step: printing them now keeps file order.
-        for e in rows.events.drain(..) {
-            printer.print_event(&e)?;
+        for e in rows.events.iter() {
+            printer.print_event(&e.to_event())?;
         }
+        rows.events.clear();
         for q in rows.quarantine.drain(..) {
             printer.print_quarantine(&q)?;
         }

@@ -10,8 +10,9 @@ use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::record_batch::RecordBatch;
 use std::sync::Arc;
 
+use super::QuarantineRecord;
+use super::rows::{EventRef, EventRows, Float, Text};
 use super::schema::{ColType, ColumnDef, QUARANTINE_COLUMNS, RISK_EVENT_COLUMNS};
-use super::{QuarantineRecord, RiskEvent};
 
 /// The Arrow type of a column.
 pub fn arrow_type(t: ColType) -> DataType {
@@ -75,17 +76,37 @@ fn dates(n: usize, it: impl Iterator<Item = i32>) -> ArrayRef {
 
 /// A batch of `risk_events` rows.
 ///
-/// Built row by row into every column's builder at once: each row (a few
-/// hundred bytes, its text on the heap) is read once, where a pass per
-/// column read a batch of ten thousand rows some forty times over, from
-/// memory rather than cache.
-pub fn events_batch(rows: &[RiskEvent]) -> Result<RecordBatch, ArrowError> {
-    let mut columns = EventColumns::with_capacity(rows.len());
-    for e in rows {
+/// Built row by row into every column's builder at once (each row is read
+/// once), the builders sized first from the rows' text lengths, so none
+/// grows while it is filled.
+pub fn events_batch(rows: &EventRows) -> Result<RecordBatch, ArrowError> {
+    let mut columns = EventColumns::with_capacity(rows.len(), &rows.text_sizes());
+    for e in rows.iter() {
         columns.push(e);
     }
     RecordBatch::try_new(arrow_schema(&RISK_EVENT_COLUMNS), columns.finish())
 }
+
+/// The column groups of [`EventColumns`], in the schema's order.
+const KIND: [Text; 2] = [Text::EventType, Text::Component];
+const SUBJECT: [Text; 3] = [Text::ExecutionId, Text::OldState, Text::NewState];
+const PREMIUMS: [Float; 4] = [
+    Float::EntryPremium,
+    Float::CurrentPremium,
+    Float::HighestPremium,
+    Float::StopPremium,
+];
+const ACTION: [Text; 2] = [Text::Action, Text::LimitType];
+const VALUES: [Float; 2] = [Float::CurrentValue, Float::LimitValue];
+const CONTEXT: [Text; 7] = [
+    Text::RejectionReason,
+    Text::Metadata,
+    Text::Symbol,
+    Text::Level,
+    Text::Logger,
+    Text::Source,
+    Text::SourceFile,
+];
 
 /// The builders of `risk_events`' columns, in groups in the schema's order.
 struct EventColumns {
@@ -112,8 +133,10 @@ struct EventColumns {
     event_date: Date32Builder,
 }
 
-fn texts<const N: usize>(n: usize, bytes_each: usize) -> [StringBuilder; N] {
-    std::array::from_fn(|_| StringBuilder::with_capacity(n, n * bytes_each))
+/// Text builders for `n` rows of the columns `cols`, each sized to hold
+/// its column's text (`sizes`, by [`Text`]).
+fn texts<const N: usize>(n: usize, sizes: &[usize], cols: [Text; N]) -> [StringBuilder; N] {
+    cols.map(|t| StringBuilder::with_capacity(n, sizes[t as usize]))
 }
 
 fn append_all<B, T, const N: usize>(builders: &mut [B; N], values: [Option<T>; N])
@@ -147,64 +170,47 @@ fn finished<B: ArrayBuilder>(builders: &mut [B]) -> impl Iterator<Item = ArrayRe
 }
 
 impl EventColumns {
-    fn with_capacity(n: usize) -> EventColumns {
+    fn with_capacity(n: usize, sizes: &[usize]) -> EventColumns {
         let time = || TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
         let floats = || Float64Builder::with_capacity(n);
         EventColumns {
             ids: StringBuilder::with_capacity(n, n * uuid::fmt::Hyphenated::LENGTH),
             id_buf: [0; uuid::fmt::Hyphenated::LENGTH],
-            kind: texts(n, 24),
+            kind: texts(n, sizes, KIND),
             timestamp: time(),
-            subject: texts(n, 24),
+            subject: texts(n, sizes, SUBJECT),
             failure_count: Int32Builder::with_capacity(n),
             premiums: std::array::from_fn(|_| floats()),
-            action: texts(n, 8),
+            action: texts(n, sizes, ACTION),
             values: std::array::from_fn(|_| floats()),
             allowed: BooleanBuilder::with_capacity(n),
-            context: texts(n, 16),
+            context: texts(n, sizes, CONTEXT),
             source_offset: Int64Builder::with_capacity(n),
-            raw_line: StringBuilder::with_capacity(n, n * 160),
+            raw_line: StringBuilder::with_capacity(n, sizes[Text::RawLine as usize]),
             ingested_at: time(),
             event_date: Date32Builder::with_capacity(n),
         }
     }
 
-    fn push(&mut self, e: &RiskEvent) {
-        let id = e.event_id.hyphenated().encode_lower(&mut self.id_buf);
+    fn push(&mut self, e: EventRef<'_>) {
+        let id = e.event_id().hyphenated().encode_lower(&mut self.id_buf);
         self.ids.append_value(id);
-        append_all(&mut self.kind, [Some(&*e.event_type), Some(&e.component)]);
-        self.timestamp.append_value(e.timestamp.timestamp_micros());
-        let subject = [&e.execution_id, &e.old_state, &e.new_state];
-        append_all(&mut self.subject, subject.map(|v| v.as_deref()));
-        self.failure_count.append_option(e.failure_count);
-        let premiums = [
-            e.entry_premium,
-            e.current_premium,
-            e.highest_premium,
-            e.stop_premium,
-        ];
-        append_all(&mut self.premiums, premiums);
-        append_all(
-            &mut self.action,
-            [&e.action, &e.limit_type].map(|v| v.as_deref()),
-        );
-        append_all(&mut self.values, [e.current_value, e.limit_value]);
-        self.allowed.append_option(e.allowed);
-        let context = [
-            e.rejection_reason.as_deref(),
-            e.metadata.as_deref(),
-            e.symbol.as_deref(),
-            e.level.as_deref(),
-            e.logger.as_deref(),
-            Some(&e.source),
-            Some(&e.source_file),
-        ];
-        append_all(&mut self.context, context);
-        self.source_offset.append_value(e.source_offset);
-        self.raw_line.append_value(&e.raw_line);
+        append_all(&mut self.kind, KIND.map(|t| e.text(t)));
+        self.timestamp
+            .append_value(e.timestamp().timestamp_micros());
+        append_all(&mut self.subject, SUBJECT.map(|t| e.text(t)));
+        self.failure_count.append_option(e.failure_count());
+        append_all(&mut self.premiums, PREMIUMS.map(|f| e.float(f)));
+        append_all(&mut self.action, ACTION.map(|t| e.text(t)));
+        append_all(&mut self.values, VALUES.map(|f| e.float(f)));
+        self.allowed.append_option(e.allowed());
+        append_all(&mut self.context, CONTEXT.map(|t| e.text(t)));
+        self.source_offset.append_value(e.source_offset());
+        self.raw_line
+            .append_value(e.text(Text::RawLine).unwrap_or_default());
         self.ingested_at
-            .append_value(e.ingested_at.timestamp_micros());
-        self.event_date.append_value(days(e.event_date));
+            .append_value(e.ingested_at().timestamp_micros());
+        self.event_date.append_value(days(e.event_date()));
     }
 
     fn finish(mut self) -> Vec<ArrayRef> {
@@ -248,7 +254,7 @@ pub fn quarantine_batch(rows: &[QuarantineRecord]) -> Result<RecordBatch, ArrowE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventFields, EventOrigin, Field, Value, event_id};
+    use crate::event::{EventFields, EventOrigin, Field, RiskEvent, Value, event_id};
     use crate::source::fingerprint::FileId;
     use chrono::{TimeZone, Utc};
     use deltalake::arrow::array::{Array, AsArray};
@@ -367,7 +373,15 @@ mod tests {
                 }
             })
             .collect();
-        let b = events_batch(&rows).unwrap();
+        let held: EventRows = rows.iter().collect();
+        for (i, e) in rows.iter().enumerate() {
+            assert_eq!(
+                held.get(i).map(|r| r.to_event()).as_ref(),
+                Some(e),
+                "row {i}"
+            );
+        }
+        let b = events_batch(&held).unwrap();
         assert_eq!(b.num_columns(), RISK_EVENT_COLUMNS.len());
         for (c, def) in RISK_EVENT_COLUMNS.iter().enumerate() {
             assert_eq!(b.schema().field(c).name(), def.name);
@@ -383,23 +397,23 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2026, 1, 28, 15, 30, 0).unwrap();
         let mut f = EventFields::default();
         f.set(Field::EntryPremium, Value::Float(2.5)).unwrap();
-        let e = RiskEvent::build(
-            EventOrigin {
-                event_id: event_id(FileId::from_head(b"x\n"), 7),
-                event_type: &"trailing_stop_add".into(),
-                component: &"trailing_stop".into(),
-                timestamp: t,
-                level: Some("INFO"),
-                logger: None,
-                source: &"engine".into(),
-                source_file: "x.log",
-                source_offset: 7,
-                raw_line: "line",
-                ingested_at: t,
-            },
-            f,
-        );
-        let b = events_batch(&[e.clone(), e]).unwrap();
+        let mut rows = EventRows::default();
+        let origin = EventOrigin {
+            event_id: event_id(FileId::from_head(b"x\n"), 7),
+            event_type: &"trailing_stop_add".into(),
+            component: &"trailing_stop".into(),
+            timestamp: t,
+            level: Some("INFO"),
+            logger: None,
+            source: &"engine".into(),
+            source_file: "x.log",
+            source_offset: 7,
+            raw_line: "line",
+            ingested_at: t,
+        };
+        rows.push_parsed(&origin, &f);
+        rows.push_parsed(&origin, &f);
+        let b = events_batch(&rows).unwrap();
         assert_eq!(b.num_rows(), 2);
         assert_eq!(b.num_columns(), 28);
         assert_eq!(

@@ -11,9 +11,11 @@
 pub mod batch;
 pub mod decode;
 pub mod meta;
+pub mod rows;
 pub mod schema;
 pub mod state;
 
+pub use rows::{EventRef, EventRows};
 pub use state::SourceState;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -299,8 +301,8 @@ fn ser_micros<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error>
     s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
-/// Collects an event's columns while a line is parsed; [`EventBuilder::finish`]
-/// turns it into a [`RiskEvent`].
+/// Collects an event's columns while a line is parsed; [`EventRows::push_parsed`]
+/// adds it as a row.
 #[derive(Debug, Clone)]
 pub struct EventFields {
     /// Column values set so far.
@@ -366,41 +368,40 @@ impl EventFields {
             .map(|(_, v)| v)
     }
 
-    /// The metadata object as sorted JSON text, or None when empty: written
-    /// straight into one string (what `serde_json::Value::to_string` of the
-    /// sorted map gives, without building the map).
+    /// The metadata object as sorted JSON text, or None when empty.
+    #[cfg(test)]
     fn metadata_json(&self) -> Option<String> {
+        let mut out = Vec::new();
+        self.write_metadata_json(&mut out)
+            .then(|| String::from_utf8(out).ok())
+            .flatten()
+    }
+
+    /// Writes the metadata object as sorted JSON text (what
+    /// `serde_json::Value::to_string` of the sorted map gives, without
+    /// building the map) after `out`; false, writing nothing, when empty.
+    pub fn write_metadata_json(&self, out: &mut Vec<u8>) -> bool {
         if self.metadata.is_empty() {
-            return None;
+            return false;
         }
-        let mut out = Vec::with_capacity(16 * self.metadata.len() + 2);
         out.push(b'{');
         for (i, (k, v)) in self.metadata.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             // Writing JSON into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, k);
+            let _ = serde_json::to_writer(&mut *out, k);
             out.push(b':');
             let _ = match v {
-                Value::Str(s) => serde_json::to_writer(&mut out, s),
-                Value::Int(i) => serde_json::to_writer(&mut out, i),
-                Value::Bool(b) => serde_json::to_writer(&mut out, b),
-                Value::Float(f) if f.is_finite() => serde_json::to_writer(&mut out, f),
-                Value::Float(f) => serde_json::to_writer(&mut out, &python_float_text(*f)),
+                Value::Str(s) => serde_json::to_writer(&mut *out, s),
+                Value::Int(i) => serde_json::to_writer(&mut *out, i),
+                Value::Bool(b) => serde_json::to_writer(&mut *out, b),
+                Value::Float(f) if f.is_finite() => serde_json::to_writer(&mut *out, f),
+                Value::Float(f) => serde_json::to_writer(&mut *out, &python_float_text(*f)),
             };
         }
         out.push(b'}');
-        String::from_utf8(out).ok()
-    }
-
-    /// Moves a text column's value out.
-    fn take_str(&mut self, field: Field) -> Option<String> {
-        let i = self.columns.iter().position(|(f, _)| *f == field)?;
-        match self.columns.swap_remove(i).1 {
-            Value::Str(s) => Some(s),
-            _ => None,
-        }
+        true
     }
 }
 
@@ -429,62 +430,6 @@ pub struct EventOrigin<'a> {
     pub raw_line: &'a str,
     /// When it was read.
     pub ingested_at: DateTime<Utc>,
-}
-
-impl RiskEvent {
-    /// Assembles a row from its origin and parsed fields (moved in: their
-    /// text is not copied again).
-    pub fn build(origin: EventOrigin<'_>, mut fields: EventFields) -> RiskEvent {
-        let metadata = fields.metadata_json();
-        let mut s = |f| fields.take_str(f);
-        let execution_id = s(Field::ExecutionId);
-        let old_state = s(Field::OldState);
-        let new_state = s(Field::NewState);
-        let action = s(Field::Action);
-        let limit_type = s(Field::LimitType);
-        let rejection_reason = s(Field::RejectionReason);
-        let symbol = s(Field::Symbol);
-        let fl = |f| match fields.get(f) {
-            Some(Value::Float(x)) => Some(*x),
-            _ => None,
-        };
-        RiskEvent {
-            event_id: origin.event_id,
-            event_type: origin.event_type.clone(),
-            component: origin.component.clone(),
-            timestamp: origin.timestamp,
-            execution_id,
-            old_state,
-            new_state,
-            failure_count: match fields.get(Field::FailureCount) {
-                Some(Value::Int(i)) => i32::try_from(*i).ok(),
-                _ => None,
-            },
-            entry_premium: fl(Field::EntryPremium),
-            current_premium: fl(Field::CurrentPremium),
-            highest_premium: fl(Field::HighestPremium),
-            stop_premium: fl(Field::StopPremium),
-            action,
-            limit_type,
-            current_value: fl(Field::CurrentValue),
-            limit_value: fl(Field::LimitValue),
-            allowed: match fields.get(Field::Allowed) {
-                Some(Value::Bool(b)) => Some(*b),
-                _ => None,
-            },
-            rejection_reason,
-            metadata,
-            symbol,
-            level: origin.level.map(str::to_owned),
-            logger: origin.logger.map(str::to_owned),
-            source: origin.source.clone(),
-            source_file: origin.source_file.to_owned(),
-            source_offset: origin.source_offset as i64,
-            raw_line: origin.raw_line.to_owned(),
-            ingested_at: origin.ingested_at,
-            event_date: origin.timestamp.date_naive(),
-        }
-    }
 }
 
 /// Why a line went to quarantine. The `reason` column holds [`Reason::code`].

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 pub use crate::event::SourceState;
 use crate::event::{
-    EventFields, EventOrigin, Field, LinePos, QuarantineRecord, Reason, RiskEvent, Value,
+    EventFields, EventOrigin, EventRows, Field, LinePos, QuarantineRecord, Reason, Value,
     ValueKind, event_id,
 };
 use crate::source::fingerprint::{FileId, Heads};
@@ -31,8 +31,9 @@ pub enum Outcome {
     Continuation,
     /// Known noise that carries a keyword (an `ignore` pattern matched).
     Ignored,
-    /// A risk event.
-    Event(Box<RiskEvent>),
+    /// A risk event: added as a row to the [`EventRows`] the parser was
+    /// given (its columns go there, not through an owned event).
+    Event,
     /// A line kept for review.
     Quarantine(Box<QuarantineRecord>),
     /// Two records on one line: a record cut short (the engine died while
@@ -158,17 +159,18 @@ impl SourceParser {
         })
     }
 
-    /// Parses one complete line.
+    /// Parses one complete line; an event becomes a row of `events`.
     pub fn parse_line(
         &self,
         state: &mut SourceState,
         line: LineRef<'_>,
         now: DateTime<Utc>,
+        events: &mut EventRows,
     ) -> Outcome {
-        let outcome = self.parse_record(state, line, now);
+        let outcome = self.parse_record(state, line, now, events);
         match &outcome {
             Outcome::Quarantine(_) | Outcome::Continuation => {
-                self.unfuse(state, line, now).unwrap_or(outcome)
+                self.unfuse(state, line, now, events).unwrap_or(outcome)
             }
             _ => outcome,
         }
@@ -184,6 +186,7 @@ impl SourceParser {
         state: &mut SourceState,
         line: LineRef<'_>,
         now: DateTime<Utc>,
+        events: &mut EventRows,
     ) -> Option<Outcome> {
         let raw = strip_newline(line.bytes);
         let text = std::str::from_utf8(raw).ok()?;
@@ -208,6 +211,7 @@ impl SourceParser {
                 ..line
             },
             now,
+            events,
         );
         Some(Outcome::Fused {
             cut: Box::new(cut),
@@ -221,6 +225,7 @@ impl SourceParser {
         state: &mut SourceState,
         line: LineRef<'_>,
         now: DateTime<Utc>,
+        events: &mut EventRows,
     ) -> Outcome {
         let (raw, line) = after_nuls(line);
         let candidate = line.keyword || self.patterns.is_candidate(raw);
@@ -278,23 +283,21 @@ impl SourceParser {
         let Some(event_type) = pattern.event_type.as_ref() else {
             return Outcome::Ignored;
         };
-        let event = RiskEvent::build(
-            EventOrigin {
-                event_id: event_id(line.file, line.offset),
-                event_type,
-                component: &pattern.component,
-                timestamp,
-                level,
-                logger,
-                source: &self.source,
-                source_file: line.path,
-                source_offset: line.offset,
-                raw_line: &text,
-                ingested_at: now,
-            },
-            fields,
-        );
-        Outcome::Event(Box::new(event))
+        let origin = EventOrigin {
+            event_id: event_id(line.file, line.offset),
+            event_type,
+            component: &pattern.component,
+            timestamp,
+            level,
+            logger,
+            source: &self.source,
+            source_file: line.path,
+            source_offset: line.offset,
+            raw_line: &text,
+            ingested_at: now,
+        };
+        events.push_parsed(&origin, &fields);
+        Outcome::Event
     }
 
     /// A line's time as an instant: inside a repeated hour, the pass the
@@ -498,9 +501,11 @@ mod tests {
             let p = parser(tz);
             let mut state = SourceState::default();
             let file = FileId::from_head(b"x\n");
-            let out = p.parse_line(&mut state, LineRef { file, path: "x", offset: 9, bytes: &line, keyword: false }, Utc::now());
-            if let Outcome::Event(e) = out {
-                prop_assert!(e.source_offset >= 9);
+            let mut events = EventRows::default();
+            let out = p.parse_line(&mut state, LineRef { file, path: "x", offset: 9, bytes: &line, keyword: false }, Utc::now(), &mut events);
+            prop_assert_eq!(events.len(), usize::from(out == Outcome::Event || matches!(&out, Outcome::Fused { rest, .. } if **rest == Outcome::Event)));
+            for e in events.iter() {
+                prop_assert!(e.source_offset() >= 9);
             }
         }
     }

@@ -29,6 +29,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use super::reading::{Batch, Reading};
 use super::step::{AtFragment, FileRef};
+use crate::event::rows::Text;
 use crate::parse::{SourceParser, SourceState};
 use crate::source::chunk::Stretch;
 use crate::source::fingerprint::FileId;
@@ -348,17 +349,19 @@ impl Chunks {
         if self.current == 0 {
             return b;
         }
-        if self.breaker_open
-            && let Some(e) = b
-                .rows
-                .events
-                .iter_mut()
-                .find(|e| &*e.component == "circuit_breaker" && e.new_state.is_some())
-        {
-            if e.old_state.is_none() {
-                e.old_state = self.start.breaker.clone();
+        if self.breaker_open {
+            let change = (b.rows.events.iter().enumerate())
+                .find(|(_, e)| {
+                    e.component() == "circuit_breaker" && e.text(Text::NewState).is_some()
+                })
+                .map(|(i, e)| (i, e.text(Text::OldState).is_some()));
+            if let Some((i, has_old)) = change {
+                if !has_old {
+                    let old = self.start.breaker.as_deref();
+                    b.rows.events.set_text(i, Text::OldState, old);
+                }
+                self.breaker_open = false;
             }
-            self.breaker_open = false;
         }
         let ahead = &b.state;
         b.state = SourceState {

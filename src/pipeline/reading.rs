@@ -39,6 +39,9 @@ pub struct Reading {
     at_fragment: AtFragment,
     skip: NoiseSkip,
     reported: u64,
+    /// The rows and text bytes the last batch held: the next one is given
+    /// that room at once, so its buffers do not grow (and copy) as it fills.
+    last_size: (usize, usize),
     /// The source state at the reader's position.
     pub state: SourceState,
     /// What the lines read so far were.
@@ -64,6 +67,7 @@ impl Reading {
             quarantined_to: file.quarantined_to,
             at_fragment,
             skip: NoiseSkip::default(),
+            last_size: (0, 0),
             state,
             tally: Tally::default(),
         }
@@ -86,7 +90,10 @@ impl Reading {
             path: &self.path,
             quarantined_to: self.quarantined_to,
         };
-        let mut rows = Rows::default();
+        // An eighth more text than last time: a batch a little wordier than
+        // the last should not double its buffer.
+        let (events, text) = self.last_size;
+        let mut rows = Rows::with_room(events + 1, text + text / 8);
         loop {
             let stepped = stepper.step(
                 &mut self.reader,
@@ -103,6 +110,7 @@ impl Reading {
                 self.reported = end;
             }
             if last || rows.len() >= max_events {
+                self.last_size = (rows.events.len(), rows.events.text_len());
                 return Ok(Batch {
                     rows,
                     end,

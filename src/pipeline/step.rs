@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use std::io::{self, Read};
 
-use crate::event::{QuarantineRecord, RiskEvent};
+use crate::event::{EventRows, QuarantineRecord};
 use crate::parse::{LineRef, Outcome, SourceParser, SourceState};
 use crate::source::fingerprint::FileId;
 use crate::source::reader::{Item, LineReader};
@@ -42,7 +42,7 @@ pub struct FileRef<'a> {
 #[derive(Debug, Default)]
 pub struct Rows {
     /// Events, in file order.
-    pub events: Vec<RiskEvent>,
+    pub events: EventRows,
     /// Quarantine records, in file order.
     pub quarantine: Vec<QuarantineRecord>,
     /// The identity of the file each event came from (same length as
@@ -55,6 +55,15 @@ pub struct Rows {
 }
 
 impl Rows {
+    /// No rows, with room for `events` events holding `text` bytes of text.
+    pub fn with_room(events: usize, text: usize) -> Rows {
+        Rows {
+            events: EventRows::with_capacity(events, text),
+            event_files: Vec::with_capacity(events),
+            ..Rows::default()
+        }
+    }
+
     /// Rows held.
     pub fn len(&self) -> usize {
         self.events.len() + self.quarantine.len()
@@ -89,9 +98,16 @@ impl Rows {
         let below = |to: u64| {
             move |id: FileId, offset: i64| id == file && u64::try_from(offset).is_ok_and(|o| o < to)
         };
-        let (events, ids) = (&mut self.events, &mut self.event_files);
-        (landed.events, landed.event_files) =
-            split_off(events, ids, |e, id| below(events_to)(id, e.source_offset));
+        let landed_at: Vec<bool> = (self.events.iter().zip(&self.event_files))
+            .map(|(e, id)| below(events_to)(*id, e.source_offset()))
+            .collect();
+        landed.events = self.events.split_off(|i, _| !landed_at[i]);
+        let ids = std::mem::take(&mut self.event_files)
+            .into_iter()
+            .zip(&landed_at);
+        let (took, kept): (Vec<_>, Vec<_>) = ids.partition(|(_, landed)| **landed);
+        landed.event_files = took.into_iter().map(|(id, _)| id).collect();
+        self.event_files = kept.into_iter().map(|(id, _)| id).collect();
         let (quarantine, ids) = (&mut self.quarantine, &mut self.quarantine_files);
         (landed.quarantine, landed.quarantine_files) = split_off(quarantine, ids, |q, id| {
             below(quarantine_to)(id, q.source_offset)
@@ -101,7 +117,7 @@ impl Rows {
 
     /// Adds `other`'s rows after these.
     pub fn extend(&mut self, other: Rows) {
-        self.events.extend(other.events);
+        self.events.extend(&other.events);
         self.quarantine.extend(other.quarantine);
         self.event_files.extend(other.event_files);
         self.quarantine_files.extend(other.quarantine_files);
@@ -191,7 +207,7 @@ impl Stepper<'_> {
                     bytes,
                     keyword: skip.keyword_at == Some(offset),
                 };
-                let outcome = parser.parse_line(state, line, self.now);
+                let outcome = parser.parse_line(state, line, self.now, &mut rows.events);
                 take(outcome, reader.offset(), file, tally, rows);
                 return Ok(Stepped::Read);
             }
@@ -257,9 +273,16 @@ impl Stepper<'_> {
 /// into the rows, the rest counted. `end` is the line's end offset.
 fn take(outcome: Outcome, end: u64, file: FileRef<'_>, tally: &mut Tally, rows: &mut Rows) {
     match outcome {
-        Outcome::Event(e) => {
-            tally.count_event(&e.event_type);
-            rows.events.push(*e);
+        Outcome::Event => {
+            // `parse_line` added it to the rows' events: it is the last.
+            if let Some(e) = rows
+                .events
+                .len()
+                .checked_sub(1)
+                .and_then(|i| rows.events.get(i))
+            {
+                tally.count_event(e.event_type());
+            }
             rows.event_files.push(file.id);
         }
         Outcome::Quarantine(q) => keep_quarantine(*q, end, file, tally, rows),

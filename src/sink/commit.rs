@@ -9,8 +9,9 @@ use std::sync::Arc;
 use super::delta_log::{Appended, DeltaLog};
 use super::error::SinkError;
 use crate::event::SourceState;
+use crate::event::rows::Text;
 use crate::event::schema::name;
-use crate::event::{QuarantineRecord, RiskEvent};
+use crate::event::{EventRows, QuarantineRecord};
 use crate::metrics::{self, Metrics};
 
 /// Open writers holding rows for the next commit.
@@ -60,16 +61,16 @@ impl StagedCounts {
         }
     }
 
-    pub(super) fn add(&mut self, events: &[RiskEvent], quarantine: &[QuarantineRecord]) {
-        for e in events {
-            match self.events.get_mut(&e.event_type) {
+    pub(super) fn add(&mut self, events: &EventRows, quarantine: &[QuarantineRecord]) {
+        for e in events.iter() {
+            match self.events.get_mut(e.event_type()) {
                 Some(n) => *n += 1,
                 None => {
-                    self.events.insert(e.event_type.clone(), 1);
+                    self.events.insert(e.event_type().into(), 1);
                 }
             }
-            if &*e.event_type == "circuit_breaker_init"
-                && matches!(e.old_state.as_deref(), Some("OPEN" | "HALF_OPEN"))
+            if e.event_type() == "circuit_breaker_init"
+                && matches!(e.text(Text::OldState), Some("OPEN" | "HALF_OPEN"))
             {
                 self.restart_resets += 1;
             }

@@ -56,7 +56,7 @@ use crate::event::batch::{events_batch, quarantine_batch};
 use crate::event::schema::{
     EVENT_PARTITION, QUARANTINE_COLUMNS, QUARANTINE_PARTITION, RISK_EVENT_COLUMNS,
 };
-use crate::event::{QuarantineRecord, RiskEvent};
+use crate::event::{EventRows, QuarantineRecord};
 use crate::metrics::Metrics;
 use crate::source::fingerprint::FileId;
 use std::collections::HashMap;
@@ -302,7 +302,7 @@ impl DeltaSink {
     /// lands; a failed commit discards it (the offsets say where to re-read).
     pub async fn stage(
         &mut self,
-        events: &[RiskEvent],
+        events: &EventRows,
         quarantine: &[QuarantineRecord],
     ) -> Result<(), SinkError> {
         if !quarantine.is_empty() {
@@ -314,7 +314,9 @@ impl DeltaSink {
             stage_into(&mut self.staged.events, &self.events, batch).await?;
         }
         self.staged.rows += events.len() + quarantine.len();
-        self.staged.days.extend(events.iter().map(|e| e.event_date));
+        self.staged
+            .days
+            .extend(events.iter().map(|e| e.event_date()));
         if self.metrics.is_some() {
             self.staged.counts.add(events, quarantine);
         }
@@ -333,7 +335,7 @@ impl DeltaSink {
     pub fn record_landed(
         &self,
         source: &str,
-        events: &[RiskEvent],
+        events: &EventRows,
         quarantine: &[QuarantineRecord],
         state: &SourceState,
     ) {
@@ -356,9 +358,9 @@ impl DeltaSink {
 
     /// Whether staging `events` too would hold more than [`STAGED_DAYS`]
     /// partitions open: then they go with a commit instead.
-    pub fn stage_would_exceed_days(&self, events: &[RiskEvent]) -> bool {
+    pub fn stage_would_exceed_days(&self, events: &EventRows) -> bool {
         let mut days = self.staged.days.clone();
-        days.extend(events.iter().map(|e| e.event_date));
+        days.extend(events.iter().map(|e| e.event_date()));
         days.len() > STAGED_DAYS
     }
 
@@ -371,7 +373,7 @@ impl DeltaSink {
         &mut self,
         source: &str,
         offsets: &[(FileId, u64)],
-        events: &[RiskEvent],
+        events: &EventRows,
         quarantine: &[QuarantineRecord],
         state: &SourceState,
     ) -> Result<u64, SinkError> {
@@ -410,7 +412,7 @@ impl DeltaSink {
         &mut self,
         source: &str,
         offsets: &[(FileId, u64)],
-        events: &[RiskEvent],
+        events: &EventRows,
         quarantine: &[QuarantineRecord],
         state: &SourceState,
     ) -> Result<u64, SinkError> {

@@ -396,7 +396,7 @@ async fn check_source(
             found.live,
             &mut state,
             |got| {
-                got.events.retain(|e| range.contains(e.timestamp));
+                got.events.retain(|e| range.contains(e.timestamp()));
                 compare(got, rows, &mut check, &mut place)
             },
         )?;
@@ -480,7 +480,7 @@ fn reread(
         };
         if stepped == Stepped::End || rows.len() >= BATCH {
             // A step may read past `to` (a noise run): rows past it are not committed.
-            rows.events.retain(|e| (e.source_offset as u64) < to);
+            rows.events.retain(|e| (e.source_offset() as u64) < to);
             rows.quarantine.retain(|q| (q.source_offset as u64) < to);
             each(&mut rows)?;
             rows.clear();
@@ -511,7 +511,7 @@ fn compare(
         let batch = events_batch(&got.events)?;
         let mut hasher = index::RowHasher::new(&batch);
         for (r, e) in got.events.iter().enumerate() {
-            let (offset, id) = (e.source_offset, e.event_id);
+            let (offset, id) = (e.source_offset(), e.event_id());
             match table.events.find(place.source, &id) {
                 None => check.missing.push((offset, id.to_string())),
                 Some(held) if held.count > 1 => {
