@@ -3,15 +3,16 @@
 
 use deltalake::arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder,
-    Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    Int64Builder, StringArray, StringBuilder, TimestampMicrosecondBuilder,
 };
+use deltalake::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::record_batch::RecordBatch;
 use std::sync::Arc;
 
 use super::QuarantineRecord;
-use super::rows::{EventRef, EventRows, Float, Text};
+use super::rows::{EventRef, EventRows, Float, Text, TextColumn};
 use super::schema::{ColType, ColumnDef, QUARANTINE_COLUMNS, RISK_EVENT_COLUMNS};
 
 /// The Arrow type of a column.
@@ -76,18 +77,51 @@ fn dates(n: usize, it: impl Iterator<Item = i32>) -> ArrayRef {
 
 /// A batch of `risk_events` rows.
 ///
-/// Built row by row into every column's builder at once (each row is read
-/// once), the builders sized first from the rows' text lengths, so none
-/// grows while it is filled.
+/// Each text column is one copy of its values, which the rows hold back to
+/// back as Arrow does; the other columns are built row by row, into every
+/// builder at once (each row is read once).
 pub fn events_batch(rows: &EventRows) -> Result<RecordBatch, ArrowError> {
-    let mut columns = EventColumns::with_capacity(rows.len(), &rows.text_sizes());
+    let mut columns = EventColumns::with_capacity(rows.len());
     for e in rows.iter() {
         columns.push(e);
     }
-    RecordBatch::try_new(arrow_schema(&RISK_EVENT_COLUMNS), columns.finish())
+    RecordBatch::try_new(arrow_schema(&RISK_EVENT_COLUMNS), columns.finish(rows)?)
 }
 
-/// The column groups of [`EventColumns`], in the schema's order.
+/// A text column's Arrow array: its values and validity copied whole.
+fn text_array(c: &TextColumn) -> Result<ArrayRef, ArrowError> {
+    let too_long = |_| {
+        ArrowError::InvalidArgumentError(format!(
+            "a batch's text column of {} bytes: over the 2 GiB a string array holds",
+            c.bytes.len()
+        ))
+    };
+    let mut offsets = Vec::with_capacity(c.ends.len() + 1);
+    offsets.push(0i32);
+    for end in &c.ends {
+        offsets.push(i32::try_from(*end).map_err(too_long)?);
+    }
+    let nulls = c
+        .valid
+        .iter()
+        .any(|v| !v)
+        .then(|| NullBuffer::from(c.valid.as_slice()));
+    let values = Buffer::from_slice_ref(c.bytes.as_bytes());
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    Ok(Arc::new(StringArray::try_new(offsets, values, nulls)?))
+}
+
+/// The text columns of `rows`, as arrays.
+fn text_arrays<const N: usize>(
+    rows: &EventRows,
+    cols: [Text; N],
+) -> Result<Vec<ArrayRef>, ArrowError> {
+    cols.iter()
+        .map(|t| text_array(rows.text_column(*t)))
+        .collect()
+}
+
+/// The column groups of a batch, in the schema's order.
 const KIND: [Text; 2] = [Text::EventType, Text::Component];
 const SUBJECT: [Text; 3] = [Text::ExecutionId, Text::OldState, Text::NewState];
 const PREMIUMS: [Float; 4] = [
@@ -108,61 +142,21 @@ const CONTEXT: [Text; 7] = [
     Text::SourceFile,
 ];
 
-/// The builders of `risk_events`' columns, in groups in the schema's order.
+/// The builders of `risk_events`' columns that are not text held by the
+/// rows, in groups in the schema's order.
 struct EventColumns {
     ids: StringBuilder,
     id_buf: [u8; uuid::fmt::Hyphenated::LENGTH],
-    /// `event_type`, `component`.
-    kind: [StringBuilder; 2],
     timestamp: TimestampMicrosecondBuilder,
-    /// `execution_id`, `old_state`, `new_state`.
-    subject: [StringBuilder; 3],
     failure_count: Int32Builder,
     /// `entry_premium` to `stop_premium`.
     premiums: [Float64Builder; 4],
-    /// `action`, `limit_type`.
-    action: [StringBuilder; 2],
     /// `current_value`, `limit_value`.
     values: [Float64Builder; 2],
     allowed: BooleanBuilder,
-    /// `rejection_reason` to `source_file`.
-    context: [StringBuilder; 7],
     source_offset: Int64Builder,
-    raw_line: StringBuilder,
     ingested_at: TimestampMicrosecondBuilder,
     event_date: Date32Builder,
-}
-
-/// Text builders for `n` rows of the columns `cols`, each sized to hold
-/// its column's text (`sizes`, by [`Text`]).
-fn texts<const N: usize>(n: usize, sizes: &[usize], cols: [Text; N]) -> [StringBuilder; N] {
-    cols.map(|t| StringBuilder::with_capacity(n, sizes[t as usize]))
-}
-
-fn append_all<B, T, const N: usize>(builders: &mut [B; N], values: [Option<T>; N])
-where
-    B: Append<T>,
-{
-    for (b, v) in builders.iter_mut().zip(values) {
-        b.append(v);
-    }
-}
-
-/// `append_option` of the builders grouped in [`EventColumns`].
-trait Append<T> {
-    fn append(&mut self, v: Option<T>);
-}
-
-impl Append<&str> for StringBuilder {
-    fn append(&mut self, v: Option<&str>) {
-        self.append_option(v);
-    }
-}
-
-impl Append<f64> for Float64Builder {
-    fn append(&mut self, v: Option<f64>) {
-        self.append_option(v);
-    }
 }
 
 fn finished<B: ArrayBuilder>(builders: &mut [B]) -> impl Iterator<Item = ArrayRef> + '_ {
@@ -170,23 +164,18 @@ fn finished<B: ArrayBuilder>(builders: &mut [B]) -> impl Iterator<Item = ArrayRe
 }
 
 impl EventColumns {
-    fn with_capacity(n: usize, sizes: &[usize]) -> EventColumns {
+    fn with_capacity(n: usize) -> EventColumns {
         let time = || TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
         let floats = || Float64Builder::with_capacity(n);
         EventColumns {
             ids: StringBuilder::with_capacity(n, n * uuid::fmt::Hyphenated::LENGTH),
             id_buf: [0; uuid::fmt::Hyphenated::LENGTH],
-            kind: texts(n, sizes, KIND),
             timestamp: time(),
-            subject: texts(n, sizes, SUBJECT),
             failure_count: Int32Builder::with_capacity(n),
             premiums: std::array::from_fn(|_| floats()),
-            action: texts(n, sizes, ACTION),
             values: std::array::from_fn(|_| floats()),
             allowed: BooleanBuilder::with_capacity(n),
-            context: texts(n, sizes, CONTEXT),
             source_offset: Int64Builder::with_capacity(n),
-            raw_line: StringBuilder::with_capacity(n, sizes[Text::RawLine as usize]),
             ingested_at: time(),
             event_date: Date32Builder::with_capacity(n),
         }
@@ -195,40 +184,39 @@ impl EventColumns {
     fn push(&mut self, e: EventRef<'_>) {
         let id = e.event_id().hyphenated().encode_lower(&mut self.id_buf);
         self.ids.append_value(id);
-        append_all(&mut self.kind, KIND.map(|t| e.text(t)));
         self.timestamp
             .append_value(e.timestamp().timestamp_micros());
-        append_all(&mut self.subject, SUBJECT.map(|t| e.text(t)));
         self.failure_count.append_option(e.failure_count());
-        append_all(&mut self.premiums, PREMIUMS.map(|f| e.float(f)));
-        append_all(&mut self.action, ACTION.map(|t| e.text(t)));
-        append_all(&mut self.values, VALUES.map(|f| e.float(f)));
+        for (b, f) in self.premiums.iter_mut().zip(PREMIUMS) {
+            b.append_option(e.float(f));
+        }
+        for (b, f) in self.values.iter_mut().zip(VALUES) {
+            b.append_option(e.float(f));
+        }
         self.allowed.append_option(e.allowed());
-        append_all(&mut self.context, CONTEXT.map(|t| e.text(t)));
         self.source_offset.append_value(e.source_offset());
-        self.raw_line
-            .append_value(e.text(Text::RawLine).unwrap_or_default());
         self.ingested_at
             .append_value(e.ingested_at().timestamp_micros());
         self.event_date.append_value(days(e.event_date()));
     }
 
-    fn finish(mut self) -> Vec<ArrayRef> {
+    /// Every column in the schema's order, the text ones from `rows`.
+    fn finish(mut self, rows: &EventRows) -> Result<Vec<ArrayRef>, ArrowError> {
         let mut columns: Vec<ArrayRef> = vec![ArrayBuilder::finish(&mut self.ids)];
-        columns.extend(finished(&mut self.kind));
+        columns.extend(text_arrays(rows, KIND)?);
         columns.push(ArrayBuilder::finish(&mut self.timestamp));
-        columns.extend(finished(&mut self.subject));
+        columns.extend(text_arrays(rows, SUBJECT)?);
         columns.push(ArrayBuilder::finish(&mut self.failure_count));
         columns.extend(finished(&mut self.premiums));
-        columns.extend(finished(&mut self.action));
+        columns.extend(text_arrays(rows, ACTION)?);
         columns.extend(finished(&mut self.values));
         columns.push(ArrayBuilder::finish(&mut self.allowed));
-        columns.extend(finished(&mut self.context));
+        columns.extend(text_arrays(rows, CONTEXT)?);
         columns.push(ArrayBuilder::finish(&mut self.source_offset));
-        columns.push(ArrayBuilder::finish(&mut self.raw_line));
+        columns.extend(text_arrays(rows, [Text::RawLine])?);
         columns.push(ArrayBuilder::finish(&mut self.ingested_at));
         columns.push(ArrayBuilder::finish(&mut self.event_date));
-        columns
+        Ok(columns)
     }
 }
 

@@ -1,17 +1,16 @@
-//! Events held between the parser and the table, without an owned
-//! [`RiskEvent`] per row: each row's fixed-size values in one list and every
-//! text value (type, states, symbol, metadata, path, the line itself) back to
-//! back in one string. A batch of ten thousand events is then two heap blocks
-//! instead of some ninety thousand, so parsing a row allocates nothing for
-//! it, appending it copies its text once, and dropping a committed batch
-//! frees two blocks. A dense backfill spent a fifth of its time allocating,
-//! moving and freeing owned events.
+//! Events held between the parser and the table, in columns, without an
+//! owned [`RiskEvent`] per row: each row's fixed-size values in one list, and
+//! each text column (type, states, symbol, metadata, path, the line itself)
+//! as its values back to back. A batch of ten thousand events is then a few
+//! dozen heap blocks instead of some ninety thousand: parsing a row
+//! allocates nothing for it, a text column goes into its Arrow array as one
+//! copy, and dropping a committed batch frees a few blocks. A dense backfill
+//! spent a fifth of its time allocating, moving and freeing owned events.
 //!
 //! A row is read through an [`EventRef`]; [`EventRef::to_event`] gives the
 //! owned [`RiskEvent`] where one is wanted (`parse`'s JSON, tests).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use std::ops::Range;
 use uuid::Uuid;
 
 use super::{EventFields, EventOrigin, Field, RiskEvent, Value};
@@ -51,7 +50,8 @@ pub enum Text {
     RawLine,
 }
 
-const TEXTS: usize = 15;
+/// How many text columns there are.
+pub const TEXTS: usize = 15;
 
 /// The float columns, in the schema's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,10 +93,7 @@ const FIELD_FLOATS: [(Field, Float); FLOATS] = [
     (Field::LimitValue, Float::LimitValue),
 ];
 
-/// Where a text value is in [`EventRows`]' string; `None` is a null.
-type Span = Option<(usize, usize)>;
-
-/// One row's values that are not text, and where its text is.
+/// One row's values that are not text.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Row {
     event_id: Uuid,
@@ -107,14 +104,60 @@ struct Row {
     failure_count: Option<i32>,
     allowed: Option<bool>,
     floats: [Option<f64>; FLOATS],
-    texts: [Span; TEXTS],
+}
+
+/// One text column: its values back to back, where each ends and whether it
+/// is null. That is what an Arrow string array is made of, so a batch's
+/// column is one copy of it (`event::batch`), not a value at a time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextColumn {
+    /// The values, back to back.
+    pub bytes: String,
+    /// Where each row's value ends in `bytes` (a null's is where the one
+    /// before it ends).
+    pub ends: Vec<usize>,
+    /// Whether each row's value is there (not null).
+    pub valid: Vec<bool>,
+}
+
+impl TextColumn {
+    fn with_capacity(rows: usize, bytes: usize) -> TextColumn {
+        TextColumn {
+            bytes: String::with_capacity(bytes),
+            ends: Vec::with_capacity(rows),
+            valid: Vec::with_capacity(rows),
+        }
+    }
+
+    fn push(&mut self, v: Option<&str>) {
+        if let Some(v) = v {
+            self.bytes.push_str(v);
+        }
+        self.ends.push(self.bytes.len());
+        self.valid.push(v.is_some());
+    }
+
+    fn get(&self, i: usize) -> Option<&str> {
+        if !*self.valid.get(i)? {
+            return None;
+        }
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
+        self.bytes.get(start..self.ends[i])
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        self.valid.clear();
+    }
 }
 
 /// Rows of `risk_events`, in the order they were added.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventRows {
     rows: Vec<Row>,
-    text: String,
+    /// Boxed: the rows are moved between threads and queues whole.
+    texts: Box<[TextColumn; TEXTS]>,
 }
 
 thread_local! {
@@ -126,22 +169,30 @@ thread_local! {
 /// One row of [`EventRows`].
 #[derive(Debug, Clone, Copy)]
 pub struct EventRef<'a> {
-    row: &'a Row,
-    text: &'a str,
+    rows: &'a EventRows,
+    i: usize,
 }
 
 impl EventRows {
-    /// No rows, with room for `rows` rows holding `text` bytes of text.
-    pub fn with_capacity(rows: usize, text: usize) -> EventRows {
+    /// No rows, with room for `rows` rows holding `text` bytes of text in
+    /// each text column (by [`Text`]).
+    pub fn with_capacity(rows: usize, text: &[usize; TEXTS]) -> EventRows {
         EventRows {
             rows: Vec::with_capacity(rows),
-            text: String::with_capacity(text),
+            texts: Box::new(std::array::from_fn(|t| {
+                TextColumn::with_capacity(rows, text[t])
+            })),
         }
     }
 
-    /// Bytes of text held.
-    pub fn text_len(&self) -> usize {
-        self.text.len()
+    /// Bytes of text held in each text column (by [`Text`]).
+    pub fn text_sizes(&self) -> [usize; TEXTS] {
+        std::array::from_fn(|t| self.texts[t].bytes.len())
+    }
+
+    /// A text column, for copying into an Arrow array.
+    pub fn text_column(&self, t: Text) -> &TextColumn {
+        &self.texts[t as usize]
     }
 
     /// Rows held.
@@ -157,64 +208,42 @@ impl EventRows {
     /// Forgets them, keeping the room they took.
     pub fn clear(&mut self) {
         self.rows.clear();
-        self.text.clear();
-    }
-
-    /// Bytes of text held in each text column (by [`Text`]), for sizing
-    /// the columns they are copied into.
-    pub fn text_sizes(&self) -> [usize; TEXTS] {
-        let mut sizes = [0; TEXTS];
-        for row in &self.rows {
-            for (size, span) in sizes.iter_mut().zip(&row.texts) {
-                *size += span.map_or(0, |(a, b)| b - a);
-            }
-        }
-        sizes
+        self.texts.iter_mut().for_each(TextColumn::clear);
     }
 
     /// The row at `i`.
     pub fn get(&self, i: usize) -> Option<EventRef<'_>> {
-        self.rows.get(i).map(|row| EventRef {
-            row,
-            text: &self.text,
-        })
+        (i < self.rows.len()).then_some(EventRef { rows: self, i })
     }
 
     /// The rows, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = EventRef<'_>> + '_ {
-        self.rows.iter().map(|row| EventRef {
-            row,
-            text: &self.text,
-        })
+        (0..self.rows.len()).map(|i| EventRef { rows: self, i })
     }
 
-    fn put(&mut self, v: Option<&str>) -> Span {
-        let v = v?;
-        let start = self.text.len();
-        self.text.push_str(v);
-        Some((start, self.text.len()))
+    fn put(&mut self, t: Text, v: Option<&str>) {
+        self.texts[t as usize].push(v);
     }
 
     /// Adds the row a parsed line makes: its origin and the fields its
     /// pattern set (what [`RiskEvent`]'s columns would hold, without owning
     /// them).
     pub fn push_parsed(&mut self, origin: &EventOrigin<'_>, fields: &EventFields) {
-        let mut texts = [None; TEXTS];
-        texts[Text::EventType as usize] = self.put(Some(origin.event_type));
-        texts[Text::Component as usize] = self.put(Some(origin.component));
-        for (field, at) in FIELD_TEXTS {
+        self.put(Text::EventType, Some(origin.event_type));
+        self.put(Text::Component, Some(origin.component));
+        for (field, t) in FIELD_TEXTS {
             let v = match fields.get(field) {
                 Some(Value::Str(s)) => Some(s.as_str()),
                 _ => None,
             };
-            texts[at as usize] = self.put(v);
+            self.put(t, v);
         }
-        texts[Text::Metadata as usize] = self.put_metadata(fields);
-        texts[Text::Level as usize] = self.put(origin.level);
-        texts[Text::Logger as usize] = self.put(origin.logger);
-        texts[Text::Source as usize] = self.put(Some(origin.source));
-        texts[Text::SourceFile as usize] = self.put(Some(origin.source_file));
-        texts[Text::RawLine as usize] = self.put(Some(origin.raw_line));
+        self.put_metadata(fields);
+        self.put(Text::Level, origin.level);
+        self.put(Text::Logger, origin.logger);
+        self.put(Text::Source, Some(origin.source));
+        self.put(Text::SourceFile, Some(origin.source_file));
+        self.put(Text::RawLine, Some(origin.raw_line));
         let float = |f| match fields.get(f) {
             Some(Value::Float(x)) => Some(*x),
             _ => None,
@@ -234,23 +263,22 @@ impl EventRows {
                 _ => None,
             },
             floats: FIELD_FLOATS.map(|(f, _)| float(f)),
-            texts,
         });
     }
 
-    fn put_metadata(&mut self, fields: &EventFields) -> Span {
+    fn put_metadata(&mut self, fields: &EventFields) {
         SCRATCH.with_borrow_mut(|scratch| {
             scratch.clear();
-            if !fields.write_metadata_json(scratch) {
-                return None;
-            }
-            self.put(std::str::from_utf8(scratch).ok())
+            let json = fields
+                .write_metadata_json(scratch)
+                .then(|| std::str::from_utf8(scratch).ok())
+                .flatten();
+            self.put(Text::Metadata, json);
         })
     }
 
     /// Adds an owned event's row.
     pub fn push(&mut self, e: &RiskEvent) {
-        let mut texts = [None; TEXTS];
         let values = [
             Some(&*e.event_type),
             Some(&*e.component),
@@ -268,8 +296,8 @@ impl EventRows {
             Some(e.source_file.as_str()),
             Some(e.raw_line.as_str()),
         ];
-        for (t, v) in texts.iter_mut().zip(values) {
-            *t = self.put(v);
+        for (column, v) in self.texts.iter_mut().zip(values) {
+            column.push(v);
         }
         self.rows.push(Row {
             event_id: e.event_id,
@@ -287,25 +315,27 @@ impl EventRows {
                 e.current_value,
                 e.limit_value,
             ],
-            texts,
         });
     }
 
     /// Adds `other`'s rows after these.
     pub fn extend(&mut self, other: &EventRows) {
-        let shift = self.text.len();
-        self.text.push_str(&other.text);
-        self.rows.extend(other.rows.iter().map(|r| Row {
-            texts: r.texts.map(|s| s.map(|(a, b)| (a + shift, b + shift))),
-            ..*r
-        }));
+        self.rows.extend_from_slice(&other.rows);
+        for (mine, theirs) in self.texts.iter_mut().zip(other.texts.iter()) {
+            let shift = mine.bytes.len();
+            mine.bytes.push_str(&theirs.bytes);
+            mine.ends.extend(theirs.ends.iter().map(|e| e + shift));
+            mine.valid.extend_from_slice(&theirs.valid);
+        }
     }
 
-    /// Keeps the rows for which `keep` holds, in order (the text of the
-    /// others stays until the rows are cleared).
+    /// Keeps the rows for which `keep` holds, in order.
     pub fn retain(&mut self, mut keep: impl FnMut(EventRef<'_>) -> bool) {
-        let text = &self.text;
-        self.rows.retain(|row| keep(EventRef { row, text }));
+        let kept: Vec<bool> = self.iter().map(&mut keep).collect();
+        if kept.iter().all(|k| *k) {
+            return;
+        }
+        let _gone = self.split_off(|i, _| kept[i]);
     }
 
     /// Keeps the rows for which `keep` holds (given each row's index) and
@@ -322,38 +352,42 @@ impl EventRows {
     }
 
     fn push_ref(&mut self, e: EventRef<'_>) {
-        let mut row = *e.row;
-        for span in &mut row.texts {
-            *span = span.and_then(|(a, b)| self.put(e.text.get(a..b)));
+        self.rows.push(e.rows.rows[e.i]);
+        for (column, from) in self.texts.iter_mut().zip(e.rows.texts.iter()) {
+            column.push(from.get(e.i));
         }
-        self.rows.push(row);
     }
 
     /// Sets row `i`'s text column `t` (a later fact about the row: the
     /// breaker's state before a change parsed ahead of its predecessors).
+    /// The column is written again: this is for one row of a batch, rarely.
     pub fn set_text(&mut self, i: usize, t: Text, v: Option<&str>) {
-        let span = self.put(v);
-        if let Some(row) = self.rows.get_mut(i) {
-            row.texts[t as usize] = span;
+        let old = std::mem::take(&mut self.texts[t as usize]);
+        let column = &mut self.texts[t as usize];
+        for r in 0..old.ends.len() {
+            column.push(if r == i { v } else { old.get(r) });
         }
     }
 }
 
 impl<'a> EventRef<'a> {
+    fn row(&self) -> &'a Row {
+        &self.rows.rows[self.i]
+    }
+
     /// A text column's value.
     pub fn text(&self, t: Text) -> Option<&'a str> {
-        let (a, b) = self.row.texts[t as usize]?;
-        self.text.get(Range { start: a, end: b })
+        self.rows.texts[t as usize].get(self.i)
     }
 
     /// A float column's value.
     pub fn float(&self, f: Float) -> Option<f64> {
-        self.row.floats[f as usize]
+        self.row().floats[f as usize]
     }
 
     /// `event_id`
     pub fn event_id(&self) -> Uuid {
-        self.row.event_id
+        self.row().event_id
     }
 
     /// `event_type`
@@ -368,32 +402,32 @@ impl<'a> EventRef<'a> {
 
     /// `timestamp`
     pub fn timestamp(&self) -> DateTime<Utc> {
-        self.row.timestamp
+        self.row().timestamp
     }
 
     /// `ingested_at`
     pub fn ingested_at(&self) -> DateTime<Utc> {
-        self.row.ingested_at
+        self.row().ingested_at
     }
 
     /// `event_date`
     pub fn event_date(&self) -> NaiveDate {
-        self.row.event_date
+        self.row().event_date
     }
 
     /// `source_offset`
     pub fn source_offset(&self) -> i64 {
-        self.row.source_offset
+        self.row().source_offset
     }
 
     /// `failure_count`
     pub fn failure_count(&self) -> Option<i32> {
-        self.row.failure_count
+        self.row().failure_count
     }
 
     /// `allowed`
     pub fn allowed(&self) -> Option<bool> {
-        self.row.allowed
+        self.row().allowed
     }
 
     /// The row as an owned event.

@@ -6,6 +6,7 @@ use chrono::Utc;
 use std::io;
 
 use super::step::{AtFragment, FileRef, NoiseSkip, Rows, Stepped, Stepper};
+use crate::event::rows::TEXTS;
 use crate::parse::{SourceParser, SourceState};
 use crate::source::Content;
 use crate::source::fingerprint::FileId;
@@ -39,9 +40,10 @@ pub struct Reading {
     at_fragment: AtFragment,
     skip: NoiseSkip,
     reported: u64,
-    /// The rows and text bytes the last batch held: the next one is given
-    /// that room at once, so its buffers do not grow (and copy) as it fills.
-    last_size: (usize, usize),
+    /// The events and text bytes (by column) the last batch held: the next
+    /// one is given that room at once, so its buffers do not grow (and
+    /// copy) as it fills.
+    last_size: (usize, [usize; TEXTS]),
     /// The source state at the reader's position.
     pub state: SourceState,
     /// What the lines read so far were.
@@ -67,7 +69,7 @@ impl Reading {
             quarantined_to: file.quarantined_to,
             at_fragment,
             skip: NoiseSkip::default(),
-            last_size: (0, 0),
+            last_size: (0, [0; TEXTS]),
             state,
             tally: Tally::default(),
         }
@@ -93,7 +95,7 @@ impl Reading {
         // An eighth more text than last time: a batch a little wordier than
         // the last should not double its buffer.
         let (events, text) = self.last_size;
-        let mut rows = Rows::with_room(events + 1, text + text / 8);
+        let mut rows = Rows::with_room(events + 1, &text.map(|t| t + t / 8));
         loop {
             let stepped = stepper.step(
                 &mut self.reader,
@@ -110,7 +112,7 @@ impl Reading {
                 self.reported = end;
             }
             if last || rows.len() >= max_events {
-                self.last_size = (rows.events.len(), rows.events.text_len());
+                self.last_size = (rows.events.len(), rows.events.text_sizes());
                 return Ok(Batch {
                     rows,
                     end,

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use std::io::{self, Read};
 
+use crate::event::rows::TEXTS;
 use crate::event::{EventRows, QuarantineRecord};
 use crate::parse::{LineRef, Outcome, SourceParser, SourceState};
 use crate::source::fingerprint::FileId;
@@ -55,8 +56,9 @@ pub struct Rows {
 }
 
 impl Rows {
-    /// No rows, with room for `events` events holding `text` bytes of text.
-    pub fn with_room(events: usize, text: usize) -> Rows {
+    /// No rows, with room for `events` events holding `text` bytes of text
+    /// in each text column.
+    pub fn with_room(events: usize, text: &[usize; TEXTS]) -> Rows {
         Rows {
             events: EventRows::with_capacity(events, text),
             event_files: Vec::with_capacity(events),
