@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::{EventFields, EventOrigin, Field, RiskEvent, Value};
 
-/// The text columns, in the schema's order; a row's spans are indexed by them.
+/// The text columns, in the schema's order; [`EventRows`] keeps one per
+/// variant, indexed by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Text {
     /// `event_type`
@@ -216,6 +217,11 @@ impl EventRows {
         (i < self.rows.len()).then_some(EventRef { rows: self, i })
     }
 
+    /// The row added last.
+    pub fn last(&self) -> Option<EventRef<'_>> {
+        self.get(self.rows.len().checked_sub(1)?)
+    }
+
     /// The rows, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = EventRef<'_>> + '_ {
         (0..self.rows.len()).map(|i| EventRef { rows: self, i })
@@ -277,7 +283,8 @@ impl EventRows {
         })
     }
 
-    /// Adds an owned event's row.
+    /// Adds an owned event's row (tests build rows from events).
+    #[cfg(test)]
     pub fn push(&mut self, e: &RiskEvent) {
         let values = [
             Some(&*e.event_type),
@@ -330,21 +337,21 @@ impl EventRows {
     }
 
     /// Keeps the rows for which `keep` holds, in order.
-    pub fn retain(&mut self, mut keep: impl FnMut(EventRef<'_>) -> bool) {
-        let kept: Vec<bool> = self.iter().map(&mut keep).collect();
+    pub fn retain(&mut self, keep: impl FnMut(EventRef<'_>) -> bool) {
+        let kept: Vec<bool> = self.iter().map(keep).collect();
         if kept.iter().all(|k| *k) {
             return;
         }
-        let _gone = self.split_off(|i, _| kept[i]);
+        let _gone = self.split_off(&kept);
     }
 
-    /// Keeps the rows for which `keep` holds (given each row's index) and
-    /// gives back the others, both in order.
-    pub fn split_off(&mut self, mut keep: impl FnMut(usize, EventRef<'_>) -> bool) -> EventRows {
+    /// Keeps the rows whose `keep` entry is true and gives back the others,
+    /// both in order.
+    pub fn split_off(&mut self, keep: &[bool]) -> EventRows {
         let mut taken = EventRows::default();
         let mut kept = EventRows::default();
-        for (i, e) in self.iter().enumerate() {
-            let into = if keep(i, e) { &mut kept } else { &mut taken };
+        for (e, keep) in self.iter().zip(keep) {
+            let into = if *keep { &mut kept } else { &mut taken };
             into.push_ref(e);
         }
         *self = kept;
@@ -467,6 +474,7 @@ impl<'a> EventRef<'a> {
     }
 }
 
+#[cfg(test)]
 impl<'a> FromIterator<&'a RiskEvent> for EventRows {
     fn from_iter<I: IntoIterator<Item = &'a RiskEvent>>(it: I) -> EventRows {
         let mut rows = EventRows::default();
@@ -514,7 +522,12 @@ mod tests {
         rows.extend(&second.iter().collect());
         let all: Vec<RiskEvent> = first.iter().chain(&second).cloned().collect();
         assert_eq!(events(&rows), all);
-        let gone = rows.split_off(|i, e| i % 4 != 1 && e.source_offset() != 300);
+        let keep: Vec<bool> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, e)| i % 4 != 1 && e.source_offset() != 300)
+            .collect();
+        let gone = rows.split_off(&keep);
         let (kept, taken): (Vec<_>, Vec<_>) = all
             .into_iter()
             .enumerate()

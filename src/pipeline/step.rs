@@ -100,16 +100,14 @@ impl Rows {
         let below = |to: u64| {
             move |id: FileId, offset: i64| id == file && u64::try_from(offset).is_ok_and(|o| o < to)
         };
-        let landed_at: Vec<bool> = (self.events.iter().zip(&self.event_files))
-            .map(|(e, id)| below(events_to)(*id, e.source_offset()))
+        let kept: Vec<bool> = (self.events.iter().zip(&self.event_files))
+            .map(|(e, id)| !below(events_to)(*id, e.source_offset()))
             .collect();
-        landed.events = self.events.split_off(|i, _| !landed_at[i]);
-        let ids = std::mem::take(&mut self.event_files)
-            .into_iter()
-            .zip(&landed_at);
-        let (took, kept): (Vec<_>, Vec<_>) = ids.partition(|(_, landed)| **landed);
+        landed.events = self.events.split_off(&kept);
+        let ids = std::mem::take(&mut self.event_files).into_iter().zip(&kept);
+        let (stay, took): (Vec<_>, Vec<_>) = ids.partition(|(_, kept)| **kept);
         landed.event_files = took.into_iter().map(|(id, _)| id).collect();
-        self.event_files = kept.into_iter().map(|(id, _)| id).collect();
+        self.event_files = stay.into_iter().map(|(id, _)| id).collect();
         let (quarantine, ids) = (&mut self.quarantine, &mut self.quarantine_files);
         (landed.quarantine, landed.quarantine_files) = split_off(quarantine, ids, |q, id| {
             below(quarantine_to)(id, q.source_offset)
@@ -277,12 +275,7 @@ fn take(outcome: Outcome, end: u64, file: FileRef<'_>, tally: &mut Tally, rows: 
     match outcome {
         Outcome::Event => {
             // `parse_line` added it to the rows' events: it is the last.
-            if let Some(e) = rows
-                .events
-                .len()
-                .checked_sub(1)
-                .and_then(|i| rows.events.get(i))
-            {
+            if let Some(e) = rows.events.last() {
                 tally.count_event(e.event_type());
             }
             rows.event_files.push(file.id);
