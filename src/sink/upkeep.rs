@@ -508,9 +508,11 @@ mod tests {
     use crate::sink::tests::commit_rows;
 
     /// Columns whose values all differ are written without a dictionary;
-    /// the others keep theirs (the audit reads text as dictionaries).
+    /// the others keep theirs (the audit reads text as dictionaries). The
+    /// ids are not compressed; every other column is, with snappy.
     #[test]
     fn unique_columns_are_written_plain() {
+        use deltalake::parquet::basic::Compression;
         use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
         let dir = tempfile::tempdir().unwrap();
         let uri = dir.path().to_str().unwrap().to_owned();
@@ -523,18 +525,29 @@ mod tests {
         let file = std::fs::File::open(&files[0]).unwrap();
         let reader = SerializedFileReader::new(file).unwrap();
         let group = reader.metadata().row_group(0);
-        let dictionary = |column: &str| {
-            let c = (0..group.num_columns())
+        let column = |name: &str| {
+            (0..group.num_columns())
                 .map(|i| group.column(i))
-                .find(|c| c.column_path().string() == column)
-                .unwrap_or_else(|| panic!("{column} is in the file"));
-            c.dictionary_page_offset().is_some()
+                .find(|c| c.column_path().string() == name)
+                .unwrap_or_else(|| panic!("{name} is in the file"))
         };
+        let dictionary = |name: &str| column(name).dictionary_page_offset().is_some();
         for plain in [name::RAW_LINE, name::SOURCE_OFFSET, name::LINE_ID] {
             assert!(!dictionary(plain), "{plain} is written plain");
         }
         for kept in [name::SOURCE, name::SOURCE_FILE, name::REASON] {
             assert!(dictionary(kept), "{kept} keeps its dictionary");
+        }
+        assert_eq!(
+            column(name::LINE_ID).compression(),
+            Compression::UNCOMPRESSED
+        );
+        for snappy in [name::RAW_LINE, name::SOURCE, name::SOURCE_OFFSET] {
+            assert_eq!(
+                column(snappy).compression(),
+                Compression::SNAPPY,
+                "{snappy}"
+            );
         }
     }
 
