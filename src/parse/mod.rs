@@ -86,6 +86,23 @@ fn text_of(raw: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The lines of `bytes` (whole lines, each ending with its newline), last
+/// first.
+struct LinesBack<'a>(&'a [u8]);
+
+impl<'a> Iterator for LinesBack<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (&last, before) = self.0.split_last()?;
+        let body = if last == b'\n' { before } else { self.0 };
+        let start = memchr::memrchr(b'\n', body).map_or(0, |nl| nl + 1);
+        let line = &self.0[start..];
+        self.0 = &self.0[..start];
+        Some(line)
+    }
+}
+
 fn strip_newline(b: &[u8]) -> &[u8] {
     let b = b.strip_suffix(b"\n").unwrap_or(b);
     b.strip_suffix(b"\r").unwrap_or(b)
@@ -124,27 +141,32 @@ impl SourceParser {
         self.patterns.find_candidate(hay)
     }
 
-    /// Takes note of the last line of a run of noise passed over in bulk: its
-    /// time is the source's latest, which the autumn-hour rule needs. Returns
-    /// false when that cannot be decided from this line alone (a time inside a
-    /// repeated or missing hour, or a line that is not a record), in which case
-    /// the caller must read the run line by line.
-    pub fn observe_noise(&self, state: &mut SourceState, line: &[u8]) -> bool {
+    /// Takes note of a run of noise lines passed over in bulk (whole lines,
+    /// none with a keyword): the time of its last record head is the
+    /// source's latest, which the autumn-hour rule needs. A line that is no
+    /// head (a traceback's, wrapped text) changes nothing when parsed, so the
+    /// lines after the last head are looked past, and a run without a head
+    /// changes nothing. Returns false when that cannot be decided from the
+    /// last head alone (a time inside a repeated or missing hour, or one that
+    /// does not read), in which case the caller must read the run line by
+    /// line. A traceback used to end most runs before a keyword, and each
+    /// such run went line by line.
+    pub fn observe_noise(&self, state: &mut SourceState, run: &[u8]) -> bool {
         if !self.track_time {
             return true;
         }
-        let raw = strip_newline(line);
-        let text = text_of(raw);
-        let Some(Ok(local)) = self.envelope.head_time(&text) else {
-            return false;
-        };
-        match time::unique_utc(local, self.tz) {
-            Some(t) => {
-                state.saw_time(t);
-                true
-            }
-            None => false,
+        for line in LinesBack(run) {
+            let text = text_of(strip_newline(line));
+            let Some(local) = self.envelope.head_time(&text) else {
+                continue;
+            };
+            let Some(t) = local.ok().and_then(|l| time::unique_utc(l, self.tz)) else {
+                return false;
+            };
+            state.saw_time(t);
+            return true;
         }
+        true
     }
 
     /// What this source's envelope calls a record's first line, with its
@@ -506,6 +528,69 @@ mod tests {
             prop_assert_eq!(events.len(), usize::from(out == Outcome::Event || matches!(&out, Outcome::Fused { rest, .. } if **rest == Outcome::Event)));
             for e in events.iter() {
                 prop_assert!(e.source_offset() >= 9);
+            }
+        }
+    }
+
+    /// A run of noise passed in bulk leaves the state that parsing its lines
+    /// one by one leaves, whenever `observe_noise` says it can: runs ending
+    /// in a traceback, runs with no head at all, runs whose last head is in
+    /// the repeated autumn hour (which must go line by line) or is followed
+    /// by one that is.
+    #[test]
+    fn a_run_in_bulk_leaves_the_state_its_lines_leave() {
+        let head = |t: &str| format!("{t},000 - v6.execution - ERROR - Order submission failed\n");
+        let traceback = "Traceback (most recent call last):\n  File \"/opt/engine/v6/execution.py\", line 41, in submit\n";
+        let noise = |t: &str| format!("{t},500 - v6.orders - INFO - fill IWM qty=2 @ 4.03\n");
+        let runs: Vec<(String, bool)> = vec![
+            (
+                noise("2026-01-26 09:25:05") + &head("2026-01-26 09:25:06") + traceback,
+                true,
+            ),
+            (traceback.to_owned(), true),
+            (noise("2026-01-26 09:25:05"), true),
+            (head("2026-11-01 01:30:00") + traceback, false),
+            (
+                noise("2026-11-01 00:59:00") + &noise("2026-11-01 01:10:00"),
+                false,
+            ),
+            (
+                noise("2026-11-01 01:10:00") + &noise("2026-11-01 02:10:00") + traceback,
+                true,
+            ),
+        ];
+        let p = parser("America/New_York");
+        let file = FileId::from_head(b"x\n");
+        let earlier = SourceState {
+            last_time: Some("2026-01-26T14:00:00Z".parse().unwrap()),
+            ..SourceState::default()
+        };
+        for (run, decidable) in runs {
+            let mut bulk = earlier.clone();
+            assert_eq!(
+                p.observe_noise(&mut bulk, run.as_bytes()),
+                decidable,
+                "{run}"
+            );
+            let mut by_line = earlier.clone();
+            let mut events = EventRows::default();
+            let mut offset = 0;
+            for line in run.split_inclusive('\n') {
+                let line = LineRef {
+                    file,
+                    path: "x",
+                    offset,
+                    bytes: line.as_bytes(),
+                    keyword: false,
+                };
+                assert_eq!(
+                    p.parse_line(&mut by_line, line, Utc::now(), &mut events),
+                    Outcome::Noise
+                );
+                offset += line.bytes.len() as u64;
+            }
+            if decidable {
+                assert_eq!(bulk, by_line, "{run}");
             }
         }
     }

@@ -148,7 +148,7 @@ fn split_off<T>(
 
 /// How far bulk noise passing may go: inside a repeated (autumn) hour the
 /// source's time must be followed line by line, so a run that cannot be
-/// decided from its last line is read one line at a time.
+/// decided from its last record head is read one line at a time.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoiseSkip {
     line_by_line: u64,
@@ -237,9 +237,10 @@ impl Stepper<'_> {
 
     /// Passes over the buffered lines that hold no risk keyword, in bulk,
     /// when that gives the same result as parsing them one by one: always in
-    /// a fixed zone; in a zone with DST when the run's last line names a
-    /// unique instant (it becomes the source's latest time). Otherwise the
-    /// run's lines are read one at a time. Returns whether a run was passed.
+    /// a fixed zone; in a zone with DST when the run's last record head
+    /// names a unique instant (it becomes the source's latest time; the
+    /// lines after it, a traceback's, are no heads and change nothing), or
+    /// the run has no head. Otherwise the run's lines are read one at a time. Returns whether a run was passed.
     fn pass_noise<R: Read>(
         &self,
         reader: &mut LineReader<R>,
@@ -255,10 +256,7 @@ impl Stepper<'_> {
         if run.lines == 0 {
             return false;
         }
-        if !self
-            .parser
-            .observe_noise(state, reader.run_bytes(run.last.clone()))
-        {
+        if !self.parser.observe_noise(state, reader.run_bytes(&run)) {
             skip.line_by_line = run.lines;
             return false;
         }

@@ -65,8 +65,6 @@ pub struct Run {
     pub len: usize,
     /// Lines in the run.
     pub lines: u64,
-    /// The last line's range relative to the unread bytes (empty if none).
-    pub last: std::ops::Range<usize>,
     /// The line right after the run holds a match: the search found it
     /// there, so the caller need not search that line again.
     pub match_next: bool,
@@ -252,12 +250,8 @@ impl<R: Read> LineReader<R> {
         if limit <= self.max_line {
             // No line in it can be over the limit: count the newlines in
             // one vectorised pass instead of stopping at each.
-            if let Some(end) = limit.checked_sub(1) {
-                let start = memchr::memrchr(b'\n', &lines[..end]).map_or(0, |nl| nl + 1);
-                run.lines = newlines(lines);
-                run.last = start..limit;
-                run.len = limit;
-            }
+            run.lines = newlines(lines);
+            run.len = limit;
             return run;
         }
         let mut line_start = 0;
@@ -266,7 +260,6 @@ impl<R: Read> LineReader<R> {
                 break;
             }
             run.lines += 1;
-            run.last = line_start..nl + 1;
             line_start = nl + 1;
         }
         run.len = line_start;
@@ -275,9 +268,10 @@ impl<R: Read> LineReader<R> {
         run
     }
 
-    /// The bytes of a run's line (see [`Run::last`]).
-    pub fn run_bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
-        &self.buf[self.pos + range.start..self.pos + range.end]
+    /// The bytes of a run found by [`LineReader::noise_run`] (nothing else
+    /// may have been read in between): its lines, whole.
+    pub fn run_bytes(&self, run: &Run) -> &[u8] {
+        &self.buf[self.pos..self.pos + run.len]
     }
 
     /// Consumes a run found by [`LineReader::noise_run`] (nothing else may
@@ -604,13 +598,11 @@ mod tests {
             loop {
                 let run = lr.noise_run(find);
                 if run.lines > 0 {
-                    let last = lr.run_bytes(run.last.clone()).to_vec();
-                    prop_assert_eq!(last.last(), Some(&b'\n'));
-                    prop_assert!(find(&last).is_none());
-                    // It is the run's last line, whole.
-                    prop_assert_eq!(run.last.end, run.len);
-                    prop_assert_eq!(newlines(&last), 1);
-                    prop_assert!(run.last.start == 0 || lr.run_bytes(0..run.last.start).ends_with(b"\n"));
+                    // Whole lines without a match, as many as it says.
+                    let bytes = lr.run_bytes(&run).to_vec();
+                    prop_assert_eq!(bytes.last(), Some(&b'\n'));
+                    prop_assert!(find(&bytes).is_none());
+                    prop_assert_eq!(newlines(&bytes), run.lines);
                     passed += run.lines;
                     lr.consume_run(&run);
                     if !run.match_next {
