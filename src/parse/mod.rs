@@ -535,8 +535,8 @@ mod tests {
     /// A run of noise passed in bulk leaves the state that parsing its lines
     /// one by one leaves, whenever `observe_noise` says it can: runs ending
     /// in a traceback, runs with no head at all, runs whose last head is in
-    /// the repeated autumn hour (which must go line by line) or is followed
-    /// by one that is.
+    /// the repeated autumn hour (which must go line by line), and one whose
+    /// last head comes after one that is.
     #[test]
     fn a_run_in_bulk_leaves_the_state_its_lines_leave() {
         let head = |t: &str| format!("{t},000 - v6.execution - ERROR - Order submission failed\n");
