@@ -220,14 +220,20 @@ impl Pattern {
             .is_none_or(|p| message.starts_with(p))
     }
 
-    /// The captures of `message`, which starts with [`Pattern::prefix`], if
-    /// the pattern matches it: the search starts after the lead (see
-    /// [`matcher`]).
+    /// The captures of `message`, which starts with [`Pattern::prefix`] if
+    /// the pattern has one, if the pattern matches it: the search starts
+    /// after the lead (see [`matcher`]).
     fn captures<'m>(&self, message: &'m str) -> Option<Caps<'m>> {
         let mut caps = self.regex.create_captures();
-        let input = Input::new(message)
-            .range(self.lead..)
-            .anchored(Anchored::Yes);
+        // Without its `^` (taken off with the lead) the regex must be held
+        // to where the lead ends; a pattern without a lead keeps its own
+        // anchors, and one that has none is searched for anywhere.
+        let anchored = if self.lead > 0 {
+            Anchored::Yes
+        } else {
+            Anchored::No
+        };
+        let input = Input::new(message).range(self.lead..).anchored(anchored);
         self.regex.search_captures(&input, &mut caps);
         caps.is_match().then_some(Caps { message, caps })
     }
@@ -940,5 +946,20 @@ mod tests {
             Some("K stop AAPL"),
             "group 0 is the whole match"
         );
+    }
+
+    /// A pattern that is not anchored is found anywhere in the message, as
+    /// the regex crate finds it (the built-in patterns are all anchored, so
+    /// the corpus comparison does not cover it).
+    #[test]
+    fn a_pattern_not_anchored_is_found_anywhere() {
+        let set = one("keywords=['K']\ncomponent='c'\n\
+             [[pattern]]\nname='inside'\nevent_type='e'\nregex='K (?P<symbol>\\w+)'\n")
+        .unwrap();
+        let Matched::Event(p, caps) = set.find("xx K AAPL", None, None) else {
+            panic!("not found")
+        };
+        assert_eq!(p.lead, 0);
+        assert_eq!(caps.get(1), Some("AAPL"));
     }
 }
