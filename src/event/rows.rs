@@ -342,7 +342,11 @@ impl EventRows {
         if kept.iter().all(|k| *k) {
             return;
         }
-        let _gone = self.split_off(&kept);
+        let mut rows = EventRows::default();
+        for e in self.iter().zip(&kept).filter_map(|(e, k)| k.then_some(e)) {
+            rows.push_ref(e);
+        }
+        *self = rows;
     }
 
     /// Keeps the rows whose `keep` entry is true and gives back the others,

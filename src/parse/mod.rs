@@ -94,8 +94,10 @@ impl<'a> Iterator for LinesBack<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let (&last, before) = self.0.split_last()?;
-        let body = if last == b'\n' { before } else { self.0 };
+        if self.0.is_empty() {
+            return None;
+        }
+        let body = self.0.strip_suffix(b"\n").unwrap_or(self.0);
         let start = memchr::memrchr(b'\n', body).map_or(0, |nl| nl + 1);
         let line = &self.0[start..];
         self.0 = &self.0[..start];

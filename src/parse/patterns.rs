@@ -235,7 +235,11 @@ impl Pattern {
         };
         let input = Input::new(message).range(self.lead..).anchored(anchored);
         self.regex.search_captures(&input, &mut caps);
-        caps.is_match().then_some(Caps { message, caps })
+        caps.is_match().then_some(Caps {
+            message,
+            caps,
+            lead: self.lead,
+        })
     }
 
     /// Fills `fields` from the captures of a message this pattern matched.
@@ -273,15 +277,21 @@ fn target_name(t: &Target) -> String {
 pub struct Caps<'m> {
     message: &'m str,
     caps: Captures,
+    /// The lead the search started after (see [`matcher`]).
+    lead: usize,
 }
 
 impl<'m> Caps<'m> {
     /// The text of capture group `i`, if it took part in the match. Group 0,
-    /// the whole match, starts where the message does (every capturing
-    /// pattern is anchored there), lead included.
+    /// the whole match, includes the lead the search started after (a
+    /// pattern with a lead is anchored at the message's start).
     pub fn get(&self, i: usize) -> Option<&'m str> {
         let span = self.caps.get_group(i)?;
-        let start = if i == 0 { 0 } else { span.start };
+        let start = if i == 0 {
+            span.start.saturating_sub(self.lead)
+        } else {
+            span.start
+        };
         self.message.get(start..span.end)
     }
 }
@@ -961,5 +971,10 @@ mod tests {
         };
         assert_eq!(p.lead, 0);
         assert_eq!(caps.get(1), Some("AAPL"));
+        assert_eq!(
+            caps.get(0),
+            Some("K AAPL"),
+            "group 0 starts where it matched"
+        );
     }
 }

@@ -240,7 +240,8 @@ impl Stepper<'_> {
     /// a fixed zone; in a zone with DST when the run's last record head
     /// names a unique instant (it becomes the source's latest time; the
     /// lines after it, a traceback's, are no heads and change nothing), or
-    /// the run has no head. Otherwise the run's lines are read one at a time. Returns whether a run was passed.
+    /// the run has no head. Otherwise the run's lines are read one at a
+    /// time. Returns whether a run was passed.
     fn pass_noise<R: Read>(
         &self,
         reader: &mut LineReader<R>,
