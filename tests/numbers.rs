@@ -3,7 +3,7 @@
 //! `%e`, `%g`) with its exact hex, and the parser must agree bit for bit with
 //! Python's own reading of the printed text.
 
-use risktail::event::Value;
+use risktail::event::Val;
 use risktail::parse::fields::Conversion;
 
 use crate::util::{root, run_python};
@@ -31,7 +31,7 @@ for v in vals:
         let (printed, hex) = line.rsplit_once(' ').expect("two fields");
         let want = hex_float(hex);
         match Conversion::Number.apply(printed) {
-            Ok(Value::Float(got)) => assert_eq!(
+            Ok(Val::Float(got)) => assert_eq!(
                 got.to_bits(),
                 want.to_bits(),
                 "{printed}: got {got}, Python read {want}"

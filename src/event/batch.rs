@@ -242,7 +242,7 @@ pub fn quarantine_batch(rows: &[QuarantineRecord]) -> Result<RecordBatch, ArrowE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventFields, EventOrigin, Field, RiskEvent, Value, event_id};
+    use crate::event::{EventFields, EventOrigin, Field, RiskEvent, Val, event_id};
     use crate::source::fingerprint::FileId;
     use chrono::{TimeZone, Utc};
     use deltalake::arrow::array::{Array, AsArray};
@@ -384,7 +384,7 @@ mod tests {
     fn event_batch_has_the_schema_and_values() {
         let t = Utc.with_ymd_and_hms(2026, 1, 28, 15, 30, 0).unwrap();
         let mut f = EventFields::default();
-        f.set(Field::EntryPremium, Value::Float(2.5)).unwrap();
+        f.set(Field::EntryPremium, Val::Float(2.5)).unwrap();
         let mut rows = EventRows::default();
         let origin = EventOrigin {
             event_id: event_id(FileId::from_head(b"x\n"), 7),

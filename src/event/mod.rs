@@ -10,18 +10,19 @@
 
 pub mod batch;
 pub mod decode;
+pub mod fields;
 pub mod meta;
 pub mod rows;
 pub mod schema;
 pub mod state;
 
+pub use fields::{EventFields, Val};
 pub use rows::{EventRef, EventRows};
 pub use state::SourceState;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde::ser::Serializer;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -301,110 +302,6 @@ fn ser_micros<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error>
     s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
-/// Collects an event's columns while a line is parsed; [`EventRows::push_parsed`]
-/// adds it as a row.
-#[derive(Debug, Clone)]
-pub struct EventFields {
-    /// Column values set so far.
-    pub columns: Vec<(Field, Value)>,
-    /// `metadata` keys set so far (sorted on output). A pattern's keys are
-    /// shared with it: an event costs no copy of them.
-    pub metadata: BTreeMap<Arc<str>, Value>,
-}
-
-impl Default for EventFields {
-    /// Room for the columns a pattern sets, so that filling them does not
-    /// grow the list three times per line.
-    fn default() -> EventFields {
-        EventFields {
-            columns: Vec::with_capacity(8),
-            metadata: BTreeMap::new(),
-        }
-    }
-}
-
-impl EventFields {
-    /// Sets a column, replacing an earlier value; checks the value's kind.
-    /// An integer is accepted where a float is expected (Python prints `5` for 5.0
-    /// only when the engine formats it so, but an integer is still a number).
-    pub fn set(&mut self, field: Field, value: Value) -> Result<(), TypeMismatch> {
-        let value = match (field.kind(), value) {
-            (ValueKind::Float, Value::Int(i)) => Value::Float(i as f64),
-            (ValueKind::Int, Value::Int(i)) if i32::try_from(i).is_err() => {
-                return Err(TypeMismatch {
-                    field: field.name(),
-                    got: format!("{i} (outside 32-bit range)"),
-                });
-            }
-            (ValueKind::Str, v @ Value::Str(_))
-            | (ValueKind::Int, v @ Value::Int(_))
-            | (ValueKind::Float, v @ Value::Float(_))
-            | (ValueKind::Bool, v @ Value::Bool(_)) => v,
-            (_, other) => {
-                return Err(TypeMismatch {
-                    field: field.name(),
-                    got: format!("{other:?}"),
-                });
-            }
-        };
-        self.columns.retain(|(f, _)| *f != field);
-        self.columns.push((field, value));
-        Ok(())
-    }
-
-    /// Sets a column only if it has no value yet.
-    pub fn set_default(&mut self, field: Field, value: Value) -> Result<(), TypeMismatch> {
-        if self.get(field).is_none() {
-            self.set(field, value)?;
-        }
-        Ok(())
-    }
-
-    /// The value of a column, if set.
-    pub fn get(&self, field: Field) -> Option<&Value> {
-        self.columns
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, v)| v)
-    }
-
-    /// The metadata object as sorted JSON text, or None when empty.
-    #[cfg(test)]
-    fn metadata_json(&self) -> Option<String> {
-        let mut out = Vec::new();
-        self.write_metadata_json(&mut out)
-            .then(|| String::from_utf8(out).ok())
-            .flatten()
-    }
-
-    /// Writes the metadata object as sorted JSON text (what
-    /// `serde_json::Value::to_string` of the sorted map gives, without
-    /// building the map) after `out`; false, writing nothing, when empty.
-    pub fn write_metadata_json(&self, out: &mut Vec<u8>) -> bool {
-        if self.metadata.is_empty() {
-            return false;
-        }
-        out.push(b'{');
-        for (i, (k, v)) in self.metadata.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            // Writing JSON into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, k);
-            out.push(b':');
-            let _ = match v {
-                Value::Str(s) => serde_json::to_writer(&mut *out, s),
-                Value::Int(i) => serde_json::to_writer(&mut *out, i),
-                Value::Bool(b) => serde_json::to_writer(&mut *out, b),
-                Value::Float(f) if f.is_finite() => serde_json::to_writer(&mut *out, f),
-                Value::Float(f) => serde_json::to_writer(&mut *out, &python_float_text(*f)),
-            };
-        }
-        out.push(b'}');
-        true
-    }
-}
-
 /// Everything about an event that does not come from patterns.
 #[derive(Debug, Clone)]
 pub struct EventOrigin<'a> {
@@ -586,25 +483,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn set_checks_kinds_and_ranges() {
-        let mut e = EventFields::default();
-        assert!(e.set(Field::EntryPremium, Value::Int(2)).is_ok());
-        assert_eq!(e.get(Field::EntryPremium), Some(&Value::Float(2.0)));
-        assert!(e.set(Field::FailureCount, Value::Int(1 << 40)).is_err());
-        assert!(e.set(Field::Allowed, Value::Str("yes".into())).is_err());
-        assert!(e.set(Field::Symbol, Value::Float(1.0)).is_err());
-    }
-
-    #[test]
-    fn metadata_is_sorted_json_and_null_when_empty() {
-        let mut e = EventFields::default();
-        assert_eq!(e.metadata_json(), None);
-        e.metadata.insert("z".into(), Value::Int(1));
-        e.metadata.insert("a".into(), Value::Float(f64::NAN));
-        assert_eq!(e.metadata_json().as_deref(), Some(r#"{"a":"nan","z":1}"#));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{EventFields, EventOrigin, Field, RiskEvent, Value};
+use super::{EventFields, EventOrigin, RiskEvent};
 
 /// The text columns, in the schema's order; [`EventRows`] keeps one per
 /// variant, indexed by it.
@@ -73,25 +73,16 @@ pub enum Float {
 
 const FLOATS: usize = 6;
 
-/// The text columns a pattern fills, with their [`Field`].
-const FIELD_TEXTS: [(Field, Text); 7] = [
-    (Field::ExecutionId, Text::ExecutionId),
-    (Field::OldState, Text::OldState),
-    (Field::NewState, Text::NewState),
-    (Field::Action, Text::Action),
-    (Field::LimitType, Text::LimitType),
-    (Field::RejectionReason, Text::RejectionReason),
-    (Field::Symbol, Text::Symbol),
-];
-
-/// The float columns a pattern fills, with their [`Field`].
-const FIELD_FLOATS: [(Field, Float); FLOATS] = [
-    (Field::EntryPremium, Float::EntryPremium),
-    (Field::CurrentPremium, Float::CurrentPremium),
-    (Field::HighestPremium, Float::HighestPremium),
-    (Field::StopPremium, Float::StopPremium),
-    (Field::CurrentValue, Float::CurrentValue),
-    (Field::LimitValue, Float::LimitValue),
+/// The text columns a pattern fills, in the order of
+/// [`super::fields::TEXT_FIELDS`].
+const FIELD_TEXTS: [Text; 7] = [
+    Text::ExecutionId,
+    Text::OldState,
+    Text::NewState,
+    Text::Action,
+    Text::LimitType,
+    Text::RejectionReason,
+    Text::Symbol,
 ];
 
 /// One row's values that are not text.
@@ -234,15 +225,11 @@ impl EventRows {
     /// Adds the row a parsed line makes: its origin and the fields its
     /// pattern set (what [`RiskEvent`]'s columns would hold, without owning
     /// them).
-    pub fn push_parsed(&mut self, origin: &EventOrigin<'_>, fields: &EventFields) {
+    pub fn push_parsed(&mut self, origin: &EventOrigin<'_>, fields: &EventFields<'_>) {
         self.put(Text::EventType, Some(origin.event_type));
         self.put(Text::Component, Some(origin.component));
-        for (field, t) in FIELD_TEXTS {
-            let v = match fields.get(field) {
-                Some(Value::Str(s)) => Some(s.as_str()),
-                _ => None,
-            };
-            self.put(t, v);
+        for (i, t) in FIELD_TEXTS.into_iter().enumerate() {
+            self.put(t, fields.text_at(i));
         }
         self.put_metadata(fields);
         self.put(Text::Level, origin.level);
@@ -250,29 +237,19 @@ impl EventRows {
         self.put(Text::Source, Some(origin.source));
         self.put(Text::SourceFile, Some(origin.source_file));
         self.put(Text::RawLine, Some(origin.raw_line));
-        let float = |f| match fields.get(f) {
-            Some(Value::Float(x)) => Some(*x),
-            _ => None,
-        };
         self.rows.push(Row {
             event_id: origin.event_id,
             timestamp: origin.timestamp,
             ingested_at: origin.ingested_at,
             event_date: origin.timestamp.date_naive(),
             source_offset: origin.source_offset as i64,
-            failure_count: match fields.get(Field::FailureCount) {
-                Some(Value::Int(i)) => i32::try_from(*i).ok(),
-                _ => None,
-            },
-            allowed: match fields.get(Field::Allowed) {
-                Some(Value::Bool(b)) => Some(*b),
-                _ => None,
-            },
-            floats: FIELD_FLOATS.map(|(f, _)| float(f)),
+            failure_count: fields.failure_count(),
+            allowed: fields.allowed(),
+            floats: std::array::from_fn(|i| fields.float_at(i)),
         });
     }
 
-    fn put_metadata(&mut self, fields: &EventFields) {
+    fn put_metadata(&mut self, fields: &EventFields<'_>) {
         SCRATCH.with_borrow_mut(|scratch| {
             scratch.clear();
             let json = fields

@@ -1,7 +1,7 @@
 //! Conversion of captured text into typed values, the way Python printed them:
 //! `2.5`, `-0.75`, `1e-05`, `52,300.00`, `$52,300.00`, `92%`, `inf`.
 
-use crate::event::Value;
+use crate::event::Val;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
@@ -43,25 +43,25 @@ impl fmt::Display for ConvError {
 }
 
 impl Conversion {
-    /// Converts `text`.
-    pub fn apply(self, text: &str) -> Result<Value, ConvError> {
+    /// Converts `text` (kept as text, it is borrowed).
+    pub fn apply(self, text: &str) -> Result<Val<'_>, ConvError> {
         let err = || ConvError {
             text: text.to_owned(),
             expected: self,
         };
         match self {
-            Conversion::String => Ok(Value::Str(text.to_owned())),
+            Conversion::String => Ok(Val::Str(Cow::Borrowed(text))),
             Conversion::Int => {
                 let clean = strip_number(text, false).ok_or_else(err)?;
-                clean.parse::<i64>().map(Value::Int).map_err(|_| err())
+                clean.parse::<i64>().map(Val::Int).map_err(|_| err())
             }
             Conversion::Number => {
                 let clean = strip_number(text, true).ok_or_else(err)?;
-                parse_float(&clean).map(Value::Float).ok_or_else(err)
+                parse_float(&clean).map(Val::Float).ok_or_else(err)
             }
             Conversion::Bool => match text.trim() {
-                "true" | "True" | "TRUE" | "yes" | "1" => Ok(Value::Bool(true)),
-                "false" | "False" | "FALSE" | "no" | "0" => Ok(Value::Bool(false)),
+                "true" | "True" | "TRUE" | "yes" | "1" => Ok(Val::Bool(true)),
+                "false" | "False" | "FALSE" | "no" | "0" => Ok(Val::Bool(false)),
                 _ => Err(err()),
             },
         }
@@ -145,7 +145,7 @@ mod tests {
 
     fn num(s: &str) -> Option<f64> {
         match Conversion::Number.apply(s) {
-            Ok(Value::Float(f)) => Some(f),
+            Ok(Val::Float(f)) => Some(f),
             _ => None,
         }
     }
@@ -180,9 +180,9 @@ mod tests {
 
     #[test]
     fn ints_and_bools() {
-        assert_eq!(Conversion::Int.apply("1,000"), Ok(Value::Int(1000)));
-        assert_eq!(Conversion::Int.apply("-3"), Ok(Value::Int(-3)));
-        assert_eq!(Conversion::Bool.apply("True"), Ok(Value::Bool(true)));
+        assert_eq!(Conversion::Int.apply("1,000"), Ok(Val::Int(1000)));
+        assert_eq!(Conversion::Int.apply("-3"), Ok(Val::Int(-3)));
+        assert_eq!(Conversion::Bool.apply("True"), Ok(Val::Bool(true)));
         assert!(Conversion::Bool.apply("maybe").is_err());
     }
 

@@ -11,11 +11,12 @@ pub mod time;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 pub use crate::event::SourceState;
 use crate::event::{
-    EventFields, EventOrigin, EventRows, Field, LinePos, QuarantineRecord, Reason, Value,
+    EventFields, EventOrigin, EventRows, Field, LinePos, QuarantineRecord, Reason, Val, Value,
     ValueKind, event_id,
 };
 use crate::source::fingerprint::{FileId, Heads};
@@ -415,7 +416,7 @@ impl SourceParser {
 
 /// An envelope's extra field: into the column of its name when the value fits
 /// (numbers become text for text columns), otherwise into `metadata`.
-fn put_extra(fields: &mut EventFields, key: String, value: Value) {
+fn put_extra(fields: &mut EventFields<'_>, key: String, value: Value) {
     if let Some(f) = Field::from_name(&key) {
         let value = match (f.kind(), value) {
             (ValueKind::Str, Value::Int(i)) => Value::Str(i.to_string()),
@@ -423,13 +424,13 @@ fn put_extra(fields: &mut EventFields, key: String, value: Value) {
             (ValueKind::Str, Value::Bool(b)) => Value::Str(b.to_string()),
             (_, v) => v,
         };
-        if fields.set(f, value.clone()).is_ok() {
+        if fields.set(f, Val::from(value.clone())).is_ok() {
             return;
         }
-        fields.metadata.insert(key.into(), value);
+        fields.insert_metadata(key.into(), value.into());
         return;
     }
-    fields.metadata.insert(key.into(), value);
+    fields.insert_metadata(key.into(), value.into());
 }
 
 /// Why a message with a risk keyword and no pattern is quarantined.
@@ -453,21 +454,21 @@ fn after_nuls(line: LineRef<'_>) -> (&[u8], LineRef<'_>) {
 /// An event's fields: the envelope's extra keys, the `[exec=… sym=…]`
 /// context, then the pattern's captures (which win); a capture that does not
 /// convert is the error.
-fn fields_of(
+fn fields_of<'a>(
     extras: Vec<(String, Value)>,
-    ctx: &enrich::Context<'_>,
-    pattern: &patterns::Pattern,
-    caps: &patterns::Caps<'_>,
-) -> Result<EventFields, String> {
+    ctx: &enrich::Context<'a>,
+    pattern: &'a patterns::Pattern,
+    caps: &patterns::Caps<'a>,
+) -> Result<EventFields<'a>, String> {
     let mut fields = EventFields::default();
     for (key, value) in extras {
         put_extra(&mut fields, key, value);
     }
     if let Some(e) = ctx.execution_id {
-        let _ = fields.set(Field::ExecutionId, Value::Str(e.to_owned()));
+        let _ = fields.set(Field::ExecutionId, Val::Str(Cow::Borrowed(e)));
     }
     if let Some(s) = ctx.symbol {
-        let _ = fields.set(Field::Symbol, Value::Str(s.to_owned()));
+        let _ = fields.set(Field::Symbol, Val::Str(Cow::Borrowed(s)));
     }
     pattern.extract(caps, &mut fields).map_err(|e| e.0)?;
     Ok(fields)
@@ -476,14 +477,26 @@ fn fields_of(
 /// A breaker change's `old_state` is the state last seen in this source,
 /// unless the message itself names it (re-OPENED from HALF_OPEN); the new
 /// state becomes the source's.
-fn enrich_breaker(state: &mut SourceState, pattern: &patterns::Pattern, fields: &mut EventFields) {
-    if &*pattern.component == "circuit_breaker"
-        && let Some(Value::Str(new)) = fields.get(Field::NewState).cloned()
-    {
-        if let Some(prev) = &state.breaker {
-            let _ = fields.set_default(Field::OldState, Value::Str(prev.clone()));
-        }
-        state.breaker = Some(new);
+fn enrich_breaker(
+    state: &mut SourceState,
+    pattern: &patterns::Pattern,
+    fields: &mut EventFields<'_>,
+) {
+    if &*pattern.component != "circuit_breaker" {
+        return;
+    }
+    let Some(new) = fields.text(Field::NewState).cloned() else {
+        return;
+    };
+    // The state last seen, taken out of the source's state when the new one
+    // replaces it (no copy), or the new one itself when it is the same.
+    let prev = if state.breaker.as_deref() == Some(&*new) {
+        Some(new)
+    } else {
+        state.breaker.replace(new.into_owned()).map(Cow::Owned)
+    };
+    if let Some(prev) = prev {
+        let _ = fields.set_default(Field::OldState, Val::Str(prev));
     }
 }
 #[cfg(test)]

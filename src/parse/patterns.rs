@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::event::{EventFields, Field, Value, ValueKind};
+use crate::event::{EventFields, Field, Val, Value, ValueKind};
 use crate::parse::fields::Conversion;
 
 /// The default pattern files, compiled into the binary.
@@ -149,12 +149,13 @@ impl Target {
         }
     }
 
-    /// Puts a value where it belongs.
-    pub fn apply(&self, fields: &mut EventFields, v: Value) -> Result<(), String> {
+    /// Puts a value where it belongs (a metadata key borrowed from the
+    /// pattern).
+    pub fn apply<'a>(&'a self, fields: &mut EventFields<'a>, v: Val<'a>) -> Result<(), String> {
         match self {
             Target::Column(f) => fields.set(*f, v).map_err(|e| e.to_string()),
             Target::Metadata(k) => {
-                fields.metadata.insert(k.clone(), v);
+                fields.insert_metadata(std::borrow::Cow::Borrowed(&**k), v);
                 Ok(())
             }
         }
@@ -243,9 +244,13 @@ impl Pattern {
     }
 
     /// Fills `fields` from the captures of a message this pattern matched.
-    pub fn extract(&self, caps: &Caps<'_>, fields: &mut EventFields) -> Result<(), ExtractError> {
+    pub fn extract<'a>(
+        &'a self,
+        caps: &Caps<'a>,
+        fields: &mut EventFields<'a>,
+    ) -> Result<(), ExtractError> {
         for (t, v) in &self.constants {
-            t.apply(fields, v.clone()).map_err(ExtractError)?;
+            t.apply(fields, Val::from(v)).map_err(ExtractError)?;
         }
         for (i, target, conv) in &self.captures {
             let Some(m) = caps.get(*i) else { continue };
@@ -650,7 +655,6 @@ fn captures_of(regex: &Regex, p: &PatternDef) -> Result<Vec<(usize, Target, Conv
 /// The pattern's `set` constants, each checked against its column's type.
 fn constants_of(p: &PatternDef) -> Result<Vec<(Target, Value)>, String> {
     let mut constants = Vec::new();
-    let mut probe = EventFields::default();
     for (key, v) in &p.set {
         let target = Target::parse(key).map_err(|m| format!("set: {m}"))?;
         let value = match v {
@@ -665,7 +669,7 @@ fn constants_of(p: &PatternDef) -> Result<Vec<(Target, Value)>, String> {
             }
         };
         target
-            .apply(&mut probe, value.clone())
+            .apply(&mut EventFields::default(), Val::from(&value))
             .map_err(|m| format!("set.{key}: {m}"))?;
         constants.push((target, value));
     }
@@ -910,7 +914,7 @@ mod tests {
         };
         let mut f = EventFields::default();
         p.extract(&caps, &mut f).unwrap();
-        assert_eq!(f.metadata.get("n"), Some(&Value::Int(5)));
+        assert_eq!(f.metadata("n"), Some(&Val::Int(5)));
     }
 
     /// The capturing regex starts after its leading literal: what it finds
