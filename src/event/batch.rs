@@ -5,7 +5,7 @@ use deltalake::arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder,
     Int64Builder, StringArray, StringBuilder, TimestampMicrosecondBuilder,
 };
-use deltalake::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use deltalake::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::record_batch::RecordBatch;
@@ -88,26 +88,20 @@ pub fn events_batch(rows: &EventRows) -> Result<RecordBatch, ArrowError> {
     RecordBatch::try_new(arrow_schema(&RISK_EVENT_COLUMNS), columns.finish(rows)?)
 }
 
-/// A text column's Arrow array: its values and validity copied whole.
-fn text_array(c: &TextColumn) -> Result<ArrayRef, ArrowError> {
-    let too_long = |_| {
-        ArrowError::InvalidArgumentError(format!(
+/// A text column's Arrow array: its values, offsets and validity copied
+/// whole.
+pub(crate) fn text_array(c: &TextColumn) -> Result<ArrayRef, ArrowError> {
+    if i32::try_from(c.bytes().len()).is_err() {
+        return Err(ArrowError::InvalidArgumentError(format!(
             "a batch's text column of {} bytes: over the 2 GiB a string array holds",
-            c.bytes.len()
-        ))
-    };
-    let mut offsets = Vec::with_capacity(c.ends.len() + 1);
-    offsets.push(0i32);
-    for end in &c.ends {
-        offsets.push(i32::try_from(*end).map_err(too_long)?);
+            c.bytes().len()
+        )));
     }
     let nulls = c
-        .valid
-        .iter()
-        .any(|v| !v)
-        .then(|| NullBuffer::from(c.valid.as_slice()));
-    let values = Buffer::from_slice_ref(c.bytes.as_bytes());
-    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        .validity()
+        .map(|bits| NullBuffer::new(BooleanBuffer::new(Buffer::from_slice_ref(bits), 0, c.len())));
+    let values = Buffer::from_slice_ref(c.bytes().as_bytes());
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(c.offsets().to_vec()));
     Ok(Arc::new(StringArray::try_new(offsets, values, nulls)?))
 }
 

@@ -98,49 +98,104 @@ struct Row {
     floats: [Option<f64>; FLOATS],
 }
 
-/// One text column: its values back to back, where each ends and whether it
-/// is null. That is what an Arrow string array is made of, so a batch's
-/// column is one copy of it (`event::batch`), not a value at a time.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One text column as an Arrow string array is made: its values back to
+/// back, the offsets where each starts and ends, and a validity bit per
+/// value. A batch's column is then one copy of each (`event::batch`), not a
+/// value at a time, nor a pass turning ends into offsets and flags into bits.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TextColumn {
     /// The values, back to back.
-    pub bytes: String,
-    /// Where each row's value ends in `bytes` (a null's is where the one
-    /// before it ends).
-    pub ends: Vec<usize>,
-    /// Whether each row's value is there (not null).
-    pub valid: Vec<bool>,
+    bytes: String,
+    /// 0, then where each row's value ends in `bytes` (a null's is where the
+    /// one before it ends). Held as Arrow's 32-bit offsets, saturated: a
+    /// column over 2 GiB is refused when it becomes an array.
+    offsets: Vec<i32>,
+    /// A bit per row, least significant first: whether its value is there.
+    valid: Vec<u8>,
+    /// Rows without a value.
+    nulls: usize,
+}
+
+impl Default for TextColumn {
+    fn default() -> TextColumn {
+        TextColumn::with_capacity(0, 0)
+    }
 }
 
 impl TextColumn {
     fn with_capacity(rows: usize, bytes: usize) -> TextColumn {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
         TextColumn {
             bytes: String::with_capacity(bytes),
-            ends: Vec::with_capacity(rows),
-            valid: Vec::with_capacity(rows),
+            offsets,
+            valid: Vec::with_capacity(rows.div_ceil(8)),
+            nulls: 0,
         }
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Whether no rows are held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values, back to back.
+    pub fn bytes(&self) -> &str {
+        &self.bytes
+    }
+
+    /// Arrow's offsets of the values (saturated at `i32::MAX`).
+    pub fn offsets(&self) -> &[i32] {
+        &self.offsets
+    }
+
+    /// Arrow's validity bits, when a value is missing.
+    pub fn validity(&self) -> Option<&[u8]> {
+        (self.nulls > 0).then_some(&self.valid)
     }
 
     fn push(&mut self, v: Option<&str>) {
-        if let Some(v) = v {
-            self.bytes.push_str(v);
+        let i = self.len();
+        if i.is_multiple_of(8) {
+            self.valid.push(0);
         }
-        self.ends.push(self.bytes.len());
-        self.valid.push(v.is_some());
+        match v {
+            Some(v) => {
+                self.bytes.push_str(v);
+                self.valid[i / 8] |= 1 << (i % 8);
+            }
+            None => self.nulls += 1,
+        }
+        let end = i32::try_from(self.bytes.len()).unwrap_or(i32::MAX);
+        self.offsets.push(end);
     }
 
     fn get(&self, i: usize) -> Option<&str> {
-        if !*self.valid.get(i)? {
+        if i >= self.len() || self.valid[i / 8] & (1 << (i % 8)) == 0 {
             return None;
         }
-        let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
-        self.bytes.get(start..self.ends[i])
+        let at = |j: usize| usize::try_from(self.offsets[j]).unwrap_or(0);
+        self.bytes.get(at(i)..at(i + 1))
+    }
+
+    /// Adds `other`'s rows after these.
+    fn extend(&mut self, other: &TextColumn) {
+        self.bytes.reserve(other.bytes.len());
+        for i in 0..other.len() {
+            self.push(other.get(i));
+        }
     }
 
     fn clear(&mut self) {
         self.bytes.clear();
-        self.ends.clear();
+        self.offsets.truncate(1);
         self.valid.clear();
+        self.nulls = 0;
     }
 }
 
@@ -306,10 +361,7 @@ impl EventRows {
     pub fn extend(&mut self, other: &EventRows) {
         self.rows.extend_from_slice(&other.rows);
         for (mine, theirs) in self.texts.iter_mut().zip(other.texts.iter()) {
-            let shift = mine.bytes.len();
-            mine.bytes.push_str(&theirs.bytes);
-            mine.ends.extend(theirs.ends.iter().map(|e| e + shift));
-            mine.valid.extend_from_slice(&theirs.valid);
+            mine.extend(theirs);
         }
     }
 
@@ -352,7 +404,7 @@ impl EventRows {
     pub fn set_text(&mut self, i: usize, t: Text, v: Option<&str>) {
         let old = std::mem::take(&mut self.texts[t as usize]);
         let column = &mut self.texts[t as usize];
-        for r in 0..old.ends.len() {
+        for r in 0..old.len() {
             column.push(if r == i { v } else { old.get(r) });
         }
     }
@@ -470,6 +522,40 @@ impl<'a> FromIterator<&'a RiskEvent> for EventRows {
 mod tests {
     use super::*;
     use crate::source::fingerprint::FileId;
+    use deltalake::arrow::array::{Array, StringArray};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A text column gives back each value it was given, and the Arrow
+        /// array made of it is the one Arrow builds from the same values,
+        /// nulls where they were, also after a second column is appended to
+        /// it (its validity bits then start mid-byte).
+        #[test]
+        fn a_text_column_is_the_array_of_its_values(
+            first in proptest::collection::vec(proptest::option::of("[a-zé]{0,5}"), 0..40),
+            second in proptest::collection::vec(proptest::option::of("[a-z]{0,3}"), 0..20),
+        ) {
+            let column = |values: &[Option<String>]| {
+                let mut c = TextColumn::with_capacity(values.len(), 0);
+                values.iter().for_each(|v| c.push(v.as_deref()));
+                c
+            };
+            let mut c = column(&first);
+            c.extend(&column(&second));
+            let all: Vec<Option<String>> = first.iter().chain(&second).cloned().collect();
+            prop_assert_eq!(c.len(), all.len());
+            for (i, v) in all.iter().enumerate() {
+                prop_assert_eq!(c.get(i), v.as_deref(), "row {}", i);
+            }
+            let got = crate::event::batch::text_array(&c).unwrap();
+            let want = StringArray::from(all.clone());
+            prop_assert_eq!(got.as_any().downcast_ref::<StringArray>(), Some(&want));
+            prop_assert_eq!(got.null_count(), all.iter().filter(|v| v.is_none()).count());
+            c.clear();
+            prop_assert!(c.is_empty());
+            prop_assert_eq!(c, TextColumn::default());
+        }
+    }
 
     /// Events whose every text differs (and some are null), by number.
     fn event(i: i64) -> RiskEvent {
