@@ -114,6 +114,17 @@ const ID_COLUMNS: [&str; 2] = [name::EVENT_ID, name::LINE_ID];
 
 /// A writer for one commit into `log`'s table.
 pub(super) fn writer(log: &DeltaLog) -> Result<RecordBatchWriter, SinkError> {
+    Ok(RecordBatchWriter::for_table(log.table())
+        .map_err(|source| SinkError::Delta {
+            table: log.uri().to_owned(),
+            source: Box::new(source),
+        })?
+        .with_writer_properties(writer_properties()))
+}
+
+/// How risktail writes its data files (SCHEMA.md, "The data files"):
+/// also what `examples/encode_floor` times the Parquet writer with.
+pub fn writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
     let props = deltalake::parquet::file::properties::WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -124,13 +135,7 @@ pub(super) fn writer(log: &DeltaLog) -> Result<RecordBatchWriter, SinkError> {
     let props = ID_COLUMNS.iter().fold(props, |p, c| {
         p.set_column_compression(ColumnPath::from(*c), Compression::UNCOMPRESSED)
     });
-    let props = props.build();
-    Ok(RecordBatchWriter::for_table(log.table())
-        .map_err(|source| SinkError::Delta {
-            table: log.uri().to_owned(),
-            source: Box::new(source),
-        })?
-        .with_writer_properties(props))
+    props.build()
 }
 
 /// A lease's epoch app id and the highest epoch the table may show for it

@@ -23,6 +23,7 @@
 //! log's shape (`shape`); every module's error is [`SinkError`] (`error`).
 
 mod commit;
+pub use commit::writer_properties;
 pub mod delta_log;
 mod error;
 mod history;
