@@ -6,6 +6,7 @@
 //!
 //! ```sh
 //! cargo run --release --example encode_floor -- lake_dense/risk_events/event_date=2026-01-26
+//! cargo run --release --example encode_floor -- lake_mixed/risk_events/event_date=*
 //! ```
 //!
 //! Prints the rows, the best and median of five encodes, and the bytes
@@ -22,12 +23,14 @@ use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 fn main() -> anyhow::Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("usage: encode_floor PARTITION_DIR"))?;
-    let batches = read_dir(&dir)?;
+    let dirs: Vec<String> = std::env::args().skip(1).collect();
+    anyhow::ensure!(!dirs.is_empty(), "usage: encode_floor PARTITION_DIR...");
+    let mut batches = Vec::new();
+    for dir in &dirs {
+        batches.extend(read_dir(dir)?);
+    }
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    println!("{rows} rows from {dir}");
+    println!("{rows} rows from {} folders", dirs.len());
     let ours = risktail::sink::writer_properties();
     let without = |stats: bool, compress: bool| {
         let mut b = ours.clone().into_builder();
