@@ -13,7 +13,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{EventFields, EventOrigin, RiskEvent};
+use super::fields::{FLOAT_FIELDS, TEXT_FIELDS};
+use super::{EventFields, EventOrigin, Field, RiskEvent};
 
 /// The text columns, in the schema's order; [`EventRows`] keeps one per
 /// variant, indexed by it.
@@ -73,17 +74,45 @@ pub enum Float {
 
 const FLOATS: usize = 6;
 
-/// The text columns a pattern fills, in the order of
-/// [`super::fields::TEXT_FIELDS`].
-const FIELD_TEXTS: [Text; 7] = [
-    Text::ExecutionId,
-    Text::OldState,
-    Text::NewState,
-    Text::Action,
-    Text::LimitType,
-    Text::RejectionReason,
-    Text::Symbol,
+/// The text columns a pattern fills, with their [`Field`], in the order
+/// [`EventFields::text_at`] gives them.
+const FIELD_TEXTS: [(Field, Text); 7] = [
+    (Field::ExecutionId, Text::ExecutionId),
+    (Field::OldState, Text::OldState),
+    (Field::NewState, Text::NewState),
+    (Field::Action, Text::Action),
+    (Field::LimitType, Text::LimitType),
+    (Field::RejectionReason, Text::RejectionReason),
+    (Field::Symbol, Text::Symbol),
 ];
+
+/// The float columns a pattern fills, with their [`Field`], in the order
+/// [`EventFields::float_at`] gives them (and [`Row::floats`] holds them).
+const FIELD_FLOATS: [(Field, Float); FLOATS] = [
+    (Field::EntryPremium, Float::EntryPremium),
+    (Field::CurrentPremium, Float::CurrentPremium),
+    (Field::HighestPremium, Float::HighestPremium),
+    (Field::StopPremium, Float::StopPremium),
+    (Field::CurrentValue, Float::CurrentValue),
+    (Field::LimitValue, Float::LimitValue),
+];
+
+// `push_parsed` reads a pattern's fields by position, so each pair above
+// must name the field `event::fields` keeps at that position, and a float
+// must sit at its own index: checked when this compiles.
+const _: () = {
+    let mut i = 0;
+    while i < FIELD_TEXTS.len() {
+        assert!(FIELD_TEXTS[i].0 as u8 == TEXT_FIELDS[i] as u8);
+        i += 1;
+    }
+    let mut i = 0;
+    while i < FLOATS {
+        assert!(FIELD_FLOATS[i].0 as u8 == FLOAT_FIELDS[i] as u8);
+        assert!(FIELD_FLOATS[i].1 as usize == i);
+        i += 1;
+    }
+};
 
 /// One row's values that are not text.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -283,7 +312,7 @@ impl EventRows {
     pub fn push_parsed(&mut self, origin: &EventOrigin<'_>, fields: &EventFields<'_>) {
         self.put(Text::EventType, Some(origin.event_type));
         self.put(Text::Component, Some(origin.component));
-        for (i, t) in FIELD_TEXTS.into_iter().enumerate() {
+        for (i, (_, t)) in FIELD_TEXTS.into_iter().enumerate() {
             self.put(t, fields.text_at(i));
         }
         self.put_metadata(fields);
@@ -524,6 +553,50 @@ mod tests {
     use crate::source::fingerprint::FileId;
     use deltalake::arrow::array::{Array, StringArray};
     use proptest::prelude::*;
+
+    /// Every field a pattern fills lands in the column of its name, each
+    /// with its own value (the row reads the fields by position: see the
+    /// check under `FIELD_FLOATS`).
+    #[test]
+    fn each_field_a_pattern_fills_is_its_own_columns_value() {
+        use crate::event::{Val, ValueKind};
+        let mut fields = EventFields::default();
+        let value = |i: usize, f: Field| match f.kind() {
+            ValueKind::Str => Val::Str(format!("v{i}").into()),
+            ValueKind::Int => Val::Int(i as i64 + 100),
+            ValueKind::Float => Val::Float(i as f64 + 0.5),
+            ValueKind::Bool => Val::Bool(true),
+        };
+        for (i, f) in Field::ALL.into_iter().enumerate() {
+            fields.set(f, value(i, f)).unwrap();
+        }
+        let t = chrono::Utc::now();
+        let origin = EventOrigin {
+            event_id: crate::event::event_id(FileId::from_head(b"x\n"), 7),
+            event_type: &"e".into(),
+            component: &"c".into(),
+            timestamp: t,
+            level: None,
+            logger: None,
+            source: &"s".into(),
+            source_file: "x.log",
+            source_offset: 7,
+            raw_line: "line",
+            ingested_at: t,
+        };
+        let mut rows = EventRows::default();
+        rows.push_parsed(&origin, &fields);
+        let row = serde_json::to_value(rows.get(0).unwrap().to_event()).unwrap();
+        for (i, f) in Field::ALL.into_iter().enumerate() {
+            let want = match value(i, f) {
+                Val::Str(s) => serde_json::json!(s),
+                Val::Int(n) => serde_json::json!(n),
+                Val::Float(x) => serde_json::json!(x),
+                Val::Bool(b) => serde_json::json!(b),
+            };
+            assert_eq!(row[f.name()], want, "{}", f.name());
+        }
+    }
 
     proptest! {
         /// A text column gives back each value it was given, and the Arrow
