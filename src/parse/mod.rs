@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod fields;
 pub mod patterns;
 pub mod time;
+pub mod walk;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;

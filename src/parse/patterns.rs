@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use crate::event::{EventFields, Field, Val, Value, ValueKind};
 use crate::parse::fields::Conversion;
+use crate::parse::walk::{Found, Program};
 
 /// The default pattern files, compiled into the binary.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -176,6 +177,10 @@ pub struct Pattern {
     /// The regex, run for its captures without a DFA scan first (see
     /// [`matcher`]); for an event pattern, without its leading literal.
     regex: meta::Regex,
+    /// The same regex (without its lead) walked directly, when it has only
+    /// the shapes [`Program`] walks: it answers first, and `regex` only
+    /// when it gives up.
+    program: Option<Program>,
     /// Bytes of the leading literal the capturing regex leaves out: the
     /// message must start with them, and the regex runs from there on.
     lead: usize,
@@ -225,6 +230,19 @@ impl Pattern {
     /// the pattern has one, if the pattern matches it: the search starts
     /// after the lead (see [`matcher`]).
     fn captures<'m>(&self, message: &'m str) -> Option<Caps<'m>> {
+        if let Some(program) = &self.program {
+            match program.captures(message, self.lead) {
+                Found::Match(slots) => {
+                    return Some(Caps {
+                        message,
+                        groups: Groups::Slots(slots),
+                        lead: self.lead,
+                    });
+                }
+                Found::NoMatch => return None,
+                Found::GaveUp => {}
+            }
+        }
         let mut caps = self.regex.create_captures();
         // Without its `^` (taken off with the lead) the regex must be held
         // to where the lead ends; a pattern without a lead keeps its own
@@ -238,7 +256,7 @@ impl Pattern {
         self.regex.search_captures(&input, &mut caps);
         caps.is_match().then_some(Caps {
             message,
-            caps,
+            groups: Groups::Regex(caps),
             lead: self.lead,
         })
     }
@@ -281,7 +299,7 @@ fn target_name(t: &Target) -> String {
 #[derive(Debug)]
 pub struct Caps<'m> {
     message: &'m str,
-    caps: Captures,
+    groups: Groups,
     /// The lead the search started after (see [`matcher`]).
     lead: usize,
 }
@@ -291,14 +309,29 @@ impl<'m> Caps<'m> {
     /// the whole match, includes the lead the search started after (a
     /// pattern with a lead is anchored at the message's start).
     pub fn get(&self, i: usize) -> Option<&'m str> {
-        let span = self.caps.get_group(i)?;
-        let start = if i == 0 {
-            span.start.saturating_sub(self.lead)
-        } else {
-            span.start
+        let (start, end) = match &self.groups {
+            Groups::Regex(caps) => {
+                let span = caps.get_group(i)?;
+                (span.start, span.end)
+            }
+            Groups::Slots(slots) => ((*slots.get(2 * i)?)?, (*slots.get(2 * i + 1)?)?),
         };
-        self.message.get(start..span.end)
+        let start = if i == 0 {
+            start.saturating_sub(self.lead)
+        } else {
+            start
+        };
+        self.message.get(start..end)
     }
+}
+
+/// The groups of a match, as the engine that found it gives them.
+#[derive(Debug)]
+enum Groups {
+    /// The `regex` crate's.
+    Regex(Captures),
+    /// [`Program`]'s: each group's start and end, group 0 first.
+    Slots(Vec<Option<usize>>),
 }
 
 /// `regex` (already checked by `regex::Regex::new`, whose errors read
@@ -314,12 +347,15 @@ impl<'m> Caps<'m> {
 /// peak=`, half the message) is left out of the capturing regex too: the
 /// caller checks it with one memcmp and starts the anchored search after
 /// it, in the same haystack, so look-arounds still see the text before
-/// (0.928x the time of a dense backfill on one core). A pattern that is
+/// (0.928x the time of a dense backfill on one core). The regex without
+/// its lead is also compiled as a [`Program`] when it has only the shapes
+/// that module walks (every default pattern does): it answers first, and
+/// the crate's engine only when it gives up. A pattern that is
 /// not anchored keeps the DFA: without it the capturing
 /// engines would try each start in turn. So does an ignore pattern
 /// (`capturing` false), which is only asked whether it matches: the lazy DFA
 /// answers that on its own, and stops as soon as it knows.
-fn matcher(regex: &str, capturing: bool) -> Result<(meta::Regex, String), String> {
+fn matcher(regex: &str, capturing: bool) -> Result<(meta::Regex, String, Option<Program>), String> {
     let hir = regex_syntax::Parser::new()
         .parse(regex)
         .map_err(|e| e.to_string())?;
@@ -329,7 +365,7 @@ fn matcher(regex: &str, capturing: bool) -> Result<(meta::Regex, String), String
         .contains(regex_syntax::hir::Look::Start);
     if !(anchored && capturing) {
         let regex = meta::Regex::new(regex).map_err(|e| e.to_string())?;
-        return Ok((regex, String::new()));
+        return Ok((regex, String::new(), None));
     }
     let (rest, lead) = without_lead(&hir);
     let config = meta::Config::new().hybrid(false).dfa(false);
@@ -337,7 +373,8 @@ fn matcher(regex: &str, capturing: bool) -> Result<(meta::Regex, String), String
         .configure(config)
         .build_from_hir(&rest)
         .map_err(|e| e.to_string())?;
-    Ok((regex, lead))
+    let program = Program::new(&rest, regex.captures_len());
+    Ok((regex, lead, program))
 }
 
 /// `hir` (anchored at the start) without its `^` and the literal right
@@ -503,6 +540,12 @@ impl PatternSet {
         self.patterns.is_empty()
     }
 
+    /// Each pattern's regex as written, in order.
+    #[cfg(test)]
+    pub(crate) fn regexes(&self) -> Vec<String> {
+        self.patterns.iter().map(|p| p.regex_text.clone()).collect()
+    }
+
     /// The first pattern, in order, that accepts the level and logger and
     /// matches the message. One regex pass for the pattern that matches (its
     /// captures come with it); patterns whose literal prefix the message does
@@ -593,7 +636,8 @@ fn compile(
         }
     }
     let captures = captures_of(&regex, &p).map_err(err)?;
-    let (regex, lead) = matcher(&p.regex, !p.ignore).map_err(|e| err(format!("regex: {e}")))?;
+    let (regex, lead, program) =
+        matcher(&p.regex, !p.ignore).map_err(|e| err(format!("regex: {e}")))?;
     let (prefix, exact) = match anchored_prefix(&p.regex) {
         Some((prefix, exact)) => (Some(prefix), exact),
         None => (None, false),
@@ -623,6 +667,7 @@ fn compile(
         #[cfg(test)]
         regex_text: p.regex.clone(),
         regex,
+        program,
         captures,
         constants,
         logger,
@@ -789,6 +834,40 @@ mod tests {
         let set = PatternSet::load(true, &[]).unwrap();
         for p in &set.patterns {
             assert!(p.prefix.is_some(), "{} has no literal prefix", p.name);
+        }
+    }
+
+    /// Every default event pattern is walked by a [`Program`] (the
+    /// crate's engine only answers when it gives up).
+    #[test]
+    fn every_default_event_pattern_is_walked() {
+        let set = PatternSet::load(true, &[]).unwrap();
+        for p in set.patterns.iter().filter(|p| p.event_type.is_some()) {
+            assert!(p.program.is_some(), "{} is not walked", p.name);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Messages generated from each default pattern's regex (and cut
+        /// short, or with a character changed) capture through the
+        /// pattern, its lead left out and its program walked, as through
+        /// the `regex` crate's own `Regex` on the regex as written.
+        #[test]
+        fn generated_messages_capture_as_the_regex_crate(
+            (pattern, texts) in crate::parse::walk::tests::pattern_and_texts()
+        ) {
+            let set = PatternSet::load(true, &[]).unwrap();
+            let p = set.patterns.iter().find(|p| p.regex_text == pattern).unwrap();
+            let plain = Regex::new(&pattern).unwrap();
+            for message in texts.iter().filter(|m| p.may_match(m)) {
+                let (ours, want) = (p.captures(message), plain.captures(message));
+                proptest::prop_assert_eq!(ours.is_some(), want.is_some(), "{}", message);
+                let (Some(ours), Some(want)) = (ours, want) else { continue };
+                for i in 0..want.len() {
+                    proptest::prop_assert_eq!(ours.get(i), want.get(i).map(|m| m.as_str()));
+                }
+            }
         }
     }
 
