@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use crate::event::{EventFields, Field, Val, Value, ValueKind};
 use crate::parse::fields::Conversion;
-use crate::parse::walk::{Found, Program};
+use crate::parse::walk::{Found, Program, Slots};
 
 /// The default pattern files, compiled into the binary.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -314,7 +314,7 @@ impl<'m> Caps<'m> {
                 let span = caps.get_group(i)?;
                 (span.start, span.end)
             }
-            Groups::Slots(slots) => ((*slots.get(2 * i)?)?, (*slots.get(2 * i + 1)?)?),
+            Groups::Slots(slots) => slots.get(i)?,
         };
         let start = if i == 0 {
             start.saturating_sub(self.lead)
@@ -330,8 +330,8 @@ impl<'m> Caps<'m> {
 enum Groups {
     /// The `regex` crate's.
     Regex(Captures),
-    /// [`Program`]'s: each group's start and end, group 0 first.
-    Slots(Vec<Option<usize>>),
+    /// [`Program`]'s.
+    Slots(Slots),
 }
 
 /// `regex` (already checked by `regex::Regex::new`, whose errors read

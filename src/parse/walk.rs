@@ -103,15 +103,40 @@ impl CharClass {
 #[derive(Debug, Clone)]
 pub struct Program {
     nodes: Box<[Node]>,
-    slots: usize,
+}
+
+/// The most capture groups (group 0 included) a walked regex may have:
+/// a match's groups are kept in place, not on the heap.
+const MAX_GROUPS: usize = 16;
+
+/// Where each group of a match starts and ends (`NONE`: the group took no
+/// part), group 0 first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Slots([u32; 2 * MAX_GROUPS]);
+
+const NONE: u32 = u32::MAX;
+
+impl Slots {
+    /// Group `i`'s start and end, if it took part in the match.
+    pub fn get(&self, i: usize) -> Option<(usize, usize)> {
+        let (s, e) = (*self.0.get(2 * i)?, *self.0.get(2 * i + 1)?);
+        (s != NONE && e != NONE).then_some((s as usize, e as usize))
+    }
+}
+
+impl std::fmt::Debug for Slots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries((0..MAX_GROUPS).map_while(|i| (self.0[2 * i] != NONE).then(|| self.get(i))))
+            .finish()
+    }
 }
 
 /// What a search found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Found {
-    /// The match: each group's start and end (`None`: the group took no
-    /// part), group 0 first.
-    Match(Vec<Option<usize>>),
+    /// The match and its groups.
+    Match(Slots),
     /// No match.
     NoMatch,
     /// The search took more steps than its budget: ask another engine.
@@ -122,20 +147,26 @@ impl Program {
     /// `hir` as a program, or `None` if it has a shape this module does
     /// not walk. `groups` is the number of capture groups, group 0 included.
     pub fn new(hir: &Hir, groups: usize) -> Option<Program> {
+        if groups > MAX_GROUPS {
+            return None;
+        }
         let mut nodes = Vec::new();
         push_nodes(hir, &mut nodes)?;
         Some(Program {
             nodes: nodes.into(),
-            slots: groups * 2,
         })
     }
 
     /// The match that starts at `start` in `hay`, with its groups, as the
     /// `regex` crate's anchored leftmost-first search gives it.
     pub fn captures(&self, hay: &str, start: usize) -> Found {
+        // Positions are kept in 32 bits (a line is far shorter).
+        if hay.len() >= NONE as usize {
+            return Found::GaveUp;
+        }
         let mut search = Search {
             hay,
-            slots: vec![None; self.slots],
+            slots: Slots([NONE; 2 * MAX_GROUPS]),
             budget: 256 + 16 * hay.len(),
         };
         match search.go(&self.nodes, None, start) {
@@ -143,10 +174,8 @@ impl Program {
             Ok(None) => Found::NoMatch,
             Ok(Some(end)) => {
                 let mut slots = search.slots;
-                if let [s, e, ..] = slots.as_mut_slice() {
-                    *s = Some(start);
-                    *e = Some(end);
-                }
+                slots.0[0] = start as u32;
+                slots.0[1] = end as u32;
                 Found::Match(slots)
             }
         }
@@ -230,6 +259,18 @@ fn repetition(r: &regex_syntax::hir::Repetition) -> Option<Node> {
     })
 }
 
+/// Whether `nodes` could match at a byte `next` (false only when they
+/// start with text that does not start with it): a run gives back
+/// characters one at a time, and this skips the ones after which the
+/// literal that follows cannot match without a step.
+#[inline]
+fn could_start(nodes: &[Node], next: Option<&u8>) -> bool {
+    match nodes.first() {
+        Some(Node::Lit(text)) => text.first().is_none_or(|b| Some(b) == next),
+        _ => true,
+    }
+}
+
 /// The search ran out of steps.
 struct OverBudget;
 
@@ -251,7 +292,7 @@ enum ThenKind<'a> {
 
 struct Search<'h> {
     hay: &'h str,
-    slots: Vec<Option<usize>>,
+    slots: Slots,
     budget: usize,
 }
 
@@ -316,15 +357,13 @@ impl Search<'_> {
 
     /// Runs `f` with `slot` at `pos`, and puts the slot back if it fails.
     fn set(&mut self, slot: usize, pos: usize, f: impl FnOnce(&mut Self) -> Step) -> Step {
-        let saved = self.slots.get(slot).copied().flatten();
-        if let Some(s) = self.slots.get_mut(slot) {
-            *s = Some(pos);
-        }
+        let Some(&saved) = self.slots.0.get(slot) else {
+            return f(self);
+        };
+        self.slots.0[slot] = pos as u32;
         let found = f(self)?;
-        if found.is_none()
-            && let Some(s) = self.slots.get_mut(slot)
-        {
-            *s = saved;
+        if found.is_none() {
+            self.slots.0[slot] = saved;
         }
         Ok(found)
     }
@@ -350,7 +389,9 @@ impl Search<'_> {
                 count += 1;
             }
             while count >= min {
-                if let Some(found) = self.go(rest, then, end)? {
+                if could_start(rest, self.hay.as_bytes().get(end))
+                    && let Some(found) = self.go(rest, then, end)?
+                {
                     return Ok(Some(found));
                 }
                 if count == min {
@@ -378,6 +419,7 @@ impl Search<'_> {
     }
 
     /// The start of the character that ends at `end`.
+    #[inline]
     fn back_one(&self, end: usize) -> usize {
         let bytes = self.hay.as_bytes();
         let mut at = end.saturating_sub(1);
@@ -460,7 +502,14 @@ pub(crate) mod tests {
 
     fn same(re: &meta::Regex, prog: &Program, hay: &str, start: usize) -> Result<(), String> {
         let ours = match prog.captures(hay, start) {
-            Found::Match(slots) => Some(slots),
+            Found::Match(slots) => Some(
+                (0..re.captures_len())
+                    .flat_map(|i| {
+                        let g = slots.get(i);
+                        [g.map(|g| g.0), g.map(|g| g.1)]
+                    })
+                    .collect::<Vec<_>>(),
+            ),
             Found::NoMatch => None,
             Found::GaveUp => return Ok(()),
         };
@@ -523,10 +572,10 @@ pub(crate) mod tests {
         let (_, prog) = both(r"\d*\d*\d*\d*\d*x");
         let hay = "1".repeat(200);
         assert_eq!(prog.captures(&hay, 0), Found::GaveUp);
-        assert_eq!(
-            prog.captures("11x", 0),
-            Found::Match(vec![Some(0), Some(3)])
-        );
+        match prog.captures("11x", 0) {
+            Found::Match(slots) => assert_eq!(slots.get(0), Some((0, 3))),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// The default patterns' regexes.
