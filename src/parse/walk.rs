@@ -301,21 +301,28 @@ impl Search<'_> {
     /// then `then`, from `pos`.
     fn go(&mut self, nodes: &[Node], then: Option<&Then<'_>>, pos: usize) -> Step {
         self.budget = self.budget.checked_sub(1).ok_or(OverBudget)?;
-        let Some((node, rest)) = nodes.split_first() else {
-            return self.resume(then, pos);
+        // Text, one character and anchors either match and move on or end
+        // this path: they are stepped over in a loop, not a call each.
+        let (mut nodes, mut pos) = (nodes, pos);
+        let (node, rest) = loop {
+            let Some((node, rest)) = nodes.split_first() else {
+                return self.resume(then, pos);
+            };
+            let step = match node {
+                Node::Lit(text) => match self.hay.as_bytes().get(pos..) {
+                    Some(h) if h.starts_with(text) => Some(text.len()),
+                    _ => None,
+                },
+                Node::Char(class) => class.at(self.hay, pos),
+                Node::Start => (pos == 0).then_some(0),
+                Node::End => (pos == self.hay.len()).then_some(0),
+                _ => break (node, rest),
+            };
+            let Some(n) = step else { return Ok(None) };
+            (nodes, pos) = (rest, pos + n);
         };
         match node {
-            Node::Lit(text) => match self.hay.as_bytes().get(pos..) {
-                Some(h) if h.starts_with(text) => self.go(rest, then, pos + text.len()),
-                _ => Ok(None),
-            },
-            Node::Char(class) => match class.at(self.hay, pos) {
-                Some(n) => self.go(rest, then, pos + n),
-                None => Ok(None),
-            },
-            Node::Start if pos == 0 => self.go(rest, then, pos),
-            Node::End if pos == self.hay.len() => self.go(rest, then, pos),
-            Node::Start | Node::End => Ok(None),
+            Node::Lit(_) | Node::Char(_) | Node::Start | Node::End => Ok(None),
             Node::Run {
                 class,
                 min,
