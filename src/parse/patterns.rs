@@ -1067,6 +1067,32 @@ mod tests {
         );
     }
 
+    /// A line on which the walk gives up (a repeated group past its turns)
+    /// is answered by the crate's engine: the same event, the same groups,
+    /// for an event pattern and an ignore pattern alike.
+    #[test]
+    fn a_walk_that_gives_up_is_answered_by_the_regex_crate() {
+        let set = one(
+            "keywords=['K']\ncomponent='c'\n\
+             [[pattern]]\nname='list'\nevent_type='e'\nregex='^K list: (?:(?P<symbol>\\w+) )+end$'\n\
+             [[pattern]]\nname='noise'\nignore=true\nregex='^K noise: (?:\\w+ )+end$'\n",
+        )
+        .unwrap();
+        assert!(set.patterns.iter().all(|p| p.program.is_some()));
+        let words = "ab ".repeat(10_000);
+        let message = format!("K list: {words}last end");
+        let Matched::Event(p, caps) = set.find(&message, None, None) else {
+            panic!("no event")
+        };
+        assert_eq!(p.name, "list");
+        assert_eq!(caps.get(1), Some("last"));
+        assert_eq!(caps.get(0), Some(message.as_str()));
+        let noise = format!("K noise: {words}end");
+        assert!(matches!(set.find(&noise, None, None), Matched::Ignored(_)));
+        let miss = format!("K noise: {words}end.");
+        assert!(matches!(set.find(&miss, None, None), Matched::Nothing));
+    }
+
     /// A pattern that is not anchored is found anywhere in the message, as
     /// the regex crate finds it (the built-in patterns are all anchored, so
     /// the corpus comparison does not cover it).

@@ -116,6 +116,14 @@ pub struct Slots([u32; 2 * MAX_GROUPS]);
 
 const NONE: u32 = u32::MAX;
 
+/// The most turns of loops a walk may have under way at once before it
+/// gives up: each turn is a few nested calls (a run is a loop, but a
+/// repeated group is not, and a loop inside a loop nests its turns on the
+/// outer's), and a line must not run a thread out of stack however many
+/// times a user's `(?:\S+ )+` repeats on it. The crate's engine, which
+/// keeps its own stack on the heap, answers instead.
+const MAX_TURNS: u32 = 256;
+
 impl Slots {
     /// Group `i`'s start and end, if it took part in the match.
     pub fn get(&self, i: usize) -> Option<(usize, usize)> {
@@ -127,7 +135,7 @@ impl Slots {
 impl std::fmt::Debug for Slots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries((0..MAX_GROUPS).map_while(|i| (self.0[2 * i] != NONE).then(|| self.get(i))))
+            .entries((0..MAX_GROUPS).map(|i| self.get(i)))
             .finish()
     }
 }
@@ -168,6 +176,7 @@ impl Program {
             hay,
             slots: Slots([NONE; 2 * MAX_GROUPS]),
             budget: 256 + 16 * hay.len(),
+            turns: 0,
         };
         match search.go(&self.nodes, None, start) {
             Err(OverBudget) => Found::GaveUp,
@@ -294,6 +303,8 @@ struct Search<'h> {
     hay: &'h str,
     slots: Slots,
     budget: usize,
+    /// Turns of loops under way (see [`MAX_TURNS`]).
+    turns: u32,
 }
 
 impl Search<'_> {
@@ -436,9 +447,27 @@ impl Search<'_> {
         at
     }
 
+    /// Turn `count` of the loop `node`, counted among the turns under way.
+    fn turn(
+        &mut self,
+        node: &Node,
+        count: u32,
+        rest: &[Node],
+        then: Option<&Then<'_>>,
+        pos: usize,
+    ) -> Step {
+        if self.turns >= MAX_TURNS {
+            return Err(OverBudget);
+        }
+        self.turns += 1;
+        let found = self.turn_once(node, count, rest, then, pos);
+        self.turns -= 1;
+        found
+    }
+
     /// Turn `count` of the loop `node`: another turn first if greedy, the
     /// rest first if not (a turn never matches nothing, so this ends).
-    fn turn(
+    fn turn_once(
         &mut self,
         node: &Node,
         count: u32,
@@ -572,6 +601,22 @@ pub(crate) mod tests {
             let hir = regex_syntax::Parser::new().parse(pattern).expect("parses");
             assert!(Program::new(&hir, 2).is_none(), "{pattern}");
         }
+    }
+
+    /// A repeated group nests a few calls a turn: past `MAX_TURNS` the
+    /// walk gives up (no thread runs out of stack), and the pattern's
+    /// answer is then the crate's.
+    #[test]
+    fn a_loop_of_many_turns_gives_up_before_the_stack_does() {
+        let (re, prog) = both(r"(?:(\w+) )+end$");
+        let hay = format!("{}end", "ab ".repeat(100_000));
+        assert_eq!(prog.captures(&hay, 0), Found::GaveUp);
+        let (_, nested) = both(r"(?:(?:\w )+; )+end$");
+        let hay = format!("{}end", format!("{}; ", "a ".repeat(200)).repeat(100));
+        assert_eq!(nested.captures(&hay, 0), Found::GaveUp);
+        let short = format!("{}end", "ab ".repeat(200));
+        same(&re, &prog, &short, 0).unwrap();
+        assert!(matches!(prog.captures(&short, 0), Found::Match(_)));
     }
 
     #[test]
