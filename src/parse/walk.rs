@@ -359,7 +359,7 @@ impl Search<'_> {
                 }
                 Ok(None)
             }
-            Node::Rep { .. } => self.turn(node, 0, rest, then, pos),
+            Node::Rep { .. } => self.counted(|s| s.turn(node, 0, rest, then, pos)),
         }
     }
 
@@ -369,7 +369,9 @@ impl Search<'_> {
         match t.kind {
             ThenKind::Seq(nodes) => self.go(nodes, t.next, pos),
             ThenKind::Close(slot, nodes) => self.set(slot, pos, |s| s.go(nodes, t.next, pos)),
-            ThenKind::Again(node, count, nodes) => self.turn(node, count, nodes, t.next, pos),
+            ThenKind::Again(node, count, nodes) => {
+                self.counted(|s| s.turn(node, count, nodes, t.next, pos))
+            }
         }
     }
 
@@ -447,27 +449,20 @@ impl Search<'_> {
         at
     }
 
-    /// Turn `count` of the loop `node`, counted among the turns under way.
-    fn turn(
-        &mut self,
-        node: &Node,
-        count: u32,
-        rest: &[Node],
-        then: Option<&Then<'_>>,
-        pos: usize,
-    ) -> Step {
+    /// `f`, a turn of a loop, counted among the turns under way.
+    fn counted(&mut self, f: impl FnOnce(&mut Self) -> Step) -> Step {
         if self.turns >= MAX_TURNS {
             return Err(OverBudget);
         }
         self.turns += 1;
-        let found = self.turn_once(node, count, rest, then, pos);
+        let found = f(self);
         self.turns -= 1;
         found
     }
 
     /// Turn `count` of the loop `node`: another turn first if greedy, the
     /// rest first if not (a turn never matches nothing, so this ends).
-    fn turn_once(
+    fn turn(
         &mut self,
         node: &Node,
         count: u32,
