@@ -94,24 +94,35 @@ pub const FLOAT_FIELDS: [Field; 6] = [
     Field::LimitValue,
 ];
 
-fn slot(field: Field) -> Slot {
-    match field {
-        Field::ExecutionId => Slot::Text(0),
-        Field::OldState => Slot::Text(1),
-        Field::NewState => Slot::Text(2),
-        Field::Action => Slot::Text(3),
-        Field::LimitType => Slot::Text(4),
-        Field::RejectionReason => Slot::Text(5),
-        Field::Symbol => Slot::Text(6),
-        Field::EntryPremium => Slot::Float(0),
-        Field::CurrentPremium => Slot::Float(1),
-        Field::HighestPremium => Slot::Float(2),
-        Field::StopPremium => Slot::Float(3),
-        Field::CurrentValue => Slot::Float(4),
-        Field::LimitValue => Slot::Float(5),
-        Field::FailureCount => Slot::FailureCount,
-        Field::Allowed => Slot::Allowed,
+/// Each field's slot, by its discriminant: derived from [`TEXT_FIELDS`]
+/// and [`FLOAT_FIELDS`] when this compiles, so the order they state is the
+/// only one (a field in neither list and not one of the two others fails
+/// the build).
+const SLOTS: [Slot; Field::ALL.len()] = {
+    let mut slots = [None; Field::ALL.len()];
+    let mut i = 0;
+    while i < TEXT_FIELDS.len() {
+        slots[TEXT_FIELDS[i] as usize] = Some(Slot::Text(i));
+        i += 1;
     }
+    let mut i = 0;
+    while i < FLOAT_FIELDS.len() {
+        slots[FLOAT_FIELDS[i] as usize] = Some(Slot::Float(i));
+        i += 1;
+    }
+    slots[Field::FailureCount as usize] = Some(Slot::FailureCount);
+    slots[Field::Allowed as usize] = Some(Slot::Allowed);
+    let mut out = [Slot::Allowed; Field::ALL.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = slots[i].expect("every field has a slot");
+        i += 1;
+    }
+    out
+};
+
+fn slot(field: Field) -> Slot {
+    SLOTS[field as usize]
 }
 
 /// Collects an event's columns while a line is parsed;

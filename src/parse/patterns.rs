@@ -387,9 +387,7 @@ fn matcher(regex: &str, capturing: bool) -> Result<(meta::Regex, String, Option<
         .contains(regex_syntax::hir::Look::Start);
     if !(anchored && capturing) {
         let regex = meta::Regex::new(regex).map_err(|e| e.to_string())?;
-        let program = anchored
-            .then(|| Program::new(&hir, regex.captures_len()))
-            .flatten();
+        let program = anchored.then(|| Program::new(&hir)).flatten();
         return Ok((regex, String::new(), program));
     }
     let (rest, lead) = without_lead(&hir);
@@ -398,7 +396,7 @@ fn matcher(regex: &str, capturing: bool) -> Result<(meta::Regex, String, Option<
         .configure(config)
         .build_from_hir(&rest)
         .map_err(|e| e.to_string())?;
-    let program = Program::new(&rest, regex.captures_len());
+    let program = Program::new(&rest);
     Ok((regex, lead, program))
 }
 

@@ -153,11 +153,8 @@ pub enum Found {
 
 impl Program {
     /// `hir` as a program, or `None` if it has a shape this module does
-    /// not walk. `groups` is the number of capture groups, group 0 included.
-    pub fn new(hir: &Hir, groups: usize) -> Option<Program> {
-        if groups > MAX_GROUPS {
-            return None;
-        }
+    /// not walk (a group numbered `MAX_GROUPS` or more among them).
+    pub fn new(hir: &Hir) -> Option<Program> {
         let mut nodes = Vec::new();
         push_nodes(hir, &mut nodes)?;
         Some(Program {
@@ -208,10 +205,13 @@ fn push_nodes(hir: &Hir, out: &mut Vec<Node>) -> Option<()> {
         HirKind::Look(Look::End) => out.push(Node::End),
         HirKind::Look(_) => return None,
         HirKind::Repetition(r) => out.push(repetition(r)?),
-        HirKind::Capture(c) => out.push(Node::Group {
-            slot: usize::try_from(c.index).ok()? * 2,
-            sub: nodes_of(&c.sub)?,
-        }),
+        HirKind::Capture(c) => {
+            let index = usize::try_from(c.index).ok().filter(|&i| i < MAX_GROUPS)?;
+            out.push(Node::Group {
+                slot: index * 2,
+                sub: nodes_of(&c.sub)?,
+            });
+        }
         HirKind::Concat(parts) => {
             for p in parts {
                 push_nodes(p, out)?;
@@ -527,7 +527,7 @@ pub(crate) mod tests {
     fn both(pattern: &str) -> (meta::Regex, Program) {
         let hir = regex_syntax::Parser::new().parse(pattern).expect("parses");
         let re = meta::Regex::new(pattern).expect("compiles");
-        let prog = Program::new(&hir, re.captures_len()).expect("a shape walked here");
+        let prog = Program::new(&hir).expect("a shape walked here");
         (re, prog)
     }
 
@@ -542,7 +542,7 @@ pub(crate) mod tests {
                     .collect::<Vec<_>>(),
             ),
             Found::NoMatch => None,
-            Found::GaveUp => return Ok(()),
+            Found::GaveUp => return Err(format!("{hay:?} from {start}: the walk gave up")),
         };
         let want = crate_says(re, hay, start);
         if ours == want {
@@ -594,8 +594,21 @@ pub(crate) mod tests {
     fn shapes_not_walked_are_refused() {
         for pattern in [r"\bstop", r"(?-u:\w)+", r"(a*)*", r"(?m)^a$"] {
             let hir = regex_syntax::Parser::new().parse(pattern).expect("parses");
-            assert!(Program::new(&hir, 2).is_none(), "{pattern}");
+            assert!(Program::new(&hir).is_none(), "{pattern}");
         }
+        let groups = |n: usize| {
+            regex_syntax::Parser::new()
+                .parse(&"(a)".repeat(n))
+                .expect("parses")
+        };
+        assert!(
+            Program::new(&groups(MAX_GROUPS - 1)).is_some(),
+            "15 groups and group 0"
+        );
+        assert!(
+            Program::new(&groups(MAX_GROUPS)).is_none(),
+            "a 16th group has no slots"
+        );
     }
 
     /// A repeated group nests a few calls a turn: past `MAX_TURNS` the
