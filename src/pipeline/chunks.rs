@@ -467,3 +467,73 @@ fn fold_agrees(
         Some(used) => before <= used,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::io::Write;
+    use std::time::Duration;
+
+    /// A job over a file of `n` noise lines, one stretch each.
+    fn job(n: usize) -> Job {
+        let cfg = Config::from_str(
+            std::path::Path::new("risktail.toml"),
+            "[table]\nuri = \"t\"\n[[source]]\nname = \"e\"\npaths = [\"x.log\"]\nenvelope = \"python\"\ntimezone = \"UTC\"\n",
+        )
+        .expect("config");
+        let line = b"2026-01-05 10:00:00,000 - v6.feed - DEBUG - quote SPY bid=1.00\n";
+        let mut f = tempfile::tempfile().expect("temp file");
+        for _ in 0..n {
+            f.write_all(line).expect("write");
+        }
+        Job {
+            parser: cfg.parser(&cfg.sources[0]),
+            file: Arc::new(f),
+            id: FileId::from_head(line),
+            path: "x.log".into(),
+            quarantined_to: 0,
+            at_fragment: AtFragment::Quarantine,
+            max_line_bytes: 1 << 20,
+            max_events: 10,
+            cuts: (0..n as u64).map(|i| i * line.len() as u64).collect(),
+            state: SourceState::default(),
+        }
+    }
+
+    /// The batch stretch `i`'s thread sent, once it has (the bound only
+    /// turns a thread that never sends into a failure).
+    async fn sent(chunks: &mut Chunks, i: usize) -> Option<Batch> {
+        let rx = chunks.receivers[i].as_mut()?;
+        match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            Ok(Some(Sent::Batch(a))) => Some(a.batch),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_thread_parses_three_stretches_ahead_of_the_joiner_and_no_more() {
+        let mut chunks = Chunks::start(job(6), 1).expect("start");
+        // Nothing joined yet: the one thread still parses stretches 0 to 2.
+        let first = sent(&mut chunks, 0).await.expect("stretch 0 parsed");
+        assert!(first.last, "a one-line stretch is one batch");
+        assert!(sent(&mut chunks, 1).await.is_some(), "stretch 1 not parsed");
+        assert!(sent(&mut chunks, 2).await.is_some(), "stretch 2 not parsed");
+        // It waits before taking a fourth (it counts one only once taken).
+        assert_eq!(
+            chunks.shared.next.load(Ordering::Relaxed),
+            STRETCHES_PER_THREAD
+        );
+        let fourth = chunks.receivers[3].as_mut().expect("receiver").try_recv();
+        assert!(
+            fourth.is_err(),
+            "a fourth stretch was parsed before any was joined"
+        );
+        // The joiner done with stretch 0: the thread takes the fourth.
+        chunks.hand_on(first);
+        assert!(
+            sent(&mut chunks, 3).await.is_some(),
+            "joining one did not let the thread go on"
+        );
+    }
+}
