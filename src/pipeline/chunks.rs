@@ -519,7 +519,7 @@ mod tests {
         assert!(first.last, "a one-line stretch is one batch");
         assert!(sent(&mut chunks, 1).await.is_some(), "stretch 1 not parsed");
         assert!(sent(&mut chunks, 2).await.is_some(), "stretch 2 not parsed");
-        // It waits before taking a fourth (it counts one only once taken).
+        // It waits for a free stretch before counting a fourth as taken.
         assert_eq!(
             chunks.shared.next.load(Ordering::Relaxed),
             STRETCHES_PER_THREAD
