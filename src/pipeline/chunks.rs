@@ -471,24 +471,18 @@ fn fold_agrees(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use std::io::Write;
     use std::time::Duration;
 
     /// A job over a file of `n` noise lines, one stretch each.
     fn job(n: usize) -> Job {
-        let cfg = Config::from_str(
-            std::path::Path::new("risktail.toml"),
-            "[table]\nuri = \"t\"\n[[source]]\nname = \"e\"\npaths = [\"x.log\"]\nenvelope = \"python\"\ntimezone = \"UTC\"\n",
-        )
-        .expect("config");
         let line = b"2026-01-05 10:00:00,000 - v6.feed - DEBUG - quote SPY bid=1.00\n";
         let mut f = tempfile::tempfile().expect("temp file");
         for _ in 0..n {
             f.write_all(line).expect("write");
         }
         Job {
-            parser: cfg.parser(&cfg.sources[0]),
+            parser: super::super::step::parser_of("python", "UTC"),
             file: Arc::new(f),
             id: FileId::from_head(line),
             path: "x.log".into(),

@@ -303,23 +303,24 @@ fn keep_quarantine(
     }
 }
 
+/// The parser of a one-source config with `envelope` and `tz`, for the
+/// pipeline's tests.
+#[cfg(test)]
+pub(super) fn parser_of(envelope: &str, tz: &str) -> SourceParser {
+    let cfg = crate::config::Config::from_str(
+        std::path::Path::new("risktail.toml"),
+        &format!("[table]\nuri = \"t\"\n[[source]]\nname = \"e\"\npaths = [\"x.log\"]\nenvelope = \"{envelope}\"\ntimezone = \"{tz}\"\n"),
+    )
+    .expect("a valid config");
+    cfg.parser(&cfg.sources[0])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use std::path::Path;
 
     fn parser() -> SourceParser {
         parser_of("python", "UTC")
-    }
-
-    fn parser_of(envelope: &str, tz: &str) -> SourceParser {
-        let cfg = Config::from_str(
-            Path::new("risktail.toml"),
-            &format!("[table]\nuri = \"t\"\n[[source]]\nname = \"e\"\npaths = [\"x.log\"]\nenvelope = \"{envelope}\"\ntimezone = \"{tz}\"\n"),
-        )
-        .unwrap();
-        cfg.parser(&cfg.sources[0])
     }
 
     fn read_all(data: &[u8], at: AtFragment, quarantined_to: u64) -> (Rows, Tally, u64) {
